@@ -1,0 +1,135 @@
+// directory.hpp: a read-only replica of the policy database, as the daemons
+// and `unitctl resolve` read it.
+//
+// A Directory opens the file at `path` read-only, through SQLite only (the
+// path is never open()ed or close()d outside SQLite: that would drop
+// SQLite's POSIX locks). At most once per check_interval it stat()s the path;
+// when the device/inode changed (a replacement by rename) it opens the new
+// file and validates it (schema version supported, PRAGMA quick_check, meta
+// readable) before switching. A file that fails is refused: the previous good
+// snapshot keeps answering and status().problem says why. A file updated in
+// place (WAL or a live replicator) is seen by the next read transaction.
+//
+// When no good snapshot was ever opened (missing, corrupt, unsupported
+// schema), read() fails with Errc::Unavailable, so every lookup becomes a
+// temporary failure, never "unknown".
+//
+// Thread safety: none. One Directory per thread; Directories of one process
+// may share a ValidationCache so that a new file is quick_checked once.
+// Logs nothing: status() carries switches, refusals and the last problem.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <ctime>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unit/export.hpp"
+#include "unit/records.hpp"
+#include "unit/result.hpp"
+
+namespace unit {
+
+inline constexpr int min_schema_version = 1;
+inline constexpr int max_schema_version = 1;
+
+namespace detail { struct Connection; }
+
+// Identity of a file on disk, as stat() reports it.
+struct FileId {
+    std::uint64_t device = 0, inode = 0;
+    std::int64_t size = 0, mtime_ns = 0;
+    bool operator==(const FileId&) const = default;
+};
+
+// Remembers which files were already validated (and the verdict), so that
+// the Directories of one process quick_check a new file once. Thread-safe.
+class UNIT_EXPORT ValidationCache {
+public:
+    ValidationCache();
+    ~ValidationCache();
+    ValidationCache(const ValidationCache&) = delete;
+    ValidationCache& operator=(const ValidationCache&) = delete;
+
+    // nullopt: not validated yet; "" good; otherwise why it was refused.
+    std::optional<std::string> verdict(const FileId& id) const;
+    void record(const FileId& id, std::string verdict);
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+struct DirectoryOptions {
+    std::string path;
+    std::chrono::milliseconds check_interval{250};
+    std::chrono::milliseconds busy_timeout{200};  // wait for a writer's lock
+    std::shared_ptr<ValidationCache> validation;   // optional
+};
+
+struct SnapshotInfo {
+    FileId file;
+    int schema_version = 0;
+    std::int64_t generation = 0;
+    std::optional<std::time_t> published_at;  // meta.published_at, when stamped
+};
+
+struct DirectoryStatus {
+    std::string path;
+    bool serving = false;         // a good snapshot is open
+    SnapshotInfo snapshot;        // valid when serving
+    std::string problem;          // why the file at path is not served; empty when it is
+    std::uint64_t switches = 0;   // good replacements switched to
+    std::uint64_t refusals = 0;   // replacements refused
+};
+
+class Directory;
+
+// One read transaction: every lookup through it sees one committed snapshot.
+// Lookups: a value, "not found" (nullopt / empty / false), or an error
+// (Errc::Unavailable for a lock or I/O error, Errc::Corrupt for bad data).
+class UNIT_EXPORT Reader {
+public:
+    Reader(Reader&& other) noexcept;
+    Reader& operator=(Reader&&) = delete;
+    ~Reader();  // ends the transaction
+
+    Result<std::int64_t> generation() noexcept;
+    Result<bool> domain_served(std::string_view domain) noexcept;
+    Result<std::optional<MailboxRecord>> mailbox(std::string_view address) noexcept;
+    Result<std::optional<UnitRecord>> unit(std::string_view name) noexcept;
+    Result<std::vector<std::string>> alias_targets(std::string_view address) noexcept;
+
+private:
+    friend class Directory;
+    explicit Reader(detail::Connection* connection) noexcept : connection_(connection) {}
+    detail::Connection* connection_;
+};
+
+class UNIT_EXPORT Directory {
+public:
+    explicit Directory(DirectoryOptions options) noexcept;
+    Directory(Directory&&) noexcept;
+    Directory& operator=(Directory&&) noexcept;
+    ~Directory();
+
+    // Looks for a replacement now if check_interval has passed (always when
+    // forced); switches to it when it is good.
+    void refresh(bool force = false) noexcept;
+    // refresh(), then begins a read transaction on the current snapshot.
+    Result<Reader> read() noexcept;
+    const DirectoryStatus& status() const noexcept;
+    // Seconds since the snapshot was published (published_at, or the file's
+    // mtime when it was never published); nullopt when not serving.
+    std::optional<std::int64_t> age_seconds(std::time_t now) const noexcept;
+
+private:
+    struct State;
+    std::unique_ptr<State> state_;
+};
+
+}  // namespace unit

@@ -1,0 +1,97 @@
+// resolver.hpp: what the directory says about one recipient address.
+//
+// Resolver::resolve() normalises the address (address.hpp), then in one read
+// transaction tries, for the exact address and then (with an extension) the
+// address without it: an alias, then a mailbox; then the domain's catch-all
+// alias "@domain". Alias targets are expanded recursively to mailboxes and
+// external addresses (depth max_alias_depth, default 8); an alias that names
+// itself among its targets means its own mailbox (as in Postfix virtual(5));
+// any other cycle, or a deeper chain, is a Tempfail with the reason (a data
+// error must not bounce mail).
+//
+// Outcomes (Resolution::outcome):
+//   Mailbox      a mailbox that receives mail (active, moving or suspended;
+//                the interfaces decide what moving and suspended mean)
+//   Alias        an alias; targets holds the expansion
+//   Unknown      a served domain without such an address
+//   Unconfirmed  Unknown, but the replica is older than reject_max_age: it
+//                may not have the newest mailboxes yet (answer 4xx, not 5xx)
+//   Foreign      the domain is not served here
+//   Disabled     a disabled mailbox
+//   Tempfail     the database cannot answer (missing, locked, corrupt,
+//                unsupported schema, older than max_replica_age, bad alias data)
+//   Malformed    the address itself is unusable (reason says why)
+// Every Resolution carries the generation it was answered from (-1 when
+// none) and a trace of the steps, for --query and `unitctl resolve`.
+//
+// Never throws. Thread safety: as the Directory it uses (one per thread).
+// Logs nothing.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unit/address.hpp"
+#include "unit/directory.hpp"
+#include "unit/export.hpp"
+#include "unit/records.hpp"
+
+namespace unit {
+
+enum class Outcome { Mailbox, Alias, Unknown, Unconfirmed, Foreign, Disabled, Tempfail, Malformed };
+
+UNIT_EXPORT std::string_view to_string(Outcome outcome) noexcept;
+
+struct ResolverOptions {
+    AddressOptions address;
+    std::chrono::seconds reject_max_age{86400};  // 0: always trust "unknown"
+    std::chrono::seconds max_replica_age{0};      // 0: never refuse for age
+    int max_alias_depth = 8;
+};
+
+// A mailbox and where it lives.
+struct Destination {
+    MailboxRecord mailbox;
+    UnitRecord unit;
+    std::optional<UnitRecord> moving_to;  // the target unit during a move
+};
+
+struct AliasTarget {
+    enum class Kind { Mailbox, External, Disabled, Unknown };
+    Kind kind;
+    std::string address;
+    std::optional<Destination> destination;  // Mailbox and Disabled
+};
+
+struct Resolution {
+    Outcome outcome = Outcome::Tempfail;
+    std::string input;      // as given
+    std::string address;    // the key that matched, or the normalised input
+    std::optional<Destination> destination;  // Mailbox, Disabled
+    std::vector<AliasTarget> targets;        // Alias: the expansion, without duplicates
+    std::int64_t generation = -1;
+    std::string reason;     // Tempfail, Malformed, Unconfirmed: why
+    std::vector<std::string> trace;
+};
+
+class UNIT_EXPORT Resolver {
+public:
+    Resolver(Directory& directory, ResolverOptions options) noexcept
+        : directory_(directory), options_(std::move(options)) {}
+
+    Resolution resolve(std::string_view address) noexcept;
+    // As resolve(), with the clock given (tests, replay).
+    Resolution resolve(std::string_view address, std::time_t now) noexcept;
+
+    const ResolverOptions& options() const noexcept { return options_; }
+
+private:
+    Directory& directory_;
+    ResolverOptions options_;
+};
+
+}  // namespace unit

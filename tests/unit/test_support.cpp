@@ -1,0 +1,102 @@
+#include "test_support.hpp"
+
+#include <doctest/doctest.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+namespace unit::test {
+
+TempDir::TempDir() {
+    std::string templ = (std::filesystem::temp_directory_path() / "unittest.XXXXXX").string();
+    REQUIRE(mkdtemp(templ.data()) != nullptr);
+    root_ = templ;
+}
+
+TempDir::~TempDir() {
+    std::error_code ignored;
+    std::filesystem::remove_all(root_, ignored);
+}
+
+std::string env_or_fail(const char* name) {
+    const char* value = std::getenv(name);
+    REQUIRE_MESSAGE(value != nullptr, name << " is not set: run the tests with meson test");
+    return value;
+}
+
+std::string read_file(const std::string& path) {
+    std::ifstream in(path, std::ios::binary);
+    std::ostringstream s;
+    s << in.rdbuf();
+    return s.str();
+}
+
+void write_file(const std::string& path, std::string_view contents) {
+    std::ofstream out(path, std::ios::binary | std::ios::trunc);
+    out.write(contents.data(), static_cast<std::streamsize>(contents.size()));
+    REQUIRE(out.good());
+}
+
+namespace {
+
+// Reads stdout and stderr of the child while writing its stdin, so that
+// neither side blocks on a full pipe.
+void pump(int in_fd, const std::string& input, int out_fd, int err_fd, CommandResult& result) {
+    std::size_t written = 0;
+    if (input.empty()) { close(in_fd); in_fd = -1; }
+    char buffer[65536];
+    while (out_fd >= 0 || err_fd >= 0) {
+        pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {in_fd, POLLOUT, 0}};
+        REQUIRE(poll(fds, 3, -1) >= 0);
+        for (int i = 0; i < 2; ++i) {
+            if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+            ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
+            if (n <= 0) { close(fds[i].fd); (i == 0 ? out_fd : err_fd) = -1; continue; }
+            (i == 0 ? result.out : result.err).append(buffer, static_cast<std::size_t>(n));
+        }
+        if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
+            ssize_t n = write(in_fd, input.data() + written, input.size() - written);
+            if (n > 0) written += static_cast<std::size_t>(n);
+            if (n <= 0 || written == input.size()) { close(in_fd); in_fd = -1; }
+        }
+    }
+    if (in_fd >= 0) close(in_fd);
+}
+
+}  // namespace
+
+CommandResult run_command(const std::vector<std::string>& argv, const std::string& input) {
+    int in[2], out[2], err[2];
+    REQUIRE(pipe2(in, O_CLOEXEC) == 0);
+    REQUIRE(pipe2(out, O_CLOEXEC) == 0);
+    REQUIRE(pipe2(err, O_CLOEXEC) == 0);
+    pid_t pid = fork();
+    REQUIRE(pid >= 0);
+    if (pid == 0) {
+        dup2(in[0], 0);
+        dup2(out[1], 1);
+        dup2(err[1], 2);
+        std::vector<char*> args;
+        for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execv(args[0], args.data());
+        _exit(127);
+    }
+    close(in[0]);
+    close(out[1]);
+    close(err[1]);
+    CommandResult result;
+    pump(in[1], input, out[0], err[0], result);
+    int status = 0;
+    REQUIRE(waitpid(pid, &status, 0) == pid);
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    return result;
+}
+
+}  // namespace unit::test
