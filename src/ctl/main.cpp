@@ -1,1 +1,60 @@
-int main() { return 2; }
+// unitctl: the admin tool for the primary unitpolicy database (unitctl(8)).
+//
+// main() only parses, dispatches and turns the one exception that ends a
+// command into its exit status and stderr line: 0 success, 1 a failed
+// operation, 2 bad usage.
+#include <exception>
+#include <iostream>
+
+#include "ctl/cli.hpp"
+#include "ctl/command.hpp"
+
+#ifndef UNIT_VERSION
+#error "UNIT_VERSION must be defined by the build (src/ctl/meson.build)"
+#endif
+
+namespace {
+
+int fail(int status, const char* message) {
+    std::cerr << "unitctl: " << message << '\n';
+    return status;
+}
+
+// Output is buffered: a write error (a full disk, a closed pipe) shows only
+// when it is flushed, and must not pass for success.
+void flush_stdout() {
+    std::cout.flush();
+    if (!std::cout) throw unit::ctl::Failure("stdout: write error");
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+    using namespace unit::ctl;
+    // Listing a million mailboxes through synchronised iostreams is slow.
+    std::ios::sync_with_stdio(false);
+    try {
+        auto request = parse_command_line(argc, argv);
+        switch (request.action) {
+        case Request::Action::Version: std::cout << "unitctl " UNIT_VERSION "\n"; break;
+        case Request::Action::Help: print_help(std::cout, request.command); break;
+        case Request::Action::Run: {
+            Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
+                           std::cout, std::cin};
+            request.command->run(inv);
+            break;
+        }
+        }
+        flush_stdout();
+        return 0;
+    } catch (const UsageError& e) {
+        return fail(2, e.what());
+    } catch (const Failure& e) {
+        // Whatever a failed command managed to print (check's problems,
+        // resolve's verdict) goes out before the error line.
+        std::cout.flush();
+        return fail(1, e.what());
+    } catch (const std::exception& e) {
+        return fail(1, e.what());
+    }
+}

@@ -1,0 +1,184 @@
+// csv.cpp: the RFC 4180 reader and writer of csv.hpp.
+#include "unit/csv.hpp"
+
+#include <new>
+#include <streambuf>
+#include <string_view>
+
+namespace unit {
+namespace {
+
+using Traits = std::char_traits<char>;
+
+enum class State { FieldStart, Unquoted, Quoted, AfterQuote };
+
+// Reads one row from a stream buffer, one byte at a time. `line` counts the
+// line ends consumed so far and is advanced as they are read.
+class RowParser {
+public:
+    RowParser(std::streambuf& buf, std::uint64_t& line) noexcept : buf_(buf), line_(line) {}
+
+    Result<std::optional<CsvRow>> parse();
+
+private:
+    bool at_end() { return Traits::eq_int_type(buf_.sgetc(), Traits::eof()); }
+    bool step(char c);
+    bool outside_quotes(char c);
+    void inside_quotes(char c);
+    bool fail(std::uint64_t line, std::string_view problem);
+    bool blank_last_line() { return state_ == State::FieldStart && row_.fields.size() == 1 && at_end(); }
+
+    std::streambuf& buf_;
+    std::uint64_t& line_;
+    CsvRow row_;
+    State state_ = State::FieldStart;
+    std::size_t bytes_ = 0;          // of the row so far
+    std::uint64_t quote_line_ = 0;   // where the open quoted field began
+    std::optional<Error> error_;
+};
+
+Result<std::optional<CsvRow>> RowParser::parse() {
+    if (at_end()) return std::optional<CsvRow>{};
+    row_.line = line_ + 1;
+    row_.fields.emplace_back();
+    for (;;) {
+        auto c = buf_.sbumpc();
+        if (Traits::eq_int_type(c, Traits::eof())) {
+            // The last row needs no line end, but a quoted field does need its closing quote.
+            if (state_ == State::Quoted) fail(quote_line_, "unterminated quoted field");
+            break;
+        }
+        bool ended = step(Traits::to_char_type(c));
+        if (error_) break;
+        if (ended) {
+            // An editor's final empty line is not a row of one empty field.
+            if (blank_last_line()) return std::optional<CsvRow>{};
+            break;
+        }
+    }
+    if (error_) return std::move(*error_);
+    return std::optional<CsvRow>{std::move(row_)};
+}
+
+// Consumes one byte; true when it ended the row (or failed).
+bool RowParser::step(char c) {
+    if (c == '\0') return fail(line_ + 1, "NUL byte");
+    // The line end itself does not count; any other byte past the cap does.
+    if (++bytes_ > max_csv_line && c != '\r' && c != '\n')
+        return fail(row_.line, "line longer than " + std::to_string(max_csv_line) + " bytes");
+    if (state_ != State::Quoted) return outside_quotes(c);
+    inside_quotes(c);
+    return false;
+}
+
+void RowParser::inside_quotes(char c) {
+    if (c == '"') {
+        if (Traits::eq_int_type(buf_.sgetc(), Traits::to_int_type('"'))) {
+            buf_.sbumpc();
+            row_.fields.back() += '"';
+        } else {
+            state_ = State::AfterQuote;
+        }
+        return;
+    }
+    // Line breaks inside quotes are data, kept byte for byte (CRLF stays CRLF).
+    if (c == '\n') ++line_;
+    row_.fields.back() += c;
+}
+
+bool RowParser::outside_quotes(char c) {
+    if (c == ',') {
+        row_.fields.emplace_back();
+        state_ = State::FieldStart;
+        return false;
+    }
+    if (c == '\n') {
+        ++line_;
+        return true;
+    }
+    if (c == '\r') {
+        if (!Traits::eq_int_type(buf_.sgetc(), Traits::to_int_type('\n'))) return fail(line_ + 1, "bare carriage return");
+        buf_.sbumpc();
+        ++line_;
+        return true;
+    }
+    if (state_ == State::AfterQuote) return fail(line_ + 1, "text after closing quote");
+    if (c == '"') {
+        // RFC 4180: a quote may only open a field, never appear inside an unquoted one.
+        if (state_ != State::FieldStart) return fail(line_ + 1, "quote in unquoted field");
+        state_ = State::Quoted;
+        quote_line_ = line_ + 1;
+        return false;
+    }
+    state_ = State::Unquoted;
+    row_.fields.back() += c;
+    return false;
+}
+
+bool RowParser::fail(std::uint64_t line, std::string_view problem) {
+    error_ = make_error(Errc::Invalid, "line " + std::to_string(line) + ": " + std::string(problem));
+    return true;
+}
+
+bool needs_quotes(const std::string& field, bool only_field) {
+    // A row of one empty field would otherwise be written as an empty line,
+    // which reads back as nothing at the end of a file.
+    if (only_field && field.empty()) return true;
+    return field.find_first_of(",\"\r\n") != std::string::npos;
+}
+
+void append_field(std::string& line, const std::string& field, bool only_field) {
+    if (!needs_quotes(field, only_field)) {
+        line += field;
+        return;
+    }
+    line += '"';
+    for (char c : field) {
+        if (c == '"') line += '"';
+        line += c;
+    }
+    line += '"';
+}
+
+// An error from a catch block: building the message may throw in turn.
+Error failure(Errc code, std::uint64_t line, const char* problem) noexcept {
+    try {
+        return make_error(code, "line " + std::to_string(line + 1) + problem);
+    } catch (...) {
+        return Error{code, {}};
+    }
+}
+
+}  // namespace
+
+Result<std::optional<CsvRow>> CsvReader::next() noexcept {
+    try {
+        std::streambuf* buf = in_.rdbuf();
+        if (buf == nullptr || !in_.good()) return std::optional<CsvRow>{};
+        auto row = RowParser(*buf, line_).parse();
+        if (!row) {
+            // The rest of the input is not parsed after an error: later calls report the end.
+            try {
+                in_.setstate(std::ios::failbit);
+            } catch (...) {  // the stream's exception mask asked for one: the bit is set anyway
+            }
+        }
+        return row;
+    } catch (const std::bad_alloc&) {
+        return failure(Errc::Unavailable, line_, ": out of memory");
+    } catch (...) {  // a stream buffer may throw anything
+        return failure(Errc::Io, line_, ": read error");
+    }
+}
+
+void write_csv_row(std::ostream& out, const std::vector<std::string>& fields) {
+    std::string line;
+    for (std::size_t i = 0; i < fields.size(); ++i) {
+        if (i > 0) line += ',';
+        append_field(line, fields[i], fields.size() == 1);
+    }
+    line += '\n';
+    out.write(line.data(), static_cast<std::streamsize>(line.size()));
+}
+
+}  // namespace unit

@@ -1,0 +1,441 @@
+#include "unit/primary.hpp"
+
+#include <fcntl.h>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <unordered_set>
+
+#include "unit/address.hpp"
+#include "unit/csv.hpp"
+#include "unit/directory.hpp"
+#include "unit/schema.hpp"
+#include "unit/primary_support.hpp"
+#include "unit/sqlite.hpp"
+
+namespace unit {
+
+using detail::Query;
+using detail::Transaction;
+
+using namespace detail;  // the helpers of primary_support.hpp
+
+// ------------------------------------------------------------ open / init
+
+Primary::Primary(std::unique_ptr<detail::PrimaryDb> db) noexcept : db_(std::move(db)) {}
+Primary::Primary(Primary&&) noexcept = default;
+Primary& Primary::operator=(Primary&&) noexcept = default;
+Primary::~Primary() = default;
+
+Result<Primary> Primary::open(const std::string& path) noexcept {
+    return guarded<Primary>([&]() -> Result<Primary> {
+        struct stat st {};
+        if (stat(path.c_str(), &st) != 0)
+            return make_error(Errc::NotFound, fmt::format("{}: {} (create it with unitctl init)", path, std::strerror(errno)));
+        auto db = open_rw(path, false);
+        if (!db) return db.error();
+        auto version = read_schema_version(db->get());
+        if (!version) return version.error();
+        if (version.value() == 0) return make_error(Errc::Corrupt, fmt::format("{}: not a unitpolicy database", path));
+        if (version.value() > max_schema_version)
+            return make_error(Errc::Corrupt, fmt::format("{}: schema version {} is newer than this build ({})", path,
+                                                         version.value(), max_schema_version));
+        if (version.value() < max_schema_version)
+            return make_error(Errc::Corrupt, fmt::format("{}: schema version {} is old: upgrade it with unitctl init",
+                                                         path, version.value()));
+        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path}));
+    });
+}
+
+Result<Primary> Primary::init(const std::string& path) noexcept {
+    return guarded<Primary>([&]() -> Result<Primary> {
+        auto db = open_rw(path, true);
+        if (!db) return db.error();
+        // WAL: readers of the primary never block unitctl, nor it them.
+        if (auto r = detail::exec(db->get(), "PRAGMA journal_mode = WAL"); !r) return r.error();
+        auto version = read_schema_version(db->get());
+        if (!version) return version.error();
+        if (version.value() > max_schema_version)
+            return make_error(Errc::Corrupt, fmt::format("{}: schema version {} is newer than this build ({})", path,
+                                                         version.value(), max_schema_version));
+        for (const auto& m : detail::migrations()) {
+            if (m.version <= version.value()) continue;
+            if (auto r = apply_migration(db->get(), m); !r) return r.error();
+        }
+        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path}));
+    });
+}
+
+Result<int> Primary::schema_version() noexcept {
+    return guarded<int>([&] { return read_schema_version(db_->db.get()); });
+}
+
+Result<std::int64_t> Primary::generation() noexcept {
+    return guarded<std::int64_t>(
+        [&] { return count(db_->db.get(), "SELECT value FROM meta WHERE key = 'generation'", {}); });
+}
+
+// ------------------------------------------------------------ domains
+
+Result<void> Primary::add_domain(const std::string& text) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto domain = normalize_domain(text);
+        if (!domain) return domain.error();
+        auto served = domain_served(db, *domain);
+        if (!served) return served.error();
+        if (served.value()) return make_error(Errc::Conflict, fmt::format("domain {}: already served", *domain));
+        return run(db, "INSERT INTO domains (name) VALUES (?1)", {*domain});
+    });
+}
+
+Result<void> Primary::remove_domain(const std::string& text) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto domain = normalize_domain(text);
+        if (!domain) return domain.error();
+        auto served = domain_served(db, *domain);
+        if (!served) return served.error();
+        if (!served.value()) return make_error(Errc::NotFound, fmt::format("domain {}: not served", *domain));
+        auto mailboxes = count(db, "SELECT count(*) FROM mailboxes WHERE substr(address, -length(?1) - 1) = '@' || ?1",
+                               {*domain});
+        if (!mailboxes) return mailboxes.error();
+        auto aliases = count(db, "SELECT count(DISTINCT address) FROM aliases"
+                                 " WHERE substr(address, -length(?1) - 1) = '@' || ?1", {*domain});
+        if (!aliases) return aliases.error();
+        if (mailboxes.value() + aliases.value() > 0)
+            return make_error(Errc::Conflict, fmt::format("domain {}: still used by {} mailboxes and {} aliases", *domain,
+                                                          mailboxes.value(), aliases.value()));
+        return run(db, "DELETE FROM domains WHERE name = ?1", {*domain});
+    });
+}
+
+Result<std::vector<std::string>> Primary::domains() noexcept {
+    return guarded<std::vector<std::string>>([&]() -> Result<std::vector<std::string>> {
+        auto stmt = detail::prepare(db_->db.get(), "SELECT name FROM domains ORDER BY name");
+        if (!stmt) return stmt.error();
+        Query q(stmt->get());
+        std::vector<std::string> names;
+        for (;;) {
+            auto row = q.step();
+            if (!row) return row.error();
+            if (!row.value()) return names;
+            names.push_back(q.text(0));
+        }
+    });
+}
+
+// ------------------------------------------------------------ units
+
+namespace {
+
+Result<std::optional<UnitRecord>> find_unit(sqlite3* db, std::string_view name) {
+    auto stmt = detail::prepare(db, "SELECT name, transport, nexthop, state FROM units WHERE name = ?1");
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    q.bind(1, name);
+    auto row = q.step();
+    if (!row) return row.error();
+    if (!row.value()) return std::optional<UnitRecord>();
+    auto state = parse_unit_state(q.text(3));
+    if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", name, q.text(3)));
+    return std::optional<UnitRecord>(UnitRecord{q.text(0), q.text(1), q.text(2), *state});
+}
+
+Result<UnitRecord> existing_unit(sqlite3* db, std::string_view name) {
+    auto unit = find_unit(db, name);
+    if (!unit) return unit.error();
+    if (!unit.value()) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", name));
+    return std::move(*unit.value());
+}
+
+Result<void> insert_unit(sqlite3* db, const UnitRecord& u) {
+    if (auto r = check_unit_fields(u); !r) return r;
+    auto found = find_unit(db, u.name);
+    if (!found) return found.error();
+    if (found.value()) return make_error(Errc::Conflict, fmt::format("unit {}: already exists", u.name));
+    return run(db, "INSERT INTO units (name, transport, nexthop, state) VALUES (?1, ?2, ?3, ?4)",
+               {u.name, u.transport, u.nexthop, std::string(to_string(u.state))});
+}
+
+}  // namespace
+
+Result<void> Primary::add_unit(const UnitRecord& unit) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&] { return insert_unit(db, unit); });
+}
+
+Result<void> Primary::change_unit(const std::string& name, const UnitChange& change) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        if (!change.state && !change.nexthop && !change.transport)
+            return make_error(Errc::Invalid, fmt::format("unit {}: nothing to change", name));
+        auto unit = existing_unit(db, name);
+        if (!unit) return unit.error();
+        UnitRecord changed = unit.value();
+        if (change.state) changed.state = *change.state;
+        if (change.nexthop) changed.nexthop = *change.nexthop;
+        if (change.transport) changed.transport = *change.transport;
+        if (auto r = check_unit_fields(changed); !r) return r;
+        return run(db, "UPDATE units SET transport = ?2, nexthop = ?3, state = ?4 WHERE name = ?1",
+                   {changed.name, changed.transport, changed.nexthop, std::string(to_string(changed.state))});
+    });
+}
+
+Result<void> Primary::remove_unit(const std::string& name) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto unit = existing_unit(db, name);
+        if (!unit) return unit.error();
+        auto used = count(db, "SELECT count(*) FROM mailboxes WHERE unit = ?1 OR moving_to = ?1", {name});
+        if (!used) return used.error();
+        if (used.value() > 0)
+            return make_error(Errc::Conflict, fmt::format("unit {}: still has {} mailboxes", name, used.value()));
+        return run(db, "DELETE FROM units WHERE name = ?1", {name});
+    });
+}
+
+Result<std::vector<UnitSummary>> Primary::units() noexcept {
+    return guarded<std::vector<UnitSummary>>([&]() -> Result<std::vector<UnitSummary>> {
+        auto stmt = detail::prepare(db_->db.get(),
+                                    "SELECT u.name, u.transport, u.nexthop, u.state,"
+                                    " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
+                                    " FROM units u ORDER BY u.name");
+        if (!stmt) return stmt.error();
+        Query q(stmt->get());
+        std::vector<UnitSummary> units;
+        for (;;) {
+            auto row = q.step();
+            if (!row) return row.error();
+            if (!row.value()) return units;
+            auto state = parse_unit_state(q.text(3));
+            if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", q.text(0), q.text(3)));
+            units.push_back(UnitSummary{UnitRecord{q.text(0), q.text(1), q.text(2), *state}, q.integer(4)});
+        }
+    });
+}
+
+// ------------------------------------------------------------ mailboxes
+
+namespace {
+
+Result<std::optional<MailboxRecord>> find_mailbox(sqlite3* db, std::string_view address) {
+    auto stmt = detail::prepare(db, "SELECT address, unit, state, moving_to FROM mailboxes WHERE address = ?1");
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    q.bind(1, address);
+    auto row = q.step();
+    if (!row) return row.error();
+    if (!row.value()) return std::optional<MailboxRecord>();
+    auto state = parse_mailbox_state(q.text(2));
+    if (!state) return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", address, q.text(2)));
+    return std::optional<MailboxRecord>(MailboxRecord{q.text(0), q.text(1), *state, q.text(3)});
+}
+
+Result<MailboxRecord> existing_mailbox(sqlite3* db, const std::string& text) {
+    auto address = parse_address(text);
+    if (!address) return address.error();
+    auto found = find_mailbox(db, address->full());
+    if (!found) return found.error();
+    if (!found.value()) return make_error(Errc::NotFound, fmt::format("mailbox {}: no such mailbox", address->full()));
+    return std::move(*found.value());
+}
+
+// A unit that may take a new mailbox (not draining).
+Result<void> check_receiving_unit(sqlite3* db, const std::string& name) {
+    auto unit = existing_unit(db, name);
+    if (!unit) return unit.error();
+    if (unit->state == UnitState::Draining)
+        return make_error(Errc::Conflict, fmt::format("unit {} is draining: it takes no new mailboxes", name));
+    return {};
+}
+
+}  // namespace
+
+Result<void> Primary::add_mailbox(const std::string& text, const std::string& unit) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto address = parse_address(text);
+        if (!address) return address.error();
+        auto served = domain_served(db, address->domain);
+        if (!served) return served.error();
+        if (!served.value()) return make_error(Errc::Conflict, fmt::format("domain {} is not served", address->domain));
+        if (auto r = check_receiving_unit(db, unit); !r) return r;
+        auto found = find_mailbox(db, address->full());
+        if (!found) return found.error();
+        if (found.value())
+            return make_error(Errc::Conflict, fmt::format("mailbox {}: already exists on unit {}", address->full(),
+                                                          found.value()->unit));
+        return run(db, "INSERT INTO mailboxes (address, unit) VALUES (?1, ?2)", {address->full(), unit});
+    });
+}
+
+Result<void> Primary::set_mailbox_state(const std::string& text, MailboxState state) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        if (state == MailboxState::Moving)
+            return make_error(Errc::Invalid, "a move starts with unitctl move begin, not a state change");
+        auto mailbox = existing_mailbox(db, text);
+        if (!mailbox) return mailbox.error();
+        if (mailbox->state == MailboxState::Moving)
+            return make_error(Errc::Conflict, fmt::format("mailbox {}: moving to {}: finish or abort the move first",
+                                                          mailbox->address, mailbox->moving_to));
+        return run(db, "UPDATE mailboxes SET state = ?2 WHERE address = ?1",
+                   {mailbox->address, std::string(to_string(state))});
+    });
+}
+
+Result<void> Primary::remove_mailbox(const std::string& text) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto mailbox = existing_mailbox(db, text);
+        if (!mailbox) return mailbox.error();
+        return run(db, "DELETE FROM mailboxes WHERE address = ?1", {mailbox->address});
+    });
+}
+
+Result<MailboxRecord> Primary::mailbox(const std::string& text) noexcept {
+    return guarded<MailboxRecord>([&] { return existing_mailbox(db_->db.get(), text); });
+}
+
+Result<std::vector<MailboxRecord>> Primary::mailboxes(const std::optional<std::string>& unit) noexcept {
+    sqlite3* db = db_->db.get();
+    return guarded<std::vector<MailboxRecord>>([&]() -> Result<std::vector<MailboxRecord>> {
+        if (unit) {
+            if (auto u = existing_unit(db, *unit); !u) return u.error();
+        }
+        auto stmt = detail::prepare(db, "SELECT address, unit, state, moving_to FROM mailboxes"
+                                        " WHERE ?1 IS NULL OR unit = ?1 ORDER BY address");
+        if (!stmt) return stmt.error();
+        Query q(stmt->get());
+        q.bind_optional(1, unit);
+        std::vector<MailboxRecord> list;
+        for (;;) {
+            auto row = q.step();
+            if (!row) return row.error();
+            if (!row.value()) return list;
+            auto state = parse_mailbox_state(q.text(2));
+            if (!state) return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", q.text(0), q.text(2)));
+            list.push_back(MailboxRecord{q.text(0), q.text(1), *state, q.text(3)});
+        }
+    });
+}
+
+// ------------------------------------------------------------ moves
+
+Result<void> Primary::begin_move(const std::string& text, const std::string& to_unit) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto mailbox = existing_mailbox(db, text);
+        if (!mailbox) return mailbox.error();
+        if (auto r = check_receiving_unit(db, to_unit); !r) return r;
+        if (mailbox->state == MailboxState::Moving)
+            return make_error(Errc::Conflict, fmt::format("mailbox {}: already moving to {}", mailbox->address,
+                                                          mailbox->moving_to));
+        if (mailbox->state != MailboxState::Active)
+            return make_error(Errc::Conflict, fmt::format("mailbox {}: is {}: only active mailboxes move",
+                                                          mailbox->address, to_string(mailbox->state)));
+        if (mailbox->unit == to_unit)
+            return make_error(Errc::Conflict, fmt::format("mailbox {}: already on unit {}", mailbox->address, to_unit));
+        return run(db, "UPDATE mailboxes SET state = 'moving', moving_to = ?2 WHERE address = ?1",
+                   {mailbox->address, to_unit});
+    });
+}
+
+namespace {
+
+Result<void> end_move(sqlite3* db, const std::string& text, bool finish) {
+    auto mailbox = existing_mailbox(db, text);
+    if (!mailbox) return mailbox.error();
+    if (mailbox->state != MailboxState::Moving)
+        return make_error(Errc::Conflict, fmt::format("mailbox {}: not moving", mailbox->address));
+    return run(db,
+               finish ? "UPDATE mailboxes SET unit = moving_to, state = 'active', moving_to = NULL WHERE address = ?1"
+                      : "UPDATE mailboxes SET state = 'active', moving_to = NULL WHERE address = ?1",
+               {mailbox->address});
+}
+
+}  // namespace
+
+Result<void> Primary::finish_move(const std::string& address) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&] { return end_move(db, address, true); });
+}
+
+Result<void> Primary::abort_move(const std::string& address) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&] { return end_move(db, address, false); });
+}
+
+// ------------------------------------------------------------ aliases
+
+namespace {
+
+Result<void> insert_alias(sqlite3* db, const std::string& key, const std::string& target_text) {
+    auto target = alias_target(db, target_text);
+    if (!target) return target.error();
+    auto dup = exists(db, "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2", {key, *target});
+    if (!dup) return dup.error();
+    if (dup.value()) return make_error(Errc::Conflict, fmt::format("alias {} -> {}: already exists", key, *target));
+    return run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {key, *target});
+}
+
+}  // namespace
+
+Result<void> Primary::add_alias(const std::string& address, const std::vector<std::string>& targets) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        if (targets.empty()) return make_error(Errc::Invalid, fmt::format("alias {}: no target given", address));
+        auto key = alias_key(db, address);
+        if (!key) return key.error();
+        for (const auto& t : targets) {
+            if (auto r = insert_alias(db, *key, t); !r) return r;
+        }
+        return refuse_alias_problems(db);
+    });
+}
+
+Result<void> Primary::remove_alias(const std::string& address, const std::optional<std::string>& target) noexcept {
+    sqlite3* db = db_->db.get();
+    return in_transaction<void>(db, [&]() -> Result<void> {
+        auto key = alias_key(db, address);
+        if (!key) return key.error();
+        std::optional<std::string> stored;
+        if (target) {
+            auto t = alias_target(db, *target);
+            if (!t) return t.error();
+            stored = t.value();
+        }
+        if (auto r = run(db, "DELETE FROM aliases WHERE address = ?1 AND (?2 IS NULL OR target = ?2)", {*key, stored}); !r)
+            return r;
+        if (sqlite3_changes(db) == 0)
+            return make_error(Errc::NotFound, target ? fmt::format("alias {} -> {}: no such alias", *key, *stored)
+                                                     : fmt::format("alias {}: no such alias", *key));
+        return {};
+    });
+}
+
+Result<std::vector<AliasRecord>> Primary::aliases() noexcept {
+    return guarded<std::vector<AliasRecord>>([&]() -> Result<std::vector<AliasRecord>> {
+        auto stmt = detail::prepare(db_->db.get(), "SELECT address, target FROM aliases ORDER BY address, target");
+        if (!stmt) return stmt.error();
+        Query q(stmt->get());
+        std::vector<AliasRecord> list;
+        for (;;) {
+            auto row = q.step();
+            if (!row) return row.error();
+            if (!row.value()) return list;
+            list.push_back(AliasRecord{q.text(0), q.text(1)});
+        }
+    });
+}
+
+}  // namespace unit

@@ -1,0 +1,268 @@
+#include "unit/resolver.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <ctime>
+
+namespace unit {
+
+std::string_view to_string(Outcome outcome) noexcept {
+    switch (outcome) {
+    case Outcome::Mailbox: return "mailbox";
+    case Outcome::Alias: return "alias";
+    case Outcome::Unknown: return "unknown";
+    case Outcome::Unconfirmed: return "unconfirmed";
+    case Outcome::Foreign: return "foreign";
+    case Outcome::Disabled: return "disabled";
+    case Outcome::Tempfail: return "tempfail";
+    case Outcome::Malformed: return "malformed";
+    }
+    return "?";
+}
+
+namespace {
+
+std::string_view domain_of(std::string_view address) noexcept {
+    auto at = address.rfind('@');
+    return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+}
+
+std::string describe(const Destination& d) {
+    std::string text = fmt::format("mailbox {} on unit {} ({}, unit {}), mailbox {}", d.mailbox.address, d.unit.name,
+                                   d.unit.route(), to_string(d.unit.state), to_string(d.mailbox.state));
+    if (d.moving_to) text += fmt::format(", moving to {} ({})", d.moving_to->name, d.moving_to->route());
+    return text;
+}
+
+// One resolution in progress: the open read transaction, the options and
+// the Resolution being filled in.
+class Lookup {
+public:
+    Lookup(Reader& reader, const ResolverOptions& options, Resolution& result)
+        : reader_(reader), options_(options), result_(result) {}
+
+    // Finds a mailbox or an alias at `key`: true when found (result_ filled).
+    Result<bool> try_key(const std::string& key);
+    Result<bool> try_catch_all(const std::string& domain);
+
+private:
+    Result<std::optional<Destination>> destination(const std::string& address);
+    Result<void> expand(const std::string& alias, const std::vector<std::string>& targets);
+    Result<void> add_target(const std::string& address);
+
+    Reader& reader_;
+    const ResolverOptions& options_;
+    Resolution& result_;
+    std::vector<std::string> path_;  // aliases being expanded, outermost first
+};
+
+Result<std::optional<Destination>> Lookup::destination(const std::string& address) {
+    auto mailbox = reader_.mailbox(address);
+    if (!mailbox) return mailbox.error();
+    if (!mailbox.value()) return std::optional<Destination>();
+    Destination d;
+    d.mailbox = std::move(*mailbox.value());
+    auto unit = reader_.unit(d.mailbox.unit);
+    if (!unit) return unit.error();
+    if (!unit.value())
+        return make_error(Errc::Corrupt, fmt::format("mailbox {} is on unknown unit {}", address, d.mailbox.unit));
+    d.unit = std::move(*unit.value());
+    if (d.mailbox.state == MailboxState::Moving) {
+        auto to = reader_.unit(d.mailbox.moving_to);
+        if (!to) return to.error();
+        if (!to.value())
+            return make_error(Errc::Corrupt,
+                              fmt::format("mailbox {} is moving to unknown unit {}", address, d.mailbox.moving_to));
+        d.moving_to = std::move(to.value());
+    }
+    return std::optional<Destination>(std::move(d));
+}
+
+Result<bool> Lookup::try_key(const std::string& key) {
+    auto targets = reader_.alias_targets(key);
+    if (!targets) return targets.error();
+    if (!targets->empty()) {
+        result_.trace.push_back(fmt::format("{}: alias of {} target(s)", key, targets->size()));
+        if (auto r = expand(key, *targets); !r) return r.error();
+        result_.outcome = Outcome::Alias;
+        result_.address = key;
+        return true;
+    }
+    auto found = destination(key);
+    if (!found) return found.error();
+    if (!found.value()) {
+        result_.trace.push_back(fmt::format("{}: no alias, no mailbox", key));
+        return false;
+    }
+    result_.trace.push_back(fmt::format("{}: {}", key, describe(*found.value())));
+    result_.outcome = found.value()->mailbox.state == MailboxState::Disabled ? Outcome::Disabled : Outcome::Mailbox;
+    result_.address = key;
+    result_.destination = std::move(found.value());
+    return true;
+}
+
+Result<bool> Lookup::try_catch_all(const std::string& domain) {
+    std::string key = "@" + domain;
+    auto found = try_key(key);
+    if (found && !found.value()) result_.trace.back() = fmt::format("{}: no catch-all alias", key);
+    return found;
+}
+
+Result<void> Lookup::expand(const std::string& alias, const std::vector<std::string>& targets) {
+    if (static_cast<int>(path_.size()) >= options_.max_alias_depth)
+        return make_error(Errc::Corrupt, fmt::format("alias chain deeper than {} at {}", options_.max_alias_depth, alias));
+    path_.push_back(alias);
+    for (const auto& target : targets) {
+        // An alias that lists itself keeps a copy in its own mailbox (virtual(5)).
+        if (target == alias) {
+            if (auto r = add_target(target); !r) return r;
+            continue;
+        }
+        if (std::find(path_.begin(), path_.end(), target) != path_.end()) {
+            std::string chain;
+            for (const auto& step : path_) chain += step + " -> ";
+            return make_error(Errc::Corrupt, fmt::format("alias cycle: {}{}", chain, target));
+        }
+        auto nested = reader_.alias_targets(target);
+        if (!nested) return nested.error();
+        if (nested->empty()) {
+            if (auto r = add_target(target); !r) return r;
+        } else if (auto r = expand(target, *nested); !r) {
+            return r;
+        }
+    }
+    path_.pop_back();
+    return {};
+}
+
+Result<void> Lookup::add_target(const std::string& address) {
+    auto same = [&](const AliasTarget& t) { return t.address == address; };
+    if (std::any_of(result_.targets.begin(), result_.targets.end(), same)) return {};
+    AliasTarget target{AliasTarget::Kind::External, address, std::nullopt};
+    auto served = reader_.domain_served(domain_of(address));
+    if (!served) return served.error();
+    if (served.value()) {
+        auto found = destination(address);
+        if (!found) return found.error();
+        // A target with an extension lands in the mailbox without it, as in Postfix.
+        if (!found.value()) {
+            if (auto parsed = normalize_address(address, options_.address); parsed && parsed->has_extension()) {
+                found = destination(parsed->base());
+                if (!found) return found.error();
+            }
+        }
+        if (!found.value()) {
+            target.kind = AliasTarget::Kind::Unknown;
+        } else {
+            bool disabled = found.value()->mailbox.state == MailboxState::Disabled;
+            target.kind = disabled ? AliasTarget::Kind::Disabled : AliasTarget::Kind::Mailbox;
+            target.destination = std::move(found.value());
+        }
+    }
+    result_.trace.push_back(fmt::format("  target {}: {}", address,
+                                        target.destination ? describe(*target.destination)
+                                        : target.kind == AliasTarget::Kind::Unknown ? "no such mailbox"
+                                                                                    : "external"));
+    result_.targets.push_back(std::move(target));
+    return {};
+}
+
+void fail(Resolution& r, Outcome outcome, std::string reason) {
+    r.outcome = outcome;
+    r.trace.push_back(fmt::format("{}: {}", to_string(outcome), reason));
+    r.reason = std::move(reason);
+}
+
+std::string format_time(std::time_t t) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buffer;
+}
+
+}  // namespace
+
+Resolution Resolver::resolve(std::string_view address) noexcept { return resolve(address, std::time(nullptr)); }
+
+Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept {
+    Resolution r;
+    try {
+        r.input = std::string(address);
+        r.trace.push_back(fmt::format("input \"{}\"", address));
+        auto parsed = normalize_address(address, options_.address);
+        if (!parsed) {
+            fail(r, Outcome::Malformed, parsed.error().message);
+            return r;
+        }
+        const Address& a = parsed.value();
+        r.address = a.full();
+        r.trace.push_back(fmt::format("normalised to {}{}{}", r.address, a.notes.empty() ? "" : ": ",
+                                      fmt::join(a.notes, "; ")));
+
+        auto reader = directory_.read();
+        if (!reader) {
+            fail(r, Outcome::Tempfail, reader.error().message);
+            return r;
+        }
+        auto generation = reader->generation();
+        if (!generation) {
+            fail(r, Outcome::Tempfail, generation.error().message);
+            return r;
+        }
+        r.generation = generation.value();
+        auto age = directory_.age_seconds(now).value_or(0);
+        const auto& snapshot = directory_.status().snapshot;
+        r.trace.push_back(fmt::format("snapshot generation {}, {}, age {} s", r.generation,
+                                      snapshot.published_at ? "published " + format_time(*snapshot.published_at)
+                                                            : std::string("never published"),
+                                      age));
+        if (options_.max_replica_age.count() > 0 && age > options_.max_replica_age.count()) {
+            fail(r, Outcome::Tempfail,
+                 fmt::format("replica is {} s old, over max_replica_age {} s", age, options_.max_replica_age.count()));
+            return r;
+        }
+
+        Lookup lookup(reader.value(), options_, r);
+        auto attempt = [&]() -> Result<bool> {
+            auto served = reader->domain_served(a.domain);
+            if (!served) return served.error();
+            if (!served.value()) {
+                r.trace.push_back(fmt::format("domain {} is not served here", a.domain));
+                r.outcome = Outcome::Foreign;
+                return true;
+            }
+            r.trace.push_back(fmt::format("domain {} is served", a.domain));
+            auto found = lookup.try_key(a.full());
+            if (found && !found.value() && a.has_extension()) found = lookup.try_key(a.base());
+            if (found && !found.value()) found = lookup.try_catch_all(a.domain);
+            return found;
+        };
+        auto found = attempt();
+        if (!found) {
+            r.targets.clear();
+            r.destination.reset();
+            fail(r, Outcome::Tempfail, found.error().message);
+            return r;
+        }
+        if (!found.value()) {
+            r.outcome = Outcome::Unknown;
+            if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count()) {
+                fail(r, Outcome::Unconfirmed,
+                     fmt::format("unknown in a replica {} s old, over reject_max_age {} s", age,
+                                 options_.reject_max_age.count()));
+                return r;
+            }
+            r.trace.push_back("unknown: no such address");
+        }
+        return r;
+    } catch (const std::exception& e) {  // allocation failure
+        Resolution broken;
+        broken.input = std::string(address);
+        fail(broken, Outcome::Tempfail, e.what());
+        return broken;
+    }
+}
+
+}  // namespace unit

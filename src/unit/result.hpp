@@ -41,6 +41,8 @@ public:
     T& value() & { assert(ok()); return std::get<0>(v_); }
     const T& value() const& { assert(ok()); return std::get<0>(v_); }
     T&& value() && { assert(ok()); return std::get<0>(std::move(v_)); }
+    T& operator*() & { return value(); }
+    const T& operator*() const& { return value(); }
     T* operator->() { return &value(); }
     const T* operator->() const { return &value(); }
 

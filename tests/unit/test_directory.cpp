@@ -1,1 +1,213 @@
+// The replica reader: opening, noticing replacements, refusing bad files.
 #include <doctest/doctest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <random>
+#include <thread>
+
+#include "test_support.hpp"
+#include "unit/directory.hpp"
+#include "unit/primary.hpp"
+
+using namespace unit;
+using namespace unit::test;
+
+namespace {
+
+DirectoryOptions options_for(const std::string& path) {
+    DirectoryOptions o;
+    o.path = path;
+    o.check_interval = std::chrono::milliseconds(100);
+    return o;
+}
+
+std::int64_t served_generation(Directory& d) {
+    auto reader = d.read();
+    REQUIRE_MESSAGE(reader.ok(), reader.error().message);
+    auto g = reader->generation();
+    REQUIRE(g.ok());
+    return g.value();
+}
+
+// Publishes the primary to `out` through a temporary name and a rename,
+// as rsync does.
+void install(Primary& primary, const std::string& staging, const std::string& out) {
+    auto published = primary.publish(staging);
+    REQUIRE_MESSAGE(published.ok(), published.error().message);
+    REQUIRE(std::rename(staging.c_str(), out.c_str()) == 0);
+}
+
+struct Replica {
+    TempDir dir;
+    std::string primary_path = dir.path("primary.db");
+    std::string replica = dir.path("units.db");
+    Primary primary = make_sample_primary(primary_path);
+    Replica() { install(primary, dir.path("staging.db"), replica); }
+};
+
+}  // namespace
+
+TEST_CASE("a missing database never opened makes reads unavailable") {
+    TempDir dir;
+    Directory d(options_for(dir.path("none.db")));
+    auto reader = d.read();
+    REQUIRE(!reader.ok());
+    CHECK(reader.error().code == Errc::Unavailable);
+    CHECK(!d.status().serving);
+    CHECK(d.status().problem.find("none.db") != std::string::npos);
+}
+
+TEST_CASE("a published snapshot is served with its generation and publish time") {
+    Replica r;
+    Directory d(options_for(r.replica));
+    REQUIRE(d.status().serving);
+    CHECK(d.status().problem.empty());
+    CHECK(served_generation(d) == r.primary.generation().value());
+    REQUIRE(d.status().snapshot.published_at.has_value());
+    auto age = d.age_seconds(std::time(nullptr));
+    REQUIRE(age.has_value());
+    CHECK(*age >= 0);
+    CHECK(*age < 60);
+    auto reader = d.read();
+    REQUIRE(reader.ok());
+    CHECK(reader->domain_served("example.com").value());
+    CHECK(!reader->domain_served("example.org").value());
+    auto mailbox = reader->mailbox("moving@example.com");
+    REQUIRE(mailbox.ok());
+    REQUIRE(mailbox->has_value());
+    CHECK((*mailbox)->state == MailboxState::Moving);
+    CHECK((*mailbox)->moving_to == "u3");
+    CHECK(!reader->mailbox("nobody@example.com")->has_value());
+    CHECK(reader->unit("u2")->value().state == UnitState::Down);
+    CHECK(reader->alias_targets("team@example.com").value() ==
+          std::vector<std::string>{"dave@example.net", "sales@example.com"});
+}
+
+TEST_CASE("a replacement by rename is picked up within the check interval") {
+    Replica r;
+    Directory d(options_for(r.replica));
+    auto first = served_generation(d);
+    REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+    while (served_generation(d) == first && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    CHECK(served_generation(d) > first);
+    CHECK(d.read()->mailbox("new@example.com")->has_value());
+    CHECK(d.status().switches == 1);
+    CHECK(d.status().refusals == 0);
+}
+
+TEST_CASE("bad replacements are refused and the last good snapshot keeps answering") {
+    Replica r;
+    Directory d(options_for(r.replica));
+    auto good = served_generation(d);
+    std::string bytes = read_file(r.replica);
+    REQUIRE(bytes.size() > 8192);
+
+    struct Bad {
+        const char* what;
+        std::string contents;
+        const char* reason;
+    };
+    std::mt19937 rng(42);
+    std::string random(bytes.size(), '\0');
+    for (auto& c : random) c = static_cast<char>(rng());
+    std::string truncated = bytes.substr(0, bytes.size() / 2);
+    std::string zeroed = bytes;  // header intact, pages zeroed: corrupt b-trees
+    std::fill(zeroed.begin() + 4096, zeroed.end(), '\0');
+    const Bad cases[] = {
+        {"truncated copy", truncated, ""},
+        {"random bytes", random, "not a database"},
+        {"zeroed pages", zeroed, ""},
+        {"empty file", "", "not a unitpolicy database"},
+    };
+    std::uint64_t refusals = 0;
+    for (const auto& bad : cases) {
+        CAPTURE(bad.what);
+        write_file(r.dir.path("bad.db"), bad.contents);
+        REQUIRE(std::rename(r.dir.path("bad.db").c_str(), r.replica.c_str()) == 0);
+        d.refresh(true);
+        CHECK(d.status().refusals == ++refusals);
+        CHECK(d.status().serving);
+        CHECK(!d.status().problem.empty());
+        CHECK(d.status().problem.find(bad.reason) != std::string::npos);
+        CHECK(served_generation(d) == good);
+        CHECK(d.read()->mailbox("user@example.com")->has_value());
+    }
+    // A good file after the bad ones is taken again.
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    d.refresh(true);
+    CHECK(d.status().problem.empty());
+    CHECK(d.status().switches == 1);
+}
+
+TEST_CASE("an unsupported schema version is refused") {
+    Replica r;
+    Directory d(options_for(r.replica));
+    REQUIRE(d.status().serving);
+    REQUIRE(r.primary.publish(r.dir.path("next.db")).ok());
+    raw_sql(r.dir.path("next.db"), "UPDATE meta SET value = '2' WHERE key = 'schema_version'");
+    REQUIRE(std::rename(r.dir.path("next.db").c_str(), r.replica.c_str()) == 0);
+    d.refresh(true);
+    CHECK(d.status().refusals == 1);
+    CHECK(d.status().problem.find("schema version 2 is not supported") != std::string::npos);
+
+    Directory fresh(options_for(r.replica));
+    CHECK(!fresh.status().serving);
+    CHECK(fresh.read().error().code == Errc::Unavailable);
+}
+
+TEST_CASE("a deleted database keeps serving the snapshot that is open, and a new one is taken") {
+    Replica r;
+    Directory d(options_for(r.replica));
+    auto good = served_generation(d);
+    REQUIRE(std::remove(r.replica.c_str()) == 0);
+    d.refresh(true);
+    CHECK(d.status().serving);
+    CHECK(d.status().problem.find("No such file") != std::string::npos);
+    CHECK(served_generation(d) == good);
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    d.refresh(true);
+    CHECK(d.status().problem.empty());
+}
+
+TEST_CASE("a database that appears after start is taken") {
+    TempDir dir;
+    Directory d(options_for(dir.path("units.db")));
+    CHECK(!d.read().ok());
+    auto primary = make_sample_primary(dir.path("primary.db"));
+    install(primary, dir.path("staging.db"), dir.path("units.db"));
+    d.refresh(true);
+    CHECK(d.status().serving);
+    CHECK(d.read().ok());
+}
+
+TEST_CASE("a WAL database written in place is read at its newest commit") {
+    TempDir dir;
+    auto primary = make_sample_primary(dir.path("primary.db"));
+    Directory d(options_for(dir.path("primary.db")));
+    auto before = served_generation(d);
+    REQUIRE(primary.add_mailbox("late@example.com", "u1").ok());
+    CHECK(served_generation(d) > before);
+    CHECK(d.read()->mailbox("late@example.com")->has_value());
+    CHECK(d.status().switches == 0);
+}
+
+TEST_CASE("directories sharing a validation cache remember a refused file") {
+    Replica r;
+    auto cache = std::make_shared<ValidationCache>();
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    Directory a(o);
+    REQUIRE(a.status().serving);
+    REQUIRE(cache->verdict(a.status().snapshot.file) == std::optional<std::string>(""));
+    write_file(r.dir.path("bad.db"), std::string(10000, 'z'));
+    REQUIRE(std::rename(r.dir.path("bad.db").c_str(), r.replica.c_str()) == 0);
+    a.refresh(true);
+    Directory b(o);
+    CHECK(!b.status().serving);
+    CHECK(b.status().problem == a.status().problem);
+}

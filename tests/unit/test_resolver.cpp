@@ -1,1 +1,253 @@
+// Resolution: normalisation, outcomes, aliases, staleness, faults.
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+
+#include "test_support.hpp"
+#include "unit/primary.hpp"
+#include "unit/resolver.hpp"
+
+using namespace unit;
+using namespace unit::test;
+
+namespace {
+
+struct World {
+    TempDir dir;
+    std::string replica = dir.path("units.db");
+    Primary primary = make_sample_primary(dir.path("primary.db"));
+    std::optional<Directory> directory;
+    ResolverOptions options;
+
+    World() {
+        options.address.recipient_delimiter = "+";
+        publish();
+    }
+    void publish() {
+        auto p = primary.publish(replica);
+        REQUIRE_MESSAGE(p.ok(), p.error().message);
+        directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    }
+    Resolution resolve(std::string_view address) { return Resolver(*directory, options).resolve(address); }
+};
+
+std::vector<std::string> target_addresses(const Resolution& r) {
+    std::vector<std::string> out;
+    for (const auto& t : r.targets) out.push_back(t.address);
+    std::sort(out.begin(), out.end());
+    return out;
+}
+
+const AliasTarget& target(const Resolution& r, std::string_view address) {
+    auto it = std::find_if(r.targets.begin(), r.targets.end(), [&](const AliasTarget& t) { return t.address == address; });
+    REQUIRE(it != r.targets.end());
+    return *it;
+}
+
+}  // namespace
+
+TEST_CASE("a mailbox resolves with its unit, route and generation") {
+    World w;
+    auto r = w.resolve("john.doe@example.com");
+    REQUIRE(r.outcome == Outcome::Mailbox);
+    REQUIRE(r.destination.has_value());
+    CHECK(r.destination->unit.name == "u1");
+    CHECK(r.destination->unit.route() == "smtp:[u1.example.com]");
+    CHECK(r.destination->mailbox.state == MailboxState::Active);
+    CHECK(r.generation == w.primary.generation().value());
+    CHECK(!r.trace.empty());
+}
+
+TEST_CASE("User+Tag@EXAMPLE.COM. resolves like user@example.com") {
+    World w;
+    // user@example.com is an alias keeping a copy: compare the mailbox john.doe instead too.
+    auto plain = w.resolve("user@example.com");
+    auto tagged = w.resolve("User+Tag@EXAMPLE.COM.");
+    CHECK(tagged.outcome == plain.outcome);
+    CHECK(tagged.address == "user@example.com");
+    CHECK(target_addresses(tagged) == target_addresses(plain));
+    auto john = w.resolve("John.Doe+lists@Example.Com");
+    REQUIRE(john.outcome == Outcome::Mailbox);
+    CHECK(john.address == "john.doe@example.com");
+}
+
+TEST_CASE("a quoted local part equals its unquoted form") {
+    World w;
+    auto r = w.resolve("\"john.doe\"@example.com");
+    REQUIRE(r.outcome == Outcome::Mailbox);
+    CHECK(r.address == "john.doe@example.com");
+}
+
+TEST_CASE("a U-label domain matches its A-label") {
+    World w;
+    auto u = w.resolve("anna@bücher.example");
+    auto a = w.resolve("anna@xn--bcher-kva.example");
+    REQUIRE(u.outcome == Outcome::Mailbox);
+    REQUIRE(a.outcome == Outcome::Mailbox);
+    CHECK(u.address == a.address);
+}
+
+TEST_CASE("unknown, foreign, disabled, suspended, moving and down") {
+    World w;
+    CHECK(w.resolve("nobody@example.com").outcome == Outcome::Unknown);
+    CHECK(w.resolve("someone@example.org").outcome == Outcome::Foreign);
+    CHECK(w.resolve("off@example.com").outcome == Outcome::Disabled);
+    auto sus = w.resolve("sus@example.com");
+    REQUIRE(sus.outcome == Outcome::Mailbox);
+    CHECK(sus.destination->mailbox.state == MailboxState::Suspended);
+    auto moving = w.resolve("moving@example.com");
+    REQUIRE(moving.outcome == Outcome::Mailbox);
+    REQUIRE(moving.destination->moving_to.has_value());
+    CHECK(moving.destination->moving_to->name == "u3");
+    CHECK(moving.destination->unit.name == "u1");
+    auto down = w.resolve("bob@example.com");
+    REQUIRE(down.outcome == Outcome::Mailbox);
+    CHECK(down.destination->unit.state == UnitState::Draining);
+}
+
+TEST_CASE("an extension is tried exact first, then stripped") {
+    World w;
+    REQUIRE(w.primary.add_mailbox("bob+special@example.com", "u1").ok());
+    w.publish();
+    auto exact = w.resolve("bob+special@example.com");
+    REQUIRE(exact.outcome == Outcome::Mailbox);
+    CHECK(exact.destination->unit.name == "u1");
+    auto stripped = w.resolve("bob+other@example.com");
+    REQUIRE(stripped.outcome == Outcome::Mailbox);
+    CHECK(stripped.destination->unit.name == "u3");
+    w.options.address.recipient_delimiter.clear();
+    CHECK(w.resolve("bob+other@example.com").outcome == Outcome::Unknown);
+}
+
+TEST_CASE("aliases expand through nested aliases to mailboxes and external addresses") {
+    World w;
+    auto team = w.resolve("team@example.com");
+    REQUIRE(team.outcome == Outcome::Alias);
+    CHECK(target_addresses(team) == std::vector<std::string>{"bob@example.com", "copy@elsewhere.org", "dave@example.net",
+                                                             "partner@other.org", "user@example.com"});
+    CHECK(target(team, "partner@other.org").kind == AliasTarget::Kind::External);
+    CHECK(target(team, "dave@example.net").destination->unit.state == UnitState::Down);
+    CHECK(target(team, "bob@example.com").destination->unit.name == "u3");
+    // user@ is itself an alias keeping a copy: its mailbox and copy@ are reached.
+    CHECK(target(team, "user@example.com").kind == AliasTarget::Kind::Mailbox);
+}
+
+TEST_CASE("an alias naming itself keeps the copy in its own mailbox") {
+    World w;
+    auto r = w.resolve("user@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    CHECK(target_addresses(r) == std::vector<std::string>{"copy@elsewhere.org", "user@example.com"});
+    CHECK(target(r, "user@example.com").destination->unit.name == "u1");
+}
+
+TEST_CASE("the domain catch-all takes unknown addresses of its domain only") {
+    World w;
+    auto r = w.resolve("whoever@example.net");
+    REQUIRE(r.outcome == Outcome::Alias);
+    CHECK(r.address == "@example.net");
+    CHECK(target_addresses(r) == std::vector<std::string>{"dave@example.net"});
+    CHECK(w.resolve("dave@example.net").outcome == Outcome::Mailbox);
+    CHECK(w.resolve("whoever@example.com").outcome == Outcome::Unknown);
+}
+
+TEST_CASE("dangling and disabled alias targets are reported per target") {
+    World w;
+    REQUIRE(w.primary.add_alias("list@example.com", {"off@example.com", "gone@example.com"}).ok());
+    w.publish();
+    auto r = w.resolve("list@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    CHECK(target(r, "off@example.com").kind == AliasTarget::Kind::Disabled);
+    CHECK(target(r, "gone@example.com").kind == AliasTarget::Kind::Unknown);
+}
+
+TEST_CASE("an alias cycle is a reported temporary failure, not a hang") {
+    World w;
+    raw_sql(w.dir.path("primary.db"), "INSERT INTO aliases VALUES ('a@example.com', 'b@example.com'),"
+                                      " ('b@example.com', 'c@example.com'), ('c@example.com', 'a@example.com')");
+    w.publish();
+    auto r = w.resolve("a@example.com");
+    CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.reason.find("alias cycle: a@example.com -> b@example.com -> c@example.com -> a@example.com") !=
+          std::string::npos);
+    CHECK(r.targets.empty());
+}
+
+TEST_CASE("an alias chain deeper than the limit is a temporary failure") {
+    World w;
+    std::string sql;
+    for (int i = 0; i < 10; ++i)
+        sql += "INSERT INTO aliases VALUES ('l" + std::to_string(i) + "@example.com', 'l" + std::to_string(i + 1) +
+               "@example.com');";
+    sql += "INSERT INTO mailboxes (address, unit) VALUES ('l10@example.com', 'u1');";
+    raw_sql(w.dir.path("primary.db"), sql);
+    w.publish();
+    auto deep = w.resolve("l0@example.com");
+    CHECK(deep.outcome == Outcome::Tempfail);
+    CHECK(deep.reason.find("deeper than 8") != std::string::npos);
+    auto shallow = w.resolve("l3@example.com");  // 7 aliases to the mailbox
+    REQUIRE(shallow.outcome == Outcome::Alias);
+    CHECK(target_addresses(shallow) == std::vector<std::string>{"l10@example.com"});
+}
+
+TEST_CASE("an unknown address in a replica older than reject_max_age is unconfirmed") {
+    World w;
+    raw_sql(w.replica, "UPDATE meta SET value = '2020-01-01T00:00:00Z' WHERE key = 'published_at'");
+    w.directory.emplace(DirectoryOptions{w.replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    w.options.reject_max_age = std::chrono::hours(24);
+    auto unknown = w.resolve("nobody@example.com");
+    CHECK(unknown.outcome == Outcome::Unconfirmed);
+    CHECK(unknown.reason.find("reject_max_age") != std::string::npos);
+    CHECK(w.resolve("john.doe@example.com").outcome == Outcome::Mailbox);
+    w.options.reject_max_age = std::chrono::seconds(0);
+    CHECK(w.resolve("nobody@example.com").outcome == Outcome::Unknown);
+    w.options.max_replica_age = std::chrono::hours(24 * 7);
+    auto stale = w.resolve("john.doe@example.com");
+    CHECK(stale.outcome == Outcome::Tempfail);
+    CHECK(stale.reason.find("max_replica_age") != std::string::npos);
+}
+
+TEST_CASE("a fresh replica answers unknown plainly") {
+    World w;
+    w.options.reject_max_age = std::chrono::hours(1);
+    CHECK(w.resolve("nobody@example.com").outcome == Outcome::Unknown);
+}
+
+TEST_CASE("a missing or corrupt database is a temporary failure, never unknown") {
+    TempDir dir;
+    ResolverOptions options;
+    Directory missing(DirectoryOptions{dir.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    auto r = Resolver(missing, options).resolve("nobody@example.com");
+    CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.generation == -1);
+    CHECK(r.reason.find("none.db") != std::string::npos);
+
+    write_file(dir.path("junk.db"), std::string(8192, '\x01'));
+    Directory junk(DirectoryOptions{dir.path("junk.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    CHECK(Resolver(junk, options).resolve("nobody@example.com").outcome == Outcome::Tempfail);
+}
+
+TEST_CASE("a mailbox on a unit that does not exist is a temporary failure") {
+    World w;
+    raw_sql(w.dir.path("primary.db"), "INSERT INTO mailboxes (address, unit) VALUES ('lost@example.com', 'u9')");
+    w.publish();
+    auto r = w.resolve("lost@example.com");
+    CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.reason.find("unknown unit u9") != std::string::npos);
+}
+
+TEST_CASE("malformed addresses are reported, not looked up") {
+    World w;
+    for (const char* bad : {"", "no-at-sign", "@example.com", "user@", "a\rb@example.com"}) {
+        CAPTURE(bad);
+        auto r = w.resolve(bad);
+        CHECK(r.outcome == Outcome::Malformed);
+        CHECK(!r.reason.empty());
+    }
+    CHECK(w.resolve(std::string(400, 'a') + "@example.com").outcome == Outcome::Malformed);
+}
+
+TEST_CASE("outcomes have stable names") {
+    CHECK(to_string(Outcome::Unconfirmed) == "unconfirmed");
+    CHECK(to_string(Outcome::Tempfail) == "tempfail");
+}

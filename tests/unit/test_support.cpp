@@ -100,3 +100,51 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
 }
 
 }  // namespace unit::test
+
+#include <sqlite3.h>
+
+#include "unit/primary.hpp"
+
+namespace unit::test {
+
+Primary make_sample_primary(const std::string& path) {
+    auto created = Primary::init(path);
+    REQUIRE_MESSAGE(created.ok(), created.error().message);
+    Primary db = std::move(created.value());
+    auto must = [](const Result<void>& r) { REQUIRE_MESSAGE(r.ok(), (r.ok() ? "" : r.error().message)); };
+    must(db.add_domain("example.com"));
+    must(db.add_domain("example.net"));
+    must(db.add_domain("bücher.example"));
+    must(db.add_unit(UnitRecord{"u1", "smtp", "[u1.example.com]", UnitState::Active}));
+    must(db.add_unit(UnitRecord{"u2", "lmtp", "[10.0.0.2]:24", UnitState::Active}));
+    must(db.add_unit(UnitRecord{"u3", "smtp", "[u3.example.com]", UnitState::Active}));
+    for (const char* a : {"user@example.com", "john.doe@example.com", "moving@example.com", "sus@example.com",
+                          "off@example.com", "anna@bücher.example"})
+        must(db.add_mailbox(a, "u1"));
+    must(db.add_mailbox("bob@example.com", "u3"));
+    must(db.add_mailbox("dave@example.net", "u2"));
+    must(db.begin_move("moving@example.com", "u3"));
+    must(db.set_mailbox_state("sus@example.com", MailboxState::Suspended));
+    must(db.set_mailbox_state("off@example.com", MailboxState::Disabled));
+    must(db.change_unit("u2", UnitChange{UnitState::Down, {}, {}}));
+    must(db.change_unit("u3", UnitChange{UnitState::Draining, {}, {}}));
+    must(db.add_alias("sales@example.com", {"user@example.com", "bob@example.com", "partner@Other.ORG"}));
+    must(db.add_alias("team@example.com", {"sales@example.com", "dave@example.net"}));
+    must(db.add_alias("user@example.com", {"user@example.com", "copy@elsewhere.org"}));
+    must(db.add_alias("@example.net", {"dave@example.net"}));
+    return db;
+}
+
+void raw_sql(const std::string& path, const std::string& sql) {
+    sqlite3* db = nullptr;
+    REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    char* error = nullptr;
+    std::string all = "PRAGMA foreign_keys = OFF; PRAGMA ignore_check_constraints = ON; " + sql;
+    int rc = sqlite3_exec(db, all.c_str(), nullptr, nullptr, &error);
+    std::string message = error ? error : "";
+    sqlite3_free(error);
+    sqlite3_close(db);
+    REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+}
+
+}  // namespace unit::test

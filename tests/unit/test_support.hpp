@@ -39,3 +39,27 @@ std::string read_file(const std::string& path);
 void write_file(const std::string& path, std::string_view contents);
 
 }  // namespace unit::test
+
+namespace unit { class Primary; }
+
+namespace unit::test {
+
+// A small primary database at `path`:
+//   domains example.com, example.net, xn--bcher-kva.example (bücher.example)
+//   units u1 smtp:[u1.example.com] active, u2 lmtp:[10.0.0.2]:24 down,
+//         u3 smtp:[u3.example.com] draining
+//   mailboxes user@example.com (u1), john.doe@example.com (u1),
+//             bob@example.com (u3), moving@example.com (u1 -> u3),
+//             sus@example.com (u1, suspended), off@example.com (u1, disabled),
+//             dave@example.net (u2), anna@xn--bcher-kva.example (u1)
+//   aliases sales@example.com -> user@, bob@, partner@Other.ORG
+//           team@example.com -> sales@example.com, dave@example.net
+//           user@example.com -> user@example.com, copy@elsewhere.org (keeps a copy)
+//           @example.net -> dave@example.net
+Primary make_sample_primary(const std::string& path);
+
+// Runs SQL on a database file directly, as a provider's own system or a
+// broken replicator would (CHECK constraints and foreign keys off).
+void raw_sql(const std::string& path, const std::string& sql);
+
+}  // namespace unit::test

@@ -1,0 +1,46 @@
+// cmd_alias.cpp: alias add|rm|list. An alias address "@domain" is the
+// domain's catch-all.
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <array>
+#include <optional>
+#include <ostream>
+#include <tuple>
+
+#include "ctl/command.hpp"
+
+namespace unit::ctl {
+
+namespace {
+
+void run_add(Invocation& inv) {
+    const std::vector<std::string> targets(inv.operands.begin() + 1, inv.operands.end());
+    unwrap(open_primary(inv).add_alias(inv.operands[0], targets));
+}
+
+void run_rm(Invocation& inv) {
+    std::optional<std::string> target;
+    if (inv.operands.size() > 1) target = inv.operands[1];
+    unwrap(open_primary(inv).remove_alias(inv.operands[0], target));
+}
+
+void run_list(Invocation& inv) {
+    auto aliases = unwrap(open_primary(inv).aliases());
+    std::sort(aliases.begin(), aliases.end(), [](const auto& a, const auto& b) {
+        return std::tie(a.address, a.target) < std::tie(b.address, b.target);
+    });
+    for (const auto& alias : aliases) inv.out << fmt::format("{}\t{}\n", alias.address, alias.target);
+}
+
+constexpr std::array<Command, 3> commands{{
+    {"alias add", "ADDRESS TARGET...", "", "add targets to an alias (@domain: catch-all)", nullptr, run_add},
+    {"alias rm", "ADDRESS [TARGET]", "", "remove one target, or the whole alias", nullptr, run_rm},
+    {"alias list", "", "", "list aliases: address, target (one line per target)", nullptr, run_list},
+}};
+
+}  // namespace
+
+std::span<const Command> alias_commands() noexcept { return commands; }
+
+}  // namespace unit::ctl

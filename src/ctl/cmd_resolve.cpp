@@ -1,0 +1,106 @@
+// cmd_resolve.cpp: resolve ADDRESS, the resolution and its trace exactly as
+// the daemons' libunit sees the database (read-only, through a Directory).
+#include <fmt/format.h>
+
+#include <array>
+#include <ostream>
+
+#include "ctl/command.hpp"
+#include "unit/directory.hpp"
+#include "unit/resolver.hpp"
+
+namespace po = boost::program_options;
+
+namespace unit::ctl {
+
+namespace {
+
+void declare(po::options_description& options) {
+    options.add_options()
+        ("recipient-delimiter", po::value<std::string>()->value_name("CHARS"),
+         "address extension delimiters (default none)")
+        ("fold-local-case", po::value<std::string>()->value_name("yes|no"), "fold the local part to lowercase")
+        ("reject-max-age", po::value<std::string>()->value_name("DURATION"),
+         "an older replica answers unconfirmed, not unknown")
+        ("max-replica-age", po::value<std::string>()->value_name("DURATION"),
+         "an older replica answers tempfail (0: never)");
+}
+
+// Defaults are libunit's; --config overrides them, the command line overrides both.
+ResolverOptions resolver_options(const Invocation& inv) {
+    ResolverOptions options;
+    const auto& s = inv.settings;
+    if (s.recipient_delimiter) options.address.recipient_delimiter = *s.recipient_delimiter;
+    if (s.fold_local_case) options.address.fold_local_case = *s.fold_local_case;
+    if (s.reject_max_age) options.reject_max_age = *s.reject_max_age;
+    if (s.max_replica_age) options.max_replica_age = *s.max_replica_age;
+    if (auto v = inv.option("recipient-delimiter")) options.address.recipient_delimiter = *v;
+    if (auto v = inv.option("fold-local-case"))
+        options.address.fold_local_case = bool_or_usage(*v, "resolve: --fold-local-case");
+    if (auto v = inv.option("reject-max-age"))
+        options.reject_max_age = duration_or_usage(*v, "resolve: --reject-max-age");
+    if (auto v = inv.option("max-replica-age"))
+        options.max_replica_age = duration_or_usage(*v, "resolve: --max-replica-age");
+    return options;
+}
+
+std::string_view to_string(AliasTarget::Kind kind) noexcept {
+    switch (kind) {
+    case AliasTarget::Kind::Mailbox: return "mailbox";
+    case AliasTarget::Kind::External: return "external";
+    case AliasTarget::Kind::Disabled: return "disabled";
+    case AliasTarget::Kind::Unknown: return "unknown";
+    }
+    return "?";
+}
+
+void print_destination(std::ostream& out, const Destination& d) {
+    out << fmt::format("unit: {}\ntransport: {}\nnexthop: {}\nunit_state: {}\nmailbox_state: {}\n", d.unit.name,
+                       d.unit.transport, d.unit.nexthop, unit::to_string(d.unit.state),
+                       unit::to_string(d.mailbox.state));
+    if (d.moving_to) out << fmt::format("moving_to: {}\n", d.moving_to->name);
+}
+
+void print_target(std::ostream& out, const AliasTarget& target) {
+    out << fmt::format("target: {} {}", target.address, to_string(target.kind));
+    if (target.destination) out << ' ' << target.destination->unit.name;
+    out << '\n';
+}
+
+void print_resolution(std::ostream& out, const Resolution& r) {
+    out << fmt::format("outcome: {}\ninput: {}\n", unit::to_string(r.outcome), r.input);
+    if (!r.address.empty()) out << fmt::format("address: {}\n", r.address);
+    out << fmt::format("generation: {}\n", r.generation);
+    if (r.destination) print_destination(out, *r.destination);
+    for (const auto& target : r.targets) print_target(out, target);
+    if (!r.reason.empty()) out << fmt::format("reason: {}\n", r.reason);
+    out << "trace:\n";
+    for (const auto& step : r.trace) out << "  " << step << '\n';
+}
+
+void run_resolve(Invocation& inv) {
+    // Options first: a bad value is a usage error, whatever the database says.
+    auto options = resolver_options(inv);
+    DirectoryOptions where;
+    where.path = inv.settings.db;
+    Directory directory(std::move(where));
+    Resolver resolver(directory, std::move(options));
+    const auto resolution = resolver.resolve(inv.operands[0]);
+    print_resolution(inv.out, resolution);
+    // Every verdict about the address is a success; a database or an address
+    // that cannot be resolved at all is not, so scripts can tell them apart.
+    if (resolution.outcome == Outcome::Tempfail || resolution.outcome == Outcome::Malformed)
+        throw Failure(fmt::format("resolve: {}: {}: {}", inv.operands[0], unit::to_string(resolution.outcome),
+                                  resolution.reason));
+}
+
+constexpr std::array<Command, 1> commands{{
+    {"resolve", "ADDRESS", "[--recipient-delimiter CHARS]", "show how libunit resolves an address, with its trace",
+     declare, run_resolve},
+}};
+
+}  // namespace
+
+std::span<const Command> resolve_commands() noexcept { return commands; }
+
+}  // namespace unit::ctl

@@ -1,0 +1,96 @@
+// command.hpp: the contract between unitctl's dispatcher (cli.cpp) and its
+// command handlers, one family per cmd_<family>.cpp.
+//
+// A Command declares its words ("unit add"), its operands ("NAME",
+// "ADDRESS TARGET...", "ADDRESS [TARGET]") and its own options. The
+// dispatcher parses the command line against that declaration, so a handler
+// starts with the right number of operands and options that parsed, and:
+//   - returns on success, having written its result to inv.out (stdout)
+//     only after every libunit call it needed succeeded;
+//   - throws Failure (exit 1) for a failed operation, with the libunit Error
+//     message verbatim, or for a negative verdict (check found problems,
+//     resolve could not answer), after printing that verdict on inv.out;
+//   - throws UsageError (exit 2) for an option value that the declaration
+//     cannot check (a bad --state, a bad duration).
+// main() catches once and writes the only stderr line, "unitctl: MESSAGE".
+// Handlers never write to stderr. Nothing here contains SQL: every read and
+// write goes through libunit (primary.hpp, directory.hpp, resolver.hpp).
+#pragma once
+
+#include <boost/program_options.hpp>
+
+#include <cstddef>
+#include <iosfwd>
+#include <optional>
+#include <span>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "ctl/settings.hpp"
+#include "unit/primary.hpp"
+#include "unit/result.hpp"
+
+namespace unit::ctl {
+
+// Bad usage: exit status 2.
+class UsageError : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// A failed operation: exit status 1.
+class Failure : public std::runtime_error {
+public:
+    using std::runtime_error::runtime_error;
+};
+
+// What a handler gets: the settings (global options and --config), the
+// command's operands and its own parsed options, and the streams to use.
+struct Invocation {
+    Settings settings;
+    std::vector<std::string> operands;
+    boost::program_options::variables_map options;
+    std::ostream& out;
+    std::istream& in;
+
+    // The command's option `name` (long name, no dashes), when given.
+    std::optional<std::string> option(const char* name) const;
+};
+
+struct Command {
+    std::string_view words;     // "unit add", or "init"
+    std::string_view operands;  // "NAME", "ADDRESS TARGET...", "ADDRESS [TARGET]", ""
+    std::string_view flags;     // the options in the synopsis: "--nexthop NH [--transport T]"
+    std::string_view summary;   // one line for --help
+    // Declares the command's own options; nullptr when it has none.
+    void (*declare)(boost::program_options::options_description& options);
+    void (*run)(Invocation& inv);
+};
+
+// The command families, in the order --help lists them.
+std::span<const Command> init_commands() noexcept;    // cmd_data.cpp
+std::span<const Command> domain_commands() noexcept;  // cmd_domain.cpp
+std::span<const Command> unit_commands() noexcept;    // cmd_unit.cpp
+std::span<const Command> mailbox_commands() noexcept; // cmd_mailbox.cpp
+std::span<const Command> move_commands() noexcept;    // cmd_move.cpp
+std::span<const Command> alias_commands() noexcept;   // cmd_alias.cpp
+std::span<const Command> data_commands() noexcept;    // cmd_data.cpp
+std::span<const Command> resolve_commands() noexcept; // cmd_resolve.cpp
+
+// A libunit outcome, or Failure with its message.
+template <class T>
+T unwrap(Result<T>&& result) {
+    if (!result.ok()) throw Failure(result.error().message);
+    return std::move(result).value();
+}
+
+inline void unwrap(Result<void>&& result) {
+    if (!result.ok()) throw Failure(result.error().message);
+}
+
+// The primary database at inv.settings.db, which must exist (`init` creates it).
+Primary open_primary(const Invocation& inv);
+
+}  // namespace unit::ctl

@@ -1,0 +1,47 @@
+// settings.hpp: unitctl's settings, from the `--config FILE` key table and
+// the command line (which wins).
+//
+// The file holds `key = value` lines; blank lines and lines starting with
+// '#' are ignored. Keys (settings.cpp holds the table):
+//   db                   path of the primary database
+//   recipient_delimiter  address extension delimiters, for `resolve`
+//   fold_local_case      yes|no, for `resolve`
+//   reject_max_age       duration, for `resolve`
+//   max_replica_age      duration, for `resolve`
+// A duration is a number of seconds, or a number followed by s, m, h, d or
+// w (Postfix time units). Errors (unreadable file, a line without '=', an
+// unknown key, a bad value) throw UsageError naming FILE:LINE. Logs nothing.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace unit::ctl {
+
+inline constexpr std::string_view default_db_path = "/var/lib/unitpolicy/units.db";
+
+// Unset optionals mean "libunit's default" (resolver.hpp, address.hpp).
+struct Settings {
+    std::string db{default_db_path};
+    std::optional<std::string> recipient_delimiter;
+    std::optional<bool> fold_local_case;
+    std::optional<std::chrono::seconds> reject_max_age;
+    std::optional<std::chrono::seconds> max_replica_age;
+};
+
+// Applies the keys of the file at `path` to `settings`.
+void load_config_file(const std::string& path, Settings& settings);
+
+// "90", "90s", "15m", "2h", "1d", "1w"; nullopt for anything else.
+std::optional<std::chrono::seconds> parse_duration(std::string_view text) noexcept;
+// yes|no|true|false|on|off|1|0; nullopt for anything else.
+std::optional<bool> parse_bool(std::string_view text) noexcept;
+
+// Parsers for command-line values: `what` ("resolve: --reject-max-age")
+// starts the message of the UsageError they throw for a bad value.
+std::chrono::seconds duration_or_usage(std::string_view text, std::string_view what);
+bool bool_or_usage(std::string_view text, std::string_view what);
+
+}  // namespace unit::ctl

@@ -1,0 +1,233 @@
+#include "unit/primary_support.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <map>
+
+#include "unit/directory.hpp"
+
+namespace unit::detail {
+
+namespace {
+
+// Finds alias cycles and chains deeper than the resolver follows, in an
+// alias -> targets graph. A self-reference is not a cycle (virtual(5)).
+class AliasGraph {
+public:
+    void add(const std::string& alias, const std::string& target) {
+        if (alias != target) edges_[alias].push_back(target);
+    }
+    std::vector<std::string> problems() {
+        for (const auto& [alias, targets] : edges_) visit(alias, 0);
+        return std::move(problems_);
+    }
+
+private:
+    enum class Mark { Open, Done };
+    int visit(const std::string& alias, int depth) {  // returns the chain length below alias
+        auto edges = edges_.find(alias);
+        if (edges == edges_.end()) return 0;
+        if (auto m = marks_.find(alias); m != marks_.end()) {
+            if (m->second == Mark::Open) report_cycle(alias);
+            return m->second == Mark::Done ? heights_[alias] : 0;
+        }
+        marks_[alias] = Mark::Open;
+        stack_.push_back(alias);
+        int height = 0;
+        for (const auto& t : edges->second) height = std::max(height, 1 + visit(t, depth + 1));
+        stack_.pop_back();
+        marks_[alias] = Mark::Done;
+        heights_[alias] = height;
+        if (height > max_alias_depth && depth == 0)
+            problems_.push_back(fmt::format("alias {}: chain of {} aliases, deeper than {}", alias, height, max_alias_depth));
+        return height;
+    }
+    void report_cycle(const std::string& alias) {
+        auto start = std::find(stack_.begin(), stack_.end(), alias);
+        std::string chain;
+        for (auto it = start; it != stack_.end(); ++it) chain += *it + " -> ";
+        problems_.push_back(fmt::format("alias cycle: {}{}", chain, alias));
+    }
+
+    std::map<std::string, std::vector<std::string>> edges_;
+    std::map<std::string, Mark> marks_;
+    std::map<std::string, int> heights_;
+    std::vector<std::string> stack_;
+    std::vector<std::string> problems_;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------ statements
+
+// Runs `sql` with text parameters ?1..?N and returns the first column of
+// the first row, or nullopt when there is no row.
+Result<std::optional<std::string>> query_text(sqlite3* db, std::string_view sql,
+                                              std::initializer_list<std::string_view> params) {
+    auto stmt = prepare(db, sql);
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    int i = 0;
+    for (auto p : params) q.bind(++i, p);
+    auto row = q.step();
+    if (!row) return row.error();
+    if (!row.value()) return std::optional<std::string>();
+    return std::optional<std::string>(q.text(0));
+}
+
+Result<void> run(sqlite3* db, std::string_view sql, std::initializer_list<std::optional<std::string>> params) {
+    auto stmt = prepare(db, sql);
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    int i = 0;
+    for (const auto& p : params) q.bind_optional(++i, p);
+    return q.run();
+}
+
+Result<bool> exists(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params) {
+    auto row = query_text(db, sql, params);
+    if (!row) return row.error();
+    return row->has_value();
+}
+
+Result<std::int64_t> count(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params) {
+    auto row = query_text(db, sql, params);
+    if (!row) return row.error();
+    return row->has_value() ? std::atoll((*row)->c_str()) : 0;
+}
+
+// ------------------------------------------------------------ values
+
+bool is_name(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](unsigned char c) {
+        return std::isalnum(c) || c == '-' || c == '_' || c == '.';
+    });
+}
+
+Result<void> check_unit_fields(const UnitRecord& u) {
+    if (!is_name(u.name))
+        return make_error(Errc::Invalid, fmt::format("unit \"{}\": a name is letters, digits, '-', '_' and '.'", u.name));
+    if (!is_name(u.transport))
+        return make_error(Errc::Invalid, fmt::format("unit {}: bad transport \"{}\"", u.name, u.transport));
+    bool bad_nexthop = u.nexthop.empty() || std::any_of(u.nexthop.begin(), u.nexthop.end(), [](unsigned char c) {
+        return c <= ' ' || c == 0x7f || c == ',';
+    });
+    if (bad_nexthop) return make_error(Errc::Invalid, fmt::format("unit {}: bad nexthop \"{}\"", u.name, u.nexthop));
+    return {};
+}
+
+// The stored key of a mailbox or alias address (no extension splitting).
+Result<Address> parse_address(const std::string& text) {
+    return normalize_address(text, AddressOptions{true, ""});
+}
+
+std::string_view domain_of(std::string_view address) {
+    auto at = address.rfind('@');
+    return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+}
+
+Result<bool> domain_served(sqlite3* db, std::string_view domain) {
+    return exists(db, "SELECT 1 FROM domains WHERE name = ?1", {domain});
+}
+
+// An alias key: an address, or "@domain" for the domain's catch-all.
+Result<std::string> alias_key(sqlite3* db, const std::string& text) {
+    std::string key;
+    std::string domain;
+    if (!text.empty() && text[0] == '@') {
+        auto d = normalize_domain(std::string_view(text).substr(1));
+        if (!d) return d.error();
+        domain = d.value();
+        key = "@" + domain;
+    } else {
+        auto a = parse_address(text);
+        if (!a) return a.error();
+        domain = a->domain;
+        key = a->full();
+    }
+    auto served = domain_served(db, domain);
+    if (!served) return served.error();
+    if (!served.value()) return make_error(Errc::Conflict, fmt::format("domain {} is not served", domain));
+    return key;
+}
+
+// An alias target: a local address is folded like every key; the local part
+// of an external address keeps its case (other systems may care).
+Result<std::string> alias_target(sqlite3* db, const std::string& text) {
+    auto folded = parse_address(text);
+    if (!folded) return folded.error();
+    auto served = domain_served(db, folded->domain);
+    if (!served) return served.error();
+    if (served.value()) return folded->full();
+    auto kept = normalize_address(text, AddressOptions{false, ""});
+    if (!kept) return kept.error();
+    return kept->full();
+}
+
+std::string utc_now() {
+    std::time_t now = std::time(nullptr);
+    std::tm tm{};
+    gmtime_r(&now, &tm);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buffer;
+}
+
+// ------------------------------------------------------------ alias graph
+
+Result<std::vector<std::string>> alias_problems(sqlite3* db) {
+    auto stmt = prepare(db, "SELECT address, target FROM aliases");
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    AliasGraph graph;
+    for (;;) {
+        auto row = q.step();
+        if (!row) return row.error();
+        if (!row.value()) break;
+        graph.add(q.text(0), q.text(1));
+    }
+    return graph.problems();
+}
+
+Result<void> refuse_alias_problems(sqlite3* db) {
+    auto problems = alias_problems(db);
+    if (!problems) return problems.error();
+    if (!problems->empty()) return make_error(Errc::Conflict, problems->front());
+    return {};
+}
+
+// ------------------------------------------------------------ schema
+
+Result<int> read_schema_version(sqlite3* db) {
+    auto table = exists(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", {});
+    if (!table) return table.error();
+    if (!table.value()) return 0;
+    auto value = query_text(db, "SELECT value FROM meta WHERE key = 'schema_version'", {});
+    if (!value) return value.error();
+    return value->has_value() ? std::atoi((*value)->c_str()) : 0;
+}
+
+Result<void> apply_migration(sqlite3* db, const Migration& m) {
+    auto txn = Transaction::begin(db, true);
+    if (!txn) return txn.error();
+    if (sqlite3_exec(db, std::string(m.sql).c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+        return db_error(db, fmt::format("migration {}", m.name));
+    auto version = read_schema_version(db);
+    if (!version) return version.error();
+    if (version.value() != m.version)
+        return make_error(Errc::Corrupt, fmt::format("migration {} did not set schema_version {}", m.name, m.version));
+    return txn->commit();
+}
+
+Result<DbHandle> open_rw(const std::string& path, bool create) {
+    int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
+    auto db = open_database(path, flags, primary_busy_timeout_ms);
+    if (!db) return db.error();
+    if (auto r = exec(db->get(), "PRAGMA foreign_keys = ON"); !r) return r.error();
+    return db;
+}
+
+}  // namespace unit::detail

@@ -1,0 +1,80 @@
+// primary_support.hpp (internal): the statement helpers and value rules
+// shared by the Primary modules (primary.cpp, primary_bulk.cpp). Same error
+// classes as primary.hpp; nothing here logs or throws past the templates'
+// catch.
+#pragma once
+
+#include <cstdint>
+#include <initializer_list>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "unit/address.hpp"
+#include "unit/records.hpp"
+#include "unit/result.hpp"
+#include "unit/schema.hpp"
+#include "unit/sqlite.hpp"
+
+namespace unit::detail {
+
+struct PrimaryDb {
+    DbHandle db;
+    std::string path;
+};
+
+inline constexpr int primary_busy_timeout_ms = 5000;
+inline constexpr int max_alias_depth = 8;  // as the resolver follows by default
+
+// Statements with text parameters ?1..?N.
+Result<std::optional<std::string>> query_text(sqlite3* db, std::string_view sql,
+                                              std::initializer_list<std::string_view> params);
+Result<void> run(sqlite3* db, std::string_view sql, std::initializer_list<std::optional<std::string>> params);
+Result<bool> exists(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params);
+Result<std::int64_t> count(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params);
+
+// Wraps one call in a write transaction: `body` runs inside it; it commits
+// when the body succeeds, and rolls back otherwise.
+template <class T, class Body>
+Result<T> in_transaction(sqlite3* db, Body&& body) noexcept {
+    try {
+        auto txn = Transaction::begin(db, true);
+        if (!txn) return txn.error();
+        Result<T> result = body();
+        if (!result) return result;
+        if (auto r = txn->commit(); !r) return r.error();
+        return result;
+    } catch (const std::exception& e) {
+        return make_error(Errc::Unavailable, e.what());
+    }
+}
+
+template <class T, class Body>
+Result<T> guarded(Body&& body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        return make_error(Errc::Unavailable, e.what());
+    }
+}
+
+// Value rules.
+bool is_name(std::string_view s);
+Result<void> check_unit_fields(const UnitRecord& u);
+Result<Address> parse_address(const std::string& text);  // a stored key: folded, no extension split
+std::string_view domain_of(std::string_view address);
+Result<bool> domain_served(sqlite3* db, std::string_view domain);
+Result<std::string> alias_key(sqlite3* db, const std::string& text);     // address or "@domain", served
+Result<std::string> alias_target(sqlite3* db, const std::string& text);  // local folded, external kept
+std::string utc_now();                                                    // ISO 8601 UTC
+
+// Alias cycles and chains deeper than max_alias_depth, one line each.
+Result<std::vector<std::string>> alias_problems(sqlite3* db);
+Result<void> refuse_alias_problems(sqlite3* db);  // Conflict naming the first problem
+
+Result<int> read_schema_version(sqlite3* db);  // 0 when the file has no meta table
+Result<void> apply_migration(sqlite3* db, const Migration& m);
+Result<DbHandle> open_rw(const std::string& path, bool create);
+
+}  // namespace unit::detail

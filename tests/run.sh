@@ -1,0 +1,48 @@
+#!/bin/bash
+# The test command of the README: installs what is missing, builds, runs
+# every test, and sums the doctest results into one line:
+#   unit tests: P passed, F failed
+# Exits non-zero when meson test failed, a test case failed, or none passed.
+# BUILD_DIR overrides the build directory (default: build).
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+build=${BUILD_DIR:-build}
+
+bash tools/install-deps.sh
+
+if [ -d "$build/meson-private" ]; then
+    meson setup --reconfigure "$build"
+else
+    meson setup "$build"
+fi
+meson compile -C "$build"
+
+status=0
+meson test -C "$build" --print-errorlogs || status=$?
+
+# doctest prints, per program:
+#   [doctest] test cases: N | P passed | F failed | S skipped
+log="$build/meson-logs/testlog.txt"
+passed=0
+failed=0
+if [ -f "$log" ]; then
+    read -r passed failed < <(
+        sed -e 's/\x1b\[[0-9;]*m//g' "$log" | awk -F'|' '
+            /^\[doctest\] test cases:/ {
+                for (i = 2; i <= NF; i++) {
+                    n = $i; gsub(/[^0-9]/, "", n)
+                    if ($i ~ /passed/) p += n
+                    else if ($i ~ /failed/) f += n
+                }
+            }
+            END { printf "%d %d\n", p, f }')
+else
+    echo "run.sh: $log not found" >&2
+fi
+
+echo "unit tests: $passed passed, $failed failed"
+
+if [ "$status" -ne 0 ] || [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then
+    exit 1
+fi
