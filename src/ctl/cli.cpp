@@ -167,8 +167,10 @@ Request parse_command_line(int argc, const char* const argv[]) {
     Request request;
     po::variables_map globals;
     std::vector<std::string> rest;
+    // The parsed options point into the description: it must outlive store().
+    const auto globals_description = global_options();
     try {
-        auto parsed = po::command_line_parser(tokens).options(global_options()).style(parser_style)
+        auto parsed = po::command_line_parser(tokens).options(globals_description).style(parser_style)
                           .allow_unregistered().run();
         po::store(parsed, globals);
         rest = po::collect_unrecognized(parsed.options, po::include_positional);
@@ -207,7 +209,15 @@ void print_help(std::ostream& out, const Command* command) {
         return;
     }
     out << "usage: unitctl [--db PATH] [--config FILE] COMMAND [ARGUMENTS] [OPTIONS]\n\ncommands:\n";
-    for (const auto& c : all_commands()) out << fmt::format("  {:<56} {}\n", synopsis(c), c.summary);
+    // A synopsis too long for the column puts its summary on the next line.
+    constexpr std::size_t column = 46;
+    for (const auto& c : all_commands()) {
+        const auto text = synopsis(c);
+        if (text.size() < column)
+            out << fmt::format("  {:<{}} {}\n", text, column, c.summary);
+        else
+            out << fmt::format("  {}\n  {:<{}} {}\n", text, "", column, c.summary);
+    }
     out << '\n' << global_options() << "\nSee unitctl(8) for the CSV format, --config keys and exit status.\n";
 }
 

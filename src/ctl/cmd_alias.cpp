@@ -36,7 +36,7 @@ void run_list(Invocation& inv) {
 constexpr std::array<Command, 3> commands{{
     {"alias add", "ADDRESS TARGET...", "", "add targets to an alias (@domain: catch-all)", nullptr, run_add},
     {"alias rm", "ADDRESS [TARGET]", "", "remove one target, or the whole alias", nullptr, run_rm},
-    {"alias list", "", "", "list aliases: address, target (one line per target)", nullptr, run_list},
+    {"alias list", "", "", "list aliases: address, target", nullptr, run_list},
 }};
 
 }  // namespace

@@ -48,14 +48,14 @@ void run_publish(Invocation& inv) {
 }
 
 constexpr std::array<Command, 1> init{{
-    {"init", "", "", "create the database, or upgrade it to the newest schema", nullptr, run_init},
+    {"init", "", "", "create the database, or upgrade its schema", nullptr, run_init},
 }};
 
 constexpr std::array<Command, 4> data{{
-    {"import", "FILE", "", "import a CSV file (- for stdin) in one transaction", nullptr, run_import},
+    {"import", "FILE", "", "import a CSV file (- for stdin), all or nothing", nullptr, run_import},
     {"export", "", "", "write every object as CSV on stdout", nullptr, run_export},
-    {"check", "", "", "check integrity and invariants; print problems or ok", nullptr, run_check},
-    {"publish", "OUT", "", "write a consistent read-only snapshot to OUT, atomically", nullptr, run_publish},
+    {"check", "", "", "check integrity and invariants", nullptr, run_check},
+    {"publish", "OUT", "", "write a read-only snapshot to OUT, atomically", nullptr, run_publish},
 }};
 
 }  // namespace

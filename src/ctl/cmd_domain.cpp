@@ -21,7 +21,7 @@ void run_list(Invocation& inv) {
 
 constexpr std::array<Command, 3> commands{{
     {"domain add", "DOMAIN", "", "serve a domain", nullptr, run_add},
-    {"domain rm", "DOMAIN", "", "stop serving a domain (no mailbox or alias may use it)", nullptr, run_rm},
+    {"domain rm", "DOMAIN", "", "stop serving a domain no mailbox or alias uses", nullptr, run_rm},
     {"domain list", "", "", "list the served domains", nullptr, run_list},
 }};
 

@@ -22,9 +22,9 @@ void run_finish(Invocation& inv) { unwrap(open_primary(inv).finish_move(inv.oper
 void run_abort(Invocation& inv) { unwrap(open_primary(inv).abort_move(inv.operands[0])); }
 
 constexpr std::array<Command, 3> commands{{
-    {"move begin", "ADDRESS", "--to UNIT", "start moving a mailbox (its mail is held meanwhile)", declare_begin,
+    {"move begin", "ADDRESS", "--to UNIT", "start moving a mailbox (its mail is held)", declare_begin,
      run_begin},
-    {"move finish", "ADDRESS", "", "the mailbox now lives on the new unit", nullptr, run_finish},
+    {"move finish", "ADDRESS", "", "end a move: the mailbox lives on the new unit", nullptr, run_finish},
     {"move abort", "ADDRESS", "", "cancel a move: the mailbox stays where it was", nullptr, run_abort},
 }};
 

@@ -95,7 +95,7 @@ void run_resolve(Invocation& inv) {
 }
 
 constexpr std::array<Command, 1> commands{{
-    {"resolve", "ADDRESS", "[--recipient-delimiter CHARS]", "show how libunit resolves an address, with its trace",
+    {"resolve", "ADDRESS", "[--recipient-delimiter CHARS]", "resolve an address as libunit does, with a trace",
      declare, run_resolve},
 }};
 

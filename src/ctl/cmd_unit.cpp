@@ -65,7 +65,7 @@ constexpr std::array<Command, 4> commands{{
     {"unit set", "NAME", "[--state active|draining|down] [--nexthop NH] [--transport T]",
      "change a unit's state or route", declare_set, run_set},
     {"unit rm", "NAME", "", "remove a unit that holds no mailboxes", nullptr, run_rm},
-    {"unit list", "", "", "list units: name, transport:nexthop, state, mailboxes", nullptr, run_list},
+    {"unit list", "", "", "list units: name, route, state, mailboxes", nullptr, run_list},
 }};
 
 }  // namespace

@@ -181,7 +181,8 @@ Result<std::string> idn_domain(std::string_view d, Notes& notes) {
     lowercase_ascii(in);
     // Checked here because an empty label would otherwise reach libidn2
     // and its answer for it has changed between versions.
-    if (in.front() == '.' || in.back() == '.' || in.find("..") != std::string::npos) return invalid("", "invalid domain: empty label");
+    if (in.front() == '.' || in.back() == '.' || in.find("..") != std::string::npos)
+        return invalid("", "invalid domain: empty label");
     char* raw = nullptr;
     int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(in.c_str()), reinterpret_cast<uint8_t**>(&raw),
                             IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
@@ -321,6 +322,7 @@ void apply_split(Address& a, std::string_view logical, const AddressOptions& opt
     }
     a.base_local = render_local(logical.substr(0, at));
     a.extension = std::string(logical.substr(at + 1));
+    a.extended = true;
     a.notes.push_back("extension \"" + a.extension + "\" split off at '" + logical[at] + "'");
 }
 
@@ -346,7 +348,8 @@ Result<Address> normalize(std::string_view raw, const AddressOptions& options) {
 
     LocalPart part = parse_local(local_raw);
     if (part.logical.empty()) return invalid("address: ", "empty local part");
-    if (options.fold_local_case && lowercase_ascii(part.logical)) a.notes.emplace_back("local part folded to lowercase");
+    if (options.fold_local_case && lowercase_ascii(part.logical))
+        a.notes.emplace_back("local part folded to lowercase");
     a.local = render_local(part.logical);
     note_rendering(part, local_raw, a.local, a.notes);
     apply_split(a, part.logical, options);

@@ -36,10 +36,11 @@ struct Address {
     std::string local;      // normalised local part, extension included
     std::string domain;     // lowercase A-labels, no trailing dot
     std::string base_local; // local part without the extension (== local when none)
-    std::string extension;  // the extension without its delimiter; empty when none
+    std::string extension;  // the extension without its delimiter (may be empty: "user+@x")
+    bool extended = false;  // an extension was split off
     std::vector<std::string> notes;  // what normalisation changed, for traces
 
-    bool has_extension() const noexcept { return base_local.size() != local.size(); }
+    bool has_extension() const noexcept { return extended; }
     std::string full() const { return local + '@' + domain; }
     std::string base() const { return base_local + '@' + domain; }
 };

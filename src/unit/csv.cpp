@@ -97,7 +97,8 @@ bool RowParser::outside_quotes(char c) {
         return true;
     }
     if (c == '\r') {
-        if (!Traits::eq_int_type(buf_.sgetc(), Traits::to_int_type('\n'))) return fail(line_ + 1, "bare carriage return");
+        if (!Traits::eq_int_type(buf_.sgetc(), Traits::to_int_type('\n')))
+            return fail(line_ + 1, "bare carriage return");
         buf_.sbumpc();
         ++line_;
         return true;

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <algorithm>
 #include <cstring>
 #include <filesystem>
 #include <functional>
@@ -180,6 +181,9 @@ Result<void> apply_rows(const std::vector<CsvRow>& rows, const std::string& sour
 
 Result<ImportStats> Primary::import_csv(std::istream& in, const std::string& source) noexcept {
     sqlite3* db = db_->db.get();
+    // A large page cache keeps a big import's pages in memory until commit
+    // instead of spilling them to the WAL over and over.
+    if (auto r = exec(db, "PRAGMA cache_size = -262144"); !r) return r.error();
     return in_transaction<ImportStats>(db, [&]() -> Result<ImportStats> {
         auto plan = read_plan(in, source);
         if (!plan) return plan.error();
@@ -187,6 +191,10 @@ Result<ImportStats> Primary::import_csv(std::istream& in, const std::string& sou
             return r.error();
         if (auto r = apply_rows(plan->units, source, [&](const CsvRow& row) { return import_unit(db, row); }); !r)
             return r.error();
+        // Inserting in key order fills b-tree pages one after the other instead
+        // of splitting pages all over the table: several times faster at 1M rows.
+        std::stable_sort(plan->mailboxes.begin(), plan->mailboxes.end(),
+                         [](const CsvRow& a, const CsvRow& b) { return a.fields[1] < b.fields[1]; });
         auto importer = MailboxImporter::create(db);
         if (!importer) return importer.error();
         if (auto r = apply_rows(plan->mailboxes, source, [&](const CsvRow& row) { return importer->add(row); }); !r)

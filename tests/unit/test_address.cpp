@@ -456,3 +456,12 @@ TEST_CASE("random input never throws and never yields a bad key") {
     }
     CHECK(accepted > 100);
 }
+
+TEST_CASE("an extension is recorded even when the base needs quotes") {
+    unit::AddressOptions options{true, "+"};
+    auto a = unit::normalize_address("a.+b@x.example", options);
+    REQUIRE(a.ok());
+    CHECK(a->has_extension());
+    CHECK(a->base() == "\"a.\"@x.example");
+    CHECK(a->extension == "b");
+}

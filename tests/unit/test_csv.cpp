@@ -204,7 +204,8 @@ TEST_CASE("tricky fields survive a round trip") {
         CAPTURE(i);
         CHECK(back[i].fields == rows[i]);
         CHECK(back[i].line == line);
-        for (const auto& field : rows[i]) line += static_cast<std::uint64_t>(std::count(field.begin(), field.end(), '\n'));
+        for (const auto& field : rows[i])
+            line += static_cast<std::uint64_t>(std::count(field.begin(), field.end(), '\n'));
         ++line;
     }
 }

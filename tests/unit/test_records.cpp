@@ -32,8 +32,8 @@ TEST_CASE("mailbox states have the schema's spellings") {
 
 TEST_CASE("other spellings are refused") {
     using namespace std::string_view_literals;
-    for (std::string_view text : {""sv, "Active"sv, "ACTIVE"sv, " active"sv, "active "sv, "activ"sv, "enabled"sv, "moving"sv,
-                                  "suspended"sv, "disabled"sv, "up"sv, "down\0"sv}) {
+    for (std::string_view text : {""sv, "Active"sv, "ACTIVE"sv, " active"sv, "active "sv, "activ"sv, "enabled"sv,
+                                  "moving"sv, "suspended"sv, "disabled"sv, "up"sv, "down\0"sv}) {
         CAPTURE(text);
         CHECK_FALSE(parse_unit_state(text).has_value());
     }
