@@ -112,7 +112,7 @@ Result<void> Primary::remove_domain(const std::string& text) noexcept {
                                  " WHERE substr(address, -length(?1) - 1) = '@' || ?1", {*domain});
         if (!aliases) return aliases.error();
         if (mailboxes.value() + aliases.value() > 0)
-            return make_error(Errc::Conflict, fmt::format("domain {}: still used by {} mailboxes and {} aliases", *domain,
+            return make_error(Errc::Conflict, fmt::format("domain {}: still used by {} mailbox(es) and {} alias(es)", *domain,
                                                           mailboxes.value(), aliases.value()));
         return run(db, "DELETE FROM domains WHERE name = ?1", {*domain});
     });
@@ -198,7 +198,7 @@ Result<void> Primary::remove_unit(const std::string& name) noexcept {
         auto used = count(db, "SELECT count(*) FROM mailboxes WHERE unit = ?1 OR moving_to = ?1", {name});
         if (!used) return used.error();
         if (used.value() > 0)
-            return make_error(Errc::Conflict, fmt::format("unit {}: still has {} mailboxes", name, used.value()));
+            return make_error(Errc::Conflict, fmt::format("unit {}: still has {} mailbox(es)", name, used.value()));
         return run(db, "DELETE FROM units WHERE name = ?1", {name});
     });
 }

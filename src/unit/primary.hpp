@@ -3,7 +3,8 @@
 // Primary owns one read-write SQLite connection in WAL mode with foreign
 // keys on. Every call is one transaction: it either completes or changes
 // nothing. Addresses and domains are normalised (address.hpp) before they
-// are stored; alias targets outside the served domains keep their case.
+// are stored; the local part of an alias target outside the served domains
+// keeps its case (its domain is lowercased like every domain).
 // meta.generation is bumped by the schema's triggers, not by this code.
 //
 // Outcomes of the calls, besides success:

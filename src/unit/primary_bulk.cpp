@@ -300,6 +300,25 @@ Result<void> check_keys(sqlite3* db, const char* sql, const char* what, const st
     }
 }
 
+// Alias targets in served domains must be stored keys too; external ones
+// keep the case of their local part, so only their domain is checked.
+Result<void> check_targets(sqlite3* db, const std::unordered_set<std::string>& domains,
+                           std::vector<std::string>& problems) {
+    auto stmt = prepare(db, "SELECT DISTINCT target FROM aliases ORDER BY target");
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    for (;;) {
+        auto row = q.step();
+        if (!row) return row.error();
+        if (!row.value()) return {};
+        std::string target = q.text(0);
+        std::string key = stored_key(target);
+        if (key.empty()) problems.push_back(fmt::format("alias target {}: malformed address", target));
+        else if (domains.count(std::string(domain_of(key))) && key != target)
+            problems.push_back(fmt::format("alias target {}: not normalised (expected {})", target, key));
+    }
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> Primary::check() noexcept {
@@ -342,6 +361,13 @@ Result<std::vector<std::string>> Primary::check() noexcept {
             return c.error();
         if (auto c = check_keys(db, "SELECT DISTINCT address FROM aliases ORDER BY address", "alias", domains, problems); !c)
             return c.error();
+        if (auto c = check_targets(db, domains, problems); !c) return c.error();
+        for (const auto& domain : domains) {
+            auto normal = normalize_domain(domain);
+            if (!normal || *normal != domain)
+                problems.push_back(fmt::format("domain {}: not normalised{}", domain,
+                                               normal ? fmt::format(" (expected {})", *normal) : std::string()));
+        }
         auto aliases = alias_problems(db);
         if (!aliases) return aliases.error();
         problems.insert(problems.end(), aliases->begin(), aliases->end());
@@ -391,9 +417,9 @@ Result<PublishInfo> Primary::publish(const std::string& out) noexcept {
         fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
         std::string tmp = (dir / fmt::format(".{}.tmp{}", target.filename().string(), ::getpid())).string();
         fs::remove(tmp, ec);
-        auto cleanup = [&](Error e) {
+        auto cleanup = [&](const Error& e) {
             fs::remove(tmp, ec);
-            return e;
+            return make_error(e.code, fmt::format("publish {}: {}", out, e.message));
         };
         // VACUUM INTO reads one committed snapshot of the primary: consistent
         // even while unitctl or the provider's system keeps writing.
@@ -404,7 +430,8 @@ Result<PublishInfo> Primary::publish(const std::string& out) noexcept {
         if (auto r = fsync_path(tmp, O_RDONLY); !r) return cleanup(r.error());
         if (::rename(tmp.c_str(), out.c_str()) != 0)
             return cleanup(make_error(Errc::Io, fmt::format("{}: rename: {}", out, std::strerror(errno))));
-        if (auto r = fsync_path(dir.string(), O_RDONLY | O_DIRECTORY); !r) return r.error();
+        if (auto r = fsync_path(dir.string(), O_RDONLY | O_DIRECTORY); !r)
+            return make_error(r.error().code, fmt::format("publish {}: {}", out, r.error().message));
         return PublishInfo{out, generation.value(), published_at};
     });
 }

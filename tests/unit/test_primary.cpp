@@ -165,7 +165,9 @@ TEST_CASE("check finds nothing in a healthy database and every planted problem")
             "INSERT INTO mailboxes (address, unit, state) VALUES ('limbo@example.com', 'u1', 'moving');"
             "INSERT INTO mailboxes (address, unit) VALUES ('stranger@example.org', 'u1');"
             "INSERT INTO mailboxes (address, unit) VALUES ('Upper@example.com', 'u1');"
-            "INSERT INTO aliases VALUES ('a@example.com', 'b@example.com'), ('b@example.com', 'a@example.com');");
+            "INSERT INTO aliases VALUES ('a@example.com', 'b@example.com'), ('b@example.com', 'a@example.com');"
+            "INSERT INTO aliases VALUES ('c@example.com', 'Bob@Example.com');"
+            "INSERT INTO domains VALUES ('Upper.example');");
     auto problems = d.primary.check();
     REQUIRE(problems.ok());
     std::string all;
@@ -176,7 +178,9 @@ TEST_CASE("check finds nothing in a healthy database and every planted problem")
     CHECK(all.find("mailbox Upper@example.com: not normalised (expected upper@example.com)") != std::string::npos);
     CHECK(all.find("alias cycle: a@example.com -> b@example.com -> a@example.com") != std::string::npos);
     CHECK(all.find("integrity: CHECK constraint failed in mailboxes") != std::string::npos);  // limbo@
-    CHECK_MESSAGE(problems->size() == 6, all);
+    CHECK(all.find("alias target Bob@Example.com: not normalised (expected bob@example.com)") != std::string::npos);
+    CHECK(all.find("domain Upper.example: not normalised (expected upper.example)") != std::string::npos);
+    CHECK_MESSAGE(problems->size() == 9, all);
 }
 
 TEST_CASE("check reports a damaged file") {

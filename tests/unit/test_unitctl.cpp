@@ -160,7 +160,7 @@ TEST_CASE("init and domains") {
 
     ctl.ok({"unit", "add", "unit12", "--nexthop", "[unit12.my.com]"});
     ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
-    expect_failure(ctl.run({"domain", "rm", "my.com"}), 1, "domain my.com: still used by 1 mailboxes and 0 aliases");
+    expect_failure(ctl.run({"domain", "rm", "my.com"}), 1, "domain my.com: still used by 1 mailbox(es) and 0 alias(es)");
     expect_failure(ctl.run({"domain", "rm", "nowhere.net"}), 1, "domain nowhere.net: not served");
 
     CHECK(ctl.ok({"domain", "rm", "other.org"}) == "");
@@ -189,7 +189,7 @@ TEST_CASE("units") {
     expect_failure(ctl.run({"unit", "add", "unit12", "--nexthop", "[x.my.com]"}), 1, "unit unit12: already exists");
     expect_failure(ctl.run({"unit", "set", "unit99", "--state", "down"}), 1, "unit unit99: no such unit");
     expect_failure(ctl.run({"unit", "rm", "unit99"}), 1, "unit unit99: no such unit");
-    expect_failure(ctl.run({"unit", "rm", "unit12"}), 1, "unit unit12: still has 2 mailboxes");
+    expect_failure(ctl.run({"unit", "rm", "unit12"}), 1, "unit unit12: still has 2 mailbox(es)");
     expect_failure(ctl.run({"mailbox", "add", "cat@my.com", "--unit", "unit12"}), 1,
                    "unit unit12 is draining: it takes no new mailboxes");
 
