@@ -182,7 +182,64 @@ std::string format_time(std::time_t t) {
     return buffer;
 }
 
+// An open read transaction on a snapshot young enough to answer from.
+struct Snapshot {
+    Reader reader;
+    std::int64_t generation;
+    std::int64_t age;
+    std::string description;  // for the trace
+};
+
+Result<Snapshot> open_snapshot(Directory& directory, const ResolverOptions& options, std::time_t now) {
+    auto reader = directory.read();
+    if (!reader) return reader.error();
+    auto generation = reader->generation();
+    if (!generation) return generation.error();
+    auto age = directory.age_seconds(now).value_or(0);
+    if (options.max_replica_age.count() > 0 && age > options.max_replica_age.count())
+        return make_error(Errc::Unavailable, fmt::format("replica is {} s old, over max_replica_age {} s", age,
+                                                         options.max_replica_age.count()));
+    const auto& info = directory.status().snapshot;
+    std::string description = fmt::format(
+        "snapshot generation {}, {}, age {} s", generation.value(),
+        info.published_at ? "published " + format_time(*info.published_at) : std::string("never published"), age);
+    return Snapshot{std::move(reader.value()), generation.value(), age, std::move(description)};
+}
+
 }  // namespace
+
+DomainResolution Resolver::resolve_domain(std::string_view domain) noexcept {
+    return resolve_domain(domain, std::time(nullptr));
+}
+
+DomainResolution Resolver::resolve_domain(std::string_view domain, std::time_t now) noexcept {
+    DomainResolution d;
+    try {
+        auto normal = normalize_domain(domain);
+        if (!normal) {
+            d.outcome = DomainOutcome::Malformed;
+            d.reason = normal.error().message;
+            return d;
+        }
+        d.domain = std::move(normal.value());
+        auto snapshot = open_snapshot(directory_, options_, now);
+        if (!snapshot) {
+            d.reason = snapshot.error().message;
+            return d;
+        }
+        d.generation = snapshot->generation;
+        auto served = snapshot->reader.domain_served(d.domain);
+        if (!served) {
+            d.reason = served.error().message;
+            return d;
+        }
+        d.outcome = served.value() ? DomainOutcome::Served : DomainOutcome::NotServed;
+    } catch (const std::exception& e) {  // allocation failure
+        d.outcome = DomainOutcome::Tempfail;
+        d.reason = e.what();
+    }
+    return d;
+}
 
 Resolution Resolver::resolve(std::string_view address) noexcept { return resolve(address, std::time(nullptr)); }
 
@@ -201,32 +258,19 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         r.trace.push_back(fmt::format("normalised to {}{}{}", r.address, a.notes.empty() ? "" : ": ",
                                       fmt::join(a.notes, "; ")));
 
-        auto reader = directory_.read();
-        if (!reader) {
-            fail(r, Outcome::Tempfail, reader.error().message);
+        auto snapshot = open_snapshot(directory_, options_, now);
+        if (!snapshot) {
+            fail(r, Outcome::Tempfail, snapshot.error().message);
             return r;
         }
-        auto generation = reader->generation();
-        if (!generation) {
-            fail(r, Outcome::Tempfail, generation.error().message);
-            return r;
-        }
-        r.generation = generation.value();
-        auto age = directory_.age_seconds(now).value_or(0);
-        const auto& snapshot = directory_.status().snapshot;
-        r.trace.push_back(fmt::format("snapshot generation {}, {}, age {} s", r.generation,
-                                      snapshot.published_at ? "published " + format_time(*snapshot.published_at)
-                                                            : std::string("never published"),
-                                      age));
-        if (options_.max_replica_age.count() > 0 && age > options_.max_replica_age.count()) {
-            fail(r, Outcome::Tempfail,
-                 fmt::format("replica is {} s old, over max_replica_age {} s", age, options_.max_replica_age.count()));
-            return r;
-        }
+        auto& reader = snapshot->reader;
+        auto age = snapshot->age;
+        r.generation = snapshot->generation;
+        r.trace.push_back(snapshot->description);
 
-        Lookup lookup(reader.value(), options_, r);
+        Lookup lookup(reader, options_, r);
         auto attempt = [&]() -> Result<bool> {
-            auto served = reader->domain_served(a.domain);
+            auto served = reader.domain_served(a.domain);
             if (!served) return served.error();
             if (!served.value()) {
                 r.trace.push_back(fmt::format("domain {} is not served here", a.domain));

@@ -78,6 +78,16 @@ struct Resolution {
     std::vector<std::string> trace;
 };
 
+// Whether a domain is served here (the socketmap `domain` table).
+enum class DomainOutcome { Served, NotServed, Tempfail, Malformed };
+
+struct DomainResolution {
+    DomainOutcome outcome = DomainOutcome::Tempfail;
+    std::string domain;  // normalised
+    std::int64_t generation = -1;
+    std::string reason;  // Tempfail, Malformed: why
+};
+
 class UNIT_EXPORT Resolver {
 public:
     Resolver(Directory& directory, ResolverOptions options) noexcept
@@ -86,6 +96,9 @@ public:
     Resolution resolve(std::string_view address) noexcept;
     // As resolve(), with the clock given (tests, replay).
     Resolution resolve(std::string_view address, std::time_t now) noexcept;
+
+    DomainResolution resolve_domain(std::string_view domain) noexcept;
+    DomainResolution resolve_domain(std::string_view domain, std::time_t now) noexcept;
 
     const ResolverOptions& options() const noexcept { return options_; }
 

@@ -251,3 +251,21 @@ TEST_CASE("outcomes have stable names") {
     CHECK(to_string(Outcome::Unconfirmed) == "unconfirmed");
     CHECK(to_string(Outcome::Tempfail) == "tempfail");
 }
+
+TEST_CASE("domains are served, not served, malformed or a temporary failure") {
+    World w;
+    Resolver resolver(*w.directory, w.options);
+    auto served = resolver.resolve_domain("Example.COM.");
+    CHECK(served.outcome == DomainOutcome::Served);
+    CHECK(served.domain == "example.com");
+    CHECK(served.generation == w.primary.generation().value());
+    CHECK(resolver.resolve_domain("bücher.example").outcome == DomainOutcome::Served);
+    CHECK(resolver.resolve_domain("example.org").outcome == DomainOutcome::NotServed);
+    CHECK(resolver.resolve_domain("bad domain").outcome == DomainOutcome::Malformed);
+
+    TempDir empty;
+    Directory missing(DirectoryOptions{empty.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    auto broken = Resolver(missing, w.options).resolve_domain("example.com");
+    CHECK(broken.outcome == DomainOutcome::Tempfail);
+    CHECK(!broken.reason.empty());
+}

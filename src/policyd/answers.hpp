@@ -1,0 +1,54 @@
+// answers.hpp: what unitpolicy answers, as pure functions of a Resolution
+// (DESIGN §5). Each protocol maps the resolver's outcome here, once:
+// policy_action() for the policy delegation protocol, map_reply() for the
+// socketmap tables. Nothing here does I/O, so the whole table of §5 is
+// tested without sockets.
+//
+// The rule that matters most: an outcome that is not certain (Tempfail,
+// Unconfirmed) never yields a 5xx or a NOTFOUND.
+// Pure functions, thread-safe. Logs nothing.
+#pragma once
+
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "unit/resolver.hpp"
+
+namespace unit::policyd {
+
+// The reply texts (configurable): "CODE X.Y.Z text", as in access(5).
+struct ReplyTexts {
+    std::string unknown = "550 5.1.1 User unknown";
+    std::string unconfirmed = "450 4.1.1 User unknown in a stale directory replica, try again later";
+    std::string disabled = "550 5.2.1 Mailbox disabled";
+    std::string suspended = "450 4.2.1 Mailbox temporarily unavailable";
+    std::string tempfail = "451 4.3.0 Directory temporarily unavailable";
+};
+
+enum class HoldMode { Transport, Defer };
+
+struct AnswerSettings {
+    ReplyTexts texts;
+    std::string hold_transport = "unithold";  // a defer_transports clone of smtp
+    HoldMode hold_mode = HoldMode::Transport;
+    std::string hold_defer_text = "4.2.1 Mailbox temporarily held";  // hold_mode defer: retry:TEXT
+    std::string unit;             // this host's unit; empty on an MX
+    std::string local_transport = "local";  // own mailboxes on a unit
+    std::string mx_relay = "smtp:[mx]";       // everything else from a unit: "transport:nexthop"
+};
+
+// The policy action for a recipient at RCPT or VRFY: "DUNNO" or a reply
+// such as "550 5.1.1 User unknown" (Postfix adds the recipient and
+// "Recipient address rejected:" itself).
+std::string policy_action(const Resolution& r, const AnswerSettings& settings);
+
+// A socketmap reply payload: "OK data", "NOTFOUND ", "TEMP reason",
+// "PERM reason"; never longer than common::max_socketmap_reply.
+enum class MapName { Domain, Recipient, TransportMx, TransportUnit, Alias };
+std::optional<MapName> parse_map_name(std::string_view name) noexcept;
+
+std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& settings);
+std::string domain_reply(const DomainResolution& d);
+
+}  // namespace unit::policyd
