@@ -34,11 +34,6 @@ struct Settings {
 // Applies the keys of the file at `path` to `settings`.
 void load_config_file(const std::string& path, Settings& settings);
 
-// "90", "90s", "15m", "2h", "1d", "1w"; nullopt for anything else.
-std::optional<std::chrono::seconds> parse_duration(std::string_view text) noexcept;
-// yes|no|true|false|on|off|1|0; nullopt for anything else.
-std::optional<bool> parse_bool(std::string_view text) noexcept;
-
 // Parsers for command-line values: `what` ("resolve: --reject-max-age")
 // starts the message of the UsageError they throw for a bad value.
 std::chrono::seconds duration_or_usage(std::string_view text, std::string_view what);

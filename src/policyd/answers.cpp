@@ -1,0 +1,221 @@
+// answers.cpp: DESIGN §5 as code, one function per protocol edge.
+#include "policyd/answers.hpp"
+
+#include "common/netstring.hpp"
+
+namespace unit::policyd {
+
+namespace {
+
+constexpr std::size_t max_text = 200;  // bytes of a reason or an action text
+constexpr std::string_view not_found = "NOTFOUND ";
+constexpr std::string_view too_long = "TEMP reply too long";
+constexpr std::string_view default_reason = "directory temporarily unavailable";
+
+// No control character (CR, LF, NUL, ...) ever reaches a peer: each becomes a
+// space. At most max_text bytes, cut on a UTF-8 character boundary.
+std::string sanitise(std::string_view text) {
+    std::string out(text);
+    for (char& c : out) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) c = ' ';
+    }
+    if (out.size() > max_text) {
+        std::size_t cut = max_text;
+        while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
+        out.resize(cut);
+    }
+    return out;
+}
+
+// A reply never exceeds what Postfix accepts; an oversized answer becomes a
+// temporary error rather than a silently truncated route or address list.
+std::string capped(std::string reply) {
+    if (reply.size() > common::max_socketmap_reply) return std::string(too_long);
+    return reply;
+}
+
+std::string ok(std::string_view data) {
+    std::string reply = "OK ";
+    reply += data;
+    return reply;
+}
+
+std::string temp(std::string_view reason) {
+    return "TEMP " + sanitise(reason.empty() ? default_reason : reason);
+}
+
+// Where mail is held while it cannot go to the mailbox's unit.
+std::string hold(const Destination& d, const AnswerSettings& s) {
+    if (s.hold_mode == HoldMode::Defer) return "retry:" + sanitise(s.hold_defer_text);
+    return s.hold_transport + ':' + d.unit.nexthop;
+}
+
+// transportmx: the unit's route, or held.
+std::string mx_route(const Destination& d, const AnswerSettings& s) {
+    if (d.mailbox.state == MailboxState::Disabled) return std::string(not_found);
+    if (d.mailbox.state == MailboxState::Active && d.unit.state != UnitState::Down) return ok(d.unit.route());
+    return ok(hold(d, s));
+}
+
+// transportunit on unit s.unit: local delivery, back to the MX, or held.
+std::string unit_route(const Destination& d, const AnswerSettings& s) {
+    if (d.mailbox.state == MailboxState::Disabled) return std::string(not_found);
+    if (d.mailbox.state == MailboxState::Active) {
+        if (d.mailbox.unit == s.unit) return ok(s.local_transport);
+        if (d.unit.state != UnitState::Down) return ok(s.mx_relay);
+    }
+    return ok(hold(d, s));
+}
+
+// An alias reaches the transport maps only when it lists itself (Postfix
+// rewrites every other alias through the alias map first): then it is the
+// mailbox of that name.
+const Destination* self_mailbox(const Resolution& r) noexcept {
+    for (const auto& t : r.targets)
+        if (t.address == r.address)
+            return t.kind == AliasTarget::Kind::Mailbox && t.destination ? &*t.destination : nullptr;
+    return nullptr;
+}
+
+template <class Route>
+std::string transport(const Resolution& r, const AnswerSettings& s, Route route) {
+    switch (r.outcome) {
+    case Outcome::Mailbox:
+        if (!r.destination) return temp("mailbox without a destination");
+        return route(*r.destination, s);
+    case Outcome::Alias:
+        if (const Destination* d = self_mailbox(r)) return route(*d, s);
+        return std::string(not_found);
+    case Outcome::Tempfail:
+    case Outcome::Unconfirmed:
+        return temp(r.reason);
+    case Outcome::Disabled:
+    case Outcome::Unknown:
+    case Outcome::Foreign:
+    case Outcome::Malformed:
+        break;
+    }
+    return std::string(not_found);
+}
+
+std::string recipient(const Resolution& r) {
+    switch (r.outcome) {
+    case Outcome::Mailbox:
+    case Outcome::Alias:
+        return ok(r.address);
+    case Outcome::Tempfail:
+    case Outcome::Unconfirmed:
+        return temp(r.reason);
+    case Outcome::Disabled:
+    case Outcome::Unknown:
+    case Outcome::Foreign:
+    case Outcome::Malformed:
+        break;
+    }
+    return std::string(not_found);
+}
+
+std::string alias(const Resolution& r) {
+    switch (r.outcome) {
+    case Outcome::Alias: {
+        if (r.targets.empty()) return temp("alias without targets");
+        std::string reply = "OK ";
+        for (std::size_t i = 0; i < r.targets.size(); ++i) {
+            if (i > 0) reply += ',';
+            reply += r.targets[i].address;
+            if (reply.size() > common::max_socketmap_reply) break;  // capped() answers
+        }
+        return reply;
+    }
+    case Outcome::Tempfail:
+    case Outcome::Unconfirmed:
+        // Not "no alias": the alias may be newer than this replica, and
+        // cleanup(8) expands aliases once, so a NOTFOUND would be final.
+        return temp(r.reason);
+    case Outcome::Mailbox:
+    case Outcome::Unknown:
+    case Outcome::Foreign:
+    case Outcome::Disabled:
+    case Outcome::Malformed:
+        break;
+    }
+    return std::string(not_found);
+}
+
+}  // namespace
+
+std::string policy_action(const Resolution& r, const AnswerSettings& settings) {
+    const ReplyTexts& t = settings.texts;
+    switch (r.outcome) {
+    case Outcome::Mailbox:
+        if (!r.destination) return sanitise(t.tempfail);
+        switch (r.destination->mailbox.state) {
+        case MailboxState::Active:
+        case MailboxState::Moving:
+            return "DUNNO";
+        case MailboxState::Suspended:
+            return sanitise(t.suspended);
+        case MailboxState::Disabled:
+            return sanitise(t.disabled);
+        }
+        return sanitise(t.tempfail);
+    case Outcome::Disabled:
+        return sanitise(t.disabled);
+    case Outcome::Unknown:
+        return sanitise(t.unknown);
+    case Outcome::Unconfirmed:
+        return sanitise(t.unconfirmed);
+    case Outcome::Tempfail:
+        return sanitise(t.tempfail);
+    case Outcome::Alias:
+    case Outcome::Foreign:
+    case Outcome::Malformed:  // Postfix's own checks decide
+        return "DUNNO";
+    }
+    return sanitise(t.tempfail);
+}
+
+std::optional<MapName> parse_map_name(std::string_view name) noexcept {
+    if (name == "domain") return MapName::Domain;
+    if (name == "recipient") return MapName::Recipient;
+    if (name == "transportmx") return MapName::TransportMx;
+    if (name == "transportunit") return MapName::TransportUnit;
+    if (name == "alias") return MapName::Alias;
+    return std::nullopt;
+}
+
+std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& settings) {
+    switch (map) {
+    case MapName::Recipient:
+        return capped(recipient(r));
+    case MapName::TransportMx:
+        return capped(transport(r, settings, mx_route));
+    case MapName::TransportUnit:
+        if (settings.unit.empty()) return "PERM transportunit needs --unit";
+        return capped(transport(r, settings, unit_route));
+    case MapName::Alias:
+        return capped(alias(r));
+    case MapName::Domain:
+        // The domain table is answered by domain_reply(); a Resolution is
+        // the wrong input (a caller's bug), but a fault still stays a TEMP.
+        if (r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed) return temp(r.reason);
+        return "PERM domain map is answered by domain_reply";
+    }
+    return temp("unknown map");
+}
+
+std::string domain_reply(const DomainResolution& d) {
+    switch (d.outcome) {
+    case DomainOutcome::Served:
+        return capped(ok(d.domain));
+    case DomainOutcome::Tempfail:
+        return temp(d.reason);
+    case DomainOutcome::NotServed:
+    case DomainOutcome::Malformed:
+        break;
+    }
+    return std::string(not_found);
+}
+
+}  // namespace unit::policyd

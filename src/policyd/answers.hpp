@@ -35,7 +35,7 @@ struct AnswerSettings {
     std::string hold_defer_text = "4.2.1 Mailbox temporarily held";  // hold_mode defer: retry:TEXT
     std::string unit;             // this host's unit; empty on an MX
     std::string local_transport = "local";  // own mailboxes on a unit
-    std::string mx_relay = "smtp:[mx]";       // everything else from a unit: "transport:nexthop"
+    std::string mx_relay;         // everything else from a unit: "transport:nexthop"
 };
 
 // The policy action for a recipient at RCPT or VRFY: "DUNNO" or a reply

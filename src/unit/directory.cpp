@@ -342,4 +342,50 @@ Result<std::vector<std::string>> Reader::alias_targets(std::string_view address)
     }
 }
 
+Result<DirectorySummary> Reader::summary() noexcept {
+    try {
+        sqlite3* db = connection_->db.get();
+        DirectorySummary summary;
+        auto each_row = [&](const char* sql, auto&& take) -> Result<void> {
+            auto stmt = detail::prepare(db, sql);
+            if (!stmt) return stmt.error();
+            Query q(stmt->get());
+            for (;;) {
+                auto row = q.step();
+                if (!row) return row.error();
+                if (!row.value()) return {};
+                if (auto r = take(q); !r) return r;
+            }
+        };
+        auto r = each_row("SELECT (SELECT count(*) FROM domains), (SELECT count(DISTINCT address) FROM aliases),"
+                          " (SELECT count(*) FROM aliases)",
+                          [&](Query& q) -> Result<void> {
+                              summary.domains = q.integer(0);
+                              summary.aliases = q.integer(1);
+                              summary.alias_targets = q.integer(2);
+                              return {};
+                          });
+        if (r) r = each_row("SELECT state, count(*) FROM mailboxes GROUP BY state", [&](Query& q) -> Result<void> {
+            auto state = parse_mailbox_state(q.text(0));
+            if (!state) return make_error(Errc::Corrupt, fmt::format("mailboxes: bad state \"{}\"", q.text(0)));
+            summary.mailboxes_by_state[static_cast<int>(*state)] = q.integer(1);
+            return {};
+        });
+        if (r) r = each_row("SELECT u.name, u.transport, u.nexthop, u.state,"
+                            " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name) FROM units u ORDER BY u.name",
+                            [&](Query& q) -> Result<void> {
+                                auto state = parse_unit_state(q.text(3));
+                                if (!state)
+                                    return make_error(Errc::Corrupt, fmt::format("unit {}: bad state", q.text(0)));
+                                summary.units.emplace_back(UnitRecord{q.text(0), q.text(1), q.text(2), *state},
+                                                           q.integer(4));
+                                return {};
+                            });
+        if (!r) return r.error();
+        return summary;
+    } catch (const std::exception& e) {
+        return make_error(Errc::Unavailable, e.what());
+    }
+}
+
 }  // namespace unit

@@ -89,6 +89,13 @@ struct DirectoryStatus {
 
 class Directory;
 
+// Counts for diagnostics (--dump).
+struct DirectorySummary {
+    std::int64_t domains = 0, aliases = 0, alias_targets = 0;
+    std::int64_t mailboxes_by_state[4] = {0, 0, 0, 0};  // by MailboxState
+    std::vector<std::pair<UnitRecord, std::int64_t>> units;  // with their mailbox counts, by name
+};
+
 // One read transaction: every lookup through it sees one committed snapshot.
 // Lookups: a value, "not found" (nullopt / empty / false), or an error
 // (Errc::Unavailable for a lock or I/O error, Errc::Corrupt for bad data).
@@ -103,6 +110,8 @@ public:
     Result<std::optional<MailboxRecord>> mailbox(std::string_view address) noexcept;
     Result<std::optional<UnitRecord>> unit(std::string_view name) noexcept;
     Result<std::vector<std::string>> alias_targets(std::string_view address) noexcept;
+    // Whole-table counts: for diagnostics, not for the request path.
+    Result<DirectorySummary> summary() noexcept;
 
 private:
     friend class Directory;

@@ -1,1 +1,543 @@
 #include <doctest/doctest.h>
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/netstring.hpp"
+#include "policyd/answers.hpp"
+
+using namespace std::string_literals;
+using namespace std::string_view_literals;
+using namespace unit;
+using namespace unit::policyd;
+
+namespace {
+
+constexpr auto all_outcomes = {Outcome::Mailbox,  Outcome::Alias,    Outcome::Unknown,  Outcome::Unconfirmed,
+                               Outcome::Foreign,  Outcome::Disabled, Outcome::Tempfail, Outcome::Malformed};
+constexpr auto all_maps = {MapName::Domain, MapName::Recipient, MapName::TransportMx, MapName::TransportUnit,
+                           MapName::Alias};
+constexpr auto live_states = {MailboxState::Active, MailboxState::Moving, MailboxState::Suspended};
+constexpr auto unit_states = {UnitState::Active, UnitState::Draining, UnitState::Down};
+
+UnitRecord make_unit(const std::string& name, UnitState state = UnitState::Active) {
+    UnitRecord u;
+    u.name = name;
+    u.transport = name == "unit7" ? "lmtp" : "smtp";
+    u.nexthop = "[" + name + ".my.com]:2525";
+    u.state = state;
+    return u;
+}
+
+Destination make_destination(const std::string& address, MailboxState mstate, UnitState ustate,
+                             const std::string& unit_name = "unit12") {
+    Destination d;
+    d.mailbox.address = address;
+    d.mailbox.unit = unit_name;
+    d.mailbox.state = mstate;
+    d.unit = make_unit(unit_name, ustate);
+    if (mstate == MailboxState::Moving) {
+        d.mailbox.moving_to = "unit99";
+        d.moving_to = make_unit("unit99");
+    }
+    return d;
+}
+
+Resolution make(Outcome outcome, std::string address = "user@my.com") {
+    Resolution r;
+    r.outcome = outcome;
+    r.input = address;
+    r.address = std::move(address);
+    r.generation = 42;
+    if (outcome == Outcome::Tempfail) r.reason = "database is locked";
+    if (outcome == Outcome::Unconfirmed) r.reason = "unknown in a replica 90000 s old, over reject_max_age 86400 s";
+    if (outcome == Outcome::Malformed) r.reason = "no domain";
+    return r;
+}
+
+Resolution mailbox(MailboxState mstate = MailboxState::Active, UnitState ustate = UnitState::Active,
+                   const std::string& unit_name = "unit12", const std::string& address = "user@my.com") {
+    Resolution r = make(Outcome::Mailbox, address);
+    r.destination = make_destination(address, mstate, ustate, unit_name);
+    return r;
+}
+
+Resolution disabled(const std::string& unit_name = "unit12") {
+    Resolution r = make(Outcome::Disabled);
+    r.destination = make_destination("user@my.com", MailboxState::Disabled, UnitState::Active, unit_name);
+    return r;
+}
+
+AliasTarget target_mailbox(const std::string& address, MailboxState mstate = MailboxState::Active,
+                           UnitState ustate = UnitState::Active, const std::string& unit_name = "unit12") {
+    return AliasTarget{AliasTarget::Kind::Mailbox, address, make_destination(address, mstate, ustate, unit_name)};
+}
+
+AliasTarget target_external(const std::string& address) {
+    return AliasTarget{AliasTarget::Kind::External, address, std::nullopt};
+}
+
+// sales@my.com -> bob@my.com (unit12), eve@other.org (external)
+Resolution plain_alias() {
+    Resolution r = make(Outcome::Alias, "sales@my.com");
+    r.targets = {target_mailbox("bob@my.com"), target_external("eve@other.org")};
+    return r;
+}
+
+// user@my.com -> user@my.com (its own mailbox, as in virtual(5)), eve@other.org
+Resolution self_alias(MailboxState mstate = MailboxState::Active, UnitState ustate = UnitState::Active,
+                      const std::string& unit_name = "unit12") {
+    Resolution r = make(Outcome::Alias, "user@my.com");
+    r.targets = {target_external("eve@other.org"), target_mailbox("user@my.com", mstate, ustate, unit_name)};
+    return r;
+}
+
+AnswerSettings mx_settings() { return AnswerSettings{}; }
+
+AnswerSettings unit_settings(const std::string& unit_name = "unit12") {
+    AnswerSettings s;
+    s.unit = unit_name;
+    s.local_transport = "mymda";
+    s.mx_relay = "smtp:[mx.my.com]";
+    return s;
+}
+
+AnswerSettings defer(AnswerSettings s) {
+    s.hold_mode = HoldMode::Defer;
+    return s;
+}
+
+bool starts_with(std::string_view s, std::string_view prefix) { return s.substr(0, prefix.size()) == prefix; }
+
+bool is_5xx(std::string_view action) { return !action.empty() && action[0] == '5'; }
+
+const std::string not_found = "NOTFOUND ";
+
+}  // namespace
+
+TEST_CASE("parse_map_name takes exactly the five names") {
+    CHECK(parse_map_name("domain") == MapName::Domain);
+    CHECK(parse_map_name("recipient") == MapName::Recipient);
+    CHECK(parse_map_name("transportmx") == MapName::TransportMx);
+    CHECK(parse_map_name("transportunit") == MapName::TransportUnit);
+    CHECK(parse_map_name("alias") == MapName::Alias);
+    for (auto name : {""sv, "Domain"sv, "RECIPIENT"sv, "transport"sv, "transportmx "sv, " alias"sv, "aliases"sv,
+                      "smtpcheck"sv, "domain\0"sv, "recipients"sv, "transport_mx"sv}) {
+        CAPTURE(name);
+        CHECK_FALSE(parse_map_name(name).has_value());
+    }
+}
+
+TEST_CASE("policy: every row of the table") {
+    const auto s = mx_settings();
+    // mailbox active or moving: DUNNO whatever the unit state
+    for (auto us : unit_states) {
+        CHECK(policy_action(mailbox(MailboxState::Active, us), s) == "DUNNO");
+        CHECK(policy_action(mailbox(MailboxState::Moving, us), s) == "DUNNO");
+        CHECK(policy_action(mailbox(MailboxState::Suspended, us), s) == "450 4.2.1 Mailbox temporarily unavailable");
+    }
+    CHECK(policy_action(disabled(), s) == "550 5.2.1 Mailbox disabled");
+    CHECK(policy_action(plain_alias(), s) == "DUNNO");
+    CHECK(policy_action(self_alias(), s) == "DUNNO");
+    CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 User unknown");
+    CHECK(policy_action(make(Outcome::Unconfirmed), s) ==
+          "450 4.1.1 User unknown in a stale directory replica, try again later");
+    CHECK(policy_action(make(Outcome::Foreign, "x@elsewhere.org"), s) == "DUNNO");
+    CHECK(policy_action(make(Outcome::Tempfail), s) == "451 4.3.0 Directory temporarily unavailable");
+    CHECK(policy_action(make(Outcome::Malformed, "no-domain"), s) == "DUNNO");
+    // The unit role and the hold mode change nothing at RCPT.
+    for (const auto& settings : {unit_settings(), defer(mx_settings()), defer(unit_settings())}) {
+        for (auto outcome : all_outcomes) {
+            Resolution r = outcome == Outcome::Mailbox ? mailbox() : make(outcome);
+            CHECK(policy_action(r, settings) == policy_action(r, s));
+        }
+    }
+}
+
+TEST_CASE("policy: the reply texts are configurable") {
+    AnswerSettings s;
+    s.texts.unknown = "550 5.1.1 No such user here";
+    s.texts.unconfirmed = "450 4.1.1 Try later";
+    s.texts.disabled = "554 5.2.1 Gone";
+    s.texts.suspended = "452 4.2.2 Over quota";
+    s.texts.tempfail = "421 4.3.0 Down";
+    CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 No such user here");
+    CHECK(policy_action(make(Outcome::Unconfirmed), s) == "450 4.1.1 Try later");
+    CHECK(policy_action(disabled(), s) == "554 5.2.1 Gone");
+    CHECK(policy_action(mailbox(MailboxState::Suspended), s) == "452 4.2.2 Over quota");
+    CHECK(policy_action(make(Outcome::Tempfail), s) == "421 4.3.0 Down");
+    CHECK(policy_action(mailbox(), s) == "DUNNO");
+}
+
+TEST_CASE("recipient map: every row of the table") {
+    for (const auto& s : {mx_settings(), unit_settings(), defer(mx_settings())}) {
+        for (auto ms : live_states)
+            for (auto us : unit_states) CHECK(map_reply(MapName::Recipient, mailbox(ms, us), s) == "OK user@my.com");
+        CHECK(map_reply(MapName::Recipient, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s) ==
+              "OK user@my.com");
+        CHECK(map_reply(MapName::Recipient, disabled(), s) == not_found);
+        CHECK(map_reply(MapName::Recipient, plain_alias(), s) == "OK sales@my.com");
+        CHECK(map_reply(MapName::Recipient, self_alias(), s) == "OK user@my.com");
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Unknown), s) == not_found);
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Foreign, "x@elsewhere.org"), s) == not_found);
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Malformed, "*"), s) == not_found);
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Tempfail), s) == "TEMP database is locked");
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Unconfirmed), s) ==
+              "TEMP unknown in a replica 90000 s old, over reject_max_age 86400 s");
+    }
+    // A catch-all answers with the key that matched: data, never a bare OK.
+    Resolution catch_all = make(Outcome::Alias, "@my.com");
+    catch_all.input = "anything@my.com";
+    catch_all.targets = {target_mailbox("postmaster@my.com")};
+    CHECK(map_reply(MapName::Recipient, catch_all, mx_settings()) == "OK @my.com");
+}
+
+TEST_CASE("transportmx map: every row of the table, hold_mode transport") {
+    const auto s = mx_settings();
+    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s); };
+    // mailbox active, unit active or draining: the unit's route
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Active)) == "OK smtp:[unit12.my.com]:2525");
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Draining)) == "OK smtp:[unit12.my.com]:2525");
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Active, "unit7")) == "OK lmtp:[unit7.my.com]:2525");
+    // unit down: held on the MX, toward the current unit
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Down)) == "OK unithold:[unit12.my.com]:2525");
+    // moving (whatever the unit state): held toward the current unit, not the target
+    for (auto us : unit_states) CHECK(tmx(mailbox(MailboxState::Moving, us)) == "OK unithold:[unit12.my.com]:2525");
+    // suspended: held
+    for (auto us : unit_states)
+        CHECK(tmx(mailbox(MailboxState::Suspended, us)) == "OK unithold:[unit12.my.com]:2525");
+    CHECK(tmx(disabled()) == not_found);
+    CHECK(tmx(make(Outcome::Unknown)) == not_found);
+    CHECK(tmx(make(Outcome::Foreign, "x@elsewhere.org")) == not_found);
+    CHECK(tmx(make(Outcome::Malformed, "*")) == not_found);  // Postfix's "*" probe
+    CHECK(tmx(make(Outcome::Tempfail)) == "TEMP database is locked");
+    CHECK(tmx(make(Outcome::Unconfirmed)) == "TEMP unknown in a replica 90000 s old, over reject_max_age 86400 s");
+
+    // A configured hold transport.
+    AnswerSettings other = s;
+    other.hold_transport = "parked";
+    CHECK(map_reply(MapName::TransportMx, mailbox(MailboxState::Moving), other) == "OK parked:[unit12.my.com]:2525");
+}
+
+TEST_CASE("transportmx map: hold_mode defer") {
+    auto s = defer(mx_settings());
+    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s); };
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Active)) == "OK smtp:[unit12.my.com]:2525");
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Draining)) == "OK smtp:[unit12.my.com]:2525");
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Down)) == "OK retry:4.2.1 Mailbox temporarily held");
+    for (auto us : unit_states) {
+        CHECK(tmx(mailbox(MailboxState::Moving, us)) == "OK retry:4.2.1 Mailbox temporarily held");
+        CHECK(tmx(mailbox(MailboxState::Suspended, us)) == "OK retry:4.2.1 Mailbox temporarily held");
+    }
+    CHECK(tmx(self_alias(MailboxState::Moving)) == "OK retry:4.2.1 Mailbox temporarily held");
+    s.hold_defer_text = "4.2.1 Moving, back soon";
+    CHECK(tmx(mailbox(MailboxState::Moving)) == "OK retry:4.2.1 Moving, back soon");
+    s.hold_defer_text = "4.2.1 line\r\nbreak";
+    CHECK(tmx(mailbox(MailboxState::Moving)) == "OK retry:4.2.1 line  break");
+    CHECK(tmx(disabled()) == not_found);
+    CHECK(tmx(make(Outcome::Tempfail)) == "TEMP database is locked");
+}
+
+TEST_CASE("transportmx map: aliases answer only for their own mailbox") {
+    const auto s = mx_settings();
+    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s); };
+    // Postfix rewrites the alias through the alias map first: a plain alias
+    // never reaches the transport map, and answers NOTFOUND.
+    CHECK(tmx(plain_alias()) == not_found);
+    // An alias listing itself keeps a copy in its own mailbox: route it.
+    CHECK(tmx(self_alias()) == "OK smtp:[unit12.my.com]:2525");
+    CHECK(tmx(self_alias(MailboxState::Active, UnitState::Draining, "unit7")) == "OK lmtp:[unit7.my.com]:2525");
+    CHECK(tmx(self_alias(MailboxState::Active, UnitState::Down)) == "OK unithold:[unit12.my.com]:2525");
+    CHECK(tmx(self_alias(MailboxState::Moving)) == "OK unithold:[unit12.my.com]:2525");
+    CHECK(tmx(self_alias(MailboxState::Suspended)) == "OK unithold:[unit12.my.com]:2525");
+    // A self-reference that is not a live mailbox: NOTFOUND.
+    Resolution r = self_alias();
+    r.targets[1].kind = AliasTarget::Kind::Disabled;
+    r.targets[1].destination->mailbox.state = MailboxState::Disabled;
+    CHECK(tmx(r) == not_found);
+    r = self_alias();
+    r.targets[1] = AliasTarget{AliasTarget::Kind::Unknown, "user@my.com", std::nullopt};
+    CHECK(tmx(r) == not_found);
+    r = self_alias();
+    r.targets[1] = target_external("user@my.com");
+    CHECK(tmx(r) == not_found);
+    // A target that is some other mailbox does not make the alias routable.
+    r = plain_alias();
+    r.targets.push_back(target_mailbox("carol@my.com"));
+    CHECK(tmx(r) == not_found);
+}
+
+TEST_CASE("transportunit map: own unit, other units, holds") {
+    const auto s = unit_settings("unit12");
+    const auto tu = [&](const Resolution& r) { return map_reply(MapName::TransportUnit, r, s); };
+    // own mailbox, active: local delivery (whatever this unit's state says)
+    for (auto us : unit_states) CHECK(tu(mailbox(MailboxState::Active, us, "unit12")) == "OK mymda");
+    // another unit's mailbox, that unit up: back to the MX
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Active, "unit7")) == "OK smtp:[mx.my.com]");
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Draining, "unit7")) == "OK smtp:[mx.my.com]");
+    // another unit's mailbox, that unit down: held
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Down, "unit7")) == "OK unithold:[unit7.my.com]:2525");
+    // moving, own or other, and suspended: held
+    for (auto us : unit_states) {
+        CHECK(tu(mailbox(MailboxState::Moving, us, "unit12")) == "OK unithold:[unit12.my.com]:2525");
+        CHECK(tu(mailbox(MailboxState::Moving, us, "unit7")) == "OK unithold:[unit7.my.com]:2525");
+        CHECK(tu(mailbox(MailboxState::Suspended, us, "unit12")) == "OK unithold:[unit12.my.com]:2525");
+        CHECK(tu(mailbox(MailboxState::Suspended, us, "unit7")) == "OK unithold:[unit7.my.com]:2525");
+    }
+    // aliases: only a self-reference, own or other
+    CHECK(tu(plain_alias()) == not_found);
+    CHECK(tu(self_alias(MailboxState::Active, UnitState::Active, "unit12")) == "OK mymda");
+    CHECK(tu(self_alias(MailboxState::Active, UnitState::Active, "unit7")) == "OK smtp:[mx.my.com]");
+    CHECK(tu(self_alias(MailboxState::Active, UnitState::Down, "unit7")) == "OK unithold:[unit7.my.com]:2525");
+    CHECK(tu(self_alias(MailboxState::Moving, UnitState::Active, "unit12")) == "OK unithold:[unit12.my.com]:2525");
+    // the rest
+    CHECK(tu(disabled("unit12")) == not_found);
+    CHECK(tu(disabled("unit7")) == not_found);
+    CHECK(tu(make(Outcome::Unknown)) == not_found);
+    CHECK(tu(make(Outcome::Foreign, "x@elsewhere.org")) == not_found);
+    CHECK(tu(make(Outcome::Malformed, "*")) == not_found);
+    CHECK(tu(make(Outcome::Tempfail)) == "TEMP database is locked");
+    CHECK(tu(make(Outcome::Unconfirmed)) == "TEMP unknown in a replica 90000 s old, over reject_max_age 86400 s");
+
+    // The same mailbox seen from the other unit.
+    const auto s7 = unit_settings("unit7");
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s7) ==
+          "OK smtp:[mx.my.com]");
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s7) ==
+          "OK mymda");
+}
+
+TEST_CASE("transportunit map: hold_mode defer") {
+    const auto s = defer(unit_settings("unit12"));
+    const auto tu = [&](const Resolution& r) { return map_reply(MapName::TransportUnit, r, s); };
+    const std::string held = "OK retry:4.2.1 Mailbox temporarily held";
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Active, "unit12")) == "OK mymda");
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Active, "unit7")) == "OK smtp:[mx.my.com]");
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Down, "unit7")) == held);
+    CHECK(tu(mailbox(MailboxState::Moving, UnitState::Active, "unit12")) == held);
+    CHECK(tu(mailbox(MailboxState::Moving, UnitState::Active, "unit7")) == held);
+    CHECK(tu(mailbox(MailboxState::Suspended, UnitState::Active, "unit12")) == held);
+    CHECK(tu(self_alias(MailboxState::Moving, UnitState::Active, "unit7")) == held);
+    CHECK(tu(make(Outcome::Tempfail)) == "TEMP database is locked");
+}
+
+TEST_CASE("transportunit map without --unit is a configuration error") {
+    for (auto outcome : all_outcomes) {
+        Resolution r = outcome == Outcome::Mailbox ? mailbox() : make(outcome);
+        CHECK(map_reply(MapName::TransportUnit, r, mx_settings()) == "PERM transportunit needs --unit");
+    }
+}
+
+TEST_CASE("alias map") {
+    const auto s = mx_settings();
+    const auto am = [&](const Resolution& r) { return map_reply(MapName::Alias, r, s); };
+    CHECK(am(plain_alias()) == "OK bob@my.com,eve@other.org");
+    CHECK(am(self_alias()) == "OK eve@other.org,user@my.com");  // the order of r.targets, self included
+    Resolution r = make(Outcome::Alias, "team@my.com");
+    r.targets = {target_external("z@z.org"), target_mailbox("a@my.com"),
+                 AliasTarget{AliasTarget::Kind::Unknown, "gone@my.com", std::nullopt},
+                 AliasTarget{AliasTarget::Kind::Disabled, "off@my.com",
+                             make_destination("off@my.com", MailboxState::Disabled, UnitState::Active)}};
+    CHECK(am(r) == "OK z@z.org,a@my.com,gone@my.com,off@my.com");
+    r.targets = {target_mailbox("only@my.com")};
+    CHECK(am(r) == "OK only@my.com");
+    for (auto ms : live_states) CHECK(am(mailbox(ms)) == not_found);
+    CHECK(am(disabled()) == not_found);
+    CHECK(am(make(Outcome::Unknown)) == not_found);
+    CHECK(am(make(Outcome::Unconfirmed)) == "TEMP unknown in a replica 90000 s old, over reject_max_age 86400 s");
+    CHECK(am(make(Outcome::Foreign, "x@elsewhere.org")) == not_found);
+    CHECK(am(make(Outcome::Malformed, "@my.com")) == not_found);
+    CHECK(am(make(Outcome::Tempfail)) == "TEMP database is locked");
+    // Roles and hold modes do not matter here.
+    CHECK(map_reply(MapName::Alias, plain_alias(), defer(unit_settings())) == "OK bob@my.com,eve@other.org");
+}
+
+TEST_CASE("domain map") {
+    DomainResolution d;
+    d.outcome = DomainOutcome::Served;
+    d.domain = "my.com";
+    CHECK(domain_reply(d) == "OK my.com");
+    d.outcome = DomainOutcome::NotServed;
+    d.domain = "elsewhere.org";
+    CHECK(domain_reply(d) == not_found);
+    d.outcome = DomainOutcome::Malformed;
+    d.domain.clear();
+    d.reason = "empty domain";
+    CHECK(domain_reply(d) == not_found);
+    d.outcome = DomainOutcome::Tempfail;
+    d.reason = "database is locked";
+    CHECK(domain_reply(d) == "TEMP database is locked");
+    d.reason = "a\r\nb\0c"s;
+    CHECK(domain_reply(d) == "TEMP a  b c");
+    d.reason.clear();
+    CHECK(starts_with(domain_reply(d), "TEMP "));
+    CHECK(domain_reply(d).size() > 5);
+
+    // map_reply(Domain) takes no Resolution; a fault there still stays TEMP.
+    CHECK(map_reply(MapName::Domain, make(Outcome::Tempfail), mx_settings()) == "TEMP database is locked");
+    CHECK(starts_with(map_reply(MapName::Domain, mailbox(), mx_settings()), "PERM "));
+}
+
+TEST_CASE("a fault never becomes a 5xx or a NOTFOUND") {
+    std::vector<AnswerSettings> settings = {mx_settings(), unit_settings(), defer(mx_settings()),
+                                            defer(unit_settings())};
+    for (auto outcome : {Outcome::Tempfail, Outcome::Unconfirmed}) {
+        for (std::string reason : {"database is locked"s, ""s, "x\r\n550 5.1.1 fake"s, std::string(1000, 'r')}) {
+            Resolution r = make(outcome);
+            r.reason = reason;
+            CAPTURE(to_string(outcome));
+            CAPTURE(reason);
+            for (const auto& s : settings) {
+                const auto action = policy_action(r, s);
+                CHECK_FALSE(is_5xx(action));
+                CHECK(action[0] == '4');
+                CHECK(action.find_first_of("\r\n"s) == std::string::npos);
+                for (auto map : all_maps) {
+                    const auto reply = map_reply(map, r, s);
+                    CHECK_FALSE(starts_with(reply, "NOTFOUND"));
+                    CHECK_FALSE(starts_with(reply, "OK"));
+                    if (map == MapName::TransportUnit && s.unit.empty()) continue;
+                    CHECK(starts_with(reply, "TEMP "));
+                    CHECK(reply.size() > 5);  // a reason, even when none was given
+                    CHECK(reply.find_first_of("\r\n\0"s) == std::string::npos);
+                }
+            }
+        }
+    }
+    // And every other outcome keeps its 5xx only where the table says so.
+    for (auto outcome : all_outcomes) {
+        Resolution r = outcome == Outcome::Mailbox ? mailbox()
+                       : outcome == Outcome::Disabled ? disabled()
+                                                      : make(outcome);
+        const bool may_reject = outcome == Outcome::Unknown || outcome == Outcome::Disabled;
+        CAPTURE(to_string(outcome));
+        CHECK(is_5xx(policy_action(r, mx_settings())) == may_reject);
+    }
+}
+
+TEST_CASE("Unconfirmed is TEMP in every map, the alias map included") {
+    // An address unknown to a stale replica may be a new alias: cleanup(8)
+    // expands aliases once, so a NOTFOUND would deliver it as itself.
+    const auto r = make(Outcome::Unconfirmed);
+    const auto reason = "TEMP " + r.reason;
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == reason);
+    CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == reason);
+    CHECK(map_reply(MapName::TransportUnit, r, unit_settings()) == reason);
+    CHECK(map_reply(MapName::Alias, r, mx_settings()) == reason);
+    CHECK(map_reply(MapName::Domain, r, mx_settings()) == reason);
+}
+
+TEST_CASE("reasons are sanitised and bounded") {
+    Resolution r = make(Outcome::Tempfail);
+    r.reason = "line\rone\nline\0two\ttab\x7f" "del\x1b[0m"s;
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP line one line two tab del [0m");
+
+    // Truncated to 200 bytes.
+    r.reason = std::string(500, 'x');
+    auto reply = map_reply(MapName::TransportMx, r, mx_settings());
+    CHECK(reply == "TEMP " + std::string(200, 'x'));
+    r.reason = std::string(200, 'y');
+    CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == "TEMP " + std::string(200, 'y'));
+    r.reason = std::string(201, 'y');
+    CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == "TEMP " + std::string(200, 'y'));
+
+    // Never cut inside a UTF-8 character; the rest of the bytes stay.
+    r.reason = std::string(199, 'u') + "\xc3\xa9" + "tail";  // 'é' straddles byte 200
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP " + std::string(199, 'u'));
+    r.reason = std::string(198, 'u') + "\xc3\xa9" + "tail";  // 'é' ends at byte 200
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP " + std::string(198, 'u') + "\xc3\xa9");
+
+    // Unconfirmed reasons too.
+    r = make(Outcome::Unconfirmed);
+    r.reason = "stale\nreplica";
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP stale replica");
+}
+
+TEST_CASE("policy action texts are sanitised: no CR or LF ever reaches Postfix") {
+    AnswerSettings s;
+    s.texts.unknown = "550 5.1.1 User\r\nunknown";
+    s.texts.unconfirmed = "450 4.1.1\nx";
+    s.texts.disabled = "550 5.2.1 a\0b"s;
+    s.texts.suspended = "450 4.2.1 \ttab";
+    s.texts.tempfail = "451 4.3.0 " + std::string(300, 't');
+    CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 User  unknown");
+    CHECK(policy_action(make(Outcome::Unconfirmed), s) == "450 4.1.1 x");
+    CHECK(policy_action(disabled(), s) == "550 5.2.1 a b");
+    CHECK(policy_action(mailbox(MailboxState::Suspended), s) == "450 4.2.1  tab");
+    const auto tempfail = policy_action(make(Outcome::Tempfail), s);
+    CHECK(tempfail.size() == 200);
+    CHECK(starts_with(tempfail, "451 4.3.0 ttt"));
+    for (auto outcome : all_outcomes) {
+        for (auto ms : live_states) {
+            Resolution r = outcome == Outcome::Mailbox ? mailbox(ms) : make(outcome);
+            const auto action = policy_action(r, s);
+            CHECK(action.find_first_of("\r\n\0"s) == std::string::npos);
+        }
+    }
+}
+
+TEST_CASE("replies are capped at the socketmap limit, never truncated") {
+    const std::size_t cap = common::max_socketmap_reply;
+    REQUIRE(cap == 100'000);
+    const auto s = mx_settings();
+
+    // An alias list exactly at the limit passes; one byte more is TEMP.
+    Resolution r = make(Outcome::Alias, "big@my.com");
+    std::string expected = "OK ";
+    for (int i = 0; expected.size() + 20 < cap; ++i) {
+        std::string a = "member" + std::to_string(100000 + i) + "@my.com";  // 19 bytes
+        if (expected.size() > 3) expected += ',';
+        expected += a;
+        r.targets.push_back(target_external(a));
+    }
+    // Pad the last address so the reply is exactly cap bytes.
+    const std::size_t pad = cap - expected.size();
+    r.targets.back().address.insert(0, pad, 'p');
+    expected.insert(expected.size() - r.targets.back().address.size() + pad, pad, 'p');
+    REQUIRE(expected.size() == cap);
+    auto reply = map_reply(MapName::Alias, r, s);
+    CHECK(reply.size() == cap);
+    CHECK(reply == expected);
+    r.targets.back().address.insert(0, 1, 'p');
+    CHECK(map_reply(MapName::Alias, r, s) == "TEMP reply too long");
+    r.targets.push_back(target_external("one-more@my.com"));
+    CHECK(map_reply(MapName::Alias, r, s) == "TEMP reply too long");
+    // Far too many targets.
+    for (int i = 0; i < 10000; ++i) r.targets.push_back(target_external("x" + std::to_string(i) + "@my.com"));
+    CHECK(map_reply(MapName::Alias, r, s) == "TEMP reply too long");
+
+    // The recipient map: "OK " + address.
+    Resolution big = mailbox(MailboxState::Active, UnitState::Active, "unit12", std::string(cap - 3, 'a'));
+    CHECK(map_reply(MapName::Recipient, big, s).size() == cap);
+    big = mailbox(MailboxState::Active, UnitState::Active, "unit12", std::string(cap - 2, 'a'));
+    CHECK(map_reply(MapName::Recipient, big, s) == "TEMP reply too long");
+
+    // The transport maps: a route longer than the limit.
+    Resolution route = mailbox();
+    route.destination->unit.nexthop = std::string(cap, 'n');
+    CHECK(map_reply(MapName::TransportMx, route, s) == "TEMP reply too long");
+    route.destination->mailbox.state = MailboxState::Moving;
+    CHECK(map_reply(MapName::TransportMx, route, s) == "TEMP reply too long");
+    CHECK(map_reply(MapName::TransportUnit, route, unit_settings("unit7")) == "TEMP reply too long");
+    route.destination->unit.nexthop = std::string(cap - 3 - 5, 'n');  // "OK smtp:" + nexthop == cap
+    route.destination->mailbox.state = MailboxState::Active;
+    CHECK(map_reply(MapName::TransportMx, route, s).size() == cap);
+
+    // The domain map.
+    DomainResolution d;
+    d.outcome = DomainOutcome::Served;
+    d.domain = std::string(cap - 3, 'd');
+    CHECK(domain_reply(d).size() == cap);
+    d.domain += 'd';
+    CHECK(domain_reply(d) == "TEMP reply too long");
+
+    // A huge reason is bounded, not refused.
+    Resolution t = make(Outcome::Tempfail);
+    t.reason = std::string(cap * 2, 'r');
+    CHECK(map_reply(MapName::Recipient, t, s) == "TEMP " + std::string(200, 'r'));
+
+    // Every reply of every map stays within the limit.
+    for (auto map : all_maps)
+        for (const auto& res : {r, big, route, t}) CHECK(map_reply(map, res, unit_settings()).size() <= cap);
+}

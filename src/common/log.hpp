@@ -1,0 +1,33 @@
+// log.hpp: the log sink of a daemon, in Postfix's style
+// ("unitpolicy[PID]: warning: object: problem: cause").
+//
+// open_log() chooses the sink once, at start-up (syslog facility mail, or
+// stderr with the program name and PID in front, or nothing); after that
+// log() may be called from any thread. It is, with the configuration, the
+// only process-wide mutable state (STYLE §6). Debug lines are written only
+// when debug logging is on.
+#pragma once
+
+#include <fmt/format.h>
+
+#include <string_view>
+
+namespace unit::common {
+
+enum class LogSink { Syslog, Stderr, None };
+enum class Severity { Debug, Info, Warning, Error, Fatal };
+
+void open_log(LogSink sink, const char* program, bool debug);
+bool debug_logging() noexcept;
+void log_line(Severity severity, std::string_view message) noexcept;
+
+template <class... Args>
+void log(Severity severity, fmt::format_string<Args...> format, Args&&... args) noexcept {
+    if (severity == Severity::Debug && !debug_logging()) return;
+    try {
+        log_line(severity, fmt::format(format, std::forward<Args>(args)...));
+    } catch (...) {  // logging never takes the daemon down
+    }
+}
+
+}  // namespace unit::common

@@ -1,0 +1,182 @@
+#include "policyd/conversation.hpp"
+
+#include <chrono>
+
+#include "common/log.hpp"
+
+namespace unit::policyd {
+
+using common::Severity;
+
+namespace {
+
+DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation) {
+    DirectoryOptions o;
+    o.path = s.db;
+    o.validation = std::move(validation);
+    return o;
+}
+
+VerdictKind verdict_kind(std::string_view action) {
+    if (action == "DUNNO") return VerdictKind::Dunno;
+    if (action.rfind("451 4.3.0", 0) == 0) return VerdictKind::Tempfail;
+    return action.front() == '5' ? VerdictKind::Reject : VerdictKind::Defer;
+}
+
+ReplyKind reply_kind(std::string_view reply) {
+    if (reply.rfind("OK", 0) == 0) return ReplyKind::Ok;
+    if (reply.rfind("NOTFOUND", 0) == 0) return ReplyKind::NotFound;
+    if (reply.rfind("TEMP", 0) == 0) return ReplyKind::Temp;
+    return ReplyKind::Perm;
+}
+
+// Times one request into the latency histogram.
+class Timer {
+public:
+    explicit Timer(Stats& stats) : stats_(stats), start_(std::chrono::steady_clock::now()) {}
+    ~Timer() {
+        auto elapsed = std::chrono::steady_clock::now() - start_;
+        stats_.latency.record(
+            static_cast<std::uint64_t>(std::chrono::duration_cast<std::chrono::microseconds>(elapsed).count()));
+    }
+
+private:
+    Stats& stats_;
+    std::chrono::steady_clock::time_point start_;
+};
+
+}  // namespace
+
+// ------------------------------------------------------------ Worker
+
+Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation)
+    : settings_(std::move(settings)),
+      stats_(stats),
+      directory_(directory_options(*settings_, std::move(validation))) {
+    resolver_.emplace(directory_, settings_->resolver);
+    switches_seen_ = directory_.status().switches;
+    refusals_seen_ = directory_.status().refusals;
+}
+
+void Worker::reconfigure(std::shared_ptr<const Settings> settings) {
+    settings_ = std::move(settings);
+    resolver_.emplace(directory_, settings_->resolver);
+}
+
+void Worker::note_replica_changes() {
+    const auto& status = directory_.status();
+    if (status.switches != switches_seen_) {
+        stats_.replica_switches += status.switches - switches_seen_;
+        switches_seen_ = status.switches;
+        common::log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
+    }
+    if (status.refusals != refusals_seen_) {
+        stats_.replica_refusals += status.refusals - refusals_seen_;
+        refusals_seen_ = status.refusals;
+        common::log(Severity::Warning, "replica: refused: {}", status.problem);
+    }
+}
+
+Resolution Worker::resolve(std::string_view address) {
+    Resolution r = resolver_->resolve(address);
+    note_replica_changes();
+    stats_.count(r.outcome);
+    return r;
+}
+
+DomainResolution Worker::resolve_domain(std::string_view domain) {
+    DomainResolution d = resolver_->resolve_domain(domain);
+    note_replica_changes();
+    return d;
+}
+
+// ------------------------------------------------------------ policy
+
+PolicyConversation::PolicyConversation(Worker& worker)
+    : worker_(worker), parser_(PolicyLimits{worker.settings().max_line, worker.settings().max_request}) {}
+
+bool PolicyConversation::feed(std::string_view in, std::string& out) {
+    parser_.feed(in);
+    while (auto request = parser_.next()) {
+        out += "action=";
+        out += answer(*request);
+        out += "\n\n";
+    }
+    if (parser_.failed()) worker_.stats().protocol_errors++;
+    return !parser_.failed();
+}
+
+std::string PolicyConversation::answer(const PolicyRequest& request) {
+    Timer timer(worker_.stats());
+    worker_.stats().policy_requests++;
+    bool recipient_state = request.protocol_state == "RCPT" || request.protocol_state == "VRFY";
+    if (!recipient_state || request.recipient.empty()) {
+        common::log(Severity::Debug, "policy: {} without a recipient check: DUNNO",
+                    request.protocol_state.empty() ? "(no state)" : request.protocol_state);
+        worker_.stats().count(VerdictKind::NotRcpt);
+        return "DUNNO";
+    }
+    Resolution r = worker_.resolve(request.recipient);
+    std::string action = policy_action(r, worker_.settings().answers);
+    VerdictKind kind = verdict_kind(action);
+    worker_.stats().count(kind);
+    const char* queue = request.queue_id.empty() ? "NOQUEUE" : request.queue_id.c_str();
+    switch (kind) {
+    case VerdictKind::Dunno:
+    case VerdictKind::NotRcpt:
+        common::log(Severity::Debug, "{}: {} <{}>: DUNNO: {}", queue, request.protocol_state, request.recipient,
+                    to_string(r.outcome));
+        break;
+    case VerdictKind::Reject:
+    case VerdictKind::Defer:
+        common::log(Severity::Info, "{}: reject: {} from {}: <{}>: {}{}{}", queue, request.protocol_state,
+                    request.client_address.empty() ? "unknown" : request.client_address, request.recipient, action,
+                    r.reason.empty() ? "" : "; ", r.reason);
+        break;
+    case VerdictKind::Tempfail:
+        common::log(Severity::Warning, "{}: defer: {} <{}>: {}: {}", queue, request.protocol_state, request.recipient,
+                    action, r.reason);
+        break;
+    }
+    return action;
+}
+
+// ------------------------------------------------------------ socketmap
+
+SocketmapConversation::SocketmapConversation(Worker& worker)
+    : worker_(worker), decoder_(worker.settings().max_request) {}
+
+bool SocketmapConversation::feed(std::string_view in, std::string& out) {
+    decoder_.feed(in);
+    while (auto request = decoder_.next()) common::append_netstring(out, answer(*request));
+    if (decoder_.failed()) worker_.stats().protocol_errors++;
+    return !decoder_.failed();
+}
+
+std::string SocketmapConversation::answer(std::string_view request) {
+    Timer timer(worker_.stats());
+    worker_.stats().socketmap_requests++;
+    std::string reply;
+    auto space = request.find(' ');
+    auto map = parse_map_name(request.substr(0, space));
+    std::string_view key = space == std::string_view::npos ? std::string_view{} : request.substr(space + 1);
+    if (!map) {
+        reply = "PERM unknown map name";
+    } else if (key.empty() || key == "*") {
+        // Postfix probes transport_maps with "*" at start-up and every ~30 s.
+        reply = "NOTFOUND ";
+    } else if (*map == MapName::Domain) {
+        reply = domain_reply(worker_.resolve_domain(key));
+    } else {
+        reply = map_reply(*map, worker_.resolve(key), worker_.settings().answers);
+    }
+    ReplyKind kind = reply_kind(reply);
+    worker_.stats().count(kind);
+    if (kind == ReplyKind::Temp || kind == ReplyKind::Perm)
+        common::log(Severity::Warning, "socketmap: {}: {}", request.substr(0, 200), reply);
+    else
+        common::log(Severity::Debug, "socketmap: {}: {}", request.substr(0, 200), reply);
+    return reply;
+}
+
+}  // namespace unit::policyd

@@ -1,0 +1,196 @@
+#include "policyd/diagnostics.hpp"
+
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+#include <fmt/ostream.h>
+
+#include <ctime>
+#include <ostream>
+#include <vector>
+
+#include "policyd/answers.hpp"
+#include "unit/directory.hpp"
+#include "unit/resolver.hpp"
+
+#ifndef UNIT_VERSION
+#error "UNIT_VERSION must be defined by the build"
+#endif
+
+namespace unit::policyd {
+
+namespace {
+
+constexpr MapName all_maps[] = {MapName::Recipient, MapName::TransportMx, MapName::TransportUnit, MapName::Alias};
+constexpr const char* map_names[] = {"domain", "recipient", "transportmx", "transportunit", "alias"};
+
+const char* name_of(MapName m) { return map_names[static_cast<int>(m)]; }
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+        else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+    return out + "\"";
+}
+
+std::string utc(std::time_t t) {
+    std::tm tm{};
+    gmtime_r(&t, &tm);
+    char buffer[32];
+    std::strftime(buffer, sizeof buffer, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    return buffer;
+}
+
+void print_answers(std::ostream& out, const char* role, const Resolution& r, const DomainResolution& d,
+                   const AnswerSettings& answers) {
+    fmt::print(out, "{} role{}:\n", role, answers.unit.empty() ? "" : fmt::format(" (unit {})", answers.unit));
+    fmt::print(out, "  policy (RCPT)   action={}\n", policy_action(r, answers));
+    fmt::print(out, "  socketmap {:<13} {}\n", "domain", domain_reply(d));
+    for (MapName m : all_maps) {
+        if (m == MapName::TransportUnit && answers.unit.empty()) continue;
+        if (m == MapName::TransportMx && !answers.unit.empty()) continue;
+        fmt::print(out, "  socketmap {:<13} {}\n", name_of(m), map_reply(m, r, answers));
+    }
+}
+
+}  // namespace
+
+int run_query(const Settings& settings, std::ostream& out) {
+    Directory directory(DirectoryOptions{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}});
+    Resolver resolver(directory, settings.resolver);
+    Resolution r = resolver.resolve(settings.query_address);
+    auto at = r.address.rfind('@');
+    DomainResolution d = resolver.resolve_domain(at == std::string::npos ? r.address : r.address.substr(at + 1));
+
+    fmt::print(out, "query {}\n", settings.query_address);
+    for (const auto& step : r.trace) fmt::print(out, "  {}\n", step);
+    fmt::print(out, "outcome: {}{}\n", to_string(r.outcome), r.reason.empty() ? "" : " (" + r.reason + ")");
+    AnswerSettings mx = settings.answers;
+    mx.unit.clear();
+    print_answers(out, "MX", r, d, mx);
+    if (!settings.answers.unit.empty()) print_answers(out, "unit", r, d, settings.answers);
+    return r.outcome == Outcome::Tempfail ? 1 : 0;
+}
+
+namespace {
+
+// The daemon's counters from its control socket: a flat JSON object.
+std::optional<std::string> read_control(const std::string& path, std::string& error) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un address{};
+    address.sun_family = AF_UNIX;
+    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", path.c_str());
+    if (fd < 0 || connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
+        error = fmt::format("{}: {}", path, std::strerror(errno));
+        if (fd >= 0) close(fd);
+        return std::nullopt;
+    }
+    std::string text;
+    char buffer[4096];
+    for (ssize_t n; (n = read(fd, buffer, sizeof buffer)) > 0;) text.append(buffer, static_cast<std::size_t>(n));
+    close(fd);
+    while (!text.empty() && (text.back() == '\n')) text.pop_back();
+    if (text.size() < 2 || text.front() != '{' || text.back() != '}') {
+        error = fmt::format("{}: no counters in the answer", path);
+        return std::nullopt;
+    }
+    return text;
+}
+
+// "name":value pairs of a flat JSON object of numbers, in order.
+std::vector<std::pair<std::string, std::string>> json_pairs(const std::string& object) {
+    std::vector<std::pair<std::string, std::string>> pairs;
+    std::string_view body(object);
+    body = body.substr(1, body.size() - 2);
+    while (!body.empty()) {
+        auto comma = body.find(',');
+        auto item = body.substr(0, comma);
+        auto colon = item.find(':');
+        if (colon != std::string_view::npos && item.size() > 2)
+            pairs.emplace_back(std::string(item.substr(1, colon - 2)), std::string(item.substr(colon + 1)));
+        body = comma == std::string_view::npos ? std::string_view{} : body.substr(comma + 1);
+    }
+    return pairs;
+}
+
+}  // namespace
+
+int run_dump(const Settings& settings, std::ostream& out) {
+    Directory directory(DirectoryOptions{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}});
+    const DirectoryStatus& status = directory.status();
+    std::optional<DirectorySummary> summary;
+    std::string problem = status.problem;
+    if (auto reader = directory.read()) {
+        auto s = reader->summary();
+        if (s) summary = std::move(s.value());
+        else problem = s.error().message;
+    }
+    std::time_t now = std::time(nullptr);
+    auto age = directory.age_seconds(now);
+    std::string control_error;
+    std::optional<std::string> counters;
+    if (!settings.control.empty()) counters = read_control(settings.control, control_error);
+
+    std::vector<std::pair<std::string, std::string>> db = {
+        {"path", settings.db},
+        {"serving", status.serving ? "yes" : "no"},
+        {"problem", problem},
+    };
+    if (status.serving) {
+        const auto& snap = status.snapshot;
+        db.emplace_back("schema_version", std::to_string(snap.schema_version));
+        db.emplace_back("generation", std::to_string(snap.generation));
+        db.emplace_back("published_at", snap.published_at ? utc(*snap.published_at) : "never");
+        db.emplace_back("age_seconds", age ? std::to_string(*age) : "");
+    }
+    if (summary) {
+        db.emplace_back("domains", std::to_string(summary->domains));
+        db.emplace_back("units", std::to_string(summary->units.size()));
+        for (int i = 0; i < 4; ++i)
+            db.emplace_back(fmt::format("mailboxes_{}", to_string(static_cast<MailboxState>(i))),
+                            std::to_string(summary->mailboxes_by_state[i]));
+        db.emplace_back("aliases", std::to_string(summary->aliases));
+        db.emplace_back("alias_targets", std::to_string(summary->alias_targets));
+    }
+
+    if (settings.json) {
+        auto object = [](const std::vector<std::pair<std::string, std::string>>& pairs) {
+            std::vector<std::string> fields;
+            for (const auto& [k, v] : pairs) fields.push_back(json_string(k) + ":" + json_string(v));
+            return fmt::format("{{{}}}", fmt::join(fields, ","));
+        };
+        std::vector<std::string> units;
+        if (summary)
+            for (const auto& [u, count] : summary->units)
+                units.push_back(fmt::format("{{\"name\":{},\"route\":{},\"state\":{},\"mailboxes\":{}}}",
+                                            json_string(u.name), json_string(u.route()),
+                                            json_string(to_string(u.state)), count));
+        fmt::print(out, "{{\"version\":\"{}\",\"configuration\":{},\"database\":{},\"units\":[{}],\"daemon\":{}}}\n",
+                   UNIT_VERSION, object(describe(settings)), object(db), fmt::join(units, ","),
+                   counters ? *counters : (control_error.empty() ? "null" : json_string(control_error)));
+    } else {
+        fmt::print(out, "unitpolicy {}\n\nconfiguration:\n", UNIT_VERSION);
+        for (const auto& [k, v] : describe(settings)) fmt::print(out, "  {} = {}\n", k, v);
+        fmt::print(out, "\ndatabase:\n");
+        for (const auto& [k, v] : db) fmt::print(out, "  {}: {}\n", k, v);
+        if (summary) {
+            fmt::print(out, "\nunits:\n");
+            for (const auto& [u, count] : summary->units)
+                fmt::print(out, "  {:<16} {:<32} {:<9} {} mailboxes\n", u.name, u.route(), to_string(u.state), count);
+        }
+        if (counters) {
+            fmt::print(out, "\ndaemon ({}):\n", settings.control);
+            for (const auto& [k, v] : json_pairs(*counters)) fmt::print(out, "  {}: {}\n", k, v);
+        } else if (!control_error.empty()) {
+            fmt::print(out, "\ndaemon: {}\n", control_error);
+        }
+    }
+    return status.serving && control_error.empty() ? 0 : 1;
+}
+
+}  // namespace unit::policyd

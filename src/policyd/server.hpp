@@ -1,0 +1,42 @@
+// server.hpp: the unitpolicy daemon's sockets (Boost.Asio).
+//
+// Server binds every listener of the settings (unix sockets get the
+// configured mode and group; a stale socket file is replaced), and the
+// control socket. run() serves until stop(): one thread per worker, each
+// with its own io_context and Worker (its own SQLite connection), so a
+// connection's requests are answered on one thread without locks; the main
+// io_context accepts and hands each connection to the next worker. SIGHUP
+// re-reads the configuration (given as a callback), SIGTERM and SIGINT stop
+// accepting, let every connection send what it has answered, and make run()
+// return. Logs connection problems once each, in Postfix's style.
+#pragma once
+
+#include <functional>
+#include <memory>
+
+#include "policyd/settings.hpp"
+#include "policyd/stats.hpp"
+
+namespace unit::policyd {
+
+class Server {
+public:
+    using Reload = std::function<std::shared_ptr<const Settings>()>;
+
+    // Binds the sockets (as root, before dropping privileges). Throws
+    // std::runtime_error with a one-line reason when a socket cannot be made.
+    Server(std::shared_ptr<const Settings> settings, Reload reload);
+    ~Server();
+    Server(const Server&) = delete;
+    Server& operator=(const Server&) = delete;
+
+    // Serves until SIGTERM/SIGINT; returns normally then.
+    void run();
+    Stats& stats() noexcept;
+
+private:
+    struct Impl;
+    std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace unit::policyd

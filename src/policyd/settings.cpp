@@ -1,0 +1,297 @@
+#include "policyd/settings.hpp"
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <charconv>
+#include <ostream>
+
+#include "common/config_file.hpp"
+#include "common/endpoint.hpp"
+
+namespace unit::policyd {
+
+namespace po = boost::program_options;
+using common::ConfigError;
+
+namespace {
+
+// Applies a value to the settings: "" when taken, else why not.
+using Apply = std::string (*)(std::string_view value, Settings& s);
+
+struct Key {
+    const char* name;      // configuration key; the option is --name with '-' for '_'
+    const char* fallback;  // the default, as text (for --help and the man page)
+    const char* doc;
+    Apply apply;
+    bool repeatable = false;
+};
+
+std::string set_text(std::string& field, std::string_view value, bool may_be_empty = true) {
+    if (!may_be_empty && value.empty()) return "empty value";
+    if (value.find_first_of("\r\n") != std::string_view::npos) return "line break in value";
+    field = std::string(value);
+    return {};
+}
+
+std::string set_duration(std::chrono::seconds& field, std::string_view value) {
+    auto d = common::parse_duration(value);
+    if (!d) return fmt::format("bad duration \"{}\" (expected N[s|m|h|d|w])", value);
+    field = *d;
+    return {};
+}
+
+std::string set_bool(bool& field, std::string_view value) {
+    auto b = common::parse_bool(value);
+    if (!b) return fmt::format("bad boolean \"{}\" (expected yes or no)", value);
+    field = *b;
+    return {};
+}
+
+template <class Number>
+std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {
+    Number n{};
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
+    if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max)
+        return fmt::format("bad number \"{}\" (expected {} to {})", value, min, max);
+    field = n;
+    return {};
+}
+
+std::string add_endpoint(std::vector<std::string>& list, std::string_view value) {
+    auto e = common::parse_endpoint(value);
+    if (!e) return e.error().message;
+    list.emplace_back(value);
+    return {};
+}
+
+// A reply text: "4XX 4.X.X text" or "5XX 5.X.X text", as access(5) wants.
+std::string set_reply(std::string& field, std::string_view value) {
+    bool shaped = value.size() > 10 && (value[0] == '4' || value[0] == '5') && value[3] == ' ' && value[4] == value[0] &&
+                  value[5] == '.';
+    if (!shaped) return fmt::format("\"{}\" is not \"CODE X.Y.Z text\"", value);
+    return set_text(field, value);
+}
+
+const Key keys[] = {
+    {"db", "/var/lib/unitpolicy/units.db", "the replica of the policy database (read-only)",
+     [](std::string_view v, Settings& s) { return set_text(s.db, v, false); }},
+    {"policy_listen", "", "policy delegation listener, unix:/path or inet:host:port (repeatable)",
+     [](std::string_view v, Settings& s) { return add_endpoint(s.policy_listen, v); }, true},
+    {"socketmap_listen", "", "socketmap listener, unix:/path or inet:host:port (repeatable)",
+     [](std::string_view v, Settings& s) { return add_endpoint(s.socketmap_listen, v); }, true},
+    {"control", "", "control socket path for --dump --control (live counters)",
+     [](std::string_view v, Settings& s) { return set_text(s.control, v); }},
+    {"unit", "", "this host's unit (unit role: enables the transportunit map)",
+     [](std::string_view v, Settings& s) { return set_text(s.answers.unit, v); }},
+    {"local_transport", "local", "transport for this unit's own mailboxes (unit role)",
+     [](std::string_view v, Settings& s) { return set_text(s.answers.local_transport, v, false); }},
+    {"mx_relay", "", "transport:nexthop for everything else from a unit (unit role)",
+     [](std::string_view v, Settings& s) { return set_text(s.answers.mx_relay, v); }},
+    {"hold_transport", "unithold", "defer_transports clone of smtp that holds mail on the MX",
+     [](std::string_view v, Settings& s) { return set_text(s.answers.hold_transport, v, false); }},
+    {"hold_mode", "transport", "transport (hold in the queue) or defer (answer retry:, the sender keeps it)",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "transport") s.answers.hold_mode = HoldMode::Transport;
+         else if (v == "defer") s.answers.hold_mode = HoldMode::Defer;
+         else return fmt::format("bad hold mode \"{}\" (expected transport or defer)", v);
+         return {};
+     }},
+    {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
+     [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); }},
+    {"fold_local_case", "yes", "fold local parts to lowercase",
+     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); }},
+    {"reject_max_age", "1d", "unknown in a replica older than this: 450 4.1.1, not 550 (0: off)",
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.reject_max_age, v); }},
+    {"max_replica_age", "0", "refuse (tempfail) answers from a replica older than this (0: off)",
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+    {"threads", "0", "worker threads, one SQLite connection each (0: one per core)",
+     [](std::string_view v, Settings& s) { return set_number(s.threads, v, 0u, 256u); }},
+    {"user", "", "user to run as after binding the sockets",
+     [](std::string_view v, Settings& s) { return set_text(s.user, v); }},
+    {"socket_mode", "0666", "mode of the unix sockets (octal)",
+     [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); }},
+    {"socket_group", "", "group of the unix sockets",
+     [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
+    {"log", "syslog", "syslog (facility mail) or stderr",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "syslog") s.log = common::LogSink::Syslog;
+         else if (v == "stderr") s.log = common::LogSink::Stderr;
+         else return fmt::format("bad log sink \"{}\" (expected syslog or stderr)", v);
+         return {};
+     }},
+    {"debug", "no", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); }},
+    {"idle_timeout", "330s", "close a client connection idle this long",
+     [](std::string_view v, Settings& s) { return set_duration(s.idle_timeout, v); }},
+    {"max_connections", "1000", "client connections served at once; more wait to be accepted",
+     [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); }},
+    {"unknown_reply", "550 5.1.1 User unknown", "policy reply for an unknown recipient",
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unknown, v); }},
+    {"unconfirmed_reply", "450 4.1.1 User unknown in a stale directory replica, try again later",
+     "policy reply for an unknown recipient in a replica older than reject_max_age",
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unconfirmed, v); }},
+    {"disabled_reply", "550 5.2.1 Mailbox disabled", "policy reply for a disabled mailbox",
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.disabled, v); }},
+    {"suspended_reply", "450 4.2.1 Mailbox temporarily unavailable", "policy reply for a suspended mailbox",
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.suspended, v); }},
+    {"tempfail_reply", "451 4.3.0 Directory temporarily unavailable", "policy reply when the directory cannot answer",
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.tempfail, v); }},
+};
+
+std::string option_name(std::string_view key) {
+    std::string name(key);
+    std::replace(name.begin(), name.end(), '_', '-');
+    return name;
+}
+
+const Key* find_key(std::string_view name) {
+    for (const auto& k : keys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+po::options_description mode_options() {
+    po::options_description modes("Modes");
+    modes.add_options()
+        ("help", "print this help and exit")
+        ("version", "print the version and exit")
+        ("config", po::value<std::string>(), "configuration file (default /etc/unitpolicy/unitpolicy.conf when it exists)")
+        ("stdio", "serve the policy protocol on stdin/stdout, for spawn(8)")
+        ("query", po::value<std::string>(), "resolve ADDRESS and print every interface's answer")
+        ("dump", "print the configuration, the database and (with --control) the daemon's counters")
+        ("json", "with --dump: JSON output");
+    return modes;
+}
+
+po::options_description key_options() {
+    po::options_description options("Settings (also `key = value` in the configuration file)");
+    for (const auto& k : keys) {
+        std::string help = k.fallback[0] ? fmt::format("{} (default: {})", k.doc, k.fallback) : std::string(k.doc);
+        if (k.repeatable)
+            options.add_options()(option_name(k.name).c_str(), po::value<std::vector<std::string>>(), help.c_str());
+        else
+            options.add_options()(option_name(k.name).c_str(), po::value<std::string>(), help.c_str());
+    }
+    return options;
+}
+
+void apply(const Key& key, std::string_view value, Settings& s, std::string_view where) {
+    if (auto problem = key.apply(value, s); !problem.empty())
+        throw ConfigError(fmt::format("{}{}: {}", where, key.name, problem));
+}
+
+void apply_command_line(const po::variables_map& vm, Settings& s) {
+    for (const auto& k : keys) {
+        auto it = vm.find(option_name(k.name));
+        if (it == vm.end()) continue;
+        if (k.repeatable) {
+            auto& list = std::string_view(k.name) == "policy_listen" ? s.policy_listen : s.socketmap_listen;
+            list.clear();  // the command line replaces the file's listeners
+            for (const auto& v : it->second.as<std::vector<std::string>>()) apply(k, v, s, "--");
+        } else {
+            apply(k, it->second.as<std::string>(), s, "--");
+        }
+    }
+}
+
+void choose_mode(const po::variables_map& vm, Settings& s) {
+    int modes = 0;
+    if (vm.count("stdio")) s.mode = Mode::Stdio, ++modes;
+    if (vm.count("query")) s.mode = Mode::Query, s.query_address = vm["query"].as<std::string>(), ++modes;
+    if (vm.count("dump")) s.mode = Mode::Dump, ++modes;
+    if (modes > 1) throw ConfigError("--stdio, --query and --dump exclude each other");
+    s.json = vm.count("json") > 0;
+    if (s.json && s.mode != Mode::Dump) throw ConfigError("--json goes with --dump");
+    if (vm.count("version")) s.mode = Mode::Version;
+    if (vm.count("help")) s.mode = Mode::Help;
+}
+
+void check_consistency(const Settings& s) {
+    if (!s.answers.unit.empty() && s.answers.mx_relay.empty())
+        throw ConfigError("mx_relay: required with unit (where mail for other units goes)");
+    if (s.mode == Mode::Serve && s.policy_listen.empty() && s.socketmap_listen.empty())
+        throw ConfigError("nothing to listen on: give policy_listen or socketmap_listen (or --stdio)");
+}
+
+}  // namespace
+
+Settings load_settings(int argc, const char* const argv[]) {
+    po::options_description all;
+    all.add(mode_options()).add(key_options());
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv)
+                      .options(all)
+                      .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+                      .run(),
+                  vm);
+    } catch (const po::error& e) {
+        throw ConfigError(e.what());
+    }
+    Settings s;
+    choose_mode(vm, s);
+    if (s.mode == Mode::Help || s.mode == Mode::Version) return s;
+    struct stat st {};
+    s.config_file = vm.count("config") ? vm["config"].as<std::string>()
+                    : stat(default_config_file, &st) == 0 ? default_config_file
+                                                          : "";
+    if (!s.config_file.empty()) {
+        common::read_config_file(s.config_file, [&](std::string_view name, std::string_view value) -> std::string {
+            const Key* key = find_key(name);
+            if (key == nullptr) return fmt::format("unknown key '{}'", name);
+            std::string problem = key->apply(value, s);
+            return problem.empty() ? problem : fmt::format("{}: {}", name, problem);
+        });
+    }
+    apply_command_line(vm, s);
+    check_consistency(s);
+    return s;
+}
+
+void print_help(std::ostream& out) {
+    out << "usage: unitpolicy [--config FILE] --policy-listen ENDPOINT... --socketmap-listen ENDPOINT... [SETTINGS]\n"
+           "       unitpolicy --stdio [SETTINGS]\n"
+           "       unitpolicy --query ADDRESS [--unit NAME] [SETTINGS]\n"
+           "       unitpolicy --dump [--json] [--control PATH] [SETTINGS]\n\n"
+        << mode_options() << '\n'
+        << key_options();
+}
+
+std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
+    auto join = [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, " ")); };
+    auto seconds = [](std::chrono::seconds d) { return fmt::format("{}s", d.count()); };
+    const auto& a = s.answers;
+    return {
+        {"config", s.config_file},
+        {"db", s.db},
+        {"policy_listen", join(s.policy_listen)},
+        {"socketmap_listen", join(s.socketmap_listen)},
+        {"control", s.control},
+        {"unit", a.unit},
+        {"local_transport", a.local_transport},
+        {"mx_relay", a.mx_relay},
+        {"hold_transport", a.hold_transport},
+        {"hold_mode", a.hold_mode == HoldMode::Transport ? "transport" : "defer"},
+        {"recipient_delimiter", s.resolver.address.recipient_delimiter},
+        {"fold_local_case", s.resolver.address.fold_local_case ? "yes" : "no"},
+        {"reject_max_age", seconds(s.resolver.reject_max_age)},
+        {"max_replica_age", seconds(s.resolver.max_replica_age)},
+        {"threads", std::to_string(s.threads)},
+        {"user", s.user},
+        {"socket_mode", fmt::format("{:04o}", s.socket_mode)},
+        {"socket_group", s.socket_group},
+        {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},
+        {"debug", s.debug ? "yes" : "no"},
+        {"idle_timeout", seconds(s.idle_timeout)},
+        {"max_connections", std::to_string(s.max_connections)},
+        {"unknown_reply", a.texts.unknown},
+        {"unconfirmed_reply", a.texts.unconfirmed},
+        {"disabled_reply", a.texts.disabled},
+        {"suspended_reply", a.texts.suspended},
+        {"tempfail_reply", a.texts.tempfail},
+    };
+}
+
+}  // namespace unit::policyd

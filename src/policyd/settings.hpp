@@ -1,0 +1,60 @@
+// settings.hpp: unitpolicy's configuration: one table of keys (settings.cpp)
+// drives the configuration file (`key = value`, --config), the command line
+// (--key-name, the key with '-' for '_'), --help and the man page
+// unitpolicy.conf(5). The command line wins over the file.
+//
+// load_settings() throws common::ConfigError with one line naming the key
+// (and FILE:LINE for the file) for an unknown key or a bad value: the
+// program exits 2 with it. Logs nothing.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <string>
+#include <vector>
+
+#include "common/log.hpp"
+#include "policyd/answers.hpp"
+#include "unit/resolver.hpp"
+
+namespace unit::policyd {
+
+enum class Mode { Serve, Stdio, Query, Dump, Help, Version };
+
+struct Settings {
+    // What the program does this time (command line only).
+    Mode mode = Mode::Serve;
+    std::string query_address;
+    bool json = false;
+    std::string config_file;
+
+    std::string db = "/var/lib/unitpolicy/units.db";
+    std::vector<std::string> policy_listen;
+    std::vector<std::string> socketmap_listen;
+    std::string control;
+    unsigned threads = 0;  // 0: one per core
+    std::string user;
+    unsigned socket_mode = 0666;
+    std::string socket_group;
+    common::LogSink log = common::LogSink::Syslog;
+    bool debug = false;
+    std::chrono::seconds idle_timeout{330};
+    unsigned max_connections = 1000;
+    std::size_t max_line = 8 * 1024;
+    std::size_t max_request = 64 * 1024;
+
+    ResolverOptions resolver;
+    AnswerSettings answers;
+};
+
+inline constexpr const char* default_config_file = "/etc/unitpolicy/unitpolicy.conf";
+
+// Parses the command line and the configuration file it names (--config,
+// or default_config_file when that exists). SIGHUP calls it again.
+Settings load_settings(int argc, const char* const argv[]);
+
+void print_help(std::ostream& out);
+// key = value lines of the effective configuration, for --dump.
+std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
+
+}  // namespace unit::policyd

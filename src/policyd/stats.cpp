@@ -1,0 +1,92 @@
+#include "policyd/stats.hpp"
+
+#include <fmt/format.h>
+
+#include <bit>
+#include <utility>
+#include <vector>
+
+namespace unit::policyd {
+
+namespace {
+
+int bucket_of(std::uint64_t micros) noexcept {
+    if (micros < 4) return static_cast<int>(micros);
+    int log2 = std::bit_width(micros) - 1;          // micros in [2^log2, 2^(log2+1))
+    int quarter = static_cast<int>((micros >> (log2 - 2)) & 3);
+    return std::min(4 * (log2 - 1) + quarter, 4 * 40 - 1);
+}
+
+std::uint64_t upper_bound_of(int bucket) noexcept {
+    if (bucket < 4) return static_cast<std::uint64_t>(bucket);
+    int log2 = bucket / 4 + 1;
+    int quarter = bucket % 4;
+    return (std::uint64_t{1} << log2) + (static_cast<std::uint64_t>(quarter + 1) << (log2 - 2)) - 1;
+}
+
+std::uint64_t get(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
+
+std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
+    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - s.started);
+    std::vector<std::pair<std::string, std::uint64_t>> v = {
+        {"uptime_seconds", static_cast<std::uint64_t>(uptime.count())},
+        {"connections_accepted", get(s.connections_accepted)},
+        {"connections_open", get(s.connections_open)},
+        {"connections_closed_idle", get(s.connections_closed_idle)},
+        {"protocol_errors", get(s.protocol_errors)},
+        {"policy_requests", get(s.policy_requests)},
+        {"socketmap_requests", get(s.socketmap_requests)},
+    };
+    const char* verdicts[] = {"dunno", "reject", "defer", "tempfail", "not_rcpt"};
+    for (int i = 0; i < 5; ++i) v.emplace_back(fmt::format("policy_{}", verdicts[i]), get(s.verdicts[i]));
+    const char* replies[] = {"ok", "notfound", "temp", "perm"};
+    for (int i = 0; i < 4; ++i) v.emplace_back(fmt::format("socketmap_{}", replies[i]), get(s.replies[i]));
+    for (int i = 0; i < 8; ++i)
+        v.emplace_back(fmt::format("outcome_{}", to_string(static_cast<Outcome>(i))), get(s.outcomes[i]));
+    v.emplace_back("replica_switches", get(s.replica_switches));
+    v.emplace_back("replica_refusals", get(s.replica_refusals));
+    v.emplace_back("latency_count", s.latency.count());
+    v.emplace_back("latency_p50_us", s.latency.percentile(50));
+    v.emplace_back("latency_p99_us", s.latency.percentile(99));
+    v.emplace_back("latency_p999_us", s.latency.percentile(99.9));
+    return v;
+}
+
+}  // namespace
+
+void LatencyHistogram::record(std::uint64_t micros) noexcept {
+    counts_[static_cast<std::size_t>(bucket_of(micros))].fetch_add(1, std::memory_order_relaxed);
+}
+
+std::uint64_t LatencyHistogram::count() const noexcept {
+    std::uint64_t total = 0;
+    for (const auto& c : counts_) total += c.load(std::memory_order_relaxed);
+    return total;
+}
+
+std::uint64_t LatencyHistogram::percentile(double p) const noexcept {
+    std::uint64_t total = count();
+    if (total == 0) return 0;
+    auto rank = static_cast<std::uint64_t>(static_cast<double>(total) * p / 100.0 + 0.5);
+    if (rank == 0) rank = 1;
+    std::uint64_t seen = 0;
+    for (int i = 0; i < buckets; ++i) {
+        seen += counts_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+        if (seen >= rank) return upper_bound_of(i);
+    }
+    return upper_bound_of(buckets - 1);
+}
+
+std::string stats_text(const Stats& stats) {
+    std::string out;
+    for (const auto& [name, value] : flatten(stats)) out += fmt::format("{} {}\n", name, value);
+    return out;
+}
+
+std::string stats_json(const Stats& stats) {
+    std::vector<std::string> fields;
+    for (const auto& [name, value] : flatten(stats)) fields.push_back(fmt::format("\"{}\":{}", name, value));
+    return fmt::format("{{{}}}", fmt::join(fields, ","));
+}
+
+}  // namespace unit::policyd
