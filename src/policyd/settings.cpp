@@ -177,9 +177,9 @@ po::options_description key_options() {
     return options;
 }
 
-void apply(const Key& key, std::string_view value, Settings& s, std::string_view where) {
+void apply_option(const Key& key, std::string_view value, Settings& s) {
     if (auto problem = key.apply(value, s); !problem.empty())
-        throw ConfigError(fmt::format("{}{}: {}", where, key.name, problem));
+        throw ConfigError(fmt::format("--{}: {}", option_name(key.name), problem));
 }
 
 void apply_command_line(const po::variables_map& vm, Settings& s) {
@@ -189,9 +189,9 @@ void apply_command_line(const po::variables_map& vm, Settings& s) {
         if (k.repeatable) {
             auto& list = std::string_view(k.name) == "policy_listen" ? s.policy_listen : s.socketmap_listen;
             list.clear();  // the command line replaces the file's listeners
-            for (const auto& v : it->second.as<std::vector<std::string>>()) apply(k, v, s, "--");
+            for (const auto& v : it->second.as<std::vector<std::string>>()) apply_option(k, v, s);
         } else {
-            apply(k, it->second.as<std::string>(), s, "--");
+            apply_option(k, it->second.as<std::string>(), s);
         }
     }
 }

@@ -18,9 +18,9 @@
 #   wiped when it is taken next.
 # - Every instance listens on 127.0.0.1 only, on a free port chosen at run
 #   time; chroot is off for every service; DNS is off
-#   (smtp_dns_support_level = disabled, smtpd_peername_lookup = no) and the
-#   default and relay transports are error:, so no mail and no lookup ever
-#   leaves the loopback interface.
+#   (smtp_dns_support_level = disabled, smtpd_peername_lookup = no), the
+#   default transport is error: and the relay transport a loopback port
+#   where nobody listens, so no mail and no lookup ever leaves loopback.
 # - it_init registers an EXIT trap that stops every instance (postfix stop,
 #   then the master's pid if it lingers), every smtp-sink and every process
 #   started with it_spawn (by pid), and removes the temporary directories.
@@ -86,7 +86,7 @@ it_expect_eq() {
 
 # it_expect_match NAME ERE TEXT: TEXT (one or more lines) matches ERE.
 it_expect_match() {
-    if printf '%s\n' "$3" | grep -Eq -- "$2"; then
+    if printf '%s\n' "$3" | grep -E -- "$2" >/dev/null; then
         it_ok "$1"
     else
         it_not_ok "$1" "expected /$2/, got '$(printf '%s' "$3" | head -c 300 | tr '\n' '|')'"
@@ -111,6 +111,17 @@ it_fatal() {
     it_not_ok "harness" "$1"
     it_summary
     exit 1
+}
+
+# (No "grep -q" after a pipe in here: with pipefail, grep exiting at the
+# first match can kill the writer with SIGPIPE and fail the pipeline.)
+
+# it_word_in WORD LIST...: WORD is one of LIST.
+it_word_in() {
+    local want=$1 w
+    shift
+    for w in "$@"; do [ "$w" = "$want" ] && return 0; done
+    return 1
 }
 
 # ---------------------------------------------------------------- waiting
@@ -176,7 +187,7 @@ it_init() {
         command -v "$tool" >/dev/null 2>&1 \
             || it_skip_all "$tool not installed (bash tools/install-deps.sh)"
     done
-    postconf -m | grep -qx sqlite || it_skip_all "postfix-sqlite not installed"
+    postconf -m | grep -x sqlite >/dev/null || it_skip_all "postfix-sqlite not installed"
     [ -x "$IT_UNITCTL" ] || it_skip_all "$IT_UNITCTL not built (meson compile -C build)"
 
     IT_WORK=$(mktemp -d /tmp/upit.XXXXXX) || it_fatal "mktemp failed"
@@ -200,7 +211,7 @@ it_register_config_dirs() {
         wanted=$current
         for i in $(seq 1 "$IT_SLOTS"); do
             dir=$IT_BASE/pf$i/etc
-            if ! printf '%s\n' $(printf '%s' "$current" | tr ',' ' ') | grep -qxF "$dir"; then
+            if ! it_word_in "$dir" $(printf '%s' "$current" | tr ',' ' '); then
                 wanted="${wanted:+$wanted, }$dir"
                 changed=1
             fi
@@ -283,6 +294,8 @@ pf_new() {
     local port
     it_alloc_port port
     PF_PORT[$name]=$port
+    local nowhere
+    it_alloc_port nowhere
     IT_INSTANCES+=("$name")
 
     cat >"$dir/etc/main.cf" <<EOF
@@ -308,7 +321,10 @@ smtpd_banner = \$myhostname ESMTP
 smtpd_peername_lookup = no
 smtp_dns_support_level = disabled
 default_transport = error:5.7.1 tests deliver to loopback only
-relay_transport = error:5.7.1 tests deliver to loopback only
+# Not error: (smtpd rejects a recipient whose route is error: at RCPT,
+# before relay_recipient_maps is consulted): a loopback port where nobody
+# listens, so a recipient without a route is deferred, visibly.
+relay_transport = relay:[127.0.0.1]:$nowhere
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
 in_flow_delay = 0
 smtp_connect_timeout = 5s
@@ -472,12 +488,12 @@ pf_wait_drained() { it_wait_until "${2:-20}" pf_queue_is "$1" 0; }
 pf_settled() {
     local q
     q=$(pf_queue "$1")
-    ! printf '%s\n' "$q" | grep -Eq '"queue_name": *"(incoming|active|maildrop)"'
+    ! printf '%s\n' "$q" | grep -E '"queue_name": *"(incoming|active|maildrop)"' >/dev/null
 }
 pf_wait_settled() { it_wait_until "${2:-20}" pf_settled "$1"; }
 
 # pf_queue_has NAME ERE: some queued message's JSON matches ERE.
-pf_queue_has() { pf_queue "$1" | grep -Eq -- "$2"; }
+pf_queue_has() { pf_queue "$1" | grep -E -- "$2" >/dev/null; }
 
 # pf_flush NAME: postqueue -f (deliver the deferred queue now).
 pf_flush() { timeout 20 postqueue -c "${PF_CONF[$1]}" -f >/dev/null 2>&1; }
@@ -492,7 +508,7 @@ pf_log_mark() { pf_log "$1" | wc -l; }
 pf_log_since() { pf_log "$1" | tail -n "+$(($2 + 1))"; }
 
 # pf_log_wait NAME MARK ERE [SECONDS]: waits for a maillog line after MARK.
-pf_log_has() { pf_log_since "$1" "$2" | grep -Eq -- "$3"; }
+pf_log_has() { pf_log_since "$1" "$2" | grep -E -- "$3" >/dev/null; }
 pf_log_wait() { it_wait_until "${4:-20}" pf_log_has "$1" "$2" "$3"; }
 
 # pf_log_tail NAME [N]: the last N maillog lines as diagnostics.
@@ -536,14 +552,14 @@ sink_wait_count() { it_wait_until "${3:-20}" sink_count_is "$1" "$2"; }
 sink_rcpts() {
     find "${SINK_DIR[$1]}" -maxdepth 1 -type f -name 'm.*' -print0 2>/dev/null \
         | xargs -0 -r grep -h '^X-Rcpt-Args:' \
-        | sed -e 's/^X-Rcpt-Args: *//' -e 's/^[Tt][Oo]: *<\([^>]*\)>.*/\1/'
+        | sed -e 's/^X-Rcpt-Args: *\([Tt][Oo]: *\)\{0,1\}<\([^>]*\)>.*/\2/'
 }
 
 # sink_list NAME: the recipients received, on one line (diagnostics).
 sink_list() { sink_rcpts "$1" | sort | tr '\n' ' '; }
 
 # sink_has_rcpt NAME ADDRESS: ADDRESS (case-insensitively) was received.
-sink_has_rcpt() { sink_rcpts "$1" | grep -qixF -- "$2"; }
+sink_has_rcpt() { sink_rcpts "$1" | grep -ixF -- "$2" >/dev/null; }
 
 # sink_rcpt_count NAME ADDRESS: how many times ADDRESS was received.
 sink_rcpt_count() { sink_rcpts "$1" | grep -cixF -- "$2"; }
@@ -551,7 +567,7 @@ sink_rcpt_count() { sink_rcpts "$1" | grep -cixF -- "$2"; }
 # sink_grep NAME ERE: some received message matches ERE.
 sink_grep() {
     find "${SINK_DIR[$1]}" -maxdepth 1 -type f -name 'm.*' -print0 2>/dev/null \
-        | xargs -0 -r grep -Eq -- "$2"
+        | xargs -0 -r grep -E -- "$2" >/dev/null
 }
 
 # ---------------------------------------------------------------- SMTP client

@@ -1,0 +1,108 @@
+// One connection's protocol logic over a real database, without sockets.
+#include <doctest/doctest.h>
+
+#include <fmt/format.h>
+
+#include <memory>
+
+#include "policyd/conversation.hpp"
+#include "test_support.hpp"
+#include "unit/primary.hpp"
+
+using namespace unit;
+using namespace unit::policyd;
+using namespace unit::test;
+
+namespace {
+
+std::string policy_request(std::string_view recipient, std::string_view state = "RCPT") {
+    return fmt::format("request=smtpd_access_policy\nprotocol_state={}\nprotocol_name=ESMTP\nclient_address=192.0.2.1\n"
+                       "recipient={}\nsender=a@b.example\nqueue_id=\ninstance=1.2.3\n\n",
+                       state, recipient);
+}
+
+std::string netstring(std::string_view s) { return fmt::format("{}:{},", s.size(), s); }
+
+struct Fixture {
+    TempDir dir;
+    Stats stats;
+    std::unique_ptr<Worker> worker;
+
+    explicit Fixture(bool with_database = true) {
+        if (with_database) {
+            auto primary = make_sample_primary(dir.path("primary.db"));
+            REQUIRE(primary.publish(dir.path("units.db")).ok());
+        }
+        auto settings = std::make_shared<Settings>();
+        settings->db = dir.path("units.db");
+        settings->resolver.address.recipient_delimiter = "+";
+        worker = std::make_unique<Worker>(settings, stats, nullptr);
+    }
+};
+
+}  // namespace
+
+TEST_CASE("policy requests are answered in order, whatever the split") {
+    Fixture f;
+    std::string in = policy_request("user+x@example.com") + policy_request("nobody@example.com") +
+                     policy_request("off@example.com") + policy_request("sus@example.com") +
+                     policy_request("someone@example.org") + policy_request("nobody@example.com", "DATA");
+    const std::string expected = "action=DUNNO\n\naction=550 5.1.1 User unknown\n\naction=550 5.2.1 Mailbox disabled\n\n"
+                                 "action=450 4.2.1 Mailbox temporarily unavailable\n\naction=DUNNO\n\naction=DUNNO\n\n";
+    for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, in.size()}) {
+        CAPTURE(chunk);
+        PolicyConversation c(*f.worker);
+        std::string out;
+        for (std::size_t i = 0; i < in.size(); i += chunk) REQUIRE(c.feed(std::string_view(in).substr(i, chunk), out));
+        CHECK(out == expected);
+    }
+    CHECK(f.stats.verdicts[static_cast<int>(VerdictKind::NotRcpt)] == 3);
+    CHECK(f.stats.policy_requests == 18);
+}
+
+TEST_CASE("a broken policy stream stops the conversation after the answers it had") {
+    Fixture f;
+    PolicyConversation c(*f.worker);
+    std::string out;
+    CHECK(!c.feed(policy_request("user@example.com") + "recipient=" + std::string(9000, 'a') + "\n", out));
+    CHECK(out == "action=DUNNO\n\n");
+    CHECK(c.error().find("8192") != std::string::npos);
+    CHECK(f.stats.protocol_errors == 1);
+}
+
+TEST_CASE("without a database every recipient is a temporary failure, never unknown") {
+    Fixture f(false);
+    PolicyConversation c(*f.worker);
+    std::string out;
+    REQUIRE(c.feed(policy_request("nobody@example.com"), out));
+    CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
+    SocketmapConversation m(*f.worker);
+    out.clear();
+    REQUIRE(m.feed(netstring("recipient nobody@example.com") + netstring("domain example.com"), out));
+    CHECK(out.find(":TEMP ") != std::string::npos);
+    CHECK(out.find("NOTFOUND") == std::string::npos);
+}
+
+TEST_CASE("socketmap requests dispatch on the map name of each request") {
+    Fixture f;
+    SocketmapConversation c(*f.worker);
+    std::string out;
+    REQUIRE(c.feed(netstring("recipient User+Tag@EXAMPLE.com") + netstring("transportmx moving@example.com") +
+                       netstring("transportmx *") + netstring("domain example.net") + netstring("domain example.org") +
+                       netstring("alias sales@example.com") + netstring("nosuchmap x"),
+                   out));
+    CHECK(out == netstring("OK user@example.com") + netstring("OK unithold:[u1.example.com]") + netstring("NOTFOUND ") +
+                     netstring("OK example.net") + netstring("NOTFOUND ") +
+                     netstring("OK bob@example.com,partner@other.org,copy@elsewhere.org,user@example.com") +
+                     netstring("PERM unknown map name"));
+}
+
+TEST_CASE("a malformed netstring ends the socketmap conversation") {
+    Fixture f;
+    SocketmapConversation c(*f.worker);
+    std::string out;
+    CHECK(c.feed(netstring("domain example.com") + "5:abc", out));  // incomplete: waits for more
+    CHECK(!c.feed("xyz;", out));
+    CHECK(out == netstring("OK example.com"));
+    CHECK(!c.error().empty());
+}

@@ -1,0 +1,200 @@
+// The unitpolicy program itself: real sockets, real signals, its modes.
+#include <doctest/doctest.h>
+#include <poll.h>
+#include <signal.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <fmt/format.h>
+
+#include <chrono>
+#include <thread>
+
+#include "test_support.hpp"
+#include "unit/primary.hpp"
+
+using namespace unit;
+using namespace unit::test;
+
+namespace {
+
+// A running daemon, stopped with SIGTERM at the end of the test.
+class Daemon {
+public:
+    Daemon(const std::vector<std::string>& args, const std::string& log) {
+        pid_ = fork();
+        REQUIRE(pid_ >= 0);
+        if (pid_ == 0) {
+            std::vector<std::string> all{env_or_fail("UNITPOLICY")};
+            all.insert(all.end(), args.begin(), args.end());
+            std::vector<char*> argv;
+            for (auto& a : all) argv.push_back(a.data());
+            argv.push_back(nullptr);
+            FILE* f = std::freopen(log.c_str(), "w", stderr);
+            (void)f;
+            execv(argv[0], argv.data());
+            _exit(127);
+        }
+    }
+    ~Daemon() {
+        if (pid_ > 0) stop();
+    }
+    int stop() {
+        kill(pid_, SIGTERM);
+        int status = 0;
+        waitpid(pid_, &status, 0);
+        pid_ = -1;
+        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    pid_t pid() const { return pid_; }
+
+private:
+    pid_t pid_ = -1;
+};
+
+int connect_to(const std::string& path) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+        sockaddr_un a{};
+        a.sun_family = AF_UNIX;
+        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
+        close(fd);
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "cannot connect to " << path);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+// Sends `request` and reads until `expected_size` bytes came back, the
+// peer closes, or 5 s pass.
+std::string exchange(int fd, const std::string& request, std::size_t expected_size) {
+    REQUIRE(write(fd, request.data(), request.size()) == static_cast<ssize_t>(request.size()));
+    std::string answer;
+    char buffer[4096];
+    while (answer.size() < expected_size) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0) break;
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0) break;
+        answer.append(buffer, static_cast<std::size_t>(n));
+    }
+    return answer;
+}
+
+void check_exchange(int fd, const std::string& request, const std::string& expected) {
+    CHECK(exchange(fd, request, expected.size()) == expected);
+}
+
+std::string policy_request(std::string_view recipient) {
+    return fmt::format("request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient={}\n\n", recipient);
+}
+
+std::string netstring(std::string_view s) { return fmt::format("{}:{},", s.size(), s); }
+
+struct World {
+    TempDir dir;
+    std::string db = dir.path("units.db");
+    Primary primary = make_sample_primary(dir.path("primary.db"));
+    World() { REQUIRE(primary.publish(db).ok()); }
+};
+
+}  // namespace
+
+TEST_CASE("the daemon answers both protocols on its sockets and stops cleanly on SIGTERM") {
+    World w;
+    std::string policy = w.dir.path("policy"), map = w.dir.path("map"), control = w.dir.path("control");
+    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--control",
+              control, "--log", "stderr", "--threads", "2", "--socket-mode", "0660", "--recipient-delimiter", "+"},
+             w.dir.path("log"));
+    int p = connect_to(policy);
+    std::string two = policy_request("user+tag@example.com") + policy_request("nobody@example.com");
+    check_exchange(p, two, "action=DUNNO\n\naction=550 5.1.1 User unknown\n\n");
+    int m = connect_to(map);
+    check_exchange(m, netstring("transportmx john.doe@example.com"), netstring("OK smtp:[u1.example.com]"));
+    check_exchange(m, netstring("transportmx dave@example.net"), netstring("OK unithold:[10.0.0.2]:24"));
+    struct stat st {};
+    REQUIRE(stat(policy.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0660);
+
+    auto dump = run_command({env_or_fail("UNITPOLICY"), "--db", w.db, "--dump", "--json", "--control", control});
+    CHECK(dump.exit_code == 0);
+    CHECK(dump.out.find("\"policy_requests\":2") != std::string::npos);
+    CHECK(dump.out.find("\"policy_reject\":1") != std::string::npos);
+    CHECK(dump.out.find("\"connections_open\":2") != std::string::npos);
+
+    close(p);
+    close(m);
+    CHECK(d.stop() == 0);
+    CHECK(stat(policy.c_str(), &st) != 0);  // sockets removed
+    auto log = read_file(w.dir.path("log"));
+    CHECK(log.find("reject: RCPT from unknown: <nobody@example.com>: 550 5.1.1 User unknown") != std::string::npos);
+    CHECK(log.find("stopped") != std::string::npos);
+}
+
+TEST_CASE("a daemon started without a database tempfails, then serves the file renamed into place") {
+    TempDir dir;
+    std::string db = dir.path("units.db"), policy = dir.path("policy");
+    Daemon d({"--db", db, "--policy-listen", "unix:" + policy, "--log", "stderr"}, dir.path("log"));
+    int p = connect_to(policy);
+    check_exchange(p, policy_request("user@example.com"), "action=451 4.3.0 Directory temporarily unavailable\n\n");
+    auto primary = make_sample_primary(dir.path("primary.db"));
+    REQUIRE(primary.publish(db).ok());
+    auto renamed = std::chrono::steady_clock::now();
+    std::string answer;
+    while (std::chrono::steady_clock::now() - renamed < std::chrono::seconds(2)) {
+        answer = exchange(p, policy_request("nobody@example.com"), 20);
+        if (answer.find("550") != std::string::npos) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    CHECK(std::chrono::steady_clock::now() - renamed < std::chrono::seconds(1) + std::chrono::milliseconds(300));
+    CHECK(answer.find("550 5.1.1 User unknown") != std::string::npos);
+    close(p);
+}
+
+TEST_CASE("--stdio speaks the policy protocol on stdin and stdout and writes nothing to stderr") {
+    World w;
+    auto r = run_command({env_or_fail("UNITPOLICY"), "--db", w.db, "--stdio"},
+                         policy_request("nobody@example.com") + policy_request("user@example.com"));
+    CHECK(r.exit_code == 0);
+    CHECK(r.out == "action=550 5.1.1 User unknown\n\naction=DUNNO\n\n");
+    CHECK(r.err.empty());
+    auto broken = run_command({env_or_fail("UNITPOLICY"), "--db", w.db, "--stdio"}, "no equals sign\n\n");
+    CHECK(broken.err.empty());
+    CHECK(broken.out.empty());
+}
+
+TEST_CASE("--query shows the trace and every interface's answer") {
+    World w;
+    auto r = run_command({env_or_fail("UNITPOLICY"), "--db", w.db, "--query", "moving@example.com", "--unit", "u3",
+                          "--mx-relay", "smtp:[mx.example.com]"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("outcome: mailbox") != std::string::npos);
+    CHECK(r.out.find("socketmap transportmx   OK unithold:[u1.example.com]") != std::string::npos);
+    CHECK(r.out.find("unit role (unit u3):") != std::string::npos);
+    CHECK(r.out.find("socketmap transportunit OK unithold:[u1.example.com]") != std::string::npos);
+    auto missing = run_command({env_or_fail("UNITPOLICY"), "--db", w.dir.path("none.db"), "--query", "a@example.com"});
+    CHECK(missing.exit_code == 1);
+    CHECK(missing.out.find("action=451 4.3.0") != std::string::npos);
+}
+
+TEST_CASE("--dump describes the database without a daemon") {
+    World w;
+    auto r = run_command({env_or_fail("UNITPOLICY"), "--db", w.db, "--dump"});
+    CHECK(r.exit_code == 0);
+    CHECK(r.out.find("generation: " + std::to_string(w.primary.generation().value())) != std::string::npos);
+    CHECK(r.out.find("mailboxes_moving: 1") != std::string::npos);
+    CHECK(r.out.find("u2               lmtp:[10.0.0.2]:24") != std::string::npos);
+}
+
+TEST_CASE("bad usage exits 2 with one line") {
+    auto r = run_command({env_or_fail("UNITPOLICY"), "--threads", "lots", "--stdio"});
+    CHECK(r.exit_code == 2);
+    CHECK(r.err == "unitpolicy: --threads: bad number \"lots\" (expected 0 to 256)\n");
+    auto v = run_command({env_or_fail("UNITPOLICY"), "--version"});
+    CHECK(v.exit_code == 0);
+    CHECK(v.out == "unitpolicy 0.1.0\n");
+}
