@@ -63,7 +63,11 @@ std::string unit_route(const Destination& d, const AnswerSettings& s) {
     if (d.mailbox.state == MailboxState::Disabled) return std::string(not_found);
     if (d.mailbox.state == MailboxState::Active) {
         if (d.mailbox.unit == s.unit) return ok(s.local_transport);
-        if (d.unit.state != UnitState::Down) return ok(s.mx_relay);
+        if (d.unit.state != UnitState::Down) {
+            // Never a bare "OK " (settings require mx_relay with unit).
+            if (s.mx_relay.empty()) return "PERM transportunit needs --mx-relay";
+            return ok(s.mx_relay);
+        }
     }
     return ok(hold(d, s));
 }

@@ -329,6 +329,17 @@ TEST_CASE("transportunit map without --unit is a configuration error") {
     }
 }
 
+TEST_CASE("transportunit map without an mx relay never answers a bare OK") {
+    AnswerSettings s = unit_settings("unit12");
+    s.mx_relay.clear();
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s) ==
+          "PERM transportunit needs --mx-relay");
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s) ==
+          "OK mymda");
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Moving, UnitState::Active, "unit7"), s) ==
+          "OK unithold:[unit7.my.com]:2525");
+}
+
 TEST_CASE("alias map") {
     const auto s = mx_settings();
     const auto am = [&](const Resolution& r) { return map_reply(MapName::Alias, r, s); };
