@@ -43,10 +43,8 @@ class Session : public SessionBase, public std::enable_shared_from_this<Session<
 public:
     Session(Socket socket, Worker& worker, const char* protocol)
         : socket_(std::move(socket)), idle_(socket_.get_executor()), worker_(worker), conversation_(worker),
-          protocol_(protocol) {
-        worker_.stats().connections_accepted++;
-        worker_.stats().connections_open++;
-    }
+          protocol_(protocol) {}
+    // connections_open went up when the acceptor took the connection.
     ~Session() override { worker_.stats().connections_open--; }
 
     void start() {
@@ -199,7 +197,6 @@ struct Server::Impl {
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> tcp_acceptors;
     std::unique_ptr<asio::local::stream_protocol::acceptor> control;
     std::vector<std::string> socket_files;
-    asio::steady_timer accept_pause{main};
     bool stopping = false;
 
     WorkerThread& pick_worker() { return *workers[next_worker++ % workers.size()]; }
@@ -237,10 +234,8 @@ template <class Acceptor, class Socket>
 void Server::Impl::accept(Acceptor& acceptor, bool policy) {
     if (stopping) return;
     if (at_connection_limit()) {  // let the kernel queue the next clients until a connection ends
-        accept_pause.expires_after(std::chrono::milliseconds(20));
-        accept_pause.async_wait([this, &acceptor, policy](const error_code& ec) {
-            if (!ec) accept<Acceptor, Socket>(acceptor, policy);
-        });
+        auto pause = std::make_shared<asio::steady_timer>(main, std::chrono::milliseconds(20));
+        pause->async_wait([this, pause, &acceptor, policy](const error_code&) { accept<Acceptor, Socket>(acceptor, policy); });
         return;
     }
     WorkerThread& worker = pick_worker();
@@ -249,6 +244,9 @@ void Server::Impl::accept(Acceptor& acceptor, bool policy) {
         if (ec) {
             common::log(Severity::Warning, "accept: {}", ec.message());
         } else {
+            // Counted here, before the next accept, so that max_connections holds exactly.
+            stats.connections_accepted++;
+            stats.connections_open++;
             asio::post(worker.context, [&worker, policy, socket = std::move(socket)]() mutable {
                 if (policy) worker.adopt<Socket, PolicyConversation>(std::move(socket), "policy");
                 else worker.adopt<Socket, SocketmapConversation>(std::move(socket), "socketmap");
@@ -291,7 +289,6 @@ void Server::Impl::stop() {
     for (auto& a : unix_acceptors) a->close(ignored);
     for (auto& a : tcp_acceptors) a->close(ignored);
     if (control) control->close(ignored);
-    accept_pause.cancel();
     signals.cancel(ignored);
     for (const auto& path : socket_files) unlink(path.c_str());
     for (auto& w : workers) asio::post(w->context, [&w] { w->stop_sessions(); });

@@ -25,14 +25,14 @@
 #   then the master's pid if it lingers), every smtp-sink and every process
 #   started with it_spawn (by pid), and removes the temporary directories.
 #   The whole script runs under timeout(1) (IT_TIME_LIMIT seconds, default
-#   170), and every wait in here has a deadline.
+#   160, then 20 s for the clean-up), and every wait in here has a deadline.
 #
 # Output: "ok NAME" or "not ok NAME: why" per assertion, "# ..." for
 # diagnostics, and it_summary's last line "integration: N passed, M failed".
 
 IT_BASE=${IT_BASE:-/var/tmp/unitpolicy-it}
 IT_SLOTS=8
-IT_TIME_LIMIT=${IT_TIME_LIMIT:-170}
+IT_TIME_LIMIT=${IT_TIME_LIMIT:-160}
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
 IT_BUILD=${BUILD_DIR:-$IT_ROOT/build}
 case $IT_BUILD in /*) ;; *) IT_BUILD=$IT_ROOT/$IT_BUILD ;; esac
@@ -142,7 +142,7 @@ it_wait_until() {
 
 # it_port_open PORT: something accepts TCP connections on 127.0.0.1:PORT.
 it_port_open() {
-    timeout 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
+    timeout --foreground 2 bash -c "exec 3<>/dev/tcp/127.0.0.1/$1" 2>/dev/null
 }
 
 # it_alloc_port VAR: a free TCP port on 127.0.0.1, not handed out before in
@@ -330,6 +330,8 @@ in_flow_delay = 0
 smtp_connect_timeout = 5s
 lmtp_connect_timeout = 5s
 delay_warning_time = 0
+# a policy server that does not answer fails the test in 10 s, not 100 s
+smtpd_policy_service_timeout = 10s
 EOF
     # Debian's master.cf services, chroot off; smtpd only on our port.
     cat >"$dir/etc/master.cf" <<EOF
@@ -367,7 +369,7 @@ EOF
 pf_wipe_slot() {
     local dir=$1 pid
     if [ -f "$dir/etc/main.cf" ] && [ -f "$dir/etc/master.cf" ]; then
-        timeout 30 postfix -c "$dir/etc" stop >/dev/null 2>&1
+        timeout --foreground 30 postfix -c "$dir/etc" stop >/dev/null 2>&1
         pid=$(sed -n '1s/[^0-9]//gp' "$dir/queue/pid/master.pid" 2>/dev/null)
         if [ -n "$pid" ] && [ "$(readlink "/proc/$pid/exe" 2>/dev/null)" = /usr/lib/postfix/sbin/master ]; then
             it_kill_pid "$pid"
@@ -396,18 +398,29 @@ it_chroot_off() {
     awk '/^[^#[:space:]]/ && NF >= 8 { $5 = "n" } { print }'
 }
 
-# pf_main_fragment NAME FILE [SED-EXPRESSION...]: appends an example
-# main.cf fragment, each SED-EXPRESSION applied (paths, ports).
+# pf_main_fragment NAME FILE [SED-EXPRESSION...]: applies an example
+# main.cf fragment, each SED-EXPRESSION applied first (paths, ports). Each
+# parameter is set with "postconf -e", so a fragment's setting replaces the
+# instance's own, and within the fragment the last setting of a parameter
+# wins (as in main.cf), without duplicates that Postfix warns about.
 pf_main_fragment() {
     local name=$1 file=$2
     shift 2
-    local args=() e
+    local args=() e params=()
     for e in "$@"; do args+=(-e "$e"); done
-    {
-        echo
-        echo "# from ${file#"$IT_ROOT"/}"
-        if [ "${#args[@]}" -gt 0 ]; then sed "${args[@]}" "$file"; else cat "$file"; fi
-    } >>"${PF_CONF[$name]}/main.cf"
+    [ "${#args[@]}" -gt 0 ] || args=(-e '')
+    mapfile -t params < <(sed "${args[@]}" "$file" | awk '
+        function keep(line,  name) {
+            name = line; sub(/[[:space:]]*=.*/, "", name)
+            if (!(name in value)) order[++n] = name
+            value[name] = line
+        }
+        /^[[:space:]]*(#.*)?$/ { next }
+        /^[[:space:]]/ { sub(/^[[:space:]]+/, ""); cur = cur " " $0; next }
+        { if (cur != "") keep(cur); cur = $0 }
+        END { if (cur != "") keep(cur); for (i = 1; i <= n; i++) print value[order[i]] }')
+    [ "${#params[@]}" -gt 0 ] || it_fatal "no parameters in $file"
+    pf_main "$name" "${params[@]}"
 }
 
 # pf_master_fragment NAME FILE [SED-EXPRESSION...]: the same for master.cf,
@@ -427,7 +440,7 @@ pf_master_fragment() {
 # pf_start NAME: postfix check + start, then waits (15 s) for the SMTP port.
 pf_start() {
     local name=$1 conf=${PF_CONF[$1]} out
-    if ! out=$(timeout 60 postfix -c "$conf" start 2>&1); then
+    if ! out=$(timeout --foreground 60 postfix -c "$conf" start 2>&1); then
         it_diag "postfix -c $conf start failed:" "$out"
         pf_log_tail "$name" 30
         it_fatal "instance $name did not start"
@@ -442,7 +455,7 @@ pf_start() {
 
 # pf_reload NAME: postfix reload (restarts the daemons, which reopen maps).
 pf_reload() {
-    timeout 30 postfix -c "${PF_CONF[$1]}" reload >/dev/null 2>&1
+    timeout --foreground 30 postfix -c "${PF_CONF[$1]}" reload >/dev/null 2>&1
 }
 
 # pf_teardown NAME: stop, kill the master if it lingers, wipe the slot.
@@ -450,7 +463,7 @@ pf_teardown() {
     local name=$1 dir=${PF_DIR[$1]:-}
     [ -n "$dir" ] || return 0
     if [ -n "${KEEP_IT:-}" ]; then
-        timeout 30 postfix -c "${PF_CONF[$name]}" stop >/dev/null 2>&1
+        timeout --foreground 30 postfix -c "${PF_CONF[$name]}" stop >/dev/null 2>&1
         echo "# kept $dir (slot stays locked until this script exits)"
         return 0
     fi
@@ -459,7 +472,7 @@ pf_teardown() {
 }
 
 # pf_queue NAME: postqueue -j, one JSON object per message.
-pf_queue() { timeout 20 postqueue -c "${PF_CONF[$1]}" -j 2>/dev/null; }
+pf_queue() { timeout --foreground 20 postqueue -c "${PF_CONF[$1]}" -j 2>/dev/null; }
 
 # pf_queue_count NAME [QUEUE]: messages in the queue (QUEUE: incoming,
 # active, deferred, hold, maildrop).
@@ -496,7 +509,7 @@ pf_wait_settled() { it_wait_until "${2:-20}" pf_settled "$1"; }
 pf_queue_has() { pf_queue "$1" | grep -E -- "$2" >/dev/null; }
 
 # pf_flush NAME: postqueue -f (deliver the deferred queue now).
-pf_flush() { timeout 20 postqueue -c "${PF_CONF[$1]}" -f >/dev/null 2>&1; }
+pf_flush() { timeout --foreground 20 postqueue -c "${PF_CONF[$1]}" -f >/dev/null 2>&1; }
 
 # pf_log NAME: the instance's maillog.
 pf_log() { cat "${PF_DIR[$1]}/log/maillog" 2>/dev/null; }
@@ -579,7 +592,7 @@ sink_grep() {
 it_smtp() {
     local port=$1 from=$2 to=$3
     shift 3
-    IT_SMTP_OUT=$(timeout 60 swaks --server 127.0.0.1 --port "$port" \
+    IT_SMTP_OUT=$(timeout --foreground 60 swaks --server 127.0.0.1 --port "$port" \
         --local-interface 127.0.0.2 --helo client.it.invalid \
         --from "$from" --to "$to" --timeout 30 "$@" 2>&1)
 }

@@ -198,3 +198,41 @@ TEST_CASE("bad usage exits 2 with one line") {
     CHECK(v.exit_code == 0);
     CHECK(v.out == "unitpolicy 0.1.0\n");
 }
+
+TEST_CASE("connections over max_connections wait, idle ones are closed, SIGHUP reloads the replies") {
+    World w;
+    std::string policy = w.dir.path("policy"), conf = w.dir.path("unitpolicy.conf");
+    write_file(conf, "unknown_reply = 550 5.1.1 No such user\n");
+    Daemon d({"--config", conf, "--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
+              "--max-connections", "2", "--idle-timeout", "2s", "--threads", "1"},
+             w.dir.path("log"));
+    const std::string unknown = policy_request("nobody@example.com");
+    int a = connect_to(policy);
+    int b = connect_to(policy);
+    check_exchange(a, unknown, "action=550 5.1.1 No such user\n\n");
+    check_exchange(b, unknown, "action=550 5.1.1 No such user\n\n");
+    int c = connect_to(policy);  // queued by the kernel, not served yet
+    REQUIRE(write(c, unknown.data(), unknown.size()) == static_cast<ssize_t>(unknown.size()));
+    pollfd waiting{c, POLLIN, 0};
+    CHECK(poll(&waiting, 1, 300) == 0);
+    close(a);
+    CHECK(exchange(c, "", 30) == "action=550 5.1.1 No such user\n\n");
+
+    write_file(conf, "unknown_reply = 550 5.1.1 Unknown here\n");
+    REQUIRE(kill(d.pid(), SIGHUP) == 0);
+    std::string answer;
+    for (int i = 0; i < 40 && answer.find("Unknown here") == std::string::npos; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        answer = exchange(c, unknown, 30);
+    }
+    CHECK(answer == "action=550 5.1.1 Unknown here\n\n");
+
+    // b has been idle since its answer: closed after idle_timeout.
+    pollfd idle{b, POLLIN, 0};
+    REQUIRE(poll(&idle, 1, 4000) == 1);
+    char byte;
+    CHECK(read(b, &byte, 1) == 0);
+    close(b);
+    close(c);
+    CHECK(d.stop() == 0);
+}
