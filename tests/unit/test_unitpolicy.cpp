@@ -236,3 +236,18 @@ TEST_CASE("connections over max_connections wait, idle ones are closed, SIGHUP r
     close(c);
     CHECK(d.stop() == 0);
 }
+
+TEST_CASE("--user drops root after the sockets are bound") {
+    if (geteuid() != 0) return;  // only root can change users
+    World w;
+    std::string policy = w.dir.path("policy");
+    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--user", "nobody"},
+             w.dir.path("log"));
+    close(connect_to(policy));  // bound as root, in a directory nobody cannot write
+    std::string status = read_file(fmt::format("/proc/{}/status", d.pid()));
+    auto uid = status.find("\nUid:");
+    REQUIRE(uid != std::string::npos);
+    CHECK(status.substr(uid, 20).find("65534") != std::string::npos);
+    CHECK(status.substr(uid, 40).find("\t0\t") == std::string::npos);
+    CHECK(d.stop() == 0);
+}
