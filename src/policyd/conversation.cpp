@@ -81,12 +81,14 @@ Resolution Worker::resolve(std::string_view address) {
     Resolution r = resolver_->resolve(address);
     note_replica_changes();
     stats_.count(r.outcome);
+    if (r.outcome == Outcome::Tempfail) stats_.count(r.cause);
     return r;
 }
 
 DomainResolution Worker::resolve_domain(std::string_view domain) {
     DomainResolution d = resolver_->resolve_domain(domain);
     note_replica_changes();
+    if (d.outcome == DomainOutcome::Tempfail) stats_.count(d.cause);
     return d;
 }
 

@@ -43,6 +43,8 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
     for (int i = 0; i < 4; ++i) v.emplace_back(fmt::format("socketmap_{}", replies[i]), get(s.replies[i]));
     for (int i = 0; i < 8; ++i)
         v.emplace_back(fmt::format("outcome_{}", to_string(static_cast<Outcome>(i))), get(s.outcomes[i]));
+    for (int i = 1; i < 5; ++i)
+        v.emplace_back(fmt::format("tempfail_{}", to_string(static_cast<TempfailCause>(i))), get(s.tempfail_causes[i]));
     v.emplace_back("replica_switches", get(s.replica_switches));
     v.emplace_back("replica_refusals", get(s.replica_refusals));
     v.emplace_back("latency_count", s.latency.count());

@@ -38,12 +38,16 @@ struct Stats {
     std::array<Counter, 5> verdicts{};        // by VerdictKind
     std::array<Counter, 4> replies{};         // by ReplyKind
     std::array<Counter, 8> outcomes{};        // by unit::Outcome
+    std::array<Counter, 5> tempfail_causes{}; // by unit::TempfailCause
     Counter replica_switches{0}, replica_refusals{0};
     LatencyHistogram latency;
 
     void count(VerdictKind v) noexcept { verdicts[static_cast<int>(v)].fetch_add(1, std::memory_order_relaxed); }
     void count(ReplyKind r) noexcept { replies[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed); }
     void count(Outcome o) noexcept { outcomes[static_cast<int>(o)].fetch_add(1, std::memory_order_relaxed); }
+    void count(TempfailCause c) noexcept {
+        tempfail_causes[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
+    }
 };
 
 // The counters as "name value" lines, or as one JSON object.

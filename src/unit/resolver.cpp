@@ -21,7 +21,31 @@ std::string_view to_string(Outcome outcome) noexcept {
     return "?";
 }
 
+std::string_view to_string(TempfailCause cause) noexcept {
+    switch (cause) {
+    case TempfailCause::None: return "none";
+    case TempfailCause::NoDatabase: return "no_database";
+    case TempfailCause::Busy: return "busy";
+    case TempfailCause::Stale: return "stale";
+    case TempfailCause::BadData: return "bad_data";
+    }
+    return "?";
+}
+
 namespace {
+
+TempfailCause cause_of(const Error& e, const Directory& directory) noexcept {
+    switch (e.code) {
+    case Errc::Stale: return TempfailCause::Stale;
+    case Errc::Unavailable:
+    case Errc::Io: return directory.status().serving ? TempfailCause::Busy : TempfailCause::NoDatabase;
+    case Errc::Corrupt:
+    case Errc::Invalid:
+    case Errc::NotFound:
+    case Errc::Conflict: return TempfailCause::BadData;
+    }
+    return TempfailCause::Busy;
+}
 
 std::string_view domain_of(std::string_view address) noexcept {
     auto at = address.rfind('@');
@@ -197,7 +221,7 @@ Result<Snapshot> open_snapshot(Directory& directory, const ResolverOptions& opti
     if (!generation) return generation.error();
     auto age = directory.age_seconds(now).value_or(0);
     if (options.max_replica_age.count() > 0 && age > options.max_replica_age.count())
-        return make_error(Errc::Unavailable, fmt::format("replica is {} s old, over max_replica_age {} s", age,
+        return make_error(Errc::Stale, fmt::format("replica is {} s old, over max_replica_age {} s", age,
                                                          options.max_replica_age.count()));
     const auto& info = directory.status().snapshot;
     std::string description = fmt::format(
@@ -225,18 +249,21 @@ DomainResolution Resolver::resolve_domain(std::string_view domain, std::time_t n
         auto snapshot = open_snapshot(directory_, options_, now);
         if (!snapshot) {
             d.reason = snapshot.error().message;
+            d.cause = cause_of(snapshot.error(), directory_);
             return d;
         }
         d.generation = snapshot->generation;
         auto served = snapshot->reader.domain_served(d.domain);
         if (!served) {
             d.reason = served.error().message;
+            d.cause = cause_of(served.error(), directory_);
             return d;
         }
         d.outcome = served.value() ? DomainOutcome::Served : DomainOutcome::NotServed;
     } catch (const std::exception& e) {  // allocation failure
         d.outcome = DomainOutcome::Tempfail;
         d.reason = e.what();
+        d.cause = TempfailCause::Busy;
     }
     return d;
 }
@@ -261,6 +288,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         auto snapshot = open_snapshot(directory_, options_, now);
         if (!snapshot) {
             fail(r, Outcome::Tempfail, snapshot.error().message);
+            r.cause = cause_of(snapshot.error(), directory_);
             return r;
         }
         auto& reader = snapshot->reader;
@@ -288,6 +316,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
             r.targets.clear();
             r.destination.reset();
             fail(r, Outcome::Tempfail, found.error().message);
+            r.cause = cause_of(found.error(), directory_);
             return r;
         }
         if (!found.value()) {
@@ -305,6 +334,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         Resolution broken;
         broken.input = std::string(address);
         fail(broken, Outcome::Tempfail, e.what());
+        broken.cause = TempfailCause::Busy;
         return broken;
     }
 }

@@ -46,6 +46,10 @@ enum class Outcome { Mailbox, Alias, Unknown, Unconfirmed, Foreign, Disabled, Te
 
 UNIT_EXPORT std::string_view to_string(Outcome outcome) noexcept;
 
+// Why an answer was a Tempfail, for counters and logs.
+enum class TempfailCause { None, NoDatabase, Busy, Stale, BadData };
+UNIT_EXPORT std::string_view to_string(TempfailCause cause) noexcept;
+
 struct ResolverOptions {
     AddressOptions address;
     std::chrono::seconds reject_max_age{86400};  // 0: always trust "unknown"
@@ -75,6 +79,7 @@ struct Resolution {
     std::vector<AliasTarget> targets;        // Alias: the expansion, without duplicates
     std::int64_t generation = -1;
     std::string reason;     // Tempfail, Malformed, Unconfirmed: why
+    TempfailCause cause = TempfailCause::None;  // Tempfail: the class of reason
     std::vector<std::string> trace;
 };
 
@@ -86,6 +91,7 @@ struct DomainResolution {
     std::string domain;  // normalised
     std::int64_t generation = -1;
     std::string reason;  // Tempfail, Malformed: why
+    TempfailCause cause = TempfailCause::None;
 };
 
 class UNIT_EXPORT Resolver {

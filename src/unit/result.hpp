@@ -17,7 +17,8 @@ enum class Errc {
     Invalid,      // bad input: a malformed address, a bad CSV row, a bad value
     NotFound,     // the named object does not exist (unknown unit, mailbox ...)
     Conflict,     // the operation contradicts the data (duplicate, still in use ...)
-    Unavailable,  // the database cannot answer now (missing, locked, stale): retry later
+    Unavailable,  // the database cannot answer now (missing, locked): retry later
+    Stale,        // the replica is older than the configured maximum: retry later
     Corrupt,      // the database fails validation (integrity, schema version)
     Io,           // a file operation failed
 };

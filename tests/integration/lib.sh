@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # tests/integration/lib.sh: throwaway real Postfix instances, smtp-sink
 # "units" and TAP-like assertions for the integration tests (DESIGN §9).
 # Sourced by tests/integration/test_*.sh; needs root, Debian's postfix,
@@ -30,7 +31,7 @@
 # Output: "ok NAME" or "not ok NAME: why" per assertion, "# ..." for
 # diagnostics, and it_summary's last line "integration: N passed, M failed".
 
-IT_BASE=${IT_BASE:-/var/tmp/unitpolicy-it}
+IT_BASE=${IT_BASE:-/var/tmp/unitpolicy-it}   # under /var: maillog_file_prefixes
 IT_SLOTS=8
 IT_TIME_LIMIT=${IT_TIME_LIMIT:-160}
 IT_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
@@ -193,8 +194,8 @@ it_init() {
     IT_WORK=$(mktemp -d /tmp/upit.XXXXXX) || it_fatal "mktemp failed"
     chmod 0755 "$IT_WORK"
     trap it_cleanup EXIT
-    trap 'echo "# interrupted"; exit 130' INT
-    trap 'echo "# time limit reached"; it_not_ok "time limit" "the script ran longer than ${IT_TIME_LIMIT} s"; exit 124' TERM
+    trap 'it_not_ok "interrupted" "SIGINT"; it_summary; exit 130' INT
+    trap 'it_not_ok "time limit" "the script ran longer than ${IT_TIME_LIMIT} s"; it_summary; exit 124' TERM
     it_register_config_dirs
 }
 
@@ -211,6 +212,7 @@ it_register_config_dirs() {
         wanted=$current
         for i in $(seq 1 "$IT_SLOTS"); do
             dir=$IT_BASE/pf$i/etc
+            # shellcheck disable=SC2046 # split the list on commas and blanks
             if ! it_word_in "$dir" $(printf '%s' "$current" | tr ',' ' '); then
                 wanted="${wanted:+$wanted, }$dir"
                 changed=1
@@ -226,7 +228,7 @@ it_register_config_dirs() {
 it_cleanup() {
     [ "$IT_CLEANED" -eq 1 ] && return
     IT_CLEANED=1
-    local name pid i
+    local name pid
     for name in "${IT_INSTANCES[@]}"; do
         pf_teardown "$name"
     done

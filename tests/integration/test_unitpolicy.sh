@@ -109,6 +109,28 @@ expect_map() {
     it_expect_eq "postmap -q $3 $2 ($1)" "$4" "$(up_map "$1" "$2" "$3")"
 }
 
+# up_policy NAME RECIPIENT: one policy delegation request (protocol_state
+# RCPT) on the daemon's policy socket; prints the action, e.g. "DUNNO".
+up_policy() {
+    timeout --foreground 10 python3 - "${UP_POLICY[$1]}" "$2" <<'EOF_PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+           "client_address=127.0.0.2\nsender=sender@sender.invalid\n"
+           "recipient=%s\nqueue_id=\n\n" % sys.argv[2]).encode())
+reply = b""
+while not reply.endswith(b"\n\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+line = reply.decode(errors="replace").split("\n")[0]
+print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
+EOF_PY
+}
+
 # up_log_tail NAME: the daemon's log as diagnostics.
 up_log_tail() {
     it_diag "unitpolicy $1 log (last 15 lines):"
@@ -202,6 +224,15 @@ expect_map mx transportmx '*' NOTFOUND
 expect_map mx alias team@example.com "OK alice@example.com,bob@example.com"
 expect_map mx alias alice@example.com NOTFOUND
 expect_map mx alias nobody@example.com NOTFOUND
+
+# --- the policy protocol itself
+it_expect_eq "policy: alice is DUNNO" DUNNO "$(up_policy mx alice@example.com)"
+it_expect_eq "policy: a foreign domain is DUNNO" DUNNO "$(up_policy mx someone@example.org)"
+it_expect_eq "policy: unknown" "550 5.1.1 User unknown" "$(up_policy mx nobody@example.com)"
+it_expect_eq "policy: suspended" "450 4.2.1 Mailbox temporarily unavailable" "$(up_policy mx erin@example.com)"
+it_expect_eq "policy: disabled" "550 5.2.1 Mailbox disabled" "$(up_policy mx frank@example.com)"
+it_check "unitpolicy --dump --control" 'dump: $("$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$IT_WORK/mx.control" 2>&1 | head -3)' \
+    eval '"$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$IT_WORK/mx.control" | grep . >/dev/null'
 
 # --- unknown recipient: 550 5.1.1 at RCPT, nothing queued
 it_smtp "$port" "$from" nobody@example.com
@@ -326,6 +357,8 @@ mkdir -p "$late"
 chmod 0755 "$late"
 up_start late "$late/units.db" "$mxsock"
 pf_reload mx
+it_expect_eq "missing database: policy answers 451 4.3.0" "451 4.3.0 Directory temporarily unavailable" \
+    "$(up_policy late alice@example.com)"
 it_expect_match "missing database: postmap -q recipient is a lookup error" '^TEMP ' \
     "$(up_map late recipient alice@example.com)"
 expect_map late transportmx '*' NOTFOUND

@@ -81,6 +81,7 @@ TEST_CASE("without a database every recipient is a temporary failure, never unkn
     REQUIRE(m.feed(netstring("recipient nobody@example.com") + netstring("domain example.com"), out));
     CHECK(out.find(":TEMP ") != std::string::npos);
     CHECK(out.find("NOTFOUND") == std::string::npos);
+    CHECK(f.stats.tempfail_causes[static_cast<int>(TempfailCause::NoDatabase)] == 3);
 }
 
 TEST_CASE("socketmap requests dispatch on the map name of each request") {

@@ -205,6 +205,7 @@ TEST_CASE("an unknown address in a replica older than reject_max_age is unconfir
     auto stale = w.resolve("john.doe@example.com");
     CHECK(stale.outcome == Outcome::Tempfail);
     CHECK(stale.reason.find("max_replica_age") != std::string::npos);
+    CHECK(stale.cause == TempfailCause::Stale);
 }
 
 TEST_CASE("a fresh replica answers unknown plainly") {
@@ -219,6 +220,7 @@ TEST_CASE("a missing or corrupt database is a temporary failure, never unknown")
     Directory missing(DirectoryOptions{dir.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
     auto r = Resolver(missing, options).resolve("nobody@example.com");
     CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.cause == TempfailCause::NoDatabase);
     CHECK(r.generation == -1);
     CHECK(r.reason.find("none.db") != std::string::npos);
 
@@ -234,6 +236,7 @@ TEST_CASE("a mailbox on a unit that does not exist is a temporary failure") {
     auto r = w.resolve("lost@example.com");
     CHECK(r.outcome == Outcome::Tempfail);
     CHECK(r.reason.find("unknown unit u9") != std::string::npos);
+    CHECK(r.cause == TempfailCause::BadData);
 }
 
 TEST_CASE("malformed addresses are reported, not looked up") {
