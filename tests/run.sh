@@ -1,7 +1,8 @@
 #!/bin/bash
 # The test command of the README: installs what is missing, builds, runs
-# every test, and sums the doctest results into one line:
-#   unit tests: P passed, F failed
+# every test (the doctest programs through meson test, then the real-Postfix
+# integration tests), and sums them up in one last line:
+#   tests: P passed, F failed
 # Exits non-zero when meson test failed, a test case failed, or none passed.
 # BUILD_DIR overrides the build directory (default: build).
 set -euo pipefail
@@ -43,6 +44,22 @@ fi
 
 echo "unit tests: $passed passed, $failed failed"
 
-if [ "$status" -ne 0 ] || [ "$failed" -gt 0 ] || [ "$passed" -eq 0 ]; then
+# The real-Postfix integration tests (tests/integration/, root only).
+ipassed=0
+ifailed=0
+istatus=0
+if [ "$(id -u)" -eq 0 ]; then
+    ilog=$(mktemp)
+    BUILD_DIR="$build" bash tests/integration/run.sh 2>&1 | tee "$ilog" || istatus=$?
+    read -r ipassed ifailed < <(sed -nE 's/^integration: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$ilog" | tail -n 1) || true
+    ipassed=${ipassed:-0}
+    ifailed=${ifailed:-0}
+    rm -f "$ilog"
+else
+    echo "integration: skipped (needs root to run Postfix instances)"
+fi
+
+echo "tests: $((passed + ipassed)) passed, $((failed + ifailed)) failed"
+if [ "$status" -ne 0 ] || [ "$istatus" -ne 0 ] || [ "$failed" -gt 0 ] || [ "$ifailed" -gt 0 ] || [ "$passed" -eq 0 ]; then
     exit 1
 fi

@@ -566,7 +566,7 @@ sink_wait_count() { it_wait_until "${3:-20}" sink_count_is "$1" "$2"; }
 # sent (the RCPT TO argument without <>), in no particular order.
 sink_rcpts() {
     find "${SINK_DIR[$1]}" -maxdepth 1 -type f -name 'm.*' -print0 2>/dev/null \
-        | xargs -0 -r grep -h '^X-Rcpt-Args:' \
+        | xargs -0 -r grep -hs '^X-Rcpt-Args:' \
         | sed -e 's/^X-Rcpt-Args: *\([Tt][Oo]: *\)\{0,1\}<\([^>]*\)>.*/\2/'
 }
 
@@ -582,7 +582,7 @@ sink_rcpt_count() { sink_rcpts "$1" | grep -cixF -- "$2"; }
 # sink_grep NAME ERE: some received message matches ERE.
 sink_grep() {
     find "${SINK_DIR[$1]}" -maxdepth 1 -type f -name 'm.*' -print0 2>/dev/null \
-        | xargs -0 -r grep -E -- "$2" >/dev/null
+        | xargs -0 -r grep -Es -- "$2" >/dev/null
 }
 
 # ---------------------------------------------------------------- SMTP client

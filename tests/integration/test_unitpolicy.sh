@@ -391,11 +391,11 @@ pf_teardown mx
 # =============================================================== spawn(8)
 
 # The daemon still serves the socketmap tables; the policy protocol comes
-# from "unitpolicy --stdio" under spawn(8), as the examples' comments say.
+# from "unitpolicy --stdio" under spawn(8): the examples' commented-out
+# alternative, uncommented (in main.cf it comes later, so it wins).
 up_start maps "$IT_REPLICA" "$mxsock"
 spawn_seds=(
     "${seds[@]}"
-    '/^smtpd_recipient_restrictions = check_policy_service unix:private\/unitpolicy$/d'
     's|^#\(smtpd_recipient_restrictions = check_policy_service unix:private/policy\)$|\1|'
     's|^#\(policy_time_limit = .*\)$|\1|'
 )
@@ -444,8 +444,8 @@ cat >"$IT_WORK/mda.sh" <<'EOF'
 #!/bin/sh
 # mda.sh DIR RECIPIENT: stores the message on stdin as DIR/m.*, in
 # smtp-sink's dump format (X-Rcpt-Args names the recipient).
-f=$1/m.$(date +%s%N).$$
-{ echo "X-Rcpt-Args: TO:<$2>"; cat; } >"$f.tmp" && mv "$f.tmp" "$f"
+n=$(date +%s%N).$$
+{ echo "X-Rcpt-Args: TO:<$2>"; cat; } >"$1/tmp.$n" && mv "$1/tmp.$n" "$1/m.$n"
 EOF
 chmod 0755 "$IT_WORK/mda.sh"
 SINK_DIR[local]=$localdir
