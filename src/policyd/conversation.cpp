@@ -17,9 +17,9 @@ DirectoryOptions directory_options(const Settings& s, std::shared_ptr<Validation
     return o;
 }
 
-VerdictKind verdict_kind(std::string_view action) {
+VerdictKind verdict_kind(std::string_view action, const ReplyTexts& texts) {
     if (action == "DUNNO") return VerdictKind::Dunno;
-    if (action.rfind("451 4.3.0", 0) == 0) return VerdictKind::Tempfail;
+    if (action == texts.tempfail) return VerdictKind::Tempfail;
     return action.front() == '5' ? VerdictKind::Reject : VerdictKind::Defer;
 }
 
@@ -73,7 +73,10 @@ void Worker::note_replica_changes() {
     if (status.refusals != refusals_seen_) {
         stats_.replica_refusals += status.refusals - refusals_seen_;
         refusals_seen_ = status.refusals;
-        common::log(Severity::Warning, "replica: refused: {}", status.problem);
+    }
+    if (status.problem != problem_seen_) {  // each new problem once, not per request
+        problem_seen_ = status.problem;
+        if (!problem_seen_.empty()) common::log(Severity::Warning, "replica: {}", problem_seen_);
     }
 }
 
@@ -120,7 +123,7 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     }
     Resolution r = worker_.resolve(request.recipient);
     std::string action = policy_action(r, worker_.settings().answers);
-    VerdictKind kind = verdict_kind(action);
+    VerdictKind kind = verdict_kind(action, worker_.settings().answers.texts);
     worker_.stats().count(kind);
     const char* queue = request.queue_id.empty() ? "NOQUEUE" : request.queue_id.c_str();
     switch (kind) {

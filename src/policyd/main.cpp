@@ -11,6 +11,7 @@
 #include <iostream>
 #include <memory>
 #include <stdexcept>
+#include <string_view>
 
 #include "common/config_file.hpp"
 #include "common/log.hpp"
@@ -72,13 +73,23 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
 
 }  // namespace
 
+// Under spawn(8) stderr is the client's socket: --stdio reports to syslog only.
+bool stdio_requested(int argc, char* argv[]) {
+    for (int i = 1; i < argc; ++i)
+        if (std::string_view(argv[i]) == "--stdio") return true;
+    return false;
+}
+
 int main(int argc, char* argv[]) {
     signal(SIGPIPE, SIG_IGN);
+    using unit::common::LogSink;
+    const bool stdio = stdio_requested(argc, argv);
+    unit::common::open_log(stdio ? LogSink::Syslog : LogSink::Stderr, "unitpolicy", false);
     std::shared_ptr<const Settings> settings;
     try {
         settings = std::make_shared<const Settings>(load_settings(argc, argv));
     } catch (const std::exception& e) {
-        std::cerr << "unitpolicy: " << e.what() << '\n';
+        unit::common::log(Severity::Fatal, "{}", e.what());
         return 2;
     }
     const Settings& s = *settings;
@@ -89,16 +100,16 @@ int main(int argc, char* argv[]) {
         case Mode::Query: return run_query(s, std::cout);
         case Mode::Dump: return run_dump(s, std::cout);
         case Mode::Stdio:
-            unit::common::open_log(unit::common::LogSink::Syslog, "unitpolicy", s.debug);
+            unit::common::open_log(LogSink::Syslog, "unitpolicy", s.debug);
             return serve_stdio(settings);
         case Mode::Serve:
             unit::common::open_log(s.log, "unitpolicy", s.debug);
             return serve(argc, argv, settings);
         }
     } catch (const std::exception& e) {
-        if (s.mode == Mode::Stdio) return 1;  // stderr is the client's socket here
-        unit::common::log(unit::common::Severity::Fatal, "{}", e.what());
-        if (s.log != unit::common::LogSink::Stderr) std::cerr << "unitpolicy: " << e.what() << '\n';
+        unit::common::log(Severity::Fatal, "{}", e.what());
+        // A daemon logging to syslog still says why it did not start.
+        if (s.mode == Mode::Serve && s.log != LogSink::Stderr) std::cerr << "unitpolicy: fatal: " << e.what() << '\n';
         return 1;
     }
     return 0;

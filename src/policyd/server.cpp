@@ -8,6 +8,8 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <cerrno>
+#include <cstring>
 #include <list>
 #include <stdexcept>
 #include <thread>
@@ -91,7 +93,7 @@ private:
         }
         arm_idle_timer();
         if (!conversation_.feed(std::string_view(buffer_.data(), n), pending_)) {
-            common::log(Severity::Warning, "{}: {}: closing the connection", protocol_, conversation_.error());
+            common::log(Severity::Warning, "{}: closing the connection", conversation_.error());
             closing_ = true;
         }
         flush();
@@ -222,9 +224,12 @@ void Server::Impl::bind(const std::string& text, bool policy) {
         accept<asio::local::stream_protocol::acceptor, UnixSocket>(*a, policy);
         unix_acceptors.push_back(std::move(a));
     } else {
-        auto address = endpoint->host.empty() ? asio::ip::address(asio::ip::address_v4::any())
-                                              : asio::ip::make_address(endpoint->host);
-        auto a = std::make_unique<asio::ip::tcp::acceptor>(main, asio::ip::tcp::endpoint(address, endpoint->port));
+        asio::ip::tcp::endpoint where(asio::ip::address_v4::any(), endpoint->port);
+        if (!endpoint->host.empty()) {  // a name or an address; the first answer is used
+            asio::ip::tcp::resolver resolver(main);
+            where = *resolver.resolve(endpoint->host, std::to_string(endpoint->port)).begin();
+        }
+        auto a = std::make_unique<asio::ip::tcp::acceptor>(main, where);
         accept<asio::ip::tcp::acceptor, TcpSocket>(*a, policy);
         tcp_acceptors.push_back(std::move(a));
     }
@@ -313,7 +318,8 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
             prepare_unix_path(s.settings->control);
             s.control = std::make_unique<asio::local::stream_protocol::acceptor>(
                 s.main, asio::local::stream_protocol::endpoint(s.settings->control));
-            chmod(s.settings->control.c_str(), 0600);  // counters are for the administrator
+            if (chmod(s.settings->control.c_str(), 0600) != 0)  // counters are for the administrator
+                throw std::runtime_error(fmt::format("{}: chmod: {}", s.settings->control, std::strerror(errno)));
             s.socket_files.push_back(s.settings->control);
             s.accept_control();
         }

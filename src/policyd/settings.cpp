@@ -68,10 +68,12 @@ std::string add_endpoint(std::vector<std::string>& list, std::string_view value)
 }
 
 // A reply text: "4XX 4.X.X text" or "5XX 5.X.X text", as access(5) wants.
-std::string set_reply(std::string& field, std::string_view value) {
+// Replies for doubt and faults must be 4xx: a fault never becomes a 5xx.
+std::string set_reply(std::string& field, std::string_view value, bool temporary_only = false) {
     bool shaped = value.size() > 10 && (value[0] == '4' || value[0] == '5') && value[3] == ' ' && value[4] == value[0] &&
                   value[5] == '.';
     if (!shaped) return fmt::format("\"{}\" is not \"CODE X.Y.Z text\"", value);
+    if (temporary_only && value[0] != '4') return fmt::format("\"{}\" must be a 4xx reply", value);
     return set_text(field, value);
 }
 
@@ -124,20 +126,23 @@ const Key keys[] = {
      }},
     {"debug", "no", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); }},
     {"idle_timeout", "330s", "close a client connection idle this long",
-     [](std::string_view v, Settings& s) { return set_duration(s.idle_timeout, v); }},
+     [](std::string_view v, Settings& s) -> std::string {
+         if (auto e = set_duration(s.idle_timeout, v); !e.empty()) return e;
+         return s.idle_timeout.count() > 0 ? std::string() : "must be at least 1s";
+     }},
     {"max_connections", "1000", "client connections served at once; more wait to be accepted",
      [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); }},
     {"unknown_reply", "550 5.1.1 User unknown", "policy reply for an unknown recipient",
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unknown, v); }},
     {"unconfirmed_reply", "450 4.1.1 User unknown in a stale directory replica, try again later",
      "policy reply for an unknown recipient in a replica older than reject_max_age",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unconfirmed, v); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unconfirmed, v, true); }},
     {"disabled_reply", "550 5.2.1 Mailbox disabled", "policy reply for a disabled mailbox",
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.disabled, v); }},
     {"suspended_reply", "450 4.2.1 Mailbox temporarily unavailable", "policy reply for a suspended mailbox",
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.suspended, v); }},
     {"tempfail_reply", "451 4.3.0 Directory temporarily unavailable", "policy reply when the directory cannot answer",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.tempfail, v); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.tempfail, v, true); }},
 };
 
 std::string option_name(std::string_view key) {
@@ -209,7 +214,8 @@ void choose_mode(const po::variables_map& vm, Settings& s) {
 }
 
 void check_consistency(const Settings& s) {
-    if (!s.answers.unit.empty() && s.answers.mx_relay.empty())
+    bool serving = s.mode == Mode::Serve || s.mode == Mode::Stdio;
+    if (serving && !s.answers.unit.empty() && s.answers.mx_relay.empty())
         throw ConfigError("mx_relay: required with unit (where mail for other units goes)");
     if (s.mode == Mode::Serve && s.policy_listen.empty() && s.socketmap_listen.empty())
         throw ConfigError("nothing to listen on: give policy_listen or socketmap_listen (or --stdio)");

@@ -72,6 +72,11 @@ TEST_CASE("bad values and unknown keys are one clear line naming the key") {
           "--reject-max-age: bad duration \"soon\" (expected N[s|m|h|d|w])");
     CHECK(load_error({"--policy-listen", "tcp:1"}) == "--policy-listen: tcp:1: expected unix:/path or inet:host:port");
     CHECK(load_error({"--stdio", "--unknown-reply", "no code"}).find("is not \"CODE X.Y.Z text\"") != std::string::npos);
+    CHECK(load_error({"--stdio", "--tempfail-reply", "554 5.3.0 Broken"}) ==
+          "--tempfail-reply: \"554 5.3.0 Broken\" must be a 4xx reply");
+    CHECK(load_error({"--stdio", "--unconfirmed-reply", "550 5.1.1 Gone"}).find("must be a 4xx reply") !=
+          std::string::npos);
+    CHECK(load_error({"--stdio", "--idle-timeout", "0"}) == "--idle-timeout: must be at least 1s");
     CHECK(load_error({"--stdio", "--unit", "u1"}) == "mx_relay: required with unit (where mail for other units goes)");
     CHECK(load_error({}) == "nothing to listen on: give policy_listen or socketmap_listen (or --stdio)");
     CHECK(load_error({"--stdio", "--dump"}) == "--stdio, --query and --dump exclude each other");

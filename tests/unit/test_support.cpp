@@ -92,6 +92,7 @@ CommandResult run_command(const std::vector<std::string>& argv, const std::strin
     close(out[1]);
     close(err[1]);
     CommandResult result;
+    result.pid = pid;
     pump(in[1], input, out[0], err[0], result);
     int status = 0;
     REQUIRE(waitpid(pid, &status, 0) == pid);

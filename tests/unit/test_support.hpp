@@ -23,6 +23,7 @@ private:
 };
 
 struct CommandResult {
+    int pid = 0;
     int exit_code = -1;
     std::string out;
     std::string err;
