@@ -121,8 +121,8 @@ Result<void> prepare_statements(Connection& c) {
         {&c.commit, "COMMIT"},
         {&c.generation, "SELECT value FROM meta WHERE key = 'generation'"},
         {&c.domain, "SELECT 1 FROM domains WHERE name = ?1"},
-        {&c.mailbox, "SELECT unit, state, moving_to FROM mailboxes WHERE address = ?1"},
-        {&c.unit, "SELECT transport, nexthop, state FROM units WHERE name = ?1"},
+        {&c.mailbox, "SELECT address, unit, state, moving_to FROM mailboxes WHERE address = ?1"},
+        {&c.unit, "SELECT name, transport, nexthop, state FROM units WHERE name = ?1"},
         {&c.aliases, "SELECT target FROM aliases WHERE address = ?1 ORDER BY target"},
     };
     for (const auto& e : entries) {
@@ -303,9 +303,9 @@ Result<std::optional<MailboxRecord>> Reader::mailbox(std::string_view address) n
         auto row = q.step();
         if (!row) return row.error();
         if (!row.value()) return std::optional<MailboxRecord>();
-        auto state = parse_mailbox_state(q.text(1));
-        if (!state) return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", address, q.text(1)));
-        return std::optional<MailboxRecord>(MailboxRecord{std::string(address), q.text(0), *state, q.text(2)});
+        auto mailbox = detail::read_mailbox(q);
+        if (!mailbox) return mailbox.error();
+        return std::optional<MailboxRecord>(std::move(mailbox.value()));
     } catch (const std::exception& e) {
         return make_error(Errc::Unavailable, e.what());
     }
@@ -318,9 +318,9 @@ Result<std::optional<UnitRecord>> Reader::unit(std::string_view name) noexcept {
         auto row = q.step();
         if (!row) return row.error();
         if (!row.value()) return std::optional<UnitRecord>();
-        auto state = parse_unit_state(q.text(2));
-        if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", name, q.text(2)));
-        return std::optional<UnitRecord>(UnitRecord{std::string(name), q.text(0), q.text(1), *state});
+        auto unit = detail::read_unit(q);
+        if (!unit) return unit.error();
+        return std::optional<UnitRecord>(std::move(unit.value()));
     } catch (const std::exception& e) {
         return make_error(Errc::Unavailable, e.what());
     }
@@ -331,12 +331,9 @@ Result<std::vector<std::string>> Reader::alias_targets(std::string_view address)
         Query q(connection_->aliases.get());
         q.bind(1, address);
         std::vector<std::string> targets;
-        for (;;) {
-            auto row = q.step();
-            if (!row) return row.error();
-            if (!row.value()) return targets;
-            targets.push_back(q.text(0));
-        }
+        auto r = detail::for_each_row(q, [&](Query& row) { targets.push_back(row.text(0)); });
+        if (!r) return r.error();
+        return targets;
     } catch (const std::exception& e) {
         return make_error(Errc::Unavailable, e.what());
     }
@@ -346,41 +343,29 @@ Result<DirectorySummary> Reader::summary() noexcept {
     try {
         sqlite3* db = connection_->db.get();
         DirectorySummary summary;
-        auto each_row = [&](const char* sql, auto&& take) -> Result<void> {
-            auto stmt = detail::prepare(db, sql);
-            if (!stmt) return stmt.error();
-            Query q(stmt->get());
-            for (;;) {
-                auto row = q.step();
-                if (!row) return row.error();
-                if (!row.value()) return {};
-                if (auto r = take(q); !r) return r;
-            }
-        };
-        auto r = each_row("SELECT (SELECT count(*) FROM domains), (SELECT count(DISTINCT address) FROM aliases),"
-                          " (SELECT count(*) FROM aliases)",
-                          [&](Query& q) -> Result<void> {
-                              summary.domains = q.integer(0);
-                              summary.aliases = q.integer(1);
-                              summary.alias_targets = q.integer(2);
-                              return {};
-                          });
-        if (r) r = each_row("SELECT state, count(*) FROM mailboxes GROUP BY state", [&](Query& q) -> Result<void> {
+        auto r = detail::for_each_row(db,
+                                      "SELECT (SELECT count(*) FROM domains), (SELECT count(DISTINCT address) FROM aliases),"
+                                      " (SELECT count(*) FROM aliases)",
+                                      [&](Query& q) {
+                                          summary.domains = q.integer(0);
+                                          summary.aliases = q.integer(1);
+                                          summary.alias_targets = q.integer(2);
+                                      });
+        if (r) r = detail::for_each_row(db, "SELECT state, count(*) FROM mailboxes GROUP BY state", [&](Query& q) -> Result<void> {
             auto state = parse_mailbox_state(q.text(0));
             if (!state) return make_error(Errc::Corrupt, fmt::format("mailboxes: bad state \"{}\"", q.text(0)));
             summary.mailboxes_by_state[static_cast<int>(*state)] = q.integer(1);
             return {};
         });
-        if (r) r = each_row("SELECT u.name, u.transport, u.nexthop, u.state,"
-                            " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name) FROM units u ORDER BY u.name",
-                            [&](Query& q) -> Result<void> {
-                                auto state = parse_unit_state(q.text(3));
-                                if (!state)
-                                    return make_error(Errc::Corrupt, fmt::format("unit {}: bad state", q.text(0)));
-                                summary.units.emplace_back(UnitRecord{q.text(0), q.text(1), q.text(2), *state},
-                                                           q.integer(4));
-                                return {};
-                            });
+        if (r) r = detail::for_each_row(db,
+                                        "SELECT u.name, u.transport, u.nexthop, u.state,"
+                                        " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name) FROM units u ORDER BY u.name",
+                                        [&](Query& q) -> Result<void> {
+                                            auto unit = detail::read_unit(q);
+                                            if (!unit) return unit.error();
+                                            summary.units.emplace_back(std::move(unit.value()), q.integer(4));
+                                            return {};
+                                        });
         if (!r) return r.error();
         return summary;
     } catch (const std::exception& e) {

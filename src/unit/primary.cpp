@@ -120,16 +120,11 @@ Result<void> Primary::remove_domain(const std::string& text) noexcept {
 
 Result<std::vector<std::string>> Primary::domains() noexcept {
     return guarded<std::vector<std::string>>([&]() -> Result<std::vector<std::string>> {
-        auto stmt = detail::prepare(db_->db.get(), "SELECT name FROM domains ORDER BY name");
-        if (!stmt) return stmt.error();
-        Query q(stmt->get());
         std::vector<std::string> names;
-        for (;;) {
-            auto row = q.step();
-            if (!row) return row.error();
-            if (!row.value()) return names;
-            names.push_back(q.text(0));
-        }
+        auto r = for_each_row(db_->db.get(), "SELECT name FROM domains ORDER BY name",
+                              [&](Query& q) { names.push_back(q.text(0)); });
+        if (!r) return r.error();
+        return names;
     });
 }
 
@@ -145,9 +140,9 @@ Result<std::optional<UnitRecord>> find_unit(sqlite3* db, std::string_view name) 
     auto row = q.step();
     if (!row) return row.error();
     if (!row.value()) return std::optional<UnitRecord>();
-    auto state = parse_unit_state(q.text(3));
-    if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", name, q.text(3)));
-    return std::optional<UnitRecord>(UnitRecord{q.text(0), q.text(1), q.text(2), *state});
+    auto unit = read_unit(q);
+    if (!unit) return unit.error();
+    return std::optional<UnitRecord>(std::move(unit.value()));
 }
 
 Result<UnitRecord> existing_unit(sqlite3* db, std::string_view name) {
@@ -205,21 +200,19 @@ Result<void> Primary::remove_unit(const std::string& name) noexcept {
 
 Result<std::vector<UnitSummary>> Primary::units() noexcept {
     return guarded<std::vector<UnitSummary>>([&]() -> Result<std::vector<UnitSummary>> {
-        auto stmt = detail::prepare(db_->db.get(),
-                                    "SELECT u.name, u.transport, u.nexthop, u.state,"
-                                    " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
-                                    " FROM units u ORDER BY u.name");
-        if (!stmt) return stmt.error();
-        Query q(stmt->get());
         std::vector<UnitSummary> units;
-        for (;;) {
-            auto row = q.step();
-            if (!row) return row.error();
-            if (!row.value()) return units;
-            auto state = parse_unit_state(q.text(3));
-            if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", q.text(0), q.text(3)));
-            units.push_back(UnitSummary{UnitRecord{q.text(0), q.text(1), q.text(2), *state}, q.integer(4)});
-        }
+        auto r = for_each_row(db_->db.get(),
+                              "SELECT u.name, u.transport, u.nexthop, u.state,"
+                              " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
+                              " FROM units u ORDER BY u.name",
+                              [&](Query& q) -> Result<void> {
+                                  auto unit = read_unit(q);
+                                  if (!unit) return unit.error();
+                                  units.push_back(UnitSummary{std::move(unit.value()), q.integer(4)});
+                                  return {};
+                              });
+        if (!r) return r.error();
+        return units;
     });
 }
 
@@ -235,9 +228,9 @@ Result<std::optional<MailboxRecord>> find_mailbox(sqlite3* db, std::string_view 
     auto row = q.step();
     if (!row) return row.error();
     if (!row.value()) return std::optional<MailboxRecord>();
-    auto state = parse_mailbox_state(q.text(2));
-    if (!state) return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", address, q.text(2)));
-    return std::optional<MailboxRecord>(MailboxRecord{q.text(0), q.text(1), *state, q.text(3)});
+    auto mailbox = read_mailbox(q);
+    if (!mailbox) return mailbox.error();
+    return std::optional<MailboxRecord>(std::move(mailbox.value()));
 }
 
 Result<MailboxRecord> existing_mailbox(sqlite3* db, const std::string& text) {
@@ -318,14 +311,14 @@ Result<std::vector<MailboxRecord>> Primary::mailboxes(const std::optional<std::s
         Query q(stmt->get());
         q.bind_optional(1, unit);
         std::vector<MailboxRecord> list;
-        for (;;) {
-            auto row = q.step();
-            if (!row) return row.error();
-            if (!row.value()) return list;
-            auto state = parse_mailbox_state(q.text(2));
-            if (!state) return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", q.text(0), q.text(2)));
-            list.push_back(MailboxRecord{q.text(0), q.text(1), *state, q.text(3)});
-        }
+        auto r = for_each_row(q, [&](Query& row) -> Result<void> {
+            auto mailbox = read_mailbox(row);
+            if (!mailbox) return mailbox.error();
+            list.push_back(std::move(mailbox.value()));
+            return {};
+        });
+        if (!r) return r.error();
+        return list;
     });
 }
 
@@ -425,16 +418,11 @@ Result<void> Primary::remove_alias(const std::string& address, const std::option
 
 Result<std::vector<AliasRecord>> Primary::aliases() noexcept {
     return guarded<std::vector<AliasRecord>>([&]() -> Result<std::vector<AliasRecord>> {
-        auto stmt = detail::prepare(db_->db.get(), "SELECT address, target FROM aliases ORDER BY address, target");
-        if (!stmt) return stmt.error();
-        Query q(stmt->get());
         std::vector<AliasRecord> list;
-        for (;;) {
-            auto row = q.step();
-            if (!row) return row.error();
-            if (!row.value()) return list;
-            list.push_back(AliasRecord{q.text(0), q.text(1)});
-        }
+        auto r = for_each_row(db_->db.get(), "SELECT address, target FROM aliases ORDER BY address, target",
+                              [&](Query& q) { list.push_back(AliasRecord{q.text(0), q.text(1)}); });
+        if (!r) return r.error();
+        return list;
     });
 }
 

@@ -120,15 +120,7 @@ public:
 private:
     MailboxImporter(sqlite3* db, StmtHandle insert) : db_(db), insert_(std::move(insert)) {}
     Result<void> load(const char* sql, std::unordered_set<std::string>& into) {
-        auto stmt = prepare(db_, sql);
-        if (!stmt) return stmt.error();
-        Query q(stmt->get());
-        for (;;) {
-            auto row = q.step();
-            if (!row) return row.error();
-            if (!row.value()) return {};
-            into.insert(q.text(0));
-        }
+        return for_each_row(db_, sql, [&](Query& q) { into.insert(q.text(0)); });
     }
 
     sqlite3* db_;
@@ -217,15 +209,7 @@ namespace {
 // Writes every row of `sql` through `row_fields`.
 template <class Fn>
 Result<void> export_rows(sqlite3* db, const char* sql, std::ostream& out, Fn&& row_fields) {
-    auto stmt = prepare(db, sql);
-    if (!stmt) return stmt.error();
-    Query q(stmt->get());
-    for (;;) {
-        auto row = q.step();
-        if (!row) return row.error();
-        if (!row.value()) return {};
-        write_csv_row(out, row_fields(q));
-    }
+    return for_each_row(db, sql, [&](Query& q) { write_csv_row(out, row_fields(q)); });
 }
 
 }  // namespace
@@ -261,15 +245,7 @@ namespace {
 // Runs `sql` and adds one problem line per row, made by `describe`.
 template <class Fn>
 Result<void> collect(sqlite3* db, const char* sql, std::vector<std::string>& problems, Fn&& describe) {
-    auto stmt = prepare(db, sql);
-    if (!stmt) return stmt.error();
-    Query q(stmt->get());
-    for (;;) {
-        auto row = q.step();
-        if (!row) return row.error();
-        if (!row.value()) return {};
-        problems.push_back(describe(q));
-    }
+    return for_each_row(db, sql, [&](Query& q) { problems.push_back(describe(q)); });
 }
 
 // The key of `address` as unitctl would store it; "" when it is malformed.
@@ -284,39 +260,27 @@ std::string stored_key(const std::string& address) {
 
 Result<void> check_keys(sqlite3* db, const char* sql, const char* what, const std::unordered_set<std::string>& domains,
                         std::vector<std::string>& problems) {
-    auto stmt = prepare(db, sql);
-    if (!stmt) return stmt.error();
-    Query q(stmt->get());
-    for (;;) {
-        auto row = q.step();
-        if (!row) return row.error();
-        if (!row.value()) return {};
+    return for_each_row(db, sql, [&](Query& q) {
         std::string address = q.text(0);
         std::string key = stored_key(address);
         if (key.empty()) problems.push_back(fmt::format("{} {}: malformed address", what, address));
         else if (key != address) problems.push_back(fmt::format("{} {}: not normalised (expected {})", what, address, key));
         else if (!domains.count(std::string(domain_of(key))))
             problems.push_back(fmt::format("{} {}: domain {} is not served", what, address, domain_of(key)));
-    }
+    });
 }
 
 // Alias targets in served domains must be stored keys too; external ones
 // keep the case of their local part, so only their domain is checked.
 Result<void> check_targets(sqlite3* db, const std::unordered_set<std::string>& domains,
                            std::vector<std::string>& problems) {
-    auto stmt = prepare(db, "SELECT DISTINCT target FROM aliases ORDER BY target");
-    if (!stmt) return stmt.error();
-    Query q(stmt->get());
-    for (;;) {
-        auto row = q.step();
-        if (!row) return row.error();
-        if (!row.value()) return {};
+    return for_each_row(db, "SELECT DISTINCT target FROM aliases ORDER BY target", [&](Query& q) {
         std::string target = q.text(0);
         std::string key = stored_key(target);
         if (key.empty()) problems.push_back(fmt::format("alias target {}: malformed address", target));
         else if (domains.count(std::string(domain_of(key))) && key != target)
             problems.push_back(fmt::format("alias target {}: not normalised (expected {})", target, key));
-    }
+    });
 }
 
 }  // namespace
@@ -331,12 +295,8 @@ Result<std::vector<std::string>> Primary::check() noexcept {
                          [](Query& q) { return "integrity: " + q.text(0); });
         if (!r) return r.error();
         std::unordered_set<std::string> domains;
-        {
-            auto stmt = prepare(db, "SELECT name FROM domains");
-            if (!stmt) return stmt.error();
-            Query q(stmt->get());
-            for (auto row = q.step(); row && row.value(); row = q.step()) domains.insert(q.text(0));
-        }
+        if (auto d = for_each_row(db, "SELECT name FROM domains", [&](Query& q) { domains.insert(q.text(0)); }); !d)
+            return d.error();
         const std::pair<const char*, std::function<std::string(Query&)>> checks[] = {
             {"SELECT address, unit FROM mailboxes WHERE unit NOT IN (SELECT name FROM units)",
              [](Query& q) { return fmt::format("mailbox {}: on unknown unit {}", q.text(0), q.text(1)); }},

@@ -179,16 +179,9 @@ std::string utc_now() {
 // ------------------------------------------------------------ alias graph
 
 Result<std::vector<std::string>> alias_problems(sqlite3* db) {
-    auto stmt = prepare(db, "SELECT address, target FROM aliases");
-    if (!stmt) return stmt.error();
-    Query q(stmt->get());
     AliasGraph graph;
-    for (;;) {
-        auto row = q.step();
-        if (!row) return row.error();
-        if (!row.value()) break;
-        graph.add(q.text(0), q.text(1));
-    }
+    auto r = for_each_row(db, "SELECT address, target FROM aliases", [&](Query& q) { graph.add(q.text(0), q.text(1)); });
+    if (!r) return r.error();
     return graph.problems();
 }
 

@@ -80,6 +80,19 @@ std::string Query::text(int column) const {
     return std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
+Result<UnitRecord> read_unit(const Query& q, int first) {
+    auto state = parse_unit_state(q.text(first + 3));
+    if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", q.text(first), q.text(first + 3)));
+    return UnitRecord{q.text(first), q.text(first + 1), q.text(first + 2), *state};
+}
+
+Result<MailboxRecord> read_mailbox(const Query& q, int first) {
+    auto state = parse_mailbox_state(q.text(first + 2));
+    if (!state)
+        return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", q.text(first), q.text(first + 2)));
+    return MailboxRecord{q.text(first), q.text(first + 1), *state, q.text(first + 3)};
+}
+
 Result<Transaction> Transaction::begin(sqlite3* db, bool write) {
     if (auto r = exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN"); !r) return r.error();
     return Transaction(db);

@@ -15,7 +15,9 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <type_traits>
 
+#include "unit/records.hpp"
 #include "unit/result.hpp"
 
 namespace unit::detail {
@@ -74,6 +76,38 @@ public:
 private:
     sqlite3_stmt* stmt_;
 };
+
+// Steps `q` to its end, calling take(q) for each row. take returns void or
+// Result<void>; an error from it or from SQLite ends the walk.
+template <class Take>
+Result<void> for_each_row(Query& q, Take&& take) {
+    for (;;) {
+        auto row = q.step();
+        if (!row) return row.error();
+        if (!row.value()) return {};
+        if constexpr (std::is_void_v<std::invoke_result_t<Take&, Query&>>) {
+            take(q);
+        } else if (auto r = take(q); !r) {
+            return r;
+        }
+    }
+}
+
+// The same for a statement prepared for this one walk (no parameters).
+template <class Take>
+Result<void> for_each_row(sqlite3* db, std::string_view sql, Take&& take) {
+    auto stmt = prepare(db, sql);
+    if (!stmt) return stmt.error();
+    Query q(stmt->get());
+    return for_each_row(q, take);
+}
+
+// Row decoders, for statements selecting the columns in table order from
+// column `first` on: units (name, transport, nexthop, state) and mailboxes
+// (address, unit, state, moving_to). Errc::Corrupt for a state the schema
+// does not allow.
+Result<UnitRecord> read_unit(const Query& q, int first = 0);
+Result<MailboxRecord> read_mailbox(const Query& q, int first = 0);
 
 // BEGIN on construction (IMMEDIATE for writers), ROLLBACK on destruction
 // unless commit() succeeded.
