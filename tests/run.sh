@@ -1,7 +1,7 @@
 #!/bin/bash
 # The test command of the README: installs what is missing, builds, runs
-# every test (the doctest programs through meson test, then the real-Postfix
-# integration tests), and sums them up in one last line:
+# every test (the doctest programs through meson test, the real-Postfix
+# integration tests, the miltertest scripts), and sums them up in one last line:
 #   tests: P passed, F failed
 # Exits non-zero when meson test failed, a test case failed, or none passed.
 # BUILD_DIR overrides the build directory (default: build).
@@ -59,7 +59,17 @@ else
     echo "integration: skipped (needs root to run Postfix instances)"
 fi
 
-echo "tests: $((passed + ipassed)) passed, $((failed + ifailed)) failed"
-if [ "$status" -ne 0 ] || [ "$istatus" -ne 0 ] || [ "$failed" -gt 0 ] || [ "$ifailed" -gt 0 ] || [ "$passed" -eq 0 ]; then
+# unitmilter driven by libmilter's own test client (tests/milter/, miltertest).
+mlog=$(mktemp)
+mstatus=0
+BUILD_DIR="$build" bash tests/milter/run.sh 2>&1 | tee "$mlog" || mstatus=$?
+read -r mpassed mfailed < <(sed -nE 's/^milter: ([0-9]+) passed, ([0-9]+) failed$/\1 \2/p' "$mlog" | tail -n 1) || true
+mpassed=${mpassed:-0}
+mfailed=${mfailed:-0}
+rm -f "$mlog"
+
+echo "tests: $((passed + ipassed + mpassed)) passed, $((failed + ifailed + mfailed)) failed"
+if [ "$status" -ne 0 ] || [ "$istatus" -ne 0 ] || [ "$mstatus" -ne 0 ] || [ "$failed" -gt 0 ] || [ "$ifailed" -gt 0 ] ||
+    [ "$mfailed" -gt 0 ] || [ "$passed" -eq 0 ]; then
     exit 1
 fi

@@ -1,0 +1,583 @@
+#include "milter/filter.hpp"
+
+#include <fmt/format.h>
+
+#include <algorithm>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/log.hpp"
+#include "milter/networks.hpp"
+#include "milter/route_header.hpp"
+#include "unit/directory.hpp"
+#include "unit/resolver.hpp"
+
+namespace unit::milter {
+
+namespace {
+
+using common::Severity;
+using common::log;
+
+// ------------------------------------------------------------ resolver pool
+
+struct Slot {
+    Slot(DirectoryOptions directory_options, ResolverOptions resolver_options)
+        : directory(std::move(directory_options)), resolver(directory, std::move(resolver_options)) {}
+    Directory directory;
+    Resolver resolver;
+    std::uint64_t switches_seen = 0, refusals_seen = 0;
+};
+
+class ResolverPool {
+public:
+    ResolverPool(DirectoryOptions directory, ResolverOptions resolver)
+        : directory_(std::move(directory)), resolver_(std::move(resolver)) {}
+
+    class Lease {
+    public:
+        Lease(ResolverPool& pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
+        Lease(const Lease&) = delete;
+        Lease& operator=(const Lease&) = delete;
+        ~Lease() {
+            note_replica_changes();
+            pool_.give_back(std::move(slot_));
+        }
+        Resolver& resolver() noexcept { return slot_->resolver; }
+
+    private:
+        void note_replica_changes() noexcept {
+            const auto& status = slot_->directory.status();
+            if (status.switches != slot_->switches_seen) {
+                slot_->switches_seen = status.switches;
+                log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
+            }
+            if (status.refusals != slot_->refusals_seen) {
+                slot_->refusals_seen = status.refusals;
+                log(Severity::Warning, "replica: refused: {}", status.problem);
+            }
+        }
+        ResolverPool& pool_;
+        std::unique_ptr<Slot> slot_;
+    };
+
+    Lease checkout() {
+        {
+            std::lock_guard lock(mutex_);
+            if (!idle_.empty()) {
+                auto slot = std::move(idle_.back());
+                idle_.pop_back();
+                return Lease(*this, std::move(slot));
+            }
+        }
+        // Opening happens outside the lock; the Directory opens lazily anyway.
+        auto slot = std::make_unique<Slot>(directory_, resolver_);
+        slot->switches_seen = slot->directory.status().switches;
+        slot->refusals_seen = slot->directory.status().refusals;
+        return Lease(*this, std::move(slot));
+    }
+
+private:
+    void give_back(std::unique_ptr<Slot> slot) noexcept {
+        std::lock_guard lock(mutex_);
+        try {
+            idle_.push_back(std::move(slot));
+        } catch (...) {  // out of memory: the slot just closes
+        }
+    }
+
+    DirectoryOptions directory_;
+    ResolverOptions resolver_;
+    std::mutex mutex_;
+    std::vector<std::unique_ptr<Slot>> idle_;
+};
+
+// ------------------------------------------------------------ configuration snapshot
+
+struct Runtime {
+    explicit Runtime(std::shared_ptr<const Settings> s, std::shared_ptr<ValidationCache> validation)
+        : settings(std::move(s)),
+          pool(DirectoryOptions{settings->db, std::chrono::milliseconds(250), std::chrono::milliseconds(200),
+                                std::move(validation)},
+               settings->resolver) {}
+    std::shared_ptr<const Settings> settings;
+    ResolverPool pool;
+};
+
+struct Current {
+    std::mutex mutex;
+    std::shared_ptr<Runtime> runtime;
+    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>();
+};
+
+Current& current() {
+    static Current c;
+    return c;
+}
+
+std::shared_ptr<Runtime> current_runtime() {
+    Current& c = current();
+    std::lock_guard lock(c.mutex);
+    return c.runtime;
+}
+
+// ------------------------------------------------------------ per connection
+
+struct Session {
+    explicit Session(std::shared_ptr<Runtime> r) : runtime(std::move(r)), headers(runtime->settings->header_prefix) {}
+
+    void reset_message() noexcept {
+        headers.clear();
+        recipients.clear();
+        recipients_dropped = 0;
+        failed = false;
+    }
+    const Settings& settings() const noexcept { return *runtime->settings; }
+
+    std::shared_ptr<Runtime> runtime;
+    unsigned long protocol = 0;  // the SMFIP_* flags negotiated
+    std::string client = "unknown";
+    bool trusted = false;
+    HeaderScan headers;
+    std::vector<std::string> recipients;  // as the MTA gave them, for smfi_delrcpt
+    std::size_t recipients_dropped = 0;
+    bool failed = false;  // an exception in a no-reply callback: tempfail at end of message
+};
+
+Session* session_of(SMFICTX* ctx) noexcept { return static_cast<Session*>(smfi_getpriv(ctx)); }
+
+Session* make_session(SMFICTX* ctx) {
+    auto runtime = current_runtime();
+    if (!runtime) return nullptr;
+    auto session = std::make_unique<Session>(std::move(runtime));
+    if (smfi_setpriv(ctx, session.get()) != MI_SUCCESS) return nullptr;
+    return session.release();
+}
+
+// The answer to a stage that may have been negotiated as "no reply".
+sfsistat carry_on(const Session* s, unsigned long no_reply_flag) noexcept {
+    return s != nullptr && (s->protocol & no_reply_flag) != 0 ? SMFIS_NOREPLY : SMFIS_CONTINUE;
+}
+
+std::string symbol(SMFICTX* ctx, const char* name) {
+    char buffer[32];
+    std::string_view n(name);
+    if (n.size() >= sizeof buffer) return {};
+    std::copy(n.begin(), n.end(), buffer);
+    buffer[n.size()] = '\0';
+    const char* value = smfi_getsymval(ctx, buffer);
+    return value != nullptr ? std::string(value) : std::string();
+}
+
+std::string queue_id(SMFICTX* ctx) {
+    std::string id = symbol(ctx, "i");
+    // A queue id is letters and digits; anything else is not logged verbatim.
+    bool clean = !id.empty() && id.size() <= 64 && std::all_of(id.begin(), id.end(), [](char c) {
+        return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
+    });
+    return clean ? id : "NOQUEUE";
+}
+
+std::string printable(std::string_view text, std::size_t max = 320) {
+    std::string out;
+    for (char c : text.substr(0, max)) out += static_cast<unsigned char>(c) >= ' ' && c != 0x7f ? c : '?';
+    return out;
+}
+
+// "<user@example.com>" -> "user@example.com".
+std::string_view bare_address(std::string_view raw) noexcept {
+    while (!raw.empty() && (raw.front() == ' ' || raw.front() == '\t')) raw.remove_prefix(1);
+    if (raw.size() >= 2 && raw.front() == '<') {
+        auto close = raw.find('>');
+        if (close != std::string_view::npos) return raw.substr(1, close - 1);
+    }
+    return raw;
+}
+
+bool set_reply(SMFICTX* ctx, const Reply& reply) {
+    std::string code = reply.code, xcode = reply.xcode, text = reply.text;
+    return smfi_setreply(ctx, code.data(), xcode.data(), text.data()) == MI_SUCCESS;
+}
+
+Reply tempfail_reply() { return {"451", "4.3.0", "Directory temporarily unavailable"}; }
+Reply internal_reply() { return {"451", "4.3.0", "Routing filter temporarily unavailable"}; }
+
+// ------------------------------------------------------------ the message's plan
+
+// What the directory says about the recipients of one message.
+struct RecipientPlan {
+    std::set<std::string> units;
+    std::int64_t generation = -1;
+    std::vector<std::string> tempfails;  // "<rcpt>: reason"
+    std::vector<std::string> elsewhere;  // role unit: "<rcpt>: where it goes"
+    struct Expansion {
+        std::string raw;                  // the recipient as given (smfi_delrcpt)
+        bool keep = false;                // the alias includes its own mailbox
+        std::vector<std::string> targets; // to add, duplicates removed
+    };
+    std::vector<Expansion> expansions;
+    bool too_many = false;                // expansion above max_added_recipients
+    std::vector<std::string> unsafe;      // alias targets not fit for the envelope (skipped)
+};
+
+// Whether an alias target from the database may go into smfi_addrcpt as
+// "<target>": no space, control character or angle bracket.
+bool envelope_safe(std::string_view address) noexcept {
+    return !address.empty() && address.size() <= max_address_length &&
+           std::none_of(address.begin(), address.end(), [](char c) {
+               return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '<' || c == '>';
+           });
+}
+
+std::vector<std::string> units_of(const Resolution& r) {
+    std::vector<std::string> units;
+    if (r.outcome == Outcome::Mailbox && r.destination) units.push_back(r.destination->unit.name);
+    if (r.outcome == Outcome::Alias)
+        for (const auto& t : r.targets)
+            if (t.kind == AliasTarget::Kind::Mailbox && t.destination) units.push_back(t.destination->unit.name);
+    return units;
+}
+
+// Where a recipient goes instead of this unit; empty when it stays here.
+std::string elsewhere(const Resolution& r, const std::string& own_unit) {
+    switch (r.outcome) {
+    case Outcome::Mailbox:
+        return r.destination && r.destination->unit.name != own_unit ? "unit " + r.destination->unit.name : "";
+    case Outcome::Alias: {
+        std::vector<std::string> away;
+        for (const auto& t : r.targets) {
+            if (t.kind == AliasTarget::Kind::External) away.push_back("external " + t.address);
+            else if (t.kind == AliasTarget::Kind::Mailbox && t.destination && t.destination->unit.name != own_unit)
+                away.push_back("unit " + t.destination->unit.name);
+        }
+        return away.empty() ? "" : fmt::format("alias to {}", fmt::join(away, ", "));
+    }
+    case Outcome::Foreign: return "foreign domain";
+    case Outcome::Unknown:
+    case Outcome::Unconfirmed: return "unknown here";
+    case Outcome::Disabled: return "disabled mailbox";
+    case Outcome::Malformed: return "malformed address";
+    case Outcome::Tempfail: return "";
+    }
+    return "";
+}
+
+RecipientPlan plan_recipients(Resolver& resolver, const Settings& settings, const std::vector<std::string>& raws) {
+    RecipientPlan plan;
+    std::vector<Resolution> resolutions;
+    resolutions.reserve(raws.size());
+    for (const auto& raw : raws) resolutions.push_back(resolver.resolve(bare_address(raw)));
+
+    std::set<std::string> present;  // the envelope's recipients once edits are done
+    for (std::size_t i = 0; i < raws.size(); ++i) {
+        const Resolution& r = resolutions[i];
+        if (r.generation >= 0) plan.generation = std::max(plan.generation, r.generation);
+        if (r.outcome == Outcome::Tempfail) {
+            plan.tempfails.push_back(fmt::format("{}: {}", printable(raws[i]), r.reason));
+            continue;
+        }
+        for (auto& u : units_of(r)) plan.units.insert(std::move(u));
+        if (settings.role == Role::Unit) {
+            if (auto where = elsewhere(r, settings.unit); !where.empty())
+                plan.elsewhere.push_back(fmt::format("{}: {}", printable(raws[i]), where));
+        }
+        bool expand = settings.expand_aliases && r.outcome == Outcome::Alias;
+        if (expand) {
+            RecipientPlan::Expansion e{raws[i], false, {}};
+            for (const auto& t : r.targets) {
+                if (t.kind != AliasTarget::Kind::Mailbox && t.kind != AliasTarget::Kind::External) continue;
+                if (!envelope_safe(t.address)) {
+                    plan.unsafe.push_back(fmt::format("{}: target {}", printable(raws[i]), printable(t.address)));
+                    continue;
+                }
+                if (t.address == r.address) e.keep = true;  // the alias keeps its own mailbox
+                else e.targets.push_back(t.address);
+            }
+            if (e.targets.empty()) {
+                expand = false;  // nothing deliverable instead: leave the recipient as it is
+            } else {
+                if (e.keep) present.insert(r.address);
+                plan.expansions.push_back(std::move(e));
+            }
+        }
+        if (!expand) present.insert(r.address.empty() ? std::string(bare_address(raws[i])) : r.address);
+    }
+    std::size_t added = 0;
+    for (auto& e : plan.expansions) {
+        std::vector<std::string> fresh;
+        for (auto& t : e.targets)
+            if (present.insert(t).second) fresh.push_back(std::move(t));
+        e.targets = std::move(fresh);
+        added += e.targets.size();
+    }
+    plan.too_many = added > max_added_recipients;
+    return plan;
+}
+
+// ------------------------------------------------------------ applying edits
+
+bool apply_header_edit(SMFICTX* ctx, const HeaderEdit& edit) {
+    std::string name = edit.name, value = edit.value;
+    switch (edit.kind) {
+    case HeaderEdit::Kind::Delete: return smfi_chgheader(ctx, name.data(), edit.index, nullptr) == MI_SUCCESS;
+    case HeaderEdit::Kind::Change: return smfi_chgheader(ctx, name.data(), edit.index, value.data()) == MI_SUCCESS;
+    case HeaderEdit::Kind::Add: return smfi_addheader(ctx, name.data(), value.data()) == MI_SUCCESS;
+    }
+    return false;
+}
+
+sfsistat refuse(SMFICTX* ctx, const Reply& reply) {
+    set_reply(ctx, reply);
+    return SMFIS_TEMPFAIL;
+}
+
+sfsistat end_of_message(SMFICTX* ctx, Session& s) {
+    const Settings& settings = s.settings();
+    const std::string qid = queue_id(ctx);
+    if (s.failed) {
+        log(Severity::Error, "{}: milter: an earlier stage failed: refusing with 451 4.3.0", qid);
+        return refuse(ctx, internal_reply());
+    }
+
+    HeaderVerdict verdict = check_headers(s.headers, s.trusted, settings.max_hops);
+    if (verdict.refuse) {
+        if (verdict.refuse->xcode == "4.4.6")
+            log(Severity::Warning, "{}: reject: routing loop: hop {} from {} reaches max_hops {}: {} {} {}", qid,
+                verdict.incoming, s.client, settings.max_hops, verdict.refuse->code, verdict.refuse->xcode,
+                verdict.refuse->text);
+        else
+            log(Severity::Warning, "{}: reject: more than {} distinct {}* header names from {}: {} {} {}", qid,
+                max_prefixed_names, settings.header_prefix, s.client, verdict.refuse->code, verdict.refuse->xcode,
+                verdict.refuse->text);
+        return refuse(ctx, *verdict.refuse);
+    }
+
+    RecipientPlan plan;
+    {
+        auto lease = s.runtime->pool.checkout();
+        plan = plan_recipients(lease.resolver(), settings, s.recipients);
+    }
+    if (s.recipients_dropped > 0)
+        log(Severity::Warning, "{}: more than {} recipients: {} left out of the route", qid, max_recipients,
+            s.recipients_dropped);
+    if (!plan.tempfails.empty()) {
+        for (const auto& t : plan.tempfails) log(Severity::Warning, "{}: directory: {}", qid, t);
+        if (settings.tempfail_action == TempfailAction::Tempfail) {
+            log(Severity::Warning, "{}: reject: directory unavailable for {} recipient(s): 451 4.3.0", qid,
+                plan.tempfails.size());
+            return refuse(ctx, tempfail_reply());
+        }
+        log(Severity::Warning, "{}: directory unavailable for {} recipient(s): accepting, route incomplete", qid,
+            plan.tempfails.size());
+    }
+    if (plan.too_many) {
+        log(Severity::Error, "{}: alias expansion above {} recipients: 451 4.3.0", qid, max_added_recipients);
+        return refuse(ctx, {"451", "4.3.0", "Alias expansion too large"});
+    }
+    for (const auto& u : plan.unsafe) log(Severity::Warning, "{}: alias: {}: unfit for the envelope, skipped", qid, u);
+    for (const auto& e : plan.elsewhere) log(Severity::Info, "{}: not on unit {}: {}: back to the MX pool", qid,
+                                             settings.unit, e);
+
+    Route route;
+    route.hop = verdict.outgoing;
+    if (plan.generation >= 0) route.gen = plan.generation;
+    route.units.assign(plan.units.begin(), plan.units.end());
+    route.by = settings.hostname;
+    const std::string value = format_route(route);
+
+    auto edits = plan_headers(s.headers, s.trusted, value);
+    std::size_t removed = 0;
+    for (const auto& edit : edits) {
+        if (!apply_header_edit(ctx, edit)) {
+            log(Severity::Error, "{}: milter: cannot edit header {}: refusing with 451 4.3.0", qid, edit.name);
+            return refuse(ctx, internal_reply());
+        }
+        if (edit.kind == HeaderEdit::Kind::Delete) ++removed;
+    }
+    if (removed > 0)
+        log(s.trusted ? Severity::Debug : Severity::Info, "{}: removed {} {}* header(s) from {} client {}", qid, removed,
+            settings.header_prefix, s.trusted ? "trusted" : "untrusted", s.client);
+
+    for (const auto& e : plan.expansions) {
+        if (!e.keep) {
+            std::string raw = e.raw;
+            if (smfi_delrcpt(ctx, raw.data()) != MI_SUCCESS) {
+                log(Severity::Error, "{}: milter: cannot delete recipient {}: refusing with 451 4.3.0", qid,
+                    printable(e.raw));
+                return refuse(ctx, internal_reply());
+            }
+            log(Severity::Info, "{}: alias: removed recipient {}", qid, printable(e.raw));
+        }
+        for (const auto& target : e.targets) {
+            std::string added = "<" + target + ">";
+            if (smfi_addrcpt(ctx, added.data()) != MI_SUCCESS) {
+                log(Severity::Error, "{}: milter: cannot add recipient {}: refusing with 451 4.3.0", qid, added);
+                return refuse(ctx, internal_reply());
+            }
+            log(Severity::Info, "{}: alias: added recipient {} for {}", qid, added, printable(e.raw));
+        }
+    }
+    log(Severity::Debug, "{}: {}: {} from {} client {}", qid, settings.header_prefix + "Route", value,
+        s.trusted ? "trusted" : "untrusted", s.client);
+    return SMFIS_CONTINUE;
+}
+
+// ------------------------------------------------------------ callbacks
+
+constexpr unsigned long wanted_steps = SMFIP_NOHELO | SMFIP_NOMAIL | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NOBODY |
+                                       SMFIP_NOUNKNOWN | SMFIP_NR_CONN | SMFIP_NR_RCPT | SMFIP_NR_HDR;
+
+// Runs a callback's body; an exception is logged and answered with `fallback`.
+template <class Body>
+sfsistat guarded(const char* stage, sfsistat fallback, Body body) noexcept {
+    try {
+        return body();
+    } catch (const std::exception& e) {
+        log(Severity::Error, "milter: {}: {}", stage, e.what());
+    } catch (...) {
+        log(Severity::Error, "milter: {}: unexpected exception", stage);
+    }
+    return fallback;
+}
+
+sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+    return guarded("negotiate", SMFIS_REJECT, [&]() -> sfsistat {
+        Session* s = session_of(ctx);
+        if (s == nullptr) s = make_session(ctx);
+        if (s == nullptr) {
+            log(Severity::Error, "milter: negotiate: no configuration or no memory");
+            return SMFIS_REJECT;
+        }
+        unsigned long needed = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
+        if (s->settings().expand_aliases) needed |= SMFIF_ADDRCPT | SMFIF_DELRCPT;
+        if ((f0 & needed) != needed) {
+            log(Severity::Error, "milter: the MTA does not offer the header and recipient actions needed (0x{:x} of 0x{:x})",
+                f0, needed);
+            return SMFIS_REJECT;
+        }
+        *pf0 = needed | (f0 & SMFIF_SETSYMLIST);
+        *pf1 = wanted_steps & f1;
+        *pf2 = 0;
+        *pf3 = 0;
+        s->protocol = *pf1;
+        if ((f0 & SMFIF_SETSYMLIST) != 0) {
+            char connect_macros[] = "{client_addr}";
+            char eom_macros[] = "i";
+            if (smfi_setsymlist(ctx, SMFIM_CONNECT, connect_macros) != MI_SUCCESS ||
+                smfi_setsymlist(ctx, SMFIM_EOM, eom_macros) != MI_SUCCESS)
+                log(Severity::Warning, "milter: negotiate: cannot ask for the {{client_addr}} and i macros");
+        }
+        return SMFIS_CONTINUE;
+    });
+}
+
+sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
+    Session* s = session_of(ctx);
+    if (s == nullptr) {
+        // An MTA that does not negotiate: no "no reply" stages either.
+        try {
+            s = make_session(ctx);
+        } catch (...) {
+            s = nullptr;
+        }
+        if (s == nullptr) {
+            log(Severity::Error, "milter: connect: no configuration or no memory");
+            return SMFIS_TEMPFAIL;
+        }
+    }
+    s->trusted = false;  // also when what follows fails: untrusted is the safe side
+    return guarded("connect", carry_on(s, SMFIP_NR_CONN), [&]() -> sfsistat {
+        auto address = IpAddress::from_sockaddr(hostaddr);
+        if (!address) address = IpAddress::parse(symbol(ctx, "{client_addr}"));
+        s->trusted = address && s->settings().trusted_networks.contains(*address);
+        s->client = fmt::format("{}[{}]", printable(hostname != nullptr ? hostname : "unknown", 255),
+                                address ? address->to_string() : "unknown");
+        return carry_on(s, SMFIP_NR_CONN);
+    });
+}
+
+sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
+    Session* s = session_of(ctx);
+    if (s == nullptr) return SMFIS_TEMPFAIL;
+    try {
+        if (argv != nullptr && argv[0] != nullptr) {
+            if (s->recipients.size() < max_recipients) s->recipients.emplace_back(argv[0]);
+            else ++s->recipients_dropped;
+        }
+    } catch (...) {
+        s->failed = true;
+    }
+    return carry_on(s, SMFIP_NR_RCPT);
+}
+
+sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
+    Session* s = session_of(ctx);
+    if (s == nullptr) return SMFIS_TEMPFAIL;
+    try {
+        s->headers.add(name != nullptr ? name : "", value != nullptr ? value : "");
+    } catch (...) {
+        s->failed = true;
+    }
+    return carry_on(s, SMFIP_NR_HDR);
+}
+
+sfsistat on_eom(SMFICTX* ctx) {
+    Session* s = session_of(ctx);
+    if (s == nullptr) return SMFIS_TEMPFAIL;
+    sfsistat status = SMFIS_TEMPFAIL;
+    try {
+        status = end_of_message(ctx, *s);
+    } catch (const std::exception& e) {
+        log(Severity::Error, "milter: end of message: {}: refusing with 451 4.3.0", e.what());
+        set_reply(ctx, internal_reply());
+    } catch (...) {
+        log(Severity::Error, "milter: end of message: unexpected exception: refusing with 451 4.3.0");
+        set_reply(ctx, internal_reply());
+    }
+    s->reset_message();
+    return status;
+}
+
+sfsistat on_abort(SMFICTX* ctx) {
+    if (Session* s = session_of(ctx)) s->reset_message();
+    return SMFIS_CONTINUE;
+}
+
+sfsistat on_close(SMFICTX* ctx) {
+    std::unique_ptr<Session> s(session_of(ctx));
+    smfi_setpriv(ctx, nullptr);
+    return SMFIS_CONTINUE;
+}
+
+char filter_name[] = "unitmilter";
+
+}  // namespace
+
+void install_settings(std::shared_ptr<const Settings> settings) {
+    Current& c = current();
+    auto runtime = std::make_shared<Runtime>(std::move(settings), c.validation);
+    std::lock_guard lock(c.mutex);
+    c.runtime = std::move(runtime);
+}
+
+smfiDesc filter_description() noexcept {
+    smfiDesc d{};
+    d.xxfi_name = filter_name;
+    d.xxfi_version = SMFI_VERSION;
+    d.xxfi_flags = SMFIF_ADDHDRS | SMFIF_CHGHDRS | SMFIF_ADDRCPT | SMFIF_DELRCPT | SMFIF_SETSYMLIST;
+    d.xxfi_connect = on_connect;
+    d.xxfi_envrcpt = on_envrcpt;
+    d.xxfi_header = on_header;
+    d.xxfi_eom = on_eom;
+    d.xxfi_abort = on_abort;
+    d.xxfi_close = on_close;
+    d.xxfi_negotiate = on_negotiate;
+    return d;
+}
+
+}  // namespace unit::milter

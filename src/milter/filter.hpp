@@ -1,0 +1,73 @@
+// filter.hpp: the libmilter glue of unitmilter: the xxfi_* callbacks and
+// the resolver pool behind them. The decisions are route_header.hpp's (the
+// headers, the loop guard) and libunit's (the recipients); this file only
+// collects the input, calls them and applies the result.
+//
+// Protocol. The filter negotiates only what it needs: connect (the client
+// address), RCPT (the accepted recipients), the headers and end of message;
+// HELO, MAIL, DATA, end of header, body and unknown commands are switched off
+// (SMFIP_NO*) and connect, RCPT and headers get no reply (SMFIP_NR_*) when
+// the MTA offers that. smfi_setsymlist asks for {client_addr} at connect
+// (a fallback when the connect callback has no address) and for the queue
+// id `i` at end of message. Actions: add and change headers, and, with
+// expand_aliases, add and delete recipients.
+//
+// Per connection, a Session lives in smfi_setpriv (created at negotiation,
+// freed in xxfi_close): Debian's libmilter runs one connection's callbacks on
+// any thread of its worker pool, one at a time, so nothing per connection may
+// live in thread-locals. The session keeps the configuration snapshot it
+// started with, so a reload never changes a message half-way. Per message it
+// keeps a HeaderScan and the raw recipients (at most max_recipients; memory is
+// bounded whatever the client sends), and forgets both at end of message and
+// on abort.
+//
+// Resolver pool (the choice): SQLite connections (Directory + Resolver) are
+// not tied to libmilter's threads, which libmilter creates and retires as it
+// likes and which callbacks hop between. Instead each configuration snapshot
+// owns a small pool: a callback that resolves checks a Resolver out (under a
+// mutex), uses it alone, and returns it; a new one is opened only when every
+// pooled one is in use, so the pool holds as many connections as callbacks
+// ever resolved at once (at most libmilter's worker count). A reload
+// (SIGUSR1) installs a new snapshot with a new pool; the old pool closes when
+// the last session using it ends. Only end of message resolves, so one
+// checkout per message.
+//
+// End of message, in order: refuse a loop (451 4.4.6) or an unstrippable
+// header flood (451 4.7.0); resolve every recipient in one checkout; on a
+// directory tempfail, 451 4.3.0 (tempfail_action = tempfail) or go on with
+// a warning (accept: hygiene and the hop stamp still apply, the route lists
+// the units that resolved); then the header edits (smfi_chgheader by index,
+// highest first, then smfi_chgheader/smfi_addheader for the one route) and,
+// with expand_aliases, the envelope edits (smfi_delrcpt/smfi_addrcpt, each
+// logged with the queue id). A failed libmilter call tempfails the message.
+// No header written here contains a recipient address.
+//
+// Nothing throws out of a callback: an exception in a callback that gets no
+// reply marks the message, which is tempfailed (451 4.3.0) at its end.
+// Logs (Postfix style, "QUEUEID: ..."): loops and refusals (warning),
+// directory problems (warning/error), forged headers removed and envelope
+// changes (info), role unit recipients that leave this unit (info), every
+// decision (debug).
+#pragma once
+
+#include <libmilter/mfapi.h>
+
+#include <cstddef>
+#include <memory>
+
+#include "milter/settings.hpp"
+
+namespace unit::milter {
+
+inline constexpr std::size_t max_recipients = 10000;
+inline constexpr std::size_t max_added_recipients = 1000;
+
+// Installs a configuration snapshot (at start-up, and on SIGUSR1): new
+// connections use it. Thread-safe.
+void install_settings(std::shared_ptr<const Settings> settings);
+
+// The callback table for smfi_register(); flags cover every action the
+// filter may ask for (each connection negotiates the ones it needs).
+smfiDesc filter_description() noexcept;
+
+}  // namespace unit::milter

@@ -1,0 +1,157 @@
+// unitmilter: the routing-header milter of the unitpolicy directory
+// (unitmilter(8)).
+//
+// main() reads the configuration, opens the libmilter socket (as root when
+// need be), drops privileges, and runs smfi_main() until SIGTERM, SIGHUP or
+// SIGINT (libmilter's own signal thread stops it). SIGUSR1 reloads the
+// configuration: a thread of ours waits for it with sigwait() (the signal is
+// blocked everywhere else) and installs the new snapshot; listen and user
+// need a restart. Exit: 0 after a clean stop, 2 for bad configuration, 1 for
+// anything else that stops the filter.
+#include <pthread.h>
+#include <signal.h>
+#include <sys/stat.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstring>
+#include <iostream>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <thread>
+
+#include "common/config_file.hpp"
+#include "common/log.hpp"
+#include "common/privileges.hpp"
+#include "milter/filter.hpp"
+#include "milter/settings.hpp"
+
+namespace {
+
+using namespace unit::milter;
+using unit::common::Severity;
+
+constexpr std::size_t max_packet = 1024 * 1024;
+
+// Waits for SIGUSR1 and reloads; ends when `stop` is set and SIGUSR1 comes.
+class Reloader {
+public:
+    Reloader(int argc, const char* const* argv, std::shared_ptr<const Settings> running)
+        : argc_(argc), argv_(argv), running_(std::move(running)) {
+        thread_ = std::thread([this] { run(); });
+    }
+    Reloader(const Reloader&) = delete;
+    Reloader& operator=(const Reloader&) = delete;
+    ~Reloader() {
+        stop_ = true;
+        pthread_kill(thread_.native_handle(), SIGUSR1);
+        thread_.join();
+    }
+
+private:
+    void run() {
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        for (;;) {
+            int signal = 0;
+            if (sigwait(&set, &signal) != 0) continue;
+            if (stop_) return;
+            reload();
+        }
+    }
+
+    void reload() noexcept {
+        try {
+            auto next = std::make_shared<const Settings>(load_settings(argc_, argv_));
+            if (next->listen != running_->listen || next->user != running_->user)
+                unit::common::log(Severity::Warning, "reload: listen and user take effect at the next restart");
+            unit::common::open_log(next->log, "unitmilter", next->debug);
+            install_settings(next);
+            running_ = next;
+            unit::common::log(Severity::Info, "reload: configuration reloaded");
+        } catch (const std::exception& e) {
+            unit::common::log(Severity::Error, "reload: {}: keeping the running configuration", e.what());
+        }
+    }
+
+    int argc_;
+    const char* const* argv_;
+    std::shared_ptr<const Settings> running_;
+    std::atomic<bool> stop_{false};
+    std::thread thread_;
+};
+
+std::string socket_path(const std::string& listen) {
+    for (const char* kind : {"unix:", "local:"})
+        if (listen.rfind(kind, 0) == 0) return listen.substr(std::strlen(kind));
+    return {};
+}
+
+int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> settings) {
+    const Settings& s = *settings;
+    install_settings(settings);
+
+    std::string conn = s.listen;
+    if (smfi_setconn(conn.data()) != MI_SUCCESS) throw std::runtime_error("listen " + s.listen + ": bad connection spec");
+    smfiDesc description = filter_description();
+    if (smfi_register(description) != MI_SUCCESS) throw std::runtime_error("smfi_register failed");
+    // libmilter drops a connection whose packet passes its limit (64 KiB by
+    // default), and Postfix sends each header whole (header_size_limit is
+    // 100 KiB): accept packets up to max_packet so that a big header is
+    // stripped rather than the message tempfailed for ever.
+    smfi_setmaxdatasize(max_packet);
+    if (smfi_opensocket(true) != MI_SUCCESS)
+        throw std::runtime_error("listen " + s.listen + ": cannot open the socket (see the mail log)");
+    if (std::string path = socket_path(s.listen); !path.empty() && chmod(path.c_str(), s.socket_mode) != 0)
+        throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
+    unit::common::drop_privileges(s.user);
+
+    // Blocked here, before any thread starts, so that every thread inherits
+    // the mask: SIGUSR1 reaches only the reloader's sigwait(), and SIGHUP,
+    // SIGTERM and SIGINT only libmilter's signal thread (smfi_main blocks
+    // them too, but only after the reloader has started).
+    sigset_t blocked;
+    sigemptyset(&blocked);
+    for (int signal : {SIGUSR1, SIGHUP, SIGTERM, SIGINT}) sigaddset(&blocked, signal);
+    pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+
+    unit::common::log(Severity::Info, "starting: listen {}, role {}{}, database {}, trusted networks: {}", s.listen,
+                      s.role == Role::Unit ? "unit " : "mx", s.unit, s.db,
+                      s.trusted_networks.empty() ? std::string("none") : s.trusted_networks.to_string());
+    int status = 0;
+    {
+        Reloader reloader(argc, argv, settings);
+        status = smfi_main();
+    }
+    unit::common::log(Severity::Info, "stopped");
+    return status == MI_SUCCESS ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char* argv[]) {
+    signal(SIGPIPE, SIG_IGN);
+    std::shared_ptr<const Settings> settings;
+    try {
+        settings = std::make_shared<const Settings>(load_settings(argc, argv));
+    } catch (const std::exception& e) {
+        std::cerr << "unitmilter: " << e.what() << '\n';
+        return 2;
+    }
+    const Settings& s = *settings;
+    switch (s.mode) {
+    case Mode::Help: print_help(std::cout); return 0;
+    case Mode::Version: std::cout << "unitmilter " UNIT_VERSION "\n"; return 0;
+    case Mode::Serve: break;
+    }
+    unit::common::open_log(s.log, "unitmilter", s.debug);
+    try {
+        return serve(argc, argv, settings);
+    } catch (const std::exception& e) {
+        unit::common::log(Severity::Fatal, "{}", e.what());
+        if (s.log != unit::common::LogSink::Stderr) std::cerr << "unitmilter: " << e.what() << '\n';
+        return 1;
+    }
+}

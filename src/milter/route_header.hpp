@@ -1,0 +1,135 @@
+// route_header.hpp: the routing headers of a message, as unitmilter sees and
+// writes them, and the per-message decision about them. No libmilter here:
+// the callbacks (filter.cpp) feed headers in and apply the edits out.
+//
+// The route stamp is one header, `<prefix>Route` (X-Unit-Route by default):
+//
+//     X-Unit-Route: hop=N; gen=G; units=u1,u2; by=HOST
+//
+// parse_route() reads an incoming value tolerantly: parameters separated by
+// ';', names case-insensitive, spaces, tabs and folding (CR, LF) anywhere
+// between tokens; unknown parameters are ignored. A hop that is missing or
+// not a decimal number counts as no hop; a decimal number too large is
+// saturated at max_hop_value (a loop guard must not wrap). Units outside the
+// unit-name charset (letters, digits, '-', '_', '.') are dropped.
+//
+// format_route() writes an outgoing value: every value sanitised (units:
+// other bytes become '_'; by: likewise, with ':' '[' ']' also kept, for
+// address literals), units sorted and distinct, folded with "\n\t" between
+// units when a line would pass 78 characters. It never contains a recipient
+// address: nothing but the four parameters is written.
+//
+// HeaderScan collects, header by header, what the end-of-message decision
+// needs: the distinct header names that start with the prefix (compared
+// without case) with their occurrence counts, and the highest hop of the
+// route headers. Its memory is bounded: at most max_prefixed_names distinct
+// names are remembered (overflowed() tells when more came); values are parsed
+// and dropped.
+//
+// check_headers() and plan_headers() are the decision:
+//   - untrusted client: every prefixed header is deleted (every occurrence,
+//     by index, highest index first), the incoming hop is ignored and the
+//     route is added with hop=1; when more distinct prefixed names came than
+//     HeaderScan remembers, they cannot all be deleted and the message is
+//     refused with too_many_headers_reply (a 4xx: never a 5xx on doubt);
+//   - trusted client: other prefixed headers are kept; the incoming route's
+//     highest hop is the incoming hop; a hop >= max_hops refuses the message
+//     with loop_reply; otherwise the first route header is changed to the new
+//     value (hop+1) and any further route headers are deleted, so that
+//     exactly one route header leaves.
+//
+// Pure functions and values: thread-safe, no logging, nothing throws but
+// std::bad_alloc.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace unit::milter {
+
+inline constexpr int max_hop_value = 1000000;
+inline constexpr std::size_t max_prefixed_names = 1000;
+inline constexpr std::size_t max_unit_name = 64;
+inline constexpr std::size_t max_host_name = 255;
+
+// An SMTP reply for smfi_setreply.
+struct Reply {
+    std::string code, xcode, text;
+    bool operator==(const Reply&) const = default;
+};
+
+Reply loop_reply();              // 451 4.4.6 routing loop: directory replicas disagree
+Reply too_many_headers_reply();  // 451 4.7.0 too many routing headers
+
+struct Route {
+    std::optional<int> hop;
+    std::optional<std::int64_t> gen;
+    std::vector<std::string> units;
+    std::string by;
+    bool operator==(const Route&) const = default;
+};
+
+Route parse_route(std::string_view value);
+// The value for a header line (hop and gen missing are written as 0).
+std::string format_route(const Route& route);
+
+// Whether `c` may appear in a unit name.
+bool is_unit_name_char(char c) noexcept;
+// Case-insensitive ASCII prefix test, for header names.
+bool has_prefix(std::string_view name, std::string_view prefix) noexcept;
+
+class HeaderScan {
+public:
+    // prefix: the routing prefix ("X-Unit-"); the route header is prefix+"Route".
+    explicit HeaderScan(std::string prefix);
+
+    // Every header of the message, in order, as the MTA sends it.
+    void add(std::string_view name, std::string_view value);
+    // Forgets the message (the next one on the connection starts clean).
+    void clear() noexcept;
+
+    struct Name {
+        std::string name;  // as first seen
+        int count = 0;     // occurrences
+    };
+    const std::vector<Name>& prefixed() const noexcept { return prefixed_; }
+    const std::string& route_name() const noexcept { return route_name_; }
+    int route_count() const noexcept { return route_count_; }
+    // The highest valid hop among the route headers; nullopt when none had one.
+    std::optional<int> incoming_hop() const noexcept { return hop_; }
+    bool overflowed() const noexcept { return overflowed_; }
+
+private:
+    std::string prefix_, route_name_;
+    std::vector<Name> prefixed_;
+    int route_count_ = 0;
+    std::optional<int> hop_;
+    bool overflowed_ = false;
+};
+
+struct HeaderVerdict {
+    std::optional<Reply> refuse;  // set: refuse the message with this reply
+    int incoming = 0;             // the hop that counts (0: none)
+    int outgoing = 1;             // the hop to stamp
+};
+
+HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops);
+
+// One header edit, in the order they must be applied.
+struct HeaderEdit {
+    enum class Kind { Delete, Change, Add };
+    Kind kind;
+    std::string name;
+    int index = 0;      // Delete, Change: 1-based occurrence among headers of that name
+    std::string value;  // Change, Add
+    bool operator==(const HeaderEdit&) const = default;
+};
+
+// The edits that leave exactly one route header with `route_value`.
+std::vector<HeaderEdit> plan_headers(const HeaderScan& scan, bool trusted, const std::string& route_value);
+
+}  // namespace unit::milter

@@ -1,0 +1,290 @@
+#include "milter/settings.hpp"
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <charconv>
+#include <climits>
+#include <ostream>
+
+#include "common/config_file.hpp"
+#include "milter/route_header.hpp"
+
+namespace unit::milter {
+
+namespace po = boost::program_options;
+using common::ConfigError;
+
+namespace {
+
+// Applies a value to the settings: "" when taken, else why not.
+using Apply = std::string (*)(std::string_view value, Settings& s);
+
+struct Key {
+    const char* name;      // configuration key; the option is --name with '-' for '_'
+    const char* fallback;  // the default, as text (for --help)
+    const char* doc;
+    Apply apply;
+    bool flag = false;     // a yes/no key: "--name" alone on the command line means yes
+};
+
+std::string set_text(std::string& field, std::string_view value, bool may_be_empty = true) {
+    if (!may_be_empty && value.empty()) return "empty value";
+    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < ' ' || c == 0x7f; }))
+        return "control character in value";
+    field = std::string(value);
+    return {};
+}
+
+std::string set_bool(bool& field, std::string_view value) {
+    auto b = common::parse_bool(value);
+    if (!b) return fmt::format("bad boolean \"{}\" (expected yes or no)", value);
+    field = *b;
+    return {};
+}
+
+std::string set_duration(std::chrono::seconds& field, std::string_view value) {
+    auto d = common::parse_duration(value);
+    if (!d) return fmt::format("bad duration \"{}\" (expected N[s|m|h|d|w])", value);
+    field = *d;
+    return {};
+}
+
+template <class Number>
+std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {
+    Number n{};
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
+    if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max)
+        return fmt::format("bad number \"{}\" (expected {} to {})", value, min, max);
+    field = n;
+    return {};
+}
+
+bool all_digits(std::string_view s) {
+    return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// libmilter's connection spec: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST].
+std::string set_listen(std::string& field, std::string_view value) {
+    auto bad = [&] {
+        return fmt::format("bad listen \"{}\" (expected unix:/path or inet:PORT@HOST, as libmilter spells it)", value);
+    };
+    auto colon = value.find(':');
+    if (colon == std::string_view::npos) return bad();
+    std::string_view kind = value.substr(0, colon), rest = value.substr(colon + 1);
+    if (kind == "unix" || kind == "local") {
+        if (rest.empty() || rest.front() != '/') return bad();
+    } else if (kind == "inet" || kind == "inet6") {
+        std::string_view port = rest.substr(0, rest.find('@'));
+        unsigned n = 0;
+        if (!all_digits(port) || set_number(n, port, 1u, 65535u).size() > 0) return bad();
+        if (port.size() < rest.size() && rest.size() == port.size() + 1) return bad();  // "PORT@" without a host
+    } else {
+        return bad();
+    }
+    return set_text(field, value, false);
+}
+
+std::string set_unit(std::string& field, std::string_view value) {
+    if (!std::all_of(value.begin(), value.end(), is_unit_name_char) || value.size() > max_unit_name)
+        return fmt::format("bad unit name \"{}\" (letters, digits, '-', '_' and '.')", value);
+    field = std::string(value);
+    return {};
+}
+
+// A header name prefix: printable ASCII without ':' or space (RFC 5322 ftext).
+std::string set_prefix(std::string& field, std::string_view value) {
+    bool ok = !value.empty() && value.size() <= 64 && std::all_of(value.begin(), value.end(), [](char c) {
+        return c > ' ' && c < 0x7f && c != ':';
+    });
+    if (!ok) return fmt::format("bad header prefix \"{}\" (printable, no ':' or space)", value);
+    field = std::string(value);
+    return {};
+}
+
+std::string set_networks(Settings& s, std::string_view value) {
+    auto n = Networks::parse(value);
+    if (!n) return n.error().message;
+    s.trusted_networks = std::move(*n);
+    return {};
+}
+
+const Key keys[] = {
+    {"db", "/var/lib/unitpolicy/units.db", "the replica of the policy database (read-only)",
+     [](std::string_view v, Settings& s) { return set_text(s.db, v, false); }},
+    {"listen", "", "where the MTA connects: unix:/path or inet:PORT@HOST (libmilter's syntax)",
+     [](std::string_view v, Settings& s) { return set_listen(s.listen, v); }},
+    {"socket_mode", "0666", "mode of a unix socket (octal)",
+     [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); }},
+    {"role", "mx", "mx (the MX pool) or unit (a mailbox server; needs unit)",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "mx") s.role = Role::Mx;
+         else if (v == "unit") s.role = Role::Unit;
+         else return fmt::format("bad role \"{}\" (expected mx or unit)", v);
+         return {};
+     }},
+    {"unit", "", "this host's unit (role unit)", [](std::string_view v, Settings& s) { return set_unit(s.unit, v); }},
+    {"trusted_networks", "", "clients whose routing headers are kept: IPv4/IPv6 CIDRs, comma or space separated "
+                             "(the other MX hosts and the units)",
+     [](std::string_view v, Settings& s) { return set_networks(s, v); }},
+    {"max_hops", "6", "refuse (451 4.4.6) a message whose incoming hop count reaches this",
+     [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 100); }},
+    {"header_prefix", "X-Unit-", "the routing header prefix; the route header is PREFIX + Route",
+     [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); }},
+    {"expand_aliases", "no", "replace alias recipients by their targets (for MTAs without socketmap)",
+     [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); }, true},
+    {"tempfail_action", "tempfail", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "tempfail") s.tempfail_action = TempfailAction::Tempfail;
+         else if (v == "accept") s.tempfail_action = TempfailAction::Accept;
+         else return fmt::format("bad tempfail action \"{}\" (expected tempfail or accept)", v);
+         return {};
+     }},
+    {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
+     [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); }},
+    {"fold_local_case", "yes", "fold local parts to lowercase",
+     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); }},
+    {"max_replica_age", "0", "treat a replica older than this as unavailable (0: off)",
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+    {"hostname", "", "this host's name in the route's by= (default: the system's host name)",
+     [](std::string_view v, Settings& s) { return set_text(s.hostname, v); }},
+    {"user", "", "user to run as after binding the socket",
+     [](std::string_view v, Settings& s) { return set_text(s.user, v); }},
+    {"log", "syslog", "syslog (facility mail) or stderr",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "syslog") s.log = common::LogSink::Syslog;
+         else if (v == "stderr") s.log = common::LogSink::Stderr;
+         else return fmt::format("bad log sink \"{}\" (expected syslog or stderr)", v);
+         return {};
+     }},
+    {"debug", "no", "log every message's decision", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
+     true},
+};
+
+std::string option_name(std::string_view key) {
+    std::string name(key);
+    std::replace(name.begin(), name.end(), '_', '-');
+    return name;
+}
+
+const Key* find_key(std::string_view name) {
+    for (const auto& k : keys)
+        if (name == k.name) return &k;
+    return nullptr;
+}
+
+po::options_description mode_options() {
+    po::options_description modes("Modes");
+    modes.add_options()
+        ("help", "print this help and exit")
+        ("version", "print the version and exit")
+        ("config", po::value<std::string>(), "configuration file (default /etc/unitpolicy/unitmilter.conf when it exists)");
+    return modes;
+}
+
+po::options_description key_options() {
+    po::options_description options("Settings (also `key = value` in the configuration file)");
+    for (const auto& k : keys) {
+        std::string help = k.fallback[0] ? fmt::format("{} (default: {})", k.doc, k.fallback) : std::string(k.doc);
+        if (k.flag)
+            options.add_options()(option_name(k.name).c_str(), po::value<std::string>()->implicit_value("yes"),
+                                  help.c_str());
+        else
+            options.add_options()(option_name(k.name).c_str(), po::value<std::string>(), help.c_str());
+    }
+    return options;
+}
+
+void apply_command_line(const po::variables_map& vm, Settings& s) {
+    for (const auto& k : keys) {
+        auto it = vm.find(option_name(k.name));
+        if (it == vm.end()) continue;
+        if (auto problem = k.apply(it->second.as<std::string>(), s); !problem.empty())
+            throw ConfigError(fmt::format("--{}: {}", option_name(k.name), problem));
+    }
+}
+
+void complete(Settings& s) {
+    if (s.mode != Mode::Serve) return;
+    if (s.listen.empty()) throw ConfigError("listen: required (unix:/path or inet:PORT@HOST)");
+    if (s.role == Role::Unit && s.unit.empty()) throw ConfigError("unit: required with role unit");
+    if (s.role == Role::Mx && !s.unit.empty()) throw ConfigError("unit: only with role unit");
+    if (s.hostname.empty()) {
+        char name[HOST_NAME_MAX + 1] = {};
+        if (gethostname(name, sizeof name - 1) == 0) s.hostname = name;
+        if (s.hostname.empty()) s.hostname = "localhost";
+    }
+}
+
+}  // namespace
+
+Settings load_settings(int argc, const char* const argv[]) {
+    po::options_description all;
+    all.add(mode_options()).add(key_options());
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv)
+                      .options(all)
+                      .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+                      .run(),
+                  vm);
+    } catch (const po::error& e) {
+        throw ConfigError(e.what());
+    }
+    Settings s;
+    if (vm.count("version")) s.mode = Mode::Version;
+    if (vm.count("help")) s.mode = Mode::Help;
+    if (s.mode != Mode::Serve) return s;
+    struct stat st {};
+    s.config_file = vm.count("config") ? vm["config"].as<std::string>()
+                    : stat(default_config_file, &st) == 0 ? default_config_file
+                                                          : "";
+    if (!s.config_file.empty()) {
+        common::read_config_file(s.config_file, [&](std::string_view name, std::string_view value) -> std::string {
+            const Key* key = find_key(name);
+            if (key == nullptr) return fmt::format("unknown key '{}'", name);
+            std::string problem = key->apply(value, s);
+            return problem.empty() ? problem : fmt::format("{}: {}", name, problem);
+        });
+    }
+    apply_command_line(vm, s);
+    complete(s);
+    return s;
+}
+
+void print_help(std::ostream& out) {
+    out << "usage: unitmilter [--config FILE] --listen unix:/path|inet:PORT@HOST [--role mx|unit] [--unit NAME]\n"
+           "                  [--trusted-networks CIDR,...] [--max-hops N] [--header-prefix X-Unit-]\n"
+           "                  [--expand-aliases] [--user U] [--log syslog|stderr] [SETTINGS]\n\n"
+        << mode_options() << '\n'
+        << key_options();
+}
+
+std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
+    auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
+    return {
+        {"config", s.config_file},
+        {"db", s.db},
+        {"listen", s.listen},
+        {"socket_mode", fmt::format("{:04o}", s.socket_mode)},
+        {"role", s.role == Role::Unit ? "unit" : "mx"},
+        {"unit", s.unit},
+        {"trusted_networks", s.trusted_networks.to_string()},
+        {"max_hops", std::to_string(s.max_hops)},
+        {"header_prefix", s.header_prefix},
+        {"expand_aliases", yes_no(s.expand_aliases)},
+        {"tempfail_action", s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail"},
+        {"recipient_delimiter", s.resolver.address.recipient_delimiter},
+        {"fold_local_case", yes_no(s.resolver.address.fold_local_case)},
+        {"max_replica_age", fmt::format("{}s", s.resolver.max_replica_age.count())},
+        {"hostname", s.hostname},
+        {"user", s.user},
+        {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},
+        {"debug", yes_no(s.debug)},
+    };
+}
+
+}  // namespace unit::milter

@@ -1,0 +1,60 @@
+// settings.hpp: unitmilter's configuration: one table of keys (settings.cpp)
+// drives the configuration file (`key = value`, --config), the command line
+// (--key-name, the key with '-' for '_'), and --help. The command line wins
+// over the file. unitmilter has a file of its own,
+// /etc/unitpolicy/unitmilter.conf by default: its keys differ from
+// unitpolicy's, and an unknown key is an error.
+//
+// load_settings() throws common::ConfigError with one line naming the key
+// (and FILE:LINE for the file) for an unknown key, a bad value or an
+// inconsistent combination (role unit without unit, no listen): the program
+// exits 2 with it. SIGUSR1 calls it again. Logs nothing.
+#pragma once
+
+#include <chrono>
+#include <iosfwd>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "common/log.hpp"
+#include "milter/networks.hpp"
+#include "unit/resolver.hpp"
+
+namespace unit::milter {
+
+enum class Mode { Serve, Help, Version };
+enum class Role { Mx, Unit };
+enum class TempfailAction { Tempfail, Accept };
+
+struct Settings {
+    Mode mode = Mode::Serve;
+    std::string config_file;
+
+    std::string db = "/var/lib/unitpolicy/units.db";
+    std::string listen;  // libmilter's syntax: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST]
+    unsigned socket_mode = 0666;  // of a unix socket, set after binding
+    Role role = Role::Mx;
+    std::string unit;  // role unit: this host's unit
+    Networks trusted_networks;
+    int max_hops = 6;
+    std::string header_prefix = "X-Unit-";
+    bool expand_aliases = false;
+    TempfailAction tempfail_action = TempfailAction::Tempfail;
+    std::string user;
+    common::LogSink log = common::LogSink::Syslog;
+    bool debug = false;
+    std::string hostname;  // by= in the route; default: gethostname()
+
+    ResolverOptions resolver;
+};
+
+inline constexpr const char* default_config_file = "/etc/unitpolicy/unitmilter.conf";
+
+Settings load_settings(int argc, const char* const argv[]);
+
+void print_help(std::ostream& out);
+// key = value lines of the effective configuration (start-up log, tests).
+std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
+
+}  // namespace unit::milter

@@ -1,0 +1,144 @@
+// unitmilter's trusted_networks: parsing and matching.
+#include <doctest/doctest.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
+#include <cstring>
+
+#include "milter/networks.hpp"
+
+using namespace unit::milter;
+
+namespace {
+
+Networks parse_ok(std::string_view text) {
+    auto n = Networks::parse(text);
+    REQUIRE_MESSAGE(n.ok(), n.error().message);
+    return *n;
+}
+
+std::string parse_error(std::string_view text) {
+    auto n = Networks::parse(text);
+    return n.ok() ? "(no error)" : n.error().message;
+}
+
+}  // namespace
+
+TEST_CASE("IPv4 networks and hosts, comma and space separated") {
+    auto n = parse_ok("10.0.0.0/8, 192.0.2.7 ,198.51.100.0/24\t203.0.113.128/25");
+    CHECK(n.networks().size() == 4);
+    CHECK(n.contains("10.1.2.3"));
+    CHECK(n.contains("192.0.2.7"));
+    CHECK_FALSE(n.contains("192.0.2.8"));
+    CHECK(n.contains("198.51.100.255"));
+    CHECK_FALSE(n.contains("198.51.101.0"));
+    CHECK(n.contains("203.0.113.200"));
+    CHECK_FALSE(n.contains("203.0.113.127"));
+    CHECK_FALSE(n.contains("11.0.0.1"));
+    CHECK(n.to_string() == "10.0.0.0/8, 192.0.2.7/32, 198.51.100.0/24, 203.0.113.128/25");
+}
+
+TEST_CASE("IPv6 networks, with or without brackets") {
+    auto n = parse_ok("2001:db8::/32 [::1]/128 [fe80::1]");
+    CHECK(n.contains("2001:db8:1::25"));
+    CHECK_FALSE(n.contains("2001:db9::1"));
+    CHECK(n.contains("::1"));
+    CHECK(n.contains("IPv6:::1"));
+    CHECK(n.contains("[fe80::1]"));
+    CHECK_FALSE(n.contains("fe80::2"));
+    CHECK_FALSE(n.contains("127.0.0.1"));
+}
+
+TEST_CASE("odd prefix lengths mask bits inside a byte") {
+    auto n = parse_ok("192.0.2.64/27, 2001:db8:8000::/33");
+    CHECK(n.contains("192.0.2.64"));
+    CHECK(n.contains("192.0.2.95"));
+    CHECK_FALSE(n.contains("192.0.2.96"));
+    CHECK_FALSE(n.contains("192.0.2.63"));
+    CHECK(n.contains("2001:db8:ffff::1"));
+    CHECK_FALSE(n.contains("2001:db8:7fff::1"));
+}
+
+TEST_CASE("/0 matches the whole family only") {
+    auto n = parse_ok("0.0.0.0/0");
+    CHECK(n.contains("203.0.113.1"));
+    CHECK_FALSE(n.contains("2001:db8::1"));
+    auto six = parse_ok("::/0");
+    CHECK(six.contains("2001:db8::1"));
+    CHECK_FALSE(six.contains("203.0.113.1"));
+}
+
+TEST_CASE("IPv4-mapped IPv6 clients match IPv4 networks") {
+    auto n = parse_ok("10.0.0.0/8");
+    CHECK(n.contains("::ffff:10.9.8.7"));
+    CHECK_FALSE(n.contains("::ffff:11.9.8.7"));
+    auto mapped = parse_ok("::ffff:192.0.2.0/120");
+    CHECK(mapped.contains("192.0.2.9"));
+    CHECK(mapped.networks()[0].prefix == 24);
+}
+
+TEST_CASE("empty text: nothing is trusted") {
+    auto n = parse_ok("");
+    CHECK(n.empty());
+    CHECK_FALSE(n.contains("127.0.0.1"));
+    CHECK(parse_ok(" , ,\t").empty());
+}
+
+TEST_CASE("bad entries are refused, naming the entry") {
+    CHECK(parse_error("10.0.0.0/33").find("\"10.0.0.0/33\": bad prefix length") != std::string::npos);
+    CHECK(parse_error("2001:db8::/129").find("bad prefix length") != std::string::npos);
+    CHECK(parse_error("10.0.0.0/").find("bad prefix length") != std::string::npos);
+    CHECK(parse_error("10.0.0.0/-1").find("bad prefix length") != std::string::npos);
+    CHECK(parse_error("10.0.0.0/8x").find("bad prefix length") != std::string::npos);
+    CHECK(parse_error("10.0.0/8").find("not an IPv4 or IPv6 address") != std::string::npos);
+    CHECK(parse_error("mx.example.com").find("not an IPv4 or IPv6 address") != std::string::npos);
+    CHECK(parse_error("10.0.0.0/8 300.1.1.1").find("\"300.1.1.1\"") != std::string::npos);
+    CHECK(parse_error("1.2.3.4:25").find("not an IPv4 or IPv6 address") != std::string::npos);
+    CHECK(parse_error("::ffff:1.2.3.0/64").find("shorter than 96") != std::string::npos);
+}
+
+TEST_CASE("host bits beyond the prefix are refused, with the likely network") {
+    CHECK(parse_error("10.0.0.1/8") == "trusted_networks: \"10.0.0.1/8\": host bits set beyond /8 (perhaps 10.0.0.0/8)");
+    CHECK(parse_error("2001:db8::1/64").find("perhaps 2001:db8::/64") != std::string::npos);
+}
+
+TEST_CASE("client addresses that are not addresses match nothing") {
+    auto n = parse_ok("0.0.0.0/0 ::/0");
+    CHECK_FALSE(n.contains(""));
+    CHECK_FALSE(n.contains("unknown"));
+    CHECK_FALSE(n.contains("localhost"));
+    CHECK_FALSE(n.contains("1.2.3.4.5"));
+    CHECK_FALSE(n.contains(std::string(200, '1')));
+    CHECK_FALSE(n.contains("[]"));
+}
+
+TEST_CASE("addresses from libmilter's sockaddr") {
+    auto n = parse_ok("192.0.2.0/24, 2001:db8::/32");
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    REQUIRE(inet_pton(AF_INET, "192.0.2.10", &in.sin_addr) == 1);
+    auto a = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&in));
+    REQUIRE(a);
+    CHECK(n.contains(*a));
+    CHECK(a->to_string() == "192.0.2.10");
+
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    REQUIRE(inet_pton(AF_INET6, "2001:db8::5", &in6.sin6_addr) == 1);
+    auto b = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
+    REQUIRE(b);
+    CHECK(n.contains(*b));
+    CHECK(b->to_string() == "2001:db8::5");
+
+    REQUIRE(inet_pton(AF_INET6, "::ffff:192.0.2.11", &in6.sin6_addr) == 1);
+    auto c = IpAddress::from_sockaddr(reinterpret_cast<const sockaddr*>(&in6));
+    REQUIRE(c);
+    CHECK(c->family == AF_INET);
+    CHECK(n.contains(*c));
+
+    sockaddr un{};
+    un.sa_family = AF_UNIX;
+    CHECK_FALSE(IpAddress::from_sockaddr(&un));
+    CHECK_FALSE(IpAddress::from_sockaddr(nullptr));
+}
