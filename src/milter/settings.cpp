@@ -2,15 +2,14 @@
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
-#include <charconv>
 #include <climits>
 #include <ostream>
 
 #include "common/config_file.hpp"
+#include "common/key_table.hpp"
 #include "milter/route_header.hpp"
 
 namespace unit::milter {
@@ -20,48 +19,12 @@ using common::ConfigError;
 
 namespace {
 
-// Applies a value to the settings: "" when taken, else why not.
-using Apply = std::string (*)(std::string_view value, Settings& s);
-
-struct Key {
-    const char* name;      // configuration key; the option is --name with '-' for '_'
-    const char* fallback;  // the default, as text (for --help)
-    const char* doc;
-    Apply apply;
-    bool flag = false;     // a yes/no key: "--name" alone on the command line means yes
-};
-
-std::string set_text(std::string& field, std::string_view value, bool may_be_empty = true) {
-    if (!may_be_empty && value.empty()) return "empty value";
-    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < ' ' || c == 0x7f; }))
-        return "control character in value";
-    field = std::string(value);
-    return {};
-}
-
-std::string set_bool(bool& field, std::string_view value) {
-    auto b = common::parse_bool(value);
-    if (!b) return fmt::format("bad boolean \"{}\" (expected yes or no)", value);
-    field = *b;
-    return {};
-}
-
-std::string set_duration(std::chrono::seconds& field, std::string_view value) {
-    auto d = common::parse_duration(value);
-    if (!d) return fmt::format("bad duration \"{}\" (expected N[s|m|h|d|w])", value);
-    field = *d;
-    return {};
-}
-
-template <class Number>
-std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {
-    Number n{};
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
-    if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max)
-        return fmt::format("bad number \"{}\" (expected {} to {})", value, min, max);
-    field = n;
-    return {};
-}
+using Key = common::Key<Settings>;
+using common::KeyKind;
+using common::set_bool;
+using common::set_duration;
+using common::set_number;
+using common::set_text;
 
 bool all_digits(std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -135,7 +98,7 @@ const Key keys[] = {
     {"header_prefix", "X-Unit-", "the routing header prefix; the route header is PREFIX + Route",
      [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); }},
     {"expand_aliases", "no", "replace alias recipients by their targets (for MTAs without socketmap)",
-     [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); }, true},
+     [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); }, KeyKind::Flag},
     {"tempfail_action", "tempfail", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "tempfail") s.tempfail_action = TempfailAction::Tempfail;
@@ -154,27 +117,13 @@ const Key keys[] = {
     {"user", "", "user to run as after binding the socket",
      [](std::string_view v, Settings& s) { return set_text(s.user, v); }},
     {"log", "syslog", "syslog (facility mail) or stderr",
-     [](std::string_view v, Settings& s) -> std::string {
-         if (v == "syslog") s.log = common::LogSink::Syslog;
-         else if (v == "stderr") s.log = common::LogSink::Stderr;
-         else return fmt::format("bad log sink \"{}\" (expected syslog or stderr)", v);
-         return {};
-     }},
+     [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); }},
     {"debug", "no", "log every message's decision", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
-     true},
+     KeyKind::Flag},
 };
 
-std::string option_name(std::string_view key) {
-    std::string name(key);
-    std::replace(name.begin(), name.end(), '_', '-');
-    return name;
-}
-
-const Key* find_key(std::string_view name) {
-    for (const auto& k : keys)
-        if (name == k.name) return &k;
-    return nullptr;
-}
+const common::KeyTable<Settings> table{keys};
+constexpr const char* settings_title = "Settings (also `key = value` in the configuration file)";
 
 po::options_description mode_options() {
     po::options_description modes("Modes");
@@ -183,28 +132,6 @@ po::options_description mode_options() {
         ("version", "print the version and exit")
         ("config", po::value<std::string>(), "configuration file (default /etc/unitpolicy/unitmilter.conf when it exists)");
     return modes;
-}
-
-po::options_description key_options() {
-    po::options_description options("Settings (also `key = value` in the configuration file)");
-    for (const auto& k : keys) {
-        std::string help = k.fallback[0] ? fmt::format("{} (default: {})", k.doc, k.fallback) : std::string(k.doc);
-        if (k.flag)
-            options.add_options()(option_name(k.name).c_str(), po::value<std::string>()->implicit_value("yes"),
-                                  help.c_str());
-        else
-            options.add_options()(option_name(k.name).c_str(), po::value<std::string>(), help.c_str());
-    }
-    return options;
-}
-
-void apply_command_line(const po::variables_map& vm, Settings& s) {
-    for (const auto& k : keys) {
-        auto it = vm.find(option_name(k.name));
-        if (it == vm.end()) continue;
-        if (auto problem = k.apply(it->second.as<std::string>(), s); !problem.empty())
-            throw ConfigError(fmt::format("--{}: {}", option_name(k.name), problem));
-    }
 }
 
 void complete(Settings& s) {
@@ -223,34 +150,15 @@ void complete(Settings& s) {
 
 Settings load_settings(int argc, const char* const argv[]) {
     po::options_description all;
-    all.add(mode_options()).add(key_options());
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv)
-                      .options(all)
-                      .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
-                      .run(),
-                  vm);
-    } catch (const po::error& e) {
-        throw ConfigError(e.what());
-    }
+    all.add(mode_options()).add(table.options(settings_title));
+    auto vm = common::parse_command_line(argc, argv, all);
     Settings s;
     if (vm.count("version")) s.mode = Mode::Version;
     if (vm.count("help")) s.mode = Mode::Help;
     if (s.mode != Mode::Serve) return s;
-    struct stat st {};
-    s.config_file = vm.count("config") ? vm["config"].as<std::string>()
-                    : stat(default_config_file, &st) == 0 ? default_config_file
-                                                          : "";
-    if (!s.config_file.empty()) {
-        common::read_config_file(s.config_file, [&](std::string_view name, std::string_view value) -> std::string {
-            const Key* key = find_key(name);
-            if (key == nullptr) return fmt::format("unknown key '{}'", name);
-            std::string problem = key->apply(value, s);
-            return problem.empty() ? problem : fmt::format("{}: {}", name, problem);
-        });
-    }
-    apply_command_line(vm, s);
+    s.config_file = common::config_path(vm, default_config_file);
+    if (!s.config_file.empty()) table.apply_file(s.config_file, s);
+    table.apply_command_line(vm, s);
     complete(s);
     return s;
 }
@@ -260,7 +168,7 @@ void print_help(std::ostream& out) {
            "                  [--trusted-networks CIDR,...] [--max-hops N] [--header-prefix X-Unit-]\n"
            "                  [--expand-aliases] [--user U] [--log syslog|stderr] [SETTINGS]\n\n"
         << mode_options() << '\n'
-        << key_options();
+        << table.options(settings_title);
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {

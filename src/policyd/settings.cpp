@@ -2,13 +2,12 @@
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <charconv>
 #include <ostream>
 
 #include "common/config_file.hpp"
+#include "common/key_table.hpp"
 #include "common/endpoint.hpp"
 
 namespace unit::policyd {
@@ -18,47 +17,12 @@ using common::ConfigError;
 
 namespace {
 
-// Applies a value to the settings: "" when taken, else why not.
-using Apply = std::string (*)(std::string_view value, Settings& s);
-
-struct Key {
-    const char* name;      // configuration key; the option is --name with '-' for '_'
-    const char* fallback;  // the default, as text (for --help and the man page)
-    const char* doc;
-    Apply apply;
-    bool repeatable = false;
-};
-
-std::string set_text(std::string& field, std::string_view value, bool may_be_empty = true) {
-    if (!may_be_empty && value.empty()) return "empty value";
-    if (value.find_first_of("\r\n") != std::string_view::npos) return "line break in value";
-    field = std::string(value);
-    return {};
-}
-
-std::string set_duration(std::chrono::seconds& field, std::string_view value) {
-    auto d = common::parse_duration(value);
-    if (!d) return fmt::format("bad duration \"{}\" (expected N[s|m|h|d|w])", value);
-    field = *d;
-    return {};
-}
-
-std::string set_bool(bool& field, std::string_view value) {
-    auto b = common::parse_bool(value);
-    if (!b) return fmt::format("bad boolean \"{}\" (expected yes or no)", value);
-    field = *b;
-    return {};
-}
-
-template <class Number>
-std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {
-    Number n{};
-    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
-    if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max)
-        return fmt::format("bad number \"{}\" (expected {} to {})", value, min, max);
-    field = n;
-    return {};
-}
+using Key = common::Key<Settings>;
+using common::KeyKind;
+using common::set_bool;
+using common::set_duration;
+using common::set_number;
+using common::set_text;
 
 std::string add_endpoint(std::vector<std::string>& list, std::string_view value) {
     auto e = common::parse_endpoint(value);
@@ -81,9 +45,11 @@ const Key keys[] = {
     {"db", "/var/lib/unitpolicy/units.db", "the replica of the policy database (read-only)",
      [](std::string_view v, Settings& s) { return set_text(s.db, v, false); }},
     {"policy_listen", "", "policy delegation listener, unix:/path or inet:host:port (repeatable)",
-     [](std::string_view v, Settings& s) { return add_endpoint(s.policy_listen, v); }, true},
+     [](std::string_view v, Settings& s) { return add_endpoint(s.policy_listen, v); }, KeyKind::Repeatable,
+     [](Settings& s) { s.policy_listen.clear(); }},
     {"socketmap_listen", "", "socketmap listener, unix:/path or inet:host:port (repeatable)",
-     [](std::string_view v, Settings& s) { return add_endpoint(s.socketmap_listen, v); }, true},
+     [](std::string_view v, Settings& s) { return add_endpoint(s.socketmap_listen, v); }, KeyKind::Repeatable,
+     [](Settings& s) { s.socketmap_listen.clear(); }},
     {"control", "", "control socket path for --dump --control (live counters)",
      [](std::string_view v, Settings& s) { return set_text(s.control, v); }},
     {"unit", "", "this host's unit (unit role: enables the transportunit map)",
@@ -118,12 +84,7 @@ const Key keys[] = {
     {"socket_group", "", "group of the unix sockets",
      [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
     {"log", "syslog", "syslog (facility mail) or stderr",
-     [](std::string_view v, Settings& s) -> std::string {
-         if (v == "syslog") s.log = common::LogSink::Syslog;
-         else if (v == "stderr") s.log = common::LogSink::Stderr;
-         else return fmt::format("bad log sink \"{}\" (expected syslog or stderr)", v);
-         return {};
-     }},
+     [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); }},
     {"debug", "no", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); }},
     {"idle_timeout", "330s", "close a client connection idle this long",
      [](std::string_view v, Settings& s) -> std::string {
@@ -145,17 +106,8 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.tempfail, v, true); }},
 };
 
-std::string option_name(std::string_view key) {
-    std::string name(key);
-    std::replace(name.begin(), name.end(), '_', '-');
-    return name;
-}
-
-const Key* find_key(std::string_view name) {
-    for (const auto& k : keys)
-        if (name == k.name) return &k;
-    return nullptr;
-}
+const common::KeyTable<Settings> table{keys};
+constexpr const char* settings_title = "Settings (also `key = value` in the configuration file)";
 
 po::options_description mode_options() {
     po::options_description modes("Modes");
@@ -168,37 +120,6 @@ po::options_description mode_options() {
         ("dump", "print the configuration, the database and (with --control) the daemon's counters")
         ("json", "with --dump: JSON output");
     return modes;
-}
-
-po::options_description key_options() {
-    po::options_description options("Settings (also `key = value` in the configuration file)");
-    for (const auto& k : keys) {
-        std::string help = k.fallback[0] ? fmt::format("{} (default: {})", k.doc, k.fallback) : std::string(k.doc);
-        if (k.repeatable)
-            options.add_options()(option_name(k.name).c_str(), po::value<std::vector<std::string>>(), help.c_str());
-        else
-            options.add_options()(option_name(k.name).c_str(), po::value<std::string>(), help.c_str());
-    }
-    return options;
-}
-
-void apply_option(const Key& key, std::string_view value, Settings& s) {
-    if (auto problem = key.apply(value, s); !problem.empty())
-        throw ConfigError(fmt::format("--{}: {}", option_name(key.name), problem));
-}
-
-void apply_command_line(const po::variables_map& vm, Settings& s) {
-    for (const auto& k : keys) {
-        auto it = vm.find(option_name(k.name));
-        if (it == vm.end()) continue;
-        if (k.repeatable) {
-            auto& list = std::string_view(k.name) == "policy_listen" ? s.policy_listen : s.socketmap_listen;
-            list.clear();  // the command line replaces the file's listeners
-            for (const auto& v : it->second.as<std::vector<std::string>>()) apply_option(k, v, s);
-        } else {
-            apply_option(k, it->second.as<std::string>(), s);
-        }
-    }
 }
 
 void choose_mode(const po::variables_map& vm, Settings& s) {
@@ -225,33 +146,14 @@ void check_consistency(const Settings& s) {
 
 Settings load_settings(int argc, const char* const argv[]) {
     po::options_description all;
-    all.add(mode_options()).add(key_options());
-    po::variables_map vm;
-    try {
-        po::store(po::command_line_parser(argc, argv)
-                      .options(all)
-                      .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
-                      .run(),
-                  vm);
-    } catch (const po::error& e) {
-        throw ConfigError(e.what());
-    }
+    all.add(mode_options()).add(table.options(settings_title));
+    auto vm = common::parse_command_line(argc, argv, all);
     Settings s;
     choose_mode(vm, s);
     if (s.mode == Mode::Help || s.mode == Mode::Version) return s;
-    struct stat st {};
-    s.config_file = vm.count("config") ? vm["config"].as<std::string>()
-                    : stat(default_config_file, &st) == 0 ? default_config_file
-                                                          : "";
-    if (!s.config_file.empty()) {
-        common::read_config_file(s.config_file, [&](std::string_view name, std::string_view value) -> std::string {
-            const Key* key = find_key(name);
-            if (key == nullptr) return fmt::format("unknown key '{}'", name);
-            std::string problem = key->apply(value, s);
-            return problem.empty() ? problem : fmt::format("{}: {}", name, problem);
-        });
-    }
-    apply_command_line(vm, s);
+    s.config_file = common::config_path(vm, default_config_file);
+    if (!s.config_file.empty()) table.apply_file(s.config_file, s);
+    table.apply_command_line(vm, s);
     check_consistency(s);
     return s;
 }
@@ -262,7 +164,7 @@ void print_help(std::ostream& out) {
            "       unitpolicy --query ADDRESS [--unit NAME] [SETTINGS]\n"
            "       unitpolicy --dump [--json] [--control PATH] [SETTINGS]\n\n"
         << mode_options() << '\n'
-        << key_options();
+        << table.options(settings_title);
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {

@@ -1,0 +1,67 @@
+#include "common/key_table.hpp"
+
+#include <sys/stat.h>
+
+#include <algorithm>
+
+namespace unit::common {
+
+namespace po = boost::program_options;
+
+std::string set_text(std::string& field, std::string_view value, bool may_be_empty) {
+    if (!may_be_empty && value.empty()) return "empty value";
+    // A value ends up in replies and logs: no line breaks or control bytes.
+    if (std::any_of(value.begin(), value.end(), [](unsigned char c) { return c < ' ' || c == 0x7f; }))
+        return "control character in value";
+    field = std::string(value);
+    return {};
+}
+
+std::string set_bool(bool& field, std::string_view value) {
+    auto b = parse_bool(value);
+    if (!b) return fmt::format("bad boolean \"{}\" (expected yes or no)", value);
+    field = *b;
+    return {};
+}
+
+std::string set_duration(std::chrono::seconds& field, std::string_view value) {
+    auto d = parse_duration(value);
+    if (!d) return fmt::format("bad duration \"{}\" (expected N[s|m|h|d|w])", value);
+    field = *d;
+    return {};
+}
+
+std::string set_log_sink(LogSink& field, std::string_view value) {
+    if (value == "syslog") field = LogSink::Syslog;
+    else if (value == "stderr") field = LogSink::Stderr;
+    else return fmt::format("bad log sink \"{}\" (expected syslog or stderr)", value);
+    return {};
+}
+
+std::string option_name(std::string_view key) {
+    std::string name(key);
+    std::replace(name.begin(), name.end(), '_', '-');
+    return name;
+}
+
+po::variables_map parse_command_line(int argc, const char* const argv[], const po::options_description& options) {
+    po::variables_map vm;
+    try {
+        po::store(po::command_line_parser(argc, argv)
+                      .options(options)
+                      .style(po::command_line_style::default_style & ~po::command_line_style::allow_guessing)
+                      .run(),
+                  vm);
+    } catch (const po::error& e) {
+        throw ConfigError(e.what());
+    }
+    return vm;
+}
+
+std::string config_path(const po::variables_map& vm, const char* fallback) {
+    if (vm.count("config")) return vm["config"].as<std::string>();
+    struct stat st {};
+    return stat(fallback, &st) == 0 ? fallback : "";
+}
+
+}  // namespace unit::common

@@ -1,0 +1,130 @@
+// key_table.hpp: the one declarative table of configuration keys each
+// program has (STYLE §7): a key's name, default, one-line doc and how its
+// value is applied drive the configuration file (`key = value`), the command
+// line (--key-name, with '-' for '_'), --help and the man page tests.
+//
+// Appliers return "" when they took the value, else why not; the table turns
+// that into common::ConfigError naming the key (and FILE:LINE for the file).
+// Logs nothing.
+#pragma once
+
+#include <boost/program_options.hpp>
+#include <fmt/format.h>
+
+#include <charconv>
+#include <chrono>
+#include <span>
+#include <string>
+#include <string_view>
+
+#include "common/config_file.hpp"
+#include "common/log.hpp"
+
+namespace unit::common {
+
+// Value appliers shared by the tables.
+std::string set_text(std::string& field, std::string_view value, bool may_be_empty = true);
+std::string set_bool(bool& field, std::string_view value);
+std::string set_duration(std::chrono::seconds& field, std::string_view value);
+std::string set_log_sink(LogSink& field, std::string_view value);  // syslog | stderr
+
+template <class Number>
+std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {
+    Number n{};
+    auto [end, ec] = std::from_chars(value.data(), value.data() + value.size(), n, base);
+    if (ec != std::errc() || end != value.data() + value.size() || n < min || n > max)
+        return fmt::format("bad number \"{}\" (expected {} to {})", value, min, max);
+    field = n;
+    return {};
+}
+
+// "policy_listen" -> "policy-listen"
+std::string option_name(std::string_view key);
+
+enum class KeyKind {
+    Value,       // one value; the command line replaces the file's
+    Repeatable,  // a list; a command line that gives it replaces the file's list
+    Flag,        // yes/no; "--name" alone on the command line means yes
+};
+
+template <class Settings>
+struct Key {
+    const char* name;
+    const char* fallback;  // the default, as text
+    const char* doc;
+    std::string (*apply)(std::string_view value, Settings& s);
+    KeyKind kind = KeyKind::Value;
+    void (*clear)(Settings& s) = nullptr;  // Repeatable: empties the list
+};
+
+// Parses argv against `options` (no abbreviations); ConfigError on a problem.
+boost::program_options::variables_map parse_command_line(int argc, const char* const argv[],
+                                                         const boost::program_options::options_description& options);
+
+// --config FILE, else `fallback` when that file exists, else "".
+std::string config_path(const boost::program_options::variables_map& vm, const char* fallback);
+
+template <class Settings>
+class KeyTable {
+public:
+    explicit constexpr KeyTable(std::span<const Key<Settings>> keys) : keys_(keys) {}
+
+    std::span<const Key<Settings>> keys() const { return keys_; }
+
+    const Key<Settings>* find(std::string_view name) const {
+        for (const auto& k : keys_)
+            if (name == k.name) return &k;
+        return nullptr;
+    }
+
+    boost::program_options::options_description options(const char* title) const {
+        namespace po = boost::program_options;
+        po::options_description options(title);
+        for (const auto& k : keys_) {
+            std::string help = k.fallback[0] ? fmt::format("{} (default: {})", k.doc, k.fallback) : std::string(k.doc);
+            std::string name = option_name(k.name);
+            switch (k.kind) {
+            case KeyKind::Value: options.add_options()(name.c_str(), po::value<std::string>(), help.c_str()); break;
+            case KeyKind::Repeatable:
+                options.add_options()(name.c_str(), po::value<std::vector<std::string>>(), help.c_str());
+                break;
+            case KeyKind::Flag:
+                options.add_options()(name.c_str(), po::value<std::string>()->implicit_value("yes"), help.c_str());
+                break;
+            }
+        }
+        return options;
+    }
+
+    void apply_file(const std::string& path, Settings& s) const {
+        read_config_file(path, [&](std::string_view name, std::string_view value) -> std::string {
+            const Key<Settings>* key = find(name);
+            if (key == nullptr) return fmt::format("unknown key '{}'", name);
+            std::string problem = key->apply(value, s);
+            return problem.empty() ? problem : fmt::format("{}: {}", name, problem);
+        });
+    }
+
+    void apply_command_line(const boost::program_options::variables_map& vm, Settings& s) const {
+        for (const auto& k : keys_) {
+            auto it = vm.find(option_name(k.name));
+            if (it == vm.end()) continue;
+            if (k.kind == KeyKind::Repeatable) {
+                k.clear(s);
+                for (const auto& v : it->second.template as<std::vector<std::string>>()) apply(k, v, s);
+            } else {
+                apply(k, it->second.template as<std::string>(), s);
+            }
+        }
+    }
+
+private:
+    static void apply(const Key<Settings>& k, std::string_view value, Settings& s) {
+        if (auto problem = k.apply(value, s); !problem.empty())
+            throw ConfigError(fmt::format("--{}: {}", option_name(k.name), problem));
+    }
+
+    std::span<const Key<Settings>> keys_;
+};
+
+}  // namespace unit::common
