@@ -151,11 +151,15 @@ busy_mx() {
         || it_diag "busy_mx: the message to bob did not arrive"
 }
 
+# No unitmilter runs in these scenarios (test_unitmilter.sh has its own):
+# the examples' smtpd_milters line is dropped.
+no_milter_sed='s|^smtpd_milters = .*|smtpd_milters =|'
+
 # mx_fragment_seds DIR: sed expressions pointing the example's private/
 # sockets at DIR (Postfix takes an absolute path in unix:/abs/path).
 mx_fragment_seds() {
     printf '%s\n' "s|unix:private/unitpolicy|unix:$1/unitpolicy|g" \
-        "s|unix:private/unitmap|unix:$1/unitmap|g"
+        "s|unix:private/unitmap|unix:$1/unitmap|g" "$no_milter_sed"
 }
 
 # --------------------------------------------------------------- directory
@@ -451,7 +455,7 @@ chmod 0755 "$IT_WORK/mda.sh"
 SINK_DIR[local]=$localdir
 
 pf_new unit1
-pf_main_fragment unit1 "$IT_EXAMPLES/unit/main.cf"
+pf_main_fragment unit1 "$IT_EXAMPLES/unit/main.cf" "$no_milter_sed"
 pf_master_fragment unit1 "$IT_EXAMPLES/unit/master.cf"
 pf_master unit1 "unitlocal unix - n n - - pipe" \
     "  flags=R user=nobody argv=$IT_WORK/mda.sh $localdir \${recipient}"

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "milter/settings.hpp"
 #include "policyd/settings.hpp"
 #include "policyd/stats.hpp"
 #include "test_support.hpp"
@@ -103,9 +104,9 @@ struct ExampleLine {
     bool commented;
 };
 
-std::vector<ExampleLine> example_lines() {
+std::vector<ExampleLine> example_lines(const std::string& file = "examples/unitpolicy.conf") {
     std::vector<ExampleLine> lines;
-    std::istringstream in(source("examples/unitpolicy.conf"));
+    std::istringstream in(source(file));
     for (std::string line; std::getline(in, line);) {
         bool commented = !line.empty() && line[0] == '#';
         std::string body = commented ? line.substr(1) : line;
@@ -120,6 +121,15 @@ std::vector<ExampleLine> example_lines() {
         lines.push_back({key, value, commented});
     }
     return lines;
+}
+
+// unitmilter's configuration keys, with the values the defaults give them.
+std::vector<std::pair<std::string, std::string>> milter_default_keys() {
+    std::vector<std::pair<std::string, std::string>> keys;
+    for (auto& [key, value] : unit::milter::describe(unit::milter::Settings{}))
+        if (key != "config") keys.emplace_back(key, value);
+    REQUIRE(!keys.empty());
+    return keys;
 }
 
 // The ".TP" / ".B key" entries of the CONFIGURATION section of a page.
@@ -215,6 +225,72 @@ TEST_CASE("every option of unitctl is in unitctl(8)") {
         CHECK_MESSAGE(has_token(man, option), "unitctl --help shows " << option << ", unitctl.8 does not");
 }
 
+TEST_CASE("every option of unitmilter is in unitmilter(8)") {
+    std::string man = page("unitmilter.8");
+    for (const auto& [key, value] : milter_default_keys())
+        CHECK_MESSAGE(has_token(man, option_of(key)), "unitmilter.8 does not mention " << option_of(key));
+    for (const auto& option : help_options(env_or_fail("UNITMILTER")))
+        CHECK_MESSAGE(has_token(man, option), "unitmilter --help shows " << option << ", unitmilter.8 does not");
+}
+
+TEST_CASE("every configuration key of unitmilter has an entry in unitmilter(8), and every entry is a key") {
+    std::set<std::string> entries = configuration_entries(page("unitmilter.8"));
+    std::set<std::string> keys;
+    for (const auto& [key, value] : milter_default_keys()) {
+        keys.insert(key);
+        CHECK_MESSAGE(entries.count(key) == 1, "unitmilter.8 has no \".TP\\n.B " << key << "\" entry");
+    }
+    for (const auto& entry : entries)
+        CHECK_MESSAGE(keys.count(entry) == 1, "unitmilter.8 documents \"" << entry << "\", which is not a key");
+}
+
+TEST_CASE("every configuration key of unitmilter is in examples/unitmilter.conf, with its real default") {
+    auto lines = example_lines("examples/unitmilter.conf");
+    std::set<std::string> keys;
+    for (const auto& [key, value] : milter_default_keys()) keys.insert(key);
+    std::set<std::string> listed;
+    for (const auto& line : lines) {
+        CHECK_MESSAGE(keys.count(line.key) == 1, "examples/unitmilter.conf sets \"" << line.key
+                                                                                    << "\", which is not a key");
+        if (line.commented) listed.insert(line.key);
+    }
+    for (const auto& key : keys)
+        CHECK_MESSAGE(listed.count(key) == 1, "examples/unitmilter.conf has no \"#" << key << " = default\" line");
+
+    // The commented-out defaults, taken as settings, change nothing. A
+    // serving configuration needs a listener, and the host name is the
+    // system's: those two are left out of the comparison.
+    TempDir dir;
+    std::string defaults;
+    for (const auto& line : lines)
+        if (line.commented && !line.value.empty() && keys.count(line.key) == 1)
+            defaults += line.key + " = " + line.value + "\n";
+    write_file(dir.path("defaults.conf"), defaults);
+    std::string file = dir.path("defaults.conf");
+    const char* argv[] = {"unitmilter", "--config", file.c_str(), "--listen", "unix:/nonexistent/unitmilter"};
+    unit::milter::Settings loaded = unit::milter::load_settings(5, argv);
+    std::map<std::string, std::string> got;
+    for (auto& [key, value] : unit::milter::describe(loaded)) got[key] = value;
+    for (const auto& [key, value] : milter_default_keys()) {
+        if (key == "listen" || key == "hostname") continue;
+        CHECK_MESSAGE(got[key] == value, "examples/unitmilter.conf: #" << key << " gives \"" << got[key]
+                                                                        << "\", the default is \"" << value << "\"");
+    }
+
+    // And the active settings of the example are valid.
+    std::string example = env_or_fail("UNIT_SOURCE_ROOT") + "/examples/unitmilter.conf";
+    const char* example_argv[] = {"unitmilter", "--config", example.c_str()};
+    CHECK_NOTHROW(unit::milter::load_settings(3, example_argv));
+}
+
+TEST_CASE("unitmilter(8) has the sections of a daemon's page") {
+    std::string man = page("unitmilter.8");
+    for (const char* section : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "HEADERS", "CONFIGURATION",
+                                "DIAGNOSTICS", "SIGNALS", "EXIT STATUS", "SECURITY", "FILES", "SEE ALSO"})
+        CHECK_MESSAGE(man.find(std::string("\n.SH ") + section + "\n") != std::string::npos,
+                      "unitmilter.8 has no " << section << " section");
+}
+
 TEST_CASE("unitpolicy(8) has the sections of a daemon's page") {
     std::string man = page("unitpolicy.8");
     for (const char* section : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "CONFIGURATION",
@@ -239,5 +315,5 @@ TEST_CASE("the pages format without warnings") {
         CHECK_MESSAGE(r.exit_code == 0, entry.path().filename().string() << ": groff exits " << r.exit_code);
         CHECK_MESSAGE(r.err.empty(), entry.path().filename().string() << ": " << r.err);
     }
-    CHECK(pages >= 4);
+    CHECK(pages >= 5);
 }
