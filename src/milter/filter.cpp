@@ -343,19 +343,6 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
         return refuse(ctx, internal_reply());
     }
 
-    HeaderVerdict verdict = check_headers(s.headers, s.trusted, settings.max_hops);
-    if (verdict.refuse) {
-        if (verdict.refuse->xcode == "4.4.6")
-            log(Severity::Warning, "{}: reject: routing loop: hop {} from {} reaches max_hops {}: {} {} {}", qid,
-                verdict.incoming, s.client, settings.max_hops, verdict.refuse->code, verdict.refuse->xcode,
-                verdict.refuse->text);
-        else
-            log(Severity::Warning, "{}: reject: more than {} distinct {}* header names from {}: {} {} {}", qid,
-                max_prefixed_names, settings.header_prefix, s.client, verdict.refuse->code, verdict.refuse->xcode,
-                verdict.refuse->text);
-        return refuse(ctx, *verdict.refuse);
-    }
-
     RecipientPlan plan;
     {
         auto lease = s.runtime->pool.checkout();
@@ -374,6 +361,26 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
         log(Severity::Warning, "{}: directory unavailable for {} recipient(s): accepting, route incomplete", qid,
             plan.tempfails.size());
     }
+    // The loop guard decides after the recipients are resolved: whether the
+    // loop is over depends on where they go now and on this host's generation.
+    LoopContext here{plan.generation, settings.role == Role::Unit && plan.elsewhere.empty() &&
+                                          plan.tempfails.empty() && !s.recipients.empty()};
+    HeaderVerdict verdict = check_headers(s.headers, s.trusted, settings.max_hops, here);
+    if (verdict.refuse) {
+        if (verdict.refuse->xcode == "4.4.6")
+            log(Severity::Warning, "{}: reject: routing loop: hop {} from {} reaches max_hops {}: {} {} {}", qid,
+                verdict.incoming, s.client, settings.max_hops, verdict.refuse->code, verdict.refuse->xcode,
+                verdict.refuse->text);
+        else
+            log(Severity::Warning, "{}: reject: more than {} distinct {}* header names from {}: {} {} {}", qid,
+                max_prefixed_names, settings.header_prefix, s.client, verdict.refuse->code, verdict.refuse->xcode,
+                verdict.refuse->text);
+        return refuse(ctx, *verdict.refuse);
+    }
+    if (verdict.released)
+        log(Severity::Info, "{}: routing loop over at hop {} from {}: {}: accepted", qid, verdict.incoming, s.client,
+            here.delivered_here ? std::string("every recipient is delivered on this unit")
+                                : fmt::format("directory generation {} has caught up with the route's", plan.generation));
     if (plan.too_many) {
         log(Severity::Error, "{}: alias expansion above {} recipients: 451 4.3.0", qid, max_added_recipients);
         return refuse(ctx, {"451", "4.3.0", "Alias expansion too large"});

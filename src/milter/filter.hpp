@@ -32,11 +32,13 @@
 // the last session using it ends. Only end of message resolves, so one
 // checkout per message.
 //
-// End of message, in order: refuse a loop (451 4.4.6) or an unstrippable
-// header flood (451 4.7.0); resolve every recipient in one checkout; on a
+// End of message, in order: resolve every recipient in one checkout; on a
 // directory tempfail, 451 4.3.0 (tempfail_action = tempfail) or go on with
 // a warning (accept: hygiene and the hop stamp still apply, the route lists
-// the units that resolved); then the header edits (smfi_chgheader by index,
+// the units that resolved); refuse a loop (451 4.4.6, unless LoopContext
+// says it is over: every recipient delivered on this unit, or this host's
+// generation at least the route's) or an unstrippable header flood
+// (451 4.7.0); then the header edits (smfi_chgheader by index,
 // highest first, then smfi_chgheader/smfi_addheader for the one route) and,
 // with expand_aliases, the envelope edits (smfi_delrcpt/smfi_addrcpt, each
 // logged with the queue id). A failed libmilter call tempfails the message.

@@ -148,7 +148,11 @@ void HeaderScan::add(std::string_view name, std::string_view value) {
     }
     if (iequals(name, route_name_)) {
         ++route_count_;
-        if (auto hop = parse_route(value).hop) hop_ = std::max(hop_.value_or(0), *hop);
+        Route route = parse_route(value);
+        if (route.hop && *route.hop >= hop_.value_or(0)) {
+            hop_ = *route.hop;
+            gen_ = route.gen;
+        }
     }
 }
 
@@ -156,17 +160,25 @@ void HeaderScan::clear() noexcept {
     prefixed_.clear();
     route_count_ = 0;
     hop_.reset();
+    gen_.reset();
     overflowed_ = false;
 }
 
-HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops) {
+HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops, const LoopContext& here) {
     HeaderVerdict verdict;
     if (!trusted) {
         if (scan.overflowed()) verdict.refuse = too_many_headers_reply();
         return verdict;  // a forged hop counts for nothing: it is deleted
     }
     verdict.incoming = scan.incoming_hop().value_or(0);
-    if (verdict.incoming >= max_hops) verdict.refuse = loop_reply();
+    if (verdict.incoming >= max_hops) {
+        auto stamped = scan.incoming_generation();
+        // Generations come from one primary: a host at least as new as the
+        // one that stamped the route routes on data the loop did not see.
+        bool caught_up = here.generation >= 0 && stamped && here.generation >= *stamped;
+        verdict.released = here.delivered_here || (caught_up && verdict.incoming < 2 * max_hops);
+        if (!verdict.released) verdict.refuse = loop_reply();
+    }
     verdict.outgoing = std::min(verdict.incoming + 1, max_hop_value);
     return verdict;
 }

@@ -34,9 +34,15 @@
 //     refused with too_many_headers_reply (a 4xx: never a 5xx on doubt);
 //   - trusted client: other prefixed headers are kept; the incoming route's
 //     highest hop is the incoming hop; a hop >= max_hops refuses the message
-//     with loop_reply; otherwise the first route header is changed to the new
-//     value (hop+1) and any further route headers are deleted, so that
-//     exactly one route header leaves.
+//     with loop_reply, unless the loop is over (LoopContext): every
+//     recipient is delivered on this unit, or this host's directory is at
+//     least as new as the generation that stamped the route (this host has
+//     caught up with the one that sent the message here) and the hop is
+//     still below 2 x max_hops, a ceiling that ends any loop between hosts
+//     that agree (a configuration loop, not a disagreement);
+//     otherwise the first route header is changed to the new value (hop+1)
+//     and any further route headers are deleted, so that exactly one route
+//     header leaves.
 //
 // Pure functions and values: thread-safe, no logging, nothing throws but
 // std::bad_alloc.
@@ -101,6 +107,8 @@ public:
     int route_count() const noexcept { return route_count_; }
     // The highest valid hop among the route headers; nullopt when none had one.
     std::optional<int> incoming_hop() const noexcept { return hop_; }
+    // The generation in the route header with that hop; nullopt when none.
+    std::optional<std::int64_t> incoming_generation() const noexcept { return gen_; }
     bool overflowed() const noexcept { return overflowed_; }
 
 private:
@@ -108,6 +116,7 @@ private:
     std::vector<Name> prefixed_;
     int route_count_ = 0;
     std::optional<int> hop_;
+    std::optional<std::int64_t> gen_;
     bool overflowed_ = false;
 };
 
@@ -115,9 +124,16 @@ struct HeaderVerdict {
     std::optional<Reply> refuse;  // set: refuse the message with this reply
     int incoming = 0;             // the hop that counts (0: none)
     int outgoing = 1;             // the hop to stamp
+    bool released = false;        // at or past max_hops, but the loop is over (LoopContext)
 };
 
-HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops);
+// What this host knows about a message that reached max_hops.
+struct LoopContext {
+    std::int64_t generation = -1;  // this host's directory generation (-1: unknown)
+    bool delivered_here = false;   // role unit: every recipient is delivered on this unit
+};
+
+HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops, const LoopContext& here = {});
 
 // One header edit, in the order they must be applied.
 struct HeaderEdit {

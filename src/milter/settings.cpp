@@ -94,7 +94,7 @@ const Key keys[] = {
                              "(the other MX hosts and the units)",
      [](std::string_view v, Settings& s) { return set_networks(s, v); }},
     {"max_hops", "6", "refuse (451 4.4.6) a message whose incoming hop count reaches this",
-     [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 100); }},
+     [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 24); }},  // 2 x 24 < hop_count_limit (50)
     {"header_prefix", "X-Unit-", "the routing header prefix; the route header is PREFIX + Route",
      [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); }},
     {"expand_aliases", "no", "replace alias recipients by their targets (for MTAs without socketmap)",

@@ -16,11 +16,9 @@
 #               MX -> unit3 -> MX -> unit3 -> MX, is refused there with
 #               451 4.4.6, and stays deferred in unit3's queue (also after
 #               a "postqueue -f"); nothing is bounced anywhere
-#   converged   the MX's replica catches up; the retry is still refused
-#               (hop=4 in the message: a known bug, reported as "# known
-#               bug"; UNITMILTER_IT_CONVERGE=1 makes it a failure), and the
-#               work-around of unitmilter(8) (max_hops raised with SIGUSR1,
-#               postqueue -f) delivers it to unit2, without a bounce
+#   converged   the MX's replica catches up: its generation reaches the
+#               route's, so unit3's retry (hop=4) is taken and
+#               delivered to unit2, without a bounce
 #   filter down both filters stop with status 0 on SIGTERM; the MX then
 #               answers 451 4.7.1 (milter_default_action = tempfail)
 #
@@ -391,13 +389,9 @@ it_check "loop: nothing bounced on unit3" 'maillog unit3: $(pf_log unit3 | grep 
 # =============================================================== converged
 
 # The replicas converge (the MX learns that loop@ is on unit2), and unit3
-# retries. The message still carries unit3's hop=4, so the MX refuses it
-# again: it would stay deferred until maximal_queue_lifetime and then
-# bounce, although nothing loops any more (a known bug of the loop guard,
-# see BUGS in unitmilter(8)). With UNITMILTER_IT_CONVERGE=1 the retry must
-# get through (an assertion); otherwise the refusal is only reported, and
-# the work-around of unitmilter(8) is tested: max_hops raised on the MX
-# (SIGUSR1), postqueue -f on unit3, and the message reaches unit2.
+# retries. The message still carries unit3's hop=4, but the MX's directory
+# has caught up with the generation unit3 stamped it with: the loop is over,
+# the MX takes it (hop=5) and delivers it to unit2. Nothing is bounced.
 gen_conv=$(it_publish_gen "$mx_replica")
 route2="smtp:[127.0.0.1]:${SINK_PORT[unit2]}"
 mx_route_is() {
@@ -414,25 +408,12 @@ it_wait_until 20 eval '[ "$(sink_rcpt_count unit2 bob@example.com)" -gt '"$befor
 u3mark=$(pf_log_mark unit3)
 pf_flush unit3
 pf_log_wait unit3 "$u3mark" 'to=<loop@example\.com>.*status=(sent|deferred)' 20
-if [ "${UNITMILTER_IT_CONVERGE:-0}" = 1 ]; then
-    it_check "converged: the retry reaches unit2" \
-        'unit2 has: $(sink_list unit2); maillog unit3: $(pf_log_since unit3 "$u3mark" | grep loop@ | tail -1)' \
-        it_wait_until 20 sink_has_rcpt unit2 loop@example.com
-    hop='[0-9]+'   # whatever count a fixed loop guard gives it
-elif pf_log_has unit3 "$u3mark" 'to=<loop@example\.com>.*status=deferred .*451 4\.4\.6'; then
-    it_diag "known bug: the replicas agree (generation $gen_conv), yet the MX refuses unit3's retry with 451 4.4.6 (hop=4 in the message)"
-    it_check "converged: unitmilter on the MX reloads with max_hops 8" 'log: $(tail -n 3 "$IT_WORK/mxmilter.log")' \
-        um_reload mxmilter "$mx_conf" "${mx_seds[@]}" "${loop_seds[@]}" "\$a max_hops = 8"
-    pf_flush unit3
-    it_check "converged: after raising max_hops, the message reaches unit2" \
-        'unit2 has: $(sink_list unit2); maillog unit3: $(pf_log unit3 | grep loop@ | tail -1)' \
-        it_wait_until 20 sink_has_rcpt unit2 loop@example.com
-    hop=5
-else
-    it_diag "converged: the retry was not refused: $(pf_log_since unit3 "$u3mark" | grep loop@ | tail -1)"
+it_check "converged: the retry reaches unit2" \
+    'unit2 has: $(sink_list unit2); maillog unit3: $(pf_log_since unit3 "$u3mark" | grep loop@ | tail -1)' \
     it_wait_until 20 sink_has_rcpt unit2 loop@example.com
-    hop=5
-fi
+it_check "converged: the MX logged the loop as over" 'log: $(grep -i loop "$IT_WORK/mxmilter.log" | tail -2)' \
+    grep -q 'routing loop over at hop 4' "$IT_WORK/mxmilter.log"
+hop=5
 f=$(sink_file unit2 '^Message-Id: <loop\.1@')
 it_expect_match "converged: unit2's copy carries one route, from the MX" \
     "^X-Unit-Route: hop=$hop; gen=$gen_conv; units=unit2; by=mx\\.it\\.invalid\$" "$(route_headers "$f")"

@@ -111,7 +111,7 @@ for script in "$here"/*.lua; do
         echo 'if not ok then print("error: " .. tostring(err)) error(err) end'
     } >"$tmp/$name.lua"
     out=$(timeout 120 miltertest -D sock_mx="$tmp/mx.sock" -D sock_alias="$tmp/alias.sock" \
-        -D sock_nodb="$tmp/nodb.sock" -D sock_nodb_accept="$tmp/nodb_accept.sock" -D gen="$gen" \
+        -D sock_nodb="$tmp/nodb.sock" -D sock_nodb_accept="$tmp/nodb_accept.sock" -D gen="$gen" -D gen_older="$((gen - 1))" -D gen_newer="$((gen + 1))" \
         -s "$tmp/$name.lua" 2>&1)
     report "$name" $? "$out"
 done

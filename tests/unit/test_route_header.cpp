@@ -205,6 +205,33 @@ TEST_CASE("loop guard: a trusted hop at max_hops is refused with 451 4.4.6") {
     CHECK_FALSE(check_headers(at, false, 6).refuse);  // untrusted: stripped, not counted
 }
 
+TEST_CASE("loop guard: a loop that is over is released, up to a ceiling") {
+    auto at = scan_of({{"X-Unit-Route", "hop=6; gen=40"}});
+    // An older directory here (or none): the replicas still disagree.
+    CHECK(check_headers(at, true, 6, LoopContext{39, false}).refuse);
+    CHECK(check_headers(at, true, 6, LoopContext{-1, false}).refuse);
+    // Caught up with the host that stamped the route: released.
+    auto caught_up = check_headers(at, true, 6, LoopContext{40, false});
+    CHECK_FALSE(caught_up.refuse);
+    CHECK(caught_up.released);
+    CHECK(caught_up.outgoing == 7);
+    CHECK(check_headers(at, true, 6, LoopContext{41, false}).released);
+    // ... but not past 2 x max_hops, which ends a loop between hosts that agree.
+    auto ceiling = scan_of({{"X-Unit-Route", "hop=12; gen=40"}});
+    CHECK(check_headers(ceiling, true, 6, LoopContext{41, false}).refuse);
+    // Delivered on this unit: nothing can loop any more, whatever the count.
+    CHECK_FALSE(check_headers(ceiling, true, 6, LoopContext{40, true}).refuse);
+    CHECK(check_headers(ceiling, true, 6, LoopContext{40, true}).released);
+    // A route without a generation is never released for age.
+    CHECK(check_headers(scan_of({{"X-Unit-Route", "hop=6"}}), true, 6, LoopContext{41, false}).refuse);
+    // The generation that counts is the one of the route with the highest hop.
+    auto two = scan_of({{"X-Unit-Route", "hop=6; gen=50"}, {"X-Unit-Route", "hop=2; gen=10"}});
+    CHECK(two.incoming_generation() == 50);
+    CHECK(check_headers(two, true, 6, LoopContext{49, false}).refuse);
+    // Untrusted clients: nothing is counted, nothing is released.
+    CHECK_FALSE(check_headers(at, false, 6, LoopContext{41, false}).released);
+}
+
 TEST_CASE("a custom prefix") {
     HeaderScan scan("X-Route-");
     scan.add("X-Route-Route", "hop=2");
