@@ -502,8 +502,11 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
         auto address = IpAddress::from_sockaddr(hostaddr);
         if (!address) address = IpAddress::parse(symbol(ctx, "{client_addr}"));
         s->trusted = address && s->settings().trusted_networks.contains(*address);
-        s->client = fmt::format("{}[{}]", printable(hostname != nullptr ? hostname : "unknown", 255),
-                                address ? address->to_string() : "unknown");
+        // Postfix passes "[addr]" as the name of a client without one: log it
+        // as Postfix does, "unknown[addr]".
+        std::string_view name = hostname != nullptr ? hostname : "";
+        if (name.empty() || name.front() == '[') name = "unknown";
+        s->client = fmt::format("{}[{}]", printable(name, 255), address ? address->to_string() : "unknown");
         return carry_on(s, SMFIP_NR_CONN);
     });
 }
