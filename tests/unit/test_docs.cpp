@@ -104,7 +104,7 @@ struct ExampleLine {
     bool commented;
 };
 
-std::vector<ExampleLine> example_lines(const std::string& file = "examples/unitpolicy.conf") {
+std::vector<ExampleLine> example_lines(const std::string& file) {
     std::vector<ExampleLine> lines;
     std::istringstream in(source(file));
     for (std::string line; std::getline(in, line);) {
@@ -147,60 +147,95 @@ std::set<std::string> configuration_entries(const std::string& text) {
 
 }  // namespace
 
-TEST_CASE("every configuration key has an entry in unitpolicy.conf(5), and every entry is a key") {
-    std::string conf = page("unitpolicy.conf.5");
-    std::set<std::string> entries = configuration_entries(conf);
-    std::set<std::string> keys;
-    for (const auto& [key, value] : default_keys()) {
-        keys.insert(key);
-        CHECK_MESSAGE(entries.count(key) == 1, "unitpolicy.conf.5 has no \".TP\\n.B " << key << "\" entry");
+namespace {
+
+using Keys = std::vector<std::pair<std::string, std::string>>;
+
+std::set<std::string> key_names(const Keys& keys) {
+    std::set<std::string> names;
+    for (const auto& [key, value] : keys) names.insert(key);
+    return names;
+}
+
+// Every key has a ".TP .B key" entry in `page_name`, and every entry is a key.
+void check_entries(const std::string& page_name, const Keys& keys) {
+    std::set<std::string> entries = configuration_entries(page(page_name));
+    std::set<std::string> names = key_names(keys);
+    for (const auto& key : names)
+        CHECK_MESSAGE(entries.count(key) == 1, page_name << " has no \".TP\\n.B " << key << "\" entry");
+    for (const auto& entry : entries)
+        CHECK_MESSAGE(names.count(entry) == 1, page_name << " documents \"" << entry << "\", which is not a key");
+}
+
+// Every key is listed in the example file as "#key = default", and every
+// key it sets is real. Returns the commented-out defaults as a configuration.
+std::string check_example(const std::string& file, const Keys& keys) {
+    auto lines = example_lines(file);
+    std::set<std::string> names = key_names(keys);
+    std::set<std::string> listed;
+    std::string defaults;
+    for (const auto& line : lines) {
+        CHECK_MESSAGE(names.count(line.key) == 1, file << " sets \"" << line.key << "\", which is not a key");
+        if (!line.commented) continue;
+        listed.insert(line.key);
+        if (!line.value.empty() && names.count(line.key) == 1) defaults += line.key + " = " + line.value + "\n";
     }
-    for (const auto& entry : entries) CHECK_MESSAGE(keys.count(entry) == 1, "unitpolicy.conf.5 documents \"" << entry
-                                                                                   << "\", which is not a key");
+    for (const auto& key : names)
+        CHECK_MESSAGE(listed.count(key) == 1, file << " has no \"#" << key << " = default\" line");
+    return defaults;
+}
+
+// Loading the example's defaults gives the real defaults (`skip`: keys that
+// depend on the machine or are required).
+void check_defaults(const std::string& file, const Keys& keys, const Keys& loaded, const std::set<std::string>& skip) {
+    std::map<std::string, std::string> got(loaded.begin(), loaded.end());
+    for (const auto& [key, value] : keys) {
+        if (skip.count(key)) continue;
+        CHECK_MESSAGE(got[key] == value, file << ": #" << key << " gives \"" << got[key] << "\", the default is \""
+                                              << value << "\"");
+    }
+}
+
+// Every key's option and every option of `program --help` is in `page_name`.
+void check_options(const std::string& page_name, const std::string& program, const Keys& keys) {
+    std::string man = page(page_name);
+    for (const auto& [key, value] : keys)
+        CHECK_MESSAGE(has_token(man, option_of(key)), page_name << " does not mention " << option_of(key));
+    for (const auto& option : help_options(program))
+        CHECK_MESSAGE(has_token(man, option), program << " --help shows " << option << ", " << page_name << " does not");
+}
+
+void check_sections(const std::string& page_name, std::initializer_list<const char*> sections) {
+    std::string man = page(page_name);
+    for (const char* section : sections)
+        CHECK_MESSAGE(man.find(std::string("\n.SH ") + section + "\n") != std::string::npos,
+                      page_name << " has no " << section << " section");
+}
+
+}  // namespace
+
+TEST_CASE("every configuration key has an entry in unitpolicy.conf(5), and every entry is a key") {
+    check_entries("unitpolicy.conf.5", default_keys());
 }
 
 TEST_CASE("every configuration key is in examples/unitpolicy.conf, with its real default") {
-    auto lines = example_lines();
-    std::set<std::string> keys;
-    for (const auto& [key, value] : default_keys()) keys.insert(key);
-    std::set<std::string> listed;
-    for (const auto& line : lines) {
-        CHECK_MESSAGE(keys.count(line.key) == 1, "examples/unitpolicy.conf sets \"" << line.key
-                                                                                    << "\", which is not a key");
-        if (line.commented) listed.insert(line.key);
-    }
-    for (const auto& key : keys)
-        CHECK_MESSAGE(listed.count(key) == 1, "examples/unitpolicy.conf has no \"#" << key << " = default\" line");
-
+    const std::string file = "examples/unitpolicy.conf";
+    std::string defaults = check_example(file, default_keys());
     // The commented-out defaults, taken as settings, change nothing.
     TempDir dir;
-    std::string defaults;
-    for (const auto& line : lines)
-        if (line.commented && !line.value.empty() && keys.count(line.key) == 1)
-            defaults += line.key + " = " + line.value + "\n";
-    write_file(dir.path("defaults.conf"), defaults);
-    std::string file = dir.path("defaults.conf");
-    const char* argv[] = {"unitpolicy", "--dump", "--config", file.c_str()};
-    unit::policyd::Settings loaded = unit::policyd::load_settings(4, argv);
-    auto expected = default_keys();
-    std::map<std::string, std::string> got;
-    for (auto& [key, value] : unit::policyd::describe(loaded)) got[key] = value;
-    for (const auto& [key, value] : expected)
-        CHECK_MESSAGE(got[key] == value, "examples/unitpolicy.conf: #" << key << " gives \"" << got[key]
-                                                                        << "\", the default is \"" << value << "\"");
+    std::string path = dir.path("defaults.conf");
+    write_file(path, defaults);
+    const char* argv[] = {"unitpolicy", "--dump", "--config", path.c_str()};
+    check_defaults(file, default_keys(), unit::policyd::describe(unit::policyd::load_settings(4, argv)), {});
 
     // And the active settings of the example are valid.
-    std::string example = env_or_fail("UNIT_SOURCE_ROOT") + "/examples/unitpolicy.conf";
+    std::string example = env_or_fail("UNIT_SOURCE_ROOT") + "/" + file;
     const char* example_argv[] = {"unitpolicy", "--dump", "--config", example.c_str()};
     CHECK_NOTHROW(unit::policyd::load_settings(4, example_argv));
 }
 
 TEST_CASE("every option of unitpolicy is in unitpolicy(8)") {
-    std::string man = page("unitpolicy.8");
-    for (const auto& [key, value] : default_keys())
-        CHECK_MESSAGE(has_token(man, option_of(key)), "unitpolicy.8 does not mention " << option_of(key));
-    for (const auto& option : help_options(env_or_fail("UNITPOLICY")))
-        CHECK_MESSAGE(has_token(man, option), "unitpolicy --help shows " << option << ", unitpolicy.8 does not");
+    check_options("unitpolicy.8", env_or_fail("UNITPOLICY"), default_keys());
 }
 
 TEST_CASE("every counter of the control socket is in unitpolicy(8)") {
@@ -220,83 +255,45 @@ TEST_CASE("every counter of the control socket is in unitpolicy(8)") {
 }
 
 TEST_CASE("every option of unitctl is in unitctl(8)") {
-    std::string man = page("unitctl.8");
-    for (const auto& option : help_options(env_or_fail("UNITCTL")))
-        CHECK_MESSAGE(has_token(man, option), "unitctl --help shows " << option << ", unitctl.8 does not");
+    check_options("unitctl.8", env_or_fail("UNITCTL"), {});
 }
 
 TEST_CASE("every option of unitmilter is in unitmilter(8)") {
-    std::string man = page("unitmilter.8");
-    for (const auto& [key, value] : milter_default_keys())
-        CHECK_MESSAGE(has_token(man, option_of(key)), "unitmilter.8 does not mention " << option_of(key));
-    for (const auto& option : help_options(env_or_fail("UNITMILTER")))
-        CHECK_MESSAGE(has_token(man, option), "unitmilter --help shows " << option << ", unitmilter.8 does not");
+    check_options("unitmilter.8", env_or_fail("UNITMILTER"), milter_default_keys());
 }
 
 TEST_CASE("every configuration key of unitmilter has an entry in unitmilter(8), and every entry is a key") {
-    std::set<std::string> entries = configuration_entries(page("unitmilter.8"));
-    std::set<std::string> keys;
-    for (const auto& [key, value] : milter_default_keys()) {
-        keys.insert(key);
-        CHECK_MESSAGE(entries.count(key) == 1, "unitmilter.8 has no \".TP\\n.B " << key << "\" entry");
-    }
-    for (const auto& entry : entries)
-        CHECK_MESSAGE(keys.count(entry) == 1, "unitmilter.8 documents \"" << entry << "\", which is not a key");
+    check_entries("unitmilter.8", milter_default_keys());
 }
 
 TEST_CASE("every configuration key of unitmilter is in examples/unitmilter.conf, with its real default") {
-    auto lines = example_lines("examples/unitmilter.conf");
-    std::set<std::string> keys;
-    for (const auto& [key, value] : milter_default_keys()) keys.insert(key);
-    std::set<std::string> listed;
-    for (const auto& line : lines) {
-        CHECK_MESSAGE(keys.count(line.key) == 1, "examples/unitmilter.conf sets \"" << line.key
-                                                                                    << "\", which is not a key");
-        if (line.commented) listed.insert(line.key);
-    }
-    for (const auto& key : keys)
-        CHECK_MESSAGE(listed.count(key) == 1, "examples/unitmilter.conf has no \"#" << key << " = default\" line");
-
+    const std::string file = "examples/unitmilter.conf";
+    std::string defaults = check_example(file, milter_default_keys());
     // The commented-out defaults, taken as settings, change nothing. A
     // serving configuration needs a listener, and the host name is the
     // system's: those two are left out of the comparison.
     TempDir dir;
-    std::string defaults;
-    for (const auto& line : lines)
-        if (line.commented && !line.value.empty() && keys.count(line.key) == 1)
-            defaults += line.key + " = " + line.value + "\n";
-    write_file(dir.path("defaults.conf"), defaults);
-    std::string file = dir.path("defaults.conf");
-    const char* argv[] = {"unitmilter", "--config", file.c_str(), "--listen", "unix:/nonexistent/unitmilter"};
-    unit::milter::Settings loaded = unit::milter::load_settings(5, argv);
-    std::map<std::string, std::string> got;
-    for (auto& [key, value] : unit::milter::describe(loaded)) got[key] = value;
-    for (const auto& [key, value] : milter_default_keys()) {
-        if (key == "listen" || key == "hostname") continue;
-        CHECK_MESSAGE(got[key] == value, "examples/unitmilter.conf: #" << key << " gives \"" << got[key]
-                                                                        << "\", the default is \"" << value << "\"");
-    }
+    std::string path = dir.path("defaults.conf");
+    write_file(path, defaults);
+    const char* argv[] = {"unitmilter", "--config", path.c_str(), "--listen", "unix:/nonexistent/unitmilter"};
+    check_defaults(file, milter_default_keys(), unit::milter::describe(unit::milter::load_settings(5, argv)),
+                   {"listen", "hostname"});
 
     // And the active settings of the example are valid.
-    std::string example = env_or_fail("UNIT_SOURCE_ROOT") + "/examples/unitmilter.conf";
+    std::string example = env_or_fail("UNIT_SOURCE_ROOT") + "/" + file;
     const char* example_argv[] = {"unitmilter", "--config", example.c_str()};
     CHECK_NOTHROW(unit::milter::load_settings(3, example_argv));
 }
 
 TEST_CASE("unitmilter(8) has the sections of a daemon's page") {
-    std::string man = page("unitmilter.8");
-    for (const char* section : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "HEADERS", "CONFIGURATION",
-                                "DIAGNOSTICS", "SIGNALS", "EXIT STATUS", "SECURITY", "FILES", "SEE ALSO"})
-        CHECK_MESSAGE(man.find(std::string("\n.SH ") + section + "\n") != std::string::npos,
-                      "unitmilter.8 has no " << section << " section");
+    check_sections("unitmilter.8", {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "HEADERS",
+                                    "CONFIGURATION", "DIAGNOSTICS", "SIGNALS", "EXIT STATUS", "SECURITY", "FILES",
+                                    "SEE ALSO"});
 }
 
 TEST_CASE("unitpolicy(8) has the sections of a daemon's page") {
-    std::string man = page("unitpolicy.8");
-    for (const char* section : {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "CONFIGURATION",
-                                "DIAGNOSTICS", "EXIT STATUS", "SECURITY", "FILES", "SEE ALSO"})
-        CHECK_MESSAGE(man.find(std::string("\n.SH ") + section + "\n") != std::string::npos,
-                      "unitpolicy.8 has no " << section << " section");
+    check_sections("unitpolicy.8", {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "CONFIGURATION",
+                                    "DIAGNOSTICS", "EXIT STATUS", "SECURITY", "FILES", "SEE ALSO"});
 }
 
 TEST_CASE("the pages format without warnings") {
