@@ -57,6 +57,8 @@ struct Key {
     void (*clear)(Settings& s) = nullptr;  // Repeatable: empties the list
 };
 
+inline constexpr const char* settings_title = "Settings (also `key = value` in the configuration file)";
+
 // Parses argv against `options` (no abbreviations); ConfigError on a problem.
 boost::program_options::variables_map parse_command_line(int argc, const char* const argv[],
                                                          const boost::program_options::options_description& options);
@@ -94,6 +96,15 @@ public:
             }
         }
         return options;
+    }
+
+    // The configuration file (--config, else `fallback` when it exists), then
+    // the command line, which wins. Returns the file's path ("" when none).
+    std::string load(const boost::program_options::variables_map& vm, const char* fallback, Settings& s) const {
+        std::string path = config_path(vm, fallback);
+        if (!path.empty()) apply_file(path, s);
+        apply_command_line(vm, s);
+        return path;
     }
 
     void apply_file(const std::string& path, Settings& s) const {

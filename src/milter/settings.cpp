@@ -123,7 +123,6 @@ const Key keys[] = {
 };
 
 const common::KeyTable<Settings> table{keys};
-constexpr const char* settings_title = "Settings (also `key = value` in the configuration file)";
 
 po::options_description mode_options() {
     po::options_description modes("Modes");
@@ -150,15 +149,13 @@ void complete(Settings& s) {
 
 Settings load_settings(int argc, const char* const argv[]) {
     po::options_description all;
-    all.add(mode_options()).add(table.options(settings_title));
+    all.add(mode_options()).add(table.options(common::settings_title));
     auto vm = common::parse_command_line(argc, argv, all);
     Settings s;
     if (vm.count("version")) s.mode = Mode::Version;
     if (vm.count("help")) s.mode = Mode::Help;
     if (s.mode != Mode::Serve) return s;
-    s.config_file = common::config_path(vm, default_config_file);
-    if (!s.config_file.empty()) table.apply_file(s.config_file, s);
-    table.apply_command_line(vm, s);
+    s.config_file = table.load(vm, default_config_file, s);
     complete(s);
     return s;
 }
@@ -168,7 +165,7 @@ void print_help(std::ostream& out) {
            "                  [--trusted-networks CIDR,...] [--max-hops N] [--header-prefix X-Unit-]\n"
            "                  [--expand-aliases] [--user U] [--log syslog|stderr] [SETTINGS]\n\n"
         << mode_options() << '\n'
-        << table.options(settings_title);
+        << table.options(common::settings_title);
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {

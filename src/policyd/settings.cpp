@@ -107,7 +107,6 @@ const Key keys[] = {
 };
 
 const common::KeyTable<Settings> table{keys};
-constexpr const char* settings_title = "Settings (also `key = value` in the configuration file)";
 
 po::options_description mode_options() {
     po::options_description modes("Modes");
@@ -146,14 +145,12 @@ void check_consistency(const Settings& s) {
 
 Settings load_settings(int argc, const char* const argv[]) {
     po::options_description all;
-    all.add(mode_options()).add(table.options(settings_title));
+    all.add(mode_options()).add(table.options(common::settings_title));
     auto vm = common::parse_command_line(argc, argv, all);
     Settings s;
     choose_mode(vm, s);
     if (s.mode == Mode::Help || s.mode == Mode::Version) return s;
-    s.config_file = common::config_path(vm, default_config_file);
-    if (!s.config_file.empty()) table.apply_file(s.config_file, s);
-    table.apply_command_line(vm, s);
+    s.config_file = table.load(vm, default_config_file, s);
     check_consistency(s);
     return s;
 }
@@ -164,7 +161,7 @@ void print_help(std::ostream& out) {
            "       unitpolicy --query ADDRESS [--unit NAME] [SETTINGS]\n"
            "       unitpolicy --dump [--json] [--control PATH] [SETTINGS]\n\n"
         << mode_options() << '\n'
-        << table.options(settings_title);
+        << table.options(common::settings_title);
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
