@@ -626,3 +626,23 @@ it_publish() {
     ctl publish "$out" >/dev/null || it_fatal "unitctl publish $out failed"
     chmod 0644 "$out"
 }
+
+# it_stop_daemon LABEL PID SECONDS: SIGTERM, which must end the daemon (a
+# child of this shell) within SECONDS, with status 0.
+it_stop_daemon() {
+    local label=$1 pid=$2 seconds=$3 status _
+    kill -TERM "$pid" 2>/dev/null
+    for _ in $(seq 1 $((seconds * 5))); do
+        kill -0 "$pid" 2>/dev/null || break
+        sleep 0.2
+    done
+    if kill -0 "$pid" 2>/dev/null; then
+        it_not_ok "$label stops on SIGTERM" "still running after $seconds s"
+        kill -KILL "$pid" 2>/dev/null
+        wait "$pid" 2>/dev/null
+        return
+    fi
+    wait "$pid"
+    status=$?
+    it_expect_eq "$label exits 0 on SIGTERM" 0 "$status"
+}

@@ -113,21 +113,7 @@ um_reload() {
 # um_stop NAME: SIGTERM, which must end the filter with status 0 (libmilter
 # notices a stop within a few seconds).
 um_stop() {
-    local pid=${UM_PID[$1]} status _
-    kill -TERM "$pid" 2>/dev/null
-    for _ in $(seq 1 75); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.2
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        it_not_ok "unitmilter $1 stops on SIGTERM" "still running after 15 s"
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return
-    fi
-    wait "$pid"
-    status=$?
-    it_expect_eq "unitmilter $1 exits 0 on SIGTERM" 0 "$status"
+    it_stop_daemon "unitmilter $1" "${UM_PID[$1]}" 15
 }
 
 # it_publish_gen OUT: publishes $IT_DB to OUT (mode 0644) and prints the

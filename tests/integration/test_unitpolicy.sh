@@ -63,22 +63,7 @@ up_answers() {
 
 # up_stop NAME: SIGTERM, which must end the daemon with status 0.
 up_stop() {
-    local pid=${UP_PID[$1]} status
-    kill -TERM "$pid" 2>/dev/null
-    local i
-    for i in $(seq 1 50); do
-        kill -0 "$pid" 2>/dev/null || break
-        sleep 0.1
-    done
-    if kill -0 "$pid" 2>/dev/null; then
-        it_not_ok "unitpolicy $1 stops on SIGTERM" "still running after 5 s"
-        kill -KILL "$pid" 2>/dev/null
-        wait "$pid" 2>/dev/null
-        return
-    fi
-    wait "$pid"
-    status=$?
-    it_expect_eq "unitpolicy $1 exits 0 on SIGTERM" 0 "$status"
+    it_stop_daemon "unitpolicy $1" "${UP_PID[$1]}" 5
 }
 
 # up_map NAME MAP KEY: postmap -q KEY socketmap:unix:SOCKET:MAP, printed as
