@@ -31,6 +31,10 @@
 # Output: "ok NAME" or "not ok NAME: why" per assertion, "# ..." for
 # diagnostics, and it_summary's last line "integration: N passed, M failed".
 
+# Debian's own programs first: the tests need its python3, postfix and
+# swaks, not a user's shims (a pyenv shim costs seconds per call).
+PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+
 IT_BASE=${IT_BASE:-/var/tmp/unitpolicy-it}   # under /var: maillog_file_prefixes
 IT_SLOTS=8
 IT_TIME_LIMIT=${IT_TIME_LIMIT:-160}
@@ -645,4 +649,37 @@ it_stop_daemon() {
     wait "$pid"
     status=$?
     it_expect_eq "$label exits 0 on SIGTERM" 0 "$status"
+}
+
+# ---------------------------------------------------------------- crashes
+
+# it_reap PID: waits for a process started with it_spawn and forgets its
+# pid (the clean-up must not signal a process that reuses it); returns its
+# exit status.
+it_reap() {
+    local pid=$1 kept=() p status
+    wait "$pid" 2>/dev/null
+    status=$?
+    for p in "${IT_PIDS[@]}"; do
+        [ "$p" = "$pid" ] || kept+=("$p")
+    done
+    IT_PIDS=("${kept[@]}")
+    return "$status"
+}
+
+# it_crash PID: SIGKILL to a process started with it_spawn, as a crash
+# would, then it_reap.
+it_crash() {
+    kill -KILL "$1" 2>/dev/null
+    it_reap "$1"
+    return 0
+}
+
+# pf_daemon_pids NAME PROGRAM: the pids of instance NAME's PROGRAM
+# processes (qmgr, smtpd, ...), children of its master.
+pf_daemon_pids() {
+    local master
+    master=$(sed -n '1s/[^0-9]//gp' "${PF_DIR[$1]}/queue/pid/master.pid" 2>/dev/null)
+    [ -n "$master" ] || return 0
+    ps -o pid=,comm= --ppid "$master" | awk -v program="$2" '$2 == program { print $1 }'
 }
