@@ -28,10 +28,10 @@
 # After each phase both queues drain and every message is at its unit's
 # sink exactly once; nothing anywhere is bounced or refused with a 5xx.
 # The figures (messages, arrivals per sink, deferrals, 4xx, drain time) are
-# printed as "# " lines. MESSAGES (default 1000) is the number of messages
+# printed as "# " lines. MESSAGES (default 2000) is the number of messages
 # per phase; BUILD_DIR, UNITPOLICY and UNITMILTER select the binaries.
 set -uo pipefail
-IT_TIME_LIMIT=${IT_TIME_LIMIT:-180}
+IT_TIME_LIMIT=${IT_TIME_LIMIT:-300}
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IT_UNITPOLICY=${UNITPOLICY:-$IT_UNITPOLICY}
 IT_UNITMILTER=${UNITMILTER:-$IT_BUILD/src/milter/unitmilter}
@@ -41,7 +41,7 @@ command -v smtp-source >/dev/null 2>&1 || it_skip_all "smtp-source not installed
 it_init "$@"
 started=$(date +%s.%3N)
 
-messages=${MESSAGES:-1000}
+messages=${MESSAGES:-2000}
 units=(unit1 unit2 unit3)
 from=sender@sender.invalid
 outage=4          # seconds a daemon stays dead
