@@ -3,11 +3,13 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <thread>
 
 #include "unit/sqlite.hpp"
 
@@ -15,17 +17,57 @@ namespace unit {
 
 namespace detail {
 
+// How a connection waits for a writer's lock: like sqlite3_busy_timeout,
+// except that once a wait has run out, the lookups that follow within the
+// next `timeout` try the lock once and fail at once. One daemon thread
+// serves many client connections: waiting the full timeout for each of
+// them in turn would multiply the delay by the requests queued behind.
+struct BusyWait {
+    std::chrono::milliseconds timeout{0};
+    std::chrono::steady_clock::time_point started{};   // this wait
+    std::chrono::steady_clock::time_point gave_up{};   // when the last wait ran out
+};
+
 // One read-only connection to one snapshot file, its statements prepared once.
 struct Connection {
     DbHandle db;
     StmtHandle begin, commit, generation, domain, mailbox, unit, aliases;
     SnapshotInfo info;
+    BusyWait busy;  // its address is the busy handler's context
 };
 
 }  // namespace detail
 
 using detail::Connection;
 using detail::Query;
+
+// ---------------------------------------------------------------- busy handler
+
+namespace {
+
+// SQLite's busy handler: `count` is how many times it was called for this
+// lock. Returns non-zero to try again. The pauses are those of
+// sqlite3_busy_timeout.
+int wait_for_lock(void* context, int count) noexcept {
+    using namespace std::chrono;
+    constexpr int pauses_ms[] = {1, 2, 5, 10, 15, 20, 25, 25, 25, 50, 50, 100};
+    auto& wait = *static_cast<detail::BusyWait*>(context);
+    auto now = steady_clock::now();
+    if (count == 0) {
+        if (now - wait.gave_up < wait.timeout) return 0;  // locked a moment ago: do not queue behind it again
+        wait.started = now;
+    }
+    auto left = wait.timeout - duration_cast<milliseconds>(now - wait.started);
+    if (left <= milliseconds(0)) {
+        wait.gave_up = now;
+        return 0;
+    }
+    auto pause = milliseconds(pauses_ms[std::min<std::size_t>(static_cast<std::size_t>(count), std::size(pauses_ms) - 1)]);
+    std::this_thread::sleep_for(std::min(pause, left));
+    return 1;
+}
+
+}  // namespace
 
 // ---------------------------------------------------------------- ValidationCache
 
@@ -70,6 +112,18 @@ std::optional<FileId> stat_file(const std::string& path, int& error) noexcept {
 
 bool same_file(const FileId& a, const FileId& b) noexcept { return a.device == b.device && a.inode == b.inode; }
 
+// A WAL file holds a 32-byte header, then frames.
+constexpr std::int64_t wal_header_bytes = 32;
+
+// The -wal beside the path, as far as a refusal for it goes: which file it
+// is and whether it holds frames (a WAL that grows stays the same refusal).
+std::optional<FileId> wal_beside(const std::string& path) noexcept {
+    int ignored = 0;
+    auto wal = stat_file(path + "-wal", ignored);
+    if (!wal) return std::nullopt;
+    return FileId{wal->device, wal->inode, wal->size > wal_header_bytes ? 1 : 0, 0};
+}
+
 std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
     std::tm tm{};
     char zulu = 0;
@@ -109,6 +163,30 @@ Result<void> quick_check(sqlite3* db) {
     std::string verdict = row.value() ? q.text(0) : "no answer";
     if (verdict != "ok") return make_error(Errc::Corrupt, fmt::format("quick_check: {}", verdict));
     return {};
+}
+
+// SQLite reads a WAL found beside a database file whatever the file's
+// header says. A snapshot in rollback-journal mode (what publish writes)
+// has no WAL of its own: one with frames beside it was left by the file it
+// replaced (a replica once written in place in WAL mode, then replaced by
+// rename), and reading through it would lay that file's pages over the new
+// one's: old or mixed data, which quick_check does not always notice. The
+// header is read through SQLite's own descriptor, before any transaction.
+Result<void> check_no_stale_wal(sqlite3* db, const std::string& path) {
+    sqlite3_file* file = nullptr;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || file == nullptr ||
+        file->pMethods == nullptr)
+        return {};
+    unsigned char header[20];
+    if (file->pMethods->xRead(file, header, sizeof header, 0) != SQLITE_OK) return {};  // inspect() says why
+    bool rollback_journal = header[18] == 1 && header[19] == 1;  // file format versions: 2 is WAL
+    int ignored = 0;
+    auto wal = stat_file(path + "-wal", ignored);
+    if (!rollback_journal || !wal || wal->size <= wal_header_bytes) return {};
+    return make_error(Errc::Conflict,
+                      fmt::format("stale WAL: {}-wal ({} bytes) belongs to the file this rollback-journal snapshot "
+                                  "replaced: remove it and {}-shm",
+                                  path, wal->size, path));
 }
 
 Result<void> prepare_statements(Connection& c) {
@@ -162,15 +240,23 @@ Result<void> inspect(Connection& c, bool run_quick_check) {
 
 // ---------------------------------------------------------------- Directory
 
+// A file found at the path, with the WAL beside it: a refusal holds until
+// either changes (removing a stale WAL makes the same file worth a retry).
+struct Candidate {
+    FileId file;
+    std::optional<FileId> wal;
+    bool operator==(const Candidate&) const = default;
+};
+
 struct Directory::State {
     DirectoryOptions options;
     DirectoryStatus status;
     std::unique_ptr<Connection> current;
-    std::optional<FileId> refused;  // the last file refused, not retried until it changes
+    std::optional<Candidate> refused;  // the last candidate refused, not retried until it changes
     std::chrono::steady_clock::time_point next_check{};
 
     Result<std::unique_ptr<Connection>> open_candidate(const FileId& id);
-    void try_switch(const FileId& id);
+    void try_switch(const Candidate& candidate);
     void note_missing(int error);
 };
 
@@ -185,6 +271,9 @@ Result<std::unique_ptr<Connection>> Directory::State::open_candidate(const FileI
     auto c = std::make_unique<Connection>();
     c->db = std::move(db.value());
     c->info.file = id;
+    c->busy.timeout = options.busy_timeout;
+    sqlite3_busy_handler(c->db.get(), wait_for_lock, &c->busy);
+    if (auto r = check_no_stale_wal(c->db.get(), options.path); !r) return r.error();
     if (auto r = inspect(*c, !cached.has_value()); !r) return r.error();
 
     // The file may have been replaced between stat() and open(): only a
@@ -196,15 +285,17 @@ Result<std::unique_ptr<Connection>> Directory::State::open_candidate(const FileI
     return c;
 }
 
-void Directory::State::try_switch(const FileId& id) {
+void Directory::State::try_switch(const Candidate& found) {
+    const FileId& id = found.file;
     auto candidate = open_candidate(id);
     if (!candidate) {
         const Error& e = candidate.error();
         status.problem = fmt::format("{}: {}", options.path, e.message);
         if (e.code != Errc::Unavailable) {
-            refused = id;
+            refused = found;
             ++status.refusals;
-            if (options.validation) options.validation->record(id, e.message);
+            // A conflict is about the file's surroundings (a stale WAL), not the file.
+            if (options.validation && e.code != Errc::Conflict) options.validation->record(id, e.message);
         }
         return;
     }
@@ -246,8 +337,9 @@ void Directory::refresh(bool force) noexcept {
             s.status.problem.clear();  // updated in place, or back after a refused replacement
             return;
         }
-        if (s.refused && *s.refused == *id) return;
-        s.try_switch(*id);
+        Candidate candidate{*id, wal_beside(s.options.path)};
+        if (s.refused && *s.refused == candidate) return;
+        s.try_switch(candidate);
     } catch (const std::exception& e) {  // allocation failure: keep what we have
         s.status.problem = fmt::format("{}: {}", s.options.path, e.what());
     }

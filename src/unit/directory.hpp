@@ -10,6 +10,14 @@
 // snapshot keeps answering and status().problem says why. A file updated in
 // place (WAL or a live replicator) is seen by the next read transaction.
 //
+// SQLite reads a WAL found beside a file whatever the file says, so a
+// replacement renamed over a replica that was written in WAL mode would be
+// read through the old file's WAL (old or mixed pages). A rollback-journal
+// snapshot (what publish writes) with a WAL holding frames beside it is
+// therefore refused, and retried when that WAL goes away. A WAL-mode file
+// renamed over another cannot be told from its own WAL: remove the -wal
+// and -shm of the file it replaces first.
+//
 // When no good snapshot was ever opened (missing, corrupt, unsupported
 // schema), read() fails with Errc::Unavailable, so every lookup becomes a
 // temporary failure, never "unknown".
@@ -67,7 +75,10 @@ private:
 struct DirectoryOptions {
     std::string path;
     std::chrono::milliseconds check_interval{250};
-    std::chrono::milliseconds busy_timeout{200};  // wait for a writer's lock
+    // How long a lookup waits for a writer's lock. Once a wait has run out,
+    // lookups in the next busy_timeout try once and fail at once (Unavailable),
+    // so requests queued behind each other do not each wait in turn.
+    std::chrono::milliseconds busy_timeout{200};
     std::shared_ptr<ValidationCache> validation;   // optional
 };
 

@@ -9,14 +9,19 @@
 //   gives Reply{.ok = false, .text = reason} and closes the connection;
 //   the next ask() reconnects (as Postfix's clients do).
 // - classify(): what a reply means for the sender: accepted, a permanent
-//   rejection (5xx / NOTFOUND), a temporary failure (4xx / TEMP), or no
-//   answer at all (connection problem, timeout).
+//   rejection (5xx, REJECT / NOTFOUND, PERM), a temporary failure (4xx,
+//   DEFER... / TEMP, or anything Postfix would count as a lookup or
+//   configuration error), or no answer at all (connection problem, timeout).
 // - Latencies: a log-linear histogram (1 µs resolution below 1 ms, <1%
 //   error above), merged across threads after the run; percentiles in µs.
 // - Driver: N threads, each with its own Client, cycling through a
 //   workload from a different offset, until stop() or the duration ends.
 //   The caller's observer sees every (request, reply, latency) on the
-//   sending thread: it must be thread-safe (atomic counters).
+//   sending thread: it must be thread-safe (atomic counters). A thread
+//   opens one connection per protocol it meets, when first needed: a
+//   single-protocol workload has exactly `connections` connections, a mixed
+//   one up to twice as many. After a request got no answer the thread
+//   pauses 10 ms before the next one (no spinning on a dead server).
 // - ProcessSample: CPU time and resident memory of a process from
 //   /proc/PID/stat and /proc/PID/status (Linux).
 // Nothing here logs; errors are returned, a bad socket path included.
@@ -39,7 +44,8 @@ struct Request {
     Protocol protocol = Protocol::Policy;
     std::string map;  // socketmap only: "recipient", "transportmx", ...
     std::string key;  // the recipient address (policy) or the map key
-    bool exists = false;  // the workload's truth: the address has a mailbox
+    bool exists = false;  // the workload's truth: the address has a mailbox (or, for
+                          // policy and the recipient map, is an alias)
 };
 
 struct Reply {
@@ -148,11 +154,16 @@ struct Dataset {
     std::vector<std::string> unknown;   // addresses in served domains with no mailbox
 };
 
-// Throws std::runtime_error with a one-line reason on failure.
+// Units are unit0001..; mailbox i is user<i>@<domain i mod domains> on unit
+// i mod units; alias j points at mailboxes 2j and 2j+1; unknown addresses
+// are nobody<i>@<domain>. The primary must not exist yet. Throws
+// std::runtime_error with a one-line reason on failure.
 Dataset make_dataset(const DatasetSpec& spec, const std::string& primary_path, const std::string& replica_path);
 
-// A workload mixing policy and socketmap requests over the dataset:
-// `unknown_share` of the requests are for unknown addresses.
+// A workload mixing policy and socketmap requests over the dataset: half
+// policy, a quarter each `recipient` and `transportmx`; `unknown_share` of
+// the requests are for unknown addresses; 5% of the others (policy and
+// recipient only) are for aliases. Deterministic: same input, same requests.
 std::vector<Request> mixed_workload(const Dataset& data, double unknown_share, std::size_t size);
 
 struct ProcessSample {

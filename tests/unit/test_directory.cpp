@@ -1,5 +1,6 @@
 // The replica reader: opening, noticing replacements, refusing bad files.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -210,4 +211,73 @@ TEST_CASE("directories sharing a validation cache remember a refused file") {
     Directory b(o);
     CHECK(!b.status().serving);
     CHECK(b.status().problem == a.status().problem);
+}
+
+TEST_CASE("a snapshot renamed over a replica written in WAL mode waits until the old WAL is gone") {
+    Replica r;
+    auto cache = std::make_shared<ValidationCache>();
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    Directory d(o);
+    REQUIRE(d.status().serving);
+    {
+        // The replica written in place in WAL mode, its writer still open: the WAL keeps its frames.
+        auto writer = Primary::init(r.replica);
+        REQUIRE(writer.ok());
+        REQUIRE(writer->add_mailbox("inplace@example.com", "u1").ok());
+        CHECK(d.read()->mailbox("inplace@example.com")->has_value());
+
+        REQUIRE(r.primary.add_mailbox("next@example.com", "u1").ok());
+        install(r.primary, r.dir.path("staging.db"), r.replica);
+        d.refresh(true);
+        CHECK(d.status().refusals == 1);
+        CHECK(d.status().problem.find("stale WAL") != std::string::npos);
+        CHECK(d.read()->mailbox("inplace@example.com")->has_value());  // the last good snapshot
+        CHECK(!d.read()->mailbox("next@example.com")->has_value());
+
+        // Read through the old WAL, the new file would show the old one's pages.
+        Directory fresh(options_for(r.replica));
+        CHECK(!fresh.status().serving);
+        auto refused = fresh.read();
+        REQUIRE(!refused.ok());
+        CHECK(refused.error().code == Errc::Unavailable);
+    }
+    for (const char* suffix : {"-wal", "-shm"}) std::remove((r.replica + suffix).c_str());
+    d.refresh(true);
+    CHECK(d.status().problem.empty());
+    CHECK(d.status().switches == 1);
+    CHECK(d.read()->mailbox("next@example.com")->has_value());
+    CHECK(cache->verdict(d.status().snapshot.file) == std::optional<std::string>(""));  // the file itself was good
+}
+
+TEST_CASE("after a wait for a lock runs out, lookups fail at once for the next busy_timeout") {
+    using namespace std::chrono;
+    Replica r;
+    auto o = options_for(r.replica);
+    o.busy_timeout = milliseconds(200);
+    Directory d(o);
+    REQUIRE(d.status().serving);
+    sqlite3* locker = nullptr;
+    REQUIRE(sqlite3_open(r.replica.c_str(), &locker) == SQLITE_OK);
+    REQUIRE(sqlite3_exec(locker, "BEGIN EXCLUSIVE", nullptr, nullptr, nullptr) == SQLITE_OK);
+
+    auto timed_lookup = [&d](bool& ok) {
+        auto start = steady_clock::now();
+        auto reader = d.read();
+        ok = reader.ok() && reader->mailbox("user@example.com").ok();
+        return duration_cast<milliseconds>(steady_clock::now() - start);
+    };
+    bool ok = true;
+    CHECK(timed_lookup(ok) >= milliseconds(190));  // the first waits the whole busy_timeout
+    CHECK(!ok);
+    CHECK(timed_lookup(ok) < milliseconds(100));   // the next ones do not queue behind it
+    CHECK(!ok);
+    std::this_thread::sleep_for(milliseconds(250));
+    CHECK(timed_lookup(ok) >= milliseconds(190));  // later, one waits again
+    CHECK(!ok);
+
+    REQUIRE(sqlite3_exec(locker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
+    sqlite3_close(locker);
+    CHECK(timed_lookup(ok) < milliseconds(100));   // released: answered at once
+    CHECK(ok);
 }

@@ -1,0 +1,141 @@
+// The load generator itself: what it counts must be right before the
+// fault tests and the benchmarks rely on it.
+#include <doctest/doctest.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstring>
+#include <filesystem>
+
+#include "load.hpp"
+#include "unit/test_support.hpp"
+
+using namespace unit::load;
+using namespace std::chrono_literals;
+
+TEST_CASE("classify maps each protocol's replies to what the sender sees") {
+    auto policy = [](std::string text) { return classify(Protocol::Policy, Reply{true, std::move(text)}); };
+    auto map = [](std::string text) { return classify(Protocol::Socketmap, Reply{true, std::move(text)}); };
+    CHECK(policy("DUNNO") == Verdict::Accept);
+    CHECK(policy("OK") == Verdict::Accept);
+    CHECK(policy("550 5.1.1 User unknown") == Verdict::Reject);
+    CHECK(policy("REJECT no") == Verdict::Reject);
+    CHECK(policy("450 4.2.1 Mailbox temporarily unavailable") == Verdict::Tempfail);
+    CHECK(policy("451 4.3.0 Directory temporarily unavailable") == Verdict::Tempfail);
+    CHECK(policy("DEFER_IF_PERMIT later") == Verdict::Tempfail);
+    CHECK(policy("DUNNOX") == Verdict::Tempfail);  // an unknown action: Postfix answers 451
+    CHECK(map("OK smtp:[unit0001.example]") == Verdict::Accept);
+    CHECK(map("NOTFOUND ") == Verdict::Reject);
+    CHECK(map("TEMP directory unavailable") == Verdict::Tempfail);
+    CHECK(map("PERM bad") == Verdict::Reject);
+    CHECK(classify(Protocol::Policy, Reply{false, "timeout"}) == Verdict::NoAnswer);
+    CHECK(std::string(verdict_name(Verdict::NoAnswer)) == "no-answer");
+}
+
+TEST_CASE("the histogram resolves 1 µs below 1 ms and 1% above") {
+    Histogram h;
+    for (int us = 1; us <= 1000; ++us) h.add(std::chrono::microseconds(us));
+    CHECK(h.count() == 1000);
+    CHECK(h.percentile_us(50) == doctest::Approx(500.5));
+    CHECK(h.percentile_us(99) == doctest::Approx(990.5));
+    CHECK(h.mean_us() == doctest::Approx(500.5));
+
+    Histogram slow;
+    slow.add(std::chrono::milliseconds(10));
+    slow.add(std::chrono::seconds(3));
+    CHECK(slow.percentile_us(50) == doctest::Approx(10'000).epsilon(0.01));
+    CHECK(slow.percentile_us(100) == doctest::Approx(3'000'000).epsilon(0.01));
+
+    h.merge(slow);
+    CHECK(h.count() == 1002);
+    CHECK(h.percentile_us(100) == doctest::Approx(3'000'000).epsilon(0.01));
+    CHECK(Histogram().percentile_us(99) == 0);
+}
+
+TEST_CASE("a client gives no answer, without throwing, for a missing or silent server") {
+    unit::test::TempDir dir;
+    Client missing(dir.path("nothing"), 200ms);
+    Reply r = missing.ask(Request{Protocol::Policy, "", "user@example.com", true});
+    CHECK_FALSE(r.ok);
+    CHECK(r.text.find("connect") != std::string::npos);
+
+    // A listener that accepts (the kernel does) and never answers.
+    std::string path = dir.path("silent");
+    int listener = socket(AF_UNIX, SOCK_STREAM, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    std::strcpy(a.sun_path, path.c_str());
+    REQUIRE(bind(listener, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    REQUIRE(listen(listener, 4) == 0);
+    Client silent(path, 200ms);
+    auto start = std::chrono::steady_clock::now();
+    r = silent.ask(Request{Protocol::Socketmap, "recipient", "user@example.com", true});
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK_FALSE(r.ok);
+    CHECK(r.text == "timeout");
+    CHECK(took >= 190ms);
+    CHECK(took < 2s);
+    CHECK_FALSE(silent.connected());
+    close(listener);
+}
+
+TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") {
+    unit::test::TempDir dir;
+    DatasetSpec spec;
+    spec.mailboxes = 500;
+    spec.units = 20;
+    spec.aliases = 10;
+    Dataset data = make_dataset(spec, dir.path("primary.db"), dir.path("units.db"));
+    CHECK(data.existing.size() == 500);
+    CHECK(data.aliases.size() == 10);
+    CHECK(data.unknown.size() == 500);
+    CHECK(data.existing.front() == "user0@example.com");
+    CHECK_THROWS(make_dataset(spec, dir.path("primary.db"), dir.path("other.db")));  // exists already
+
+    auto workload = mixed_workload(data, 0.25, 2000);
+    REQUIRE(workload.size() == 2000);
+    std::size_t unknown = 0, policy = 0;
+    for (const auto& r : workload) {
+        unknown += r.exists ? 0 : 1;
+        policy += r.protocol == Protocol::Policy ? 1 : 0;
+    }
+    CHECK(policy == 1000);
+    CHECK(unknown > 400);
+    CHECK(unknown < 600);
+    CHECK(mixed_workload(data, 0.25, 100)[7].key == workload[7].key);  // deterministic
+
+    std::string policy_socket = dir.path("policy"), map_socket = dir.path("map");
+    std::string why;
+    auto daemon = Process::start({unit::test::env_or_fail("UNITPOLICY"), "--db", dir.path("units.db"),
+                                  "--policy-listen", "unix:" + policy_socket, "--socketmap-listen",
+                                  "unix:" + map_socket, "--log", "stderr", "--threads", "2"},
+                                 {policy_socket, map_socket}, dir.path("log"), 10s, why);
+    REQUIRE_MESSAGE(daemon, why);
+    CHECK(daemon->alive());
+
+    std::atomic<std::uint64_t> right{0}, wrong{0};
+    DriverOptions options;
+    options.policy_socket = policy_socket;
+    options.socketmap_socket = map_socket;
+    options.connections = 4;
+    options.duration = 300ms;
+    auto result = drive(options, workload, [&](const Request& request, const Reply& reply, std::chrono::nanoseconds) {
+        Verdict expected = request.exists ? Verdict::Accept : Verdict::Reject;
+        (classify(request.protocol, reply) == expected ? right : wrong)++;
+    });
+    CHECK(result.requests > 100);
+    CHECK(result.latency.count() == result.requests);
+    CHECK(right.load() == result.requests);
+    CHECK(wrong.load() == 0);
+    CHECK(result.rate() > 0);
+
+    auto sample = ProcessSample::read(daemon->pid());
+    REQUIRE(sample);
+    CHECK(sample->rss_bytes > 0);
+    CHECK(sample->cpu_seconds >= 0);
+
+    CHECK(daemon->stop() == 0);  // SIGTERM: a clean exit
+    CHECK_FALSE(daemon->alive());
+}
