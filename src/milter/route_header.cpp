@@ -138,10 +138,12 @@ HeaderScan::HeaderScan(std::string prefix) : prefix_(std::move(prefix)), route_n
 
 void HeaderScan::add(std::string_view name, std::string_view value) {
     if (!has_prefix(name, prefix_)) return;
-    auto known = std::find_if(prefixed_.begin(), prefixed_.end(), [&](const Name& n) { return iequals(n.name, name); });
-    if (known != prefixed_.end()) {
-        ++known->count;
+    std::string key(name);
+    std::transform(key.begin(), key.end(), key.begin(), lower);
+    if (auto known = index_.find(key); known != index_.end()) {
+        ++prefixed_[known->second].count;
     } else if (prefixed_.size() < max_prefixed_names) {
+        index_.emplace(std::move(key), prefixed_.size());
         prefixed_.push_back(Name{std::string(name), 1});
     } else {
         overflowed_ = true;
@@ -158,6 +160,7 @@ void HeaderScan::add(std::string_view name, std::string_view value) {
 
 void HeaderScan::clear() noexcept {
     prefixed_.clear();
+    index_.clear();
     route_count_ = 0;
     hop_.reset();
     gen_.reset();

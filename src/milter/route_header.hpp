@@ -24,7 +24,8 @@
 // without case) with their occurrence counts, and the highest hop of the
 // route headers. Its memory is bounded: at most max_prefixed_names distinct
 // names are remembered (overflowed() tells when more came); values are parsed
-// and dropped.
+// and dropped. Each header costs one hash lookup of its name, however many
+// names are remembered, so a message of many headers costs linear time.
 //
 // check_headers() and plan_headers() are the decision:
 //   - untrusted client: every prefixed header is deleted (every occurrence,
@@ -53,6 +54,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_map>
 #include <vector>
 
 namespace unit::milter {
@@ -114,6 +116,7 @@ public:
 private:
     std::string prefix_, route_name_;
     std::vector<Name> prefixed_;
+    std::unordered_map<std::string, std::size_t> index_;  // lowercased name -> its entry in prefixed_
     int route_count_ = 0;
     std::optional<int> hop_;
     std::optional<std::int64_t> gen_;

@@ -351,6 +351,11 @@ Result<Address> normalize(std::string_view raw, const AddressOptions& options) {
     if (options.fold_local_case && lowercase_ascii(part.logical))
         a.notes.emplace_back("local part folded to lowercase");
     a.local = render_local(part.logical);
+    // Quoting and A-labels can lengthen an address: a key past the limit
+    // could never be normalised again, so it is refused like a long input.
+    if (a.local.size() + 1 + a.domain.size() > max_address_length)
+        return invalid("address: ",
+                       "address longer than " + std::to_string(max_address_length) + " bytes once normalised");
     note_rendering(part, local_raw, a.local, a.notes);
     apply_split(a, part.logical, options);
     return a;

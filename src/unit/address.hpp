@@ -11,8 +11,9 @@
 // split when '-' is a delimiter).
 //
 // Outcomes: the normalised Address, or Errc::Invalid with the reason
-// (empty, longer than 320 bytes, control characters, no '@', empty local
-// part or domain, an invalid domain, invalid UTF-8). Never throws.
+// (empty, longer than 320 bytes as given or once normalised, control
+// characters, no '@', empty local part or domain, an invalid domain,
+// invalid UTF-8). Never throws.
 // Pure function: thread-safe. Logs nothing.
 #pragma once
 

@@ -361,6 +361,11 @@ TEST_CASE("malformed addresses are refused with a reason") {
         CHECK(full("<" + longest + ">") == longest);
         CHECK(refusal("a" + longest) == "address: address longer than 320 bytes");
         CHECK(refusal(std::string(100000, 'a')) == "address: address longer than 320 bytes");
+        // Within the limit as given, past it once quoted or converted to A-labels.
+        CHECK(refusal(std::string(306, 'a') + " b@example.com") ==
+              "address: address longer than 320 bytes once normalised");
+        CHECK(refusal(std::string(304, 'a') + "@bücher.example") ==
+              "address: address longer than 320 bytes once normalised");
     }
     SUBCASE("control characters, in either part") {
         for (std::string bad : {"us\ter@example.com", "user@exam\nple.com", "user\r@example.com",

@@ -256,6 +256,20 @@ TEST_CASE("memory is bounded: too many distinct names refuse an untrusted messag
     CHECK_FALSE(check_headers(scan, true, 6).refuse);
 }
 
+TEST_CASE("many names, many times each, in mixed case: one entry per name, in order of first sight") {
+    HeaderScan scan("X-Unit-");
+    for (int round = 0; round < 50; ++round)
+        for (int i = 0; i < 1000; ++i) scan.add((round % 2 ? "x-unit-n" : "X-UNIT-N") + std::to_string(i), "x");
+    REQUIRE(scan.prefixed().size() == 1000);
+    CHECK_FALSE(scan.overflowed());
+    CHECK(scan.prefixed()[7].name == "X-UNIT-N7");
+    CHECK(std::all_of(scan.prefixed().begin(), scan.prefixed().end(), [](const auto& n) { return n.count == 50; }));
+    scan.clear();
+    scan.add("x-unit-n7", "x");
+    REQUIRE(scan.prefixed().size() == 1);
+    CHECK(scan.prefixed()[0].count == 1);
+}
+
 TEST_CASE("10,000 occurrences of one name stay one entry") {
     HeaderScan scan("X-Unit-");
     for (int i = 0; i < 10000; ++i) scan.add("X-Unit-Spam", "x");
