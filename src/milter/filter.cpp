@@ -52,11 +52,15 @@ public:
     private:
         void note_replica_changes() noexcept {
             const auto& status = slot_->directory.status();
+            if (status.serving) filter_stats().replica_generation.store(
+                static_cast<std::uint64_t>(status.snapshot.generation), std::memory_order_relaxed);
             if (status.switches != slot_->switches_seen) {
+                MilterStats::add(filter_stats().replica_switches, status.switches - slot_->switches_seen);
                 slot_->switches_seen = status.switches;
                 log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
             }
             if (status.refusals != slot_->refusals_seen) {
+                MilterStats::add(filter_stats().replica_refusals, status.refusals - slot_->refusals_seen);
                 slot_->refusals_seen = status.refusals;
                 log(Severity::Warning, "replica: refused: {}", status.problem);
             }
@@ -331,6 +335,10 @@ bool apply_header_edit(SMFICTX* ctx, const HeaderEdit& edit) {
 }
 
 sfsistat refuse(SMFICTX* ctx, const Reply& reply) {
+    auto& stats = filter_stats();
+    MilterStats::add(reply.xcode == "4.4.6"   ? stats.refused_loop
+                     : reply.xcode == "4.7.0" ? stats.refused_header_flood
+                                              : stats.refused_other);
     set_reply(ctx, reply);
     return SMFIS_TEMPFAIL;
 }
@@ -352,6 +360,7 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
         log(Severity::Warning, "{}: more than {} recipients: {} left out of the route", qid, max_recipients,
             s.recipients_dropped);
     if (!plan.tempfails.empty()) {
+        MilterStats::add(filter_stats().directory_tempfails);
         for (const auto& t : plan.tempfails) log(Severity::Warning, "{}: directory: {}", qid, t);
         if (settings.tempfail_action == TempfailAction::Tempfail) {
             log(Severity::Warning, "{}: reject: directory unavailable for {} recipient(s): 451 4.3.0", qid,
@@ -377,6 +386,7 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
                 verdict.refuse->text);
         return refuse(ctx, *verdict.refuse);
     }
+    if (verdict.released) MilterStats::add(filter_stats().loops_released);
     if (verdict.released)
         log(Severity::Info, "{}: routing loop over at hop {} from {}: {}: accepted", qid, verdict.incoming, s.client,
             here.delivered_here ? std::string("every recipient is delivered on this unit")
@@ -405,6 +415,7 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
         }
         if (edit.kind == HeaderEdit::Kind::Delete) ++removed;
     }
+    MilterStats::add(filter_stats().headers_removed, s.trusted ? 0 : removed);
     if (removed > 0)
         log(s.trusted ? Severity::Debug : Severity::Info, "{}: removed {} {}* header(s) from {} client {}", qid, removed,
             settings.header_prefix, s.trusted ? "trusted" : "untrusted", s.client);
@@ -417,6 +428,7 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
                     printable(e.raw));
                 return refuse(ctx, internal_reply());
             }
+            MilterStats::add(filter_stats().recipients_removed);
             log(Severity::Info, "{}: alias: removed recipient {}", qid, printable(e.raw));
         }
         for (const auto& target : e.targets) {
@@ -425,11 +437,13 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
                 log(Severity::Error, "{}: milter: cannot add recipient {}: refusing with 451 4.3.0", qid, added);
                 return refuse(ctx, internal_reply());
             }
+            MilterStats::add(filter_stats().recipients_added);
             log(Severity::Info, "{}: alias: added recipient {} for {}", qid, added, printable(e.raw));
         }
     }
     log(Severity::Debug, "{}: {}: {} from {} client {}", qid, settings.header_prefix + "Route", value,
         s.trusted ? "trusted" : "untrusted", s.client);
+    MilterStats::add(filter_stats().messages_accepted);
     return SMFIS_CONTINUE;
 }
 
@@ -497,6 +511,7 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
             return SMFIS_TEMPFAIL;
         }
     }
+    MilterStats::add(filter_stats().connections);
     s->trusted = false;  // also when what follows fails: untrusted is the safe side
     return guarded("connect", carry_on(s, SMFIP_NR_CONN), [&]() -> sfsistat {
         auto address = IpAddress::from_sockaddr(hostaddr);
@@ -544,10 +559,10 @@ sfsistat on_eom(SMFICTX* ctx) {
         status = end_of_message(ctx, *s);
     } catch (const std::exception& e) {
         log(Severity::Error, "milter: end of message: {}: refusing with 451 4.3.0", e.what());
-        set_reply(ctx, internal_reply());
+        status = refuse(ctx, internal_reply());
     } catch (...) {
         log(Severity::Error, "milter: end of message: unexpected exception: refusing with 451 4.3.0");
-        set_reply(ctx, internal_reply());
+        status = refuse(ctx, internal_reply());
     }
     s->reset_message();
     return status;
@@ -567,6 +582,11 @@ sfsistat on_close(SMFICTX* ctx) {
 char filter_name[] = "unitmilter";
 
 }  // namespace
+
+MilterStats& filter_stats() noexcept {
+    static MilterStats stats;
+    return stats;
+}
 
 void install_settings(std::shared_ptr<const Settings> settings) {
     Current& c = current();

@@ -46,6 +46,7 @@
 //
 // Nothing throws out of a callback: an exception in a callback that gets no
 // reply marks the message, which is tempfailed (451 4.3.0) at its end.
+// Counts into filter_stats() (milter/stats.hpp, served by --metrics).
 // Logs (Postfix style, "QUEUEID: ..."): loops and refusals (warning),
 // directory problems (warning/error), forged headers removed and envelope
 // changes (info), role unit recipients that leave this unit (info), every
@@ -58,6 +59,7 @@
 #include <memory>
 
 #include "milter/settings.hpp"
+#include "milter/stats.hpp"
 
 namespace unit::milter {
 
@@ -67,6 +69,9 @@ inline constexpr std::size_t max_added_recipients = 1000;
 // Installs a configuration snapshot (at start-up, and on SIGUSR1): new
 // connections use it. Thread-safe.
 void install_settings(std::shared_ptr<const Settings> settings);
+
+// The process's counters, which every callback counts into. Thread-safe.
+MilterStats& filter_stats() noexcept;
 
 // The callback table for smfi_register(); flags cover every action the
 // filter may ask for (each connection negotiates the ones it needs).

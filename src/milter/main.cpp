@@ -2,12 +2,15 @@
 // (unitmilter(8)).
 //
 // main() reads the configuration, opens the libmilter socket (as root when
-// need be), drops privileges, and runs smfi_main() until SIGTERM, SIGHUP or
-// SIGINT (libmilter's own signal thread stops it). SIGUSR1 reloads the
+// need be) and gives a unix socket socket_mode and socket_group, drops
+// privileges, and runs smfi_main() until SIGTERM, SIGHUP or SIGINT
+// (libmilter's own signal thread stops it). SIGUSR1 reloads the
 // configuration: a thread of ours waits for it with sigwait() (the signal is
-// blocked everywhere else) and installs the new snapshot; listen and user
-// need a restart. Exit: 0 after a clean stop, 2 for bad configuration, 1 for
+// blocked everywhere else) and installs the new snapshot; listen, the
+// socket's mode and group, and user need a restart. Exit: 0 after a clean stop, 2 for bad configuration, 1 for
 // anything else that stops the filter.
+#include <fmt/format.h>
+#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -17,12 +20,14 @@
 #include <cstring>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "common/config_file.hpp"
 #include "common/log.hpp"
+#include "common/metrics_http.hpp"
 #include "common/privileges.hpp"
 #include "milter/filter.hpp"
 #include "milter/settings.hpp"
@@ -65,8 +70,11 @@ private:
     void reload() noexcept {
         try {
             auto next = std::make_shared<const Settings>(load_settings(argc_, argv_));
-            if (next->listen != running_->listen || next->user != running_->user)
-                unit::common::log(Severity::Warning, "reload: listen and user take effect at the next restart");
+            if (next->listen != running_->listen || next->user != running_->user ||
+                next->socket_mode != running_->socket_mode || next->socket_group != running_->socket_group ||
+                next->metrics != running_->metrics)
+                unit::common::log(Severity::Warning, "reload: listen, socket_mode, socket_group, metrics and user take "
+                                                     "effect at the next restart");
             unit::common::open_log(next->log, "unitmilter", next->debug);
             install_settings(next);
             running_ = next;
@@ -89,6 +97,25 @@ std::string socket_path(const std::string& listen) {
     return {};
 }
 
+// The group of the unix socket, looked up before the socket exists so that
+// a bad name leaves no socket behind; nullopt when socket_group is empty.
+std::optional<gid_t> socket_gid(const Settings& s) {
+    if (s.socket_group.empty()) return std::nullopt;
+    struct group* g = getgrnam(s.socket_group.c_str());
+    if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
+    return g->gr_gid;
+}
+
+// libmilter creates the socket with the identity and umask of the process:
+// set its mode and group while still privileged. Nothing to do for inet.
+void set_socket_access(const std::string& path, unsigned mode, std::optional<gid_t> gid) {
+    if (path.empty()) return;
+    if (chmod(path.c_str(), static_cast<mode_t>(mode)) != 0)
+        throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
+    if (gid && chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0)
+        throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
+}
+
 int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> settings) {
     const Settings& s = *settings;
     install_settings(settings);
@@ -102,10 +129,16 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
     // 100 KiB): accept packets up to max_packet so that a big header is
     // stripped rather than the message tempfailed for ever.
     smfi_setmaxdatasize(max_packet);
+    std::optional<gid_t> gid = socket_gid(s);
     if (smfi_opensocket(true) != MI_SUCCESS)
         throw std::runtime_error("listen " + s.listen + ": cannot open the socket (see the mail log)");
-    if (std::string path = socket_path(s.listen); !path.empty() && chmod(path.c_str(), s.socket_mode) != 0)
-        throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
+    set_socket_access(socket_path(s.listen), s.socket_mode, gid);
+    std::unique_ptr<unit::common::MetricsServer> metrics;  // bound while privileged, started below
+    if (!s.metrics.empty()) {
+        auto where = unit::common::parse_endpoint(s.metrics);
+        if (!where) throw std::runtime_error("metrics: " + where.error().message);
+        metrics = std::make_unique<unit::common::MetricsServer>(*where, [] { return stats_prometheus(filter_stats()); });
+    }
     unit::common::drop_privileges(s.user);
 
     // Blocked here, before any thread starts, so that every thread inherits
@@ -116,6 +149,7 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
     sigemptyset(&blocked);
     for (int signal : {SIGUSR1, SIGHUP, SIGTERM, SIGINT}) sigaddset(&blocked, signal);
     pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
+    if (metrics) metrics->start();
 
     unit::common::log(Severity::Info, "starting: listen {}, role {}{}, database {}, trusted networks: {}", s.listen,
                       s.role == Role::Unit ? "unit " : "mx", s.unit, s.db,

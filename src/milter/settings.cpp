@@ -9,6 +9,7 @@
 #include <ostream>
 
 #include "common/config_file.hpp"
+#include "common/endpoint.hpp"
 #include "common/key_table.hpp"
 #include "milter/route_header.hpp"
 
@@ -82,6 +83,15 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_listen(s.listen, v); }},
     {"socket_mode", "0666", "mode of a unix socket (octal)",
      [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); }},
+    {"socket_group", "", "group of a unix socket (empty: the group that started the filter)",
+     [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
+    {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
+     [](std::string_view v, Settings& s) -> std::string {
+         auto e = common::parse_endpoint(v);
+         if (!e) return e.error().message;
+         if (e->kind != common::Endpoint::Kind::Inet) return "metrics needs inet:host:port";
+         return set_text(s.metrics, v);
+     }},
     {"role", "mx", "mx (the MX pool) or unit (a mailbox server; needs unit)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "mx") s.role = Role::Mx;
@@ -175,6 +185,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"db", s.db},
         {"listen", s.listen},
         {"socket_mode", fmt::format("{:04o}", s.socket_mode)},
+        {"socket_group", s.socket_group},
+        {"metrics", s.metrics},
         {"role", s.role == Role::Unit ? "unit" : "mx"},
         {"unit", s.unit},
         {"trusted_networks", s.trusted_networks.to_string()},

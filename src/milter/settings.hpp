@@ -34,6 +34,8 @@ struct Settings {
     std::string db = "/var/lib/unitpolicy/units.db";
     std::string listen;  // libmilter's syntax: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST]
     unsigned socket_mode = 0666;  // of a unix socket, set after binding
+    std::string socket_group;     // of a unix socket, set after binding; empty: unchanged
+    std::string metrics;          // inet:host:port for Prometheus, empty: off
     Role role = Role::Mx;
     std::string unit;  // role unit: this host's unit
     Networks trusted_networks;

@@ -65,6 +65,12 @@ void Worker::reconfigure(std::shared_ptr<const Settings> settings) {
 
 void Worker::note_replica_changes() {
     const auto& status = directory_.status();
+    if (status.serving && status.snapshot.generation != generation_seen_) {  // the first snapshot, or a switch
+        generation_seen_ = status.snapshot.generation;
+        stats_.replica_generation.store(static_cast<std::uint64_t>(generation_seen_), std::memory_order_relaxed);
+        stats_.replica_published_at.store(static_cast<std::uint64_t>(status.snapshot.published_at.value_or(0)),
+                                          std::memory_order_relaxed);
+    }
     if (status.switches != switches_seen_) {
         stats_.replica_switches += status.switches - switches_seen_;
         switches_seen_ = status.switches;

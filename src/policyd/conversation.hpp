@@ -46,6 +46,7 @@ private:
     Directory directory_;
     std::optional<Resolver> resolver_;  // re-made on reconfigure (it holds a reference)
     std::uint64_t switches_seen_ = 0, refusals_seen_ = 0;
+    std::int64_t generation_seen_ = -1;
     std::string problem_seen_;
 };
 

@@ -1,21 +1,28 @@
 #include "policyd/server.hpp"
 
 #include <grp.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <boost/asio.hpp>
 #include <fmt/format.h>
 
-#include <array>
+#include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstring>
+#include <functional>
+#include <limits>
 #include <list>
+#include <optional>
+#include <span>
 #include <stdexcept>
 #include <thread>
 
 #include "common/endpoint.hpp"
 #include "common/log.hpp"
+#include "common/metrics_http.hpp"
 #include "policyd/conversation.hpp"
 
 namespace unit::policyd {
@@ -25,79 +32,181 @@ using UnixSocket = asio::local::stream_protocol::socket;
 using TcpSocket = asio::ip::tcp::socket;
 using common::Severity;
 using boost::system::error_code;
+using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t read_chunk = 16 * 1024;
-constexpr std::size_t max_pending_output = 1024 * 1024;  // stop reading from a client that does not read
+constexpr std::size_t read_chunk = 16 * 1024;  // one read, into the worker's scratch buffer
+// Bytes parsed between two looks at the answers waiting: a burst of small
+// requests with large answers (alias lists) piles up at most one slice's
+// answers past max_pending_output.
+constexpr std::size_t feed_slice = 128;
+// A connection's turn on its worker: after this much parsing and answering,
+// the rest waits for the worker's other connections to have theirs, so that
+// a client pipelining thousands of requests cannot delay the others.
+constexpr auto turn_budget = std::chrono::microseconds(50);
+// Answers a client has not read: beyond max_pending_output waiting here the
+// server stops reading from it, and the kernel keeps at most twice (Linux
+// doubles it) kernel_send_buffer in the socket. Postfix reads each answer
+// at once; these bound the memory, and the work, a client that never reads
+// can take, where the kernel's default would let it pin 200 KiB.
+constexpr std::size_t max_pending_output = 16 * 1024;
+constexpr int kernel_send_buffer = 16 * 1024;
+constexpr auto accept_retry_pause = std::chrono::milliseconds(100);
+constexpr auto full_warning_interval = std::chrono::minutes(1);
 
 class SessionBase {
 public:
     virtual ~SessionBase() = default;
-    virtual void stop() = 0;  // finish sending what was answered, then close
+    virtual void stop() = 0;   // finish sending what was answered, then close
+    virtual void evict() = 0;  // close at once: a new client takes this connection's place
+};
+
+// What the accepting thread knows of one connection, to choose which one to
+// close when max_connections are open. The session writes the atomics on
+// its worker's thread; the accepting thread reads them.
+struct Slot {
+    explicit Slot(asio::io_context& worker_context) : context(worker_context) {}
+
+    asio::io_context& context;  // the worker that serves it
+    // Steady-clock ticks of the accept or of the last request answered.
+    std::atomic<Clock::rep> progress{Clock::now().time_since_epoch().count()};
+    // Still counted in connections_open; whoever turns it false takes it off.
+    std::atomic<bool> counted{true};
+    std::weak_ptr<SessionBase> session;  // the worker's thread only
 };
 
 // One client connection: reads, lets the Conversation answer, writes the
-// answers back in order. Reads and writes overlap (Postfix may send several
-// requests before it reads), but one of each at a time.
+// answers back in order. Reads and writes overlap (a client may send
+// several requests before it reads), but one of each at a time.
+//
+// Bytes are read, once the socket is readable, into the worker's scratch
+// buffer, so an idle connection holds no read buffer. One timer watches the
+// connection: while it is busy (a request is arriving, or answers wait
+// unread) the client has request_timeout from the start of that, otherwise
+// idle_timeout from its last answered request. The timer is moved only
+// earlier; a later deadline is picked up when it fires, so that a request
+// costs no timer operation.
 template <class Socket, class Conversation>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Socket, Conversation>> {
 public:
-    Session(Socket socket, Worker& worker, const char* protocol)
-        : socket_(std::move(socket)), idle_(socket_.get_executor()), worker_(worker), conversation_(worker),
-          protocol_(protocol) {}
+    Session(Socket socket, Worker& worker, std::shared_ptr<Slot> slot, std::span<char> scratch, const char* protocol)
+        : socket_(std::move(socket)), timer_(socket_.get_executor()), worker_(worker), conversation_(worker),
+          slot_(std::move(slot)), scratch_(scratch), protocol_(protocol) {}
     // connections_open went up when the acceptor took the connection.
-    ~Session() override { worker_.stats().connections_open--; }
+    ~Session() override { release(); }
 
     void start() {
-        arm_idle_timer();
-        read();
+        slot_->session = this->weak_from_this();
+        error_code ignored;
+        socket_.non_blocking(true, ignored);  // read_some() after a readiness wait never blocks
+        socket_.set_option(asio::socket_base::send_buffer_size(kernel_send_buffer), ignored);
+        deadline_ = Clock::now() + worker_.settings().idle_timeout;
+        arm_timer();
+        proceed();
     }
 
     void stop() override {
         closing_ = true;
         error_code ignored;
-        socket_.cancel(ignored);  // ends the pending read; a pending write completes
+        socket_.cancel(ignored);  // ends the pending wait, and a write the client does not take
         if (!writing_) close();
     }
 
+    void evict() override {
+        common::log(Severity::Debug, "{}: connection closed to make room for a new client", protocol_);
+        closing_ = true;
+        close();
+    }
+
 private:
-    void arm_idle_timer() {
-        idle_.expires_after(worker_.settings().idle_timeout);
-        idle_.async_wait([self = this->shared_from_this()](const error_code& ec) {
-            if (ec || self->closing_) return;
-            self->worker_.stats().connections_closed_idle++;
-            common::log(Severity::Debug, "{}: idle connection closed", self->protocol_);
-            self->closing_ = true;
-            self->close();
+    // Parses what waits unparsed (after a yield, or once the client has
+    // read its answers), then proceeds.
+    void resume() {
+        if (!closing_ && !unparsed_.empty() && pending_.size() <= max_pending_output) {
+            std::string rest;
+            rest.swap(unparsed_);
+            consume(rest);
+        }
+        proceed();
+    }
+
+    // Sends the answers, then reads on only when everything read is parsed
+    // and few answers wait.
+    void proceed() {
+        flush();
+        if (closing_) return;
+        const bool backlog = pending_.size() > max_pending_output;  // resumed when a write completes
+        if (backlog != paused_) {
+            paused_ = backlog;
+            watch(Clock::now(), false);
+        }
+        if (backlog) return;
+        if (!unparsed_.empty()) yield();
+        else if (!waiting_) wait_readable();
+    }
+
+    // Parses the rest after the worker's other ready connections.
+    void yield() {
+        if (yielding_) return;
+        yielding_ = true;
+        asio::post(socket_.get_executor(), [self = this->shared_from_this()] {
+            self->yielding_ = false;
+            self->resume();
         });
     }
 
-    void read() {
-        if (closing_) return;
-        if (pending_.size() > max_pending_output) {
-            paused_ = true;  // resumed when the client has read its answers
+    void wait_readable() {
+        waiting_ = true;
+        socket_.async_wait(Socket::wait_read, [self = this->shared_from_this()](const error_code& ec) {
+            self->waiting_ = false;
+            self->on_readable(ec);
+        });
+    }
+
+    void on_readable(error_code ec) {
+        std::size_t n = 0;
+        if (!ec) n = socket_.read_some(asio::buffer(scratch_.data(), scratch_.size()), ec);
+        if (ec == asio::error::would_block || ec == asio::error::try_again) {
+            proceed();
             return;
         }
-        socket_.async_read_some(asio::buffer(buffer_), [self = this->shared_from_this()](const error_code& ec,
-                                                                                          std::size_t n) {
-            self->on_read(ec, n);
-        });
-    }
-
-    void on_read(const error_code& ec, std::size_t n) {
         if (ec) {  // end of stream, reset, or stop(): send what is answered, then close
             closing_ = true;
             if (!writing_) close();
             return;
         }
-        arm_idle_timer();
-        if (!conversation_.feed(std::string_view(buffer_.data(), n), pending_)) {
+        consume(std::string_view(scratch_.data(), n));
+        proceed();
+    }
+
+    // Feeds the conversation a slice at a time until the answers waiting
+    // exceed max_pending_output (the rest waits in unparsed_ until the
+    // client has read its answers) or the turn is over.
+    void consume(std::string_view bytes) {
+        const auto turn_end = Clock::now() + turn_budget;
+        bool answered = false, broken = false;
+        std::size_t at = 0;
+        while (at < bytes.size() && pending_.size() <= max_pending_output && !broken) {
+            std::string_view slice = bytes.substr(at, feed_slice);
+            at += slice.size();
+            const std::size_t before = pending_.size();
+            broken = !conversation_.feed(slice, pending_);
+            answered = answered || pending_.size() != before;
+            if (Clock::now() >= turn_end) break;
+        }
+        if (broken) {
             common::log(Severity::Warning, "{}: closing the connection", conversation_.error());
             closing_ = true;
+        } else {
+            unparsed_.append(bytes.substr(at));
         }
-        flush();
-        read();
+        const auto now = Clock::now();
+        if (answered) slot_->progress.store(now.time_since_epoch().count(), std::memory_order_relaxed);
+        // Postfix writes each request whole: bytes that answer nothing start
+        // (or continue) a request still arriving.
+        partial_ = !answered && !bytes.empty();
+        watch(now, answered);
     }
 
     void flush() {
@@ -117,28 +226,79 @@ private:
                 self->close();
                 return;
             }
-            self->flush();
-            if (self->paused_ && !self->closing_) {
-                self->paused_ = false;
-                self->read();
-            }
+            self->resume();
         });
+    }
+
+    // Becoming busy (a request arriving, answers waiting unread) gives the
+    // client request_timeout; becoming idle, or a request answered, gives it
+    // its timeout afresh from now.
+    void watch(Clock::time_point now, bool answered) {
+        const bool busy = partial_ || paused_;
+        if (busy != busy_ || answered) {
+            const auto& s = worker_.settings();
+            set_deadline(now + (busy ? s.request_timeout : s.idle_timeout));
+        }
+        busy_ = busy;
+    }
+
+    void set_deadline(Clock::time_point at) {
+        const bool earlier = at < deadline_;
+        deadline_ = at;
+        if (earlier) arm_timer();
+    }
+
+    void arm_timer() {
+        timer_.expires_at(deadline_);
+        timer_.async_wait([self = this->shared_from_this()](const error_code& ec) {
+            if (!ec && !self->closing_) self->on_deadline();
+        });
+    }
+
+    void on_deadline() {
+        if (Clock::now() < deadline_) {  // moved later since the timer was set
+            arm_timer();
+            return;
+        }
+        const auto seconds = [](std::chrono::seconds s) { return s.count(); };
+        if (partial_) {
+            worker_.stats().connections_closed_slow++;
+            common::log(Severity::Warning, "{}: request not complete after {}s: closing the connection", protocol_,
+                        seconds(worker_.settings().request_timeout));
+        } else if (paused_) {
+            worker_.stats().connections_closed_slow++;
+            common::log(Severity::Warning, "{}: answers not read for {}s: closing the connection", protocol_,
+                        seconds(worker_.settings().request_timeout));
+        } else {
+            worker_.stats().connections_closed_idle++;
+            common::log(Severity::Debug, "{}: idle connection closed", protocol_);
+        }
+        closing_ = true;
+        close();
     }
 
     void close() {
         error_code ignored;
-        idle_.cancel();
+        timer_.cancel();
         socket_.close(ignored);
+        release();
+    }
+
+    void release() {
+        if (slot_->counted.exchange(false)) worker_.stats().connections_open--;
     }
 
     Socket socket_;
-    asio::steady_timer idle_;
+    asio::steady_timer timer_;
+    Clock::time_point deadline_{};
     Worker& worker_;
     Conversation conversation_;
+    std::shared_ptr<Slot> slot_;
+    std::span<char> scratch_;
     const char* protocol_;
-    std::array<char, read_chunk> buffer_{};
-    std::string pending_, sending_;
-    bool writing_ = false, closing_ = false, paused_ = false;
+    std::string unparsed_, pending_, sending_;
+    bool waiting_ = false, writing_ = false, yielding_ = false, closing_ = false;
+    bool partial_ = false, paused_ = false, busy_ = false;
 };
 
 // A worker thread: its io_context, its Worker, its live sessions.
@@ -146,13 +306,19 @@ struct WorkerThread {
     asio::io_context context{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(context);
     std::unique_ptr<Worker> worker;
-    std::list<std::weak_ptr<SessionBase>> sessions;  // touched on this thread only
+    std::vector<char> scratch = std::vector<char>(read_chunk);  // every session's reads, one at a time
+    std::list<std::weak_ptr<SessionBase>> sessions;             // touched on this thread only
+    std::size_t prune_at = 64;  // forget ended sessions when the list grows this long (amortised O(1))
     std::thread thread;
 
     template <class Socket, class Conversation>
-    void adopt(Socket socket, const char* protocol) {
-        sessions.remove_if([](const auto& w) { return w.expired(); });
-        auto session = std::make_shared<Session<Socket, Conversation>>(std::move(socket), *worker, protocol);
+    void adopt(Socket socket, std::shared_ptr<Slot> slot, const char* protocol) {
+        if (sessions.size() >= prune_at) {
+            sessions.remove_if([](const auto& w) { return w.expired(); });
+            prune_at = 2 * sessions.size() + 64;
+        }
+        auto session = std::make_shared<Session<Socket, Conversation>>(std::move(socket), *worker, std::move(slot),
+                                                                       std::span<char>(scratch), protocol);
         sessions.push_back(session);
         session->start();
     }
@@ -163,6 +329,50 @@ struct WorkerThread {
         guard.reset();
     }
 };
+
+// The connections handed to the workers, to choose which one makes room for
+// a new client when max_connections are open. Accepting thread only.
+class ConnectionTable {
+public:
+    void add(std::shared_ptr<Slot> slot, std::size_t open) {
+        if (slots_.size() > 2 * open + 64)  // forget closed ones, amortised O(1) per connection
+            std::erase_if(slots_, [](const auto& s) { return !s->counted.load(); });
+        slots_.push_back(std::move(slot));
+    }
+
+    // The counted connection that has gone longest without a request
+    // answered (idle, or stuck in the middle of a request); null if none.
+    std::shared_ptr<Slot> longest_waiting() const {
+        std::shared_ptr<Slot> oldest;
+        Clock::rep oldest_progress = std::numeric_limits<Clock::rep>::max();
+        for (const auto& s : slots_) {
+            if (!s->counted.load()) continue;
+            const Clock::rep progress = s->progress.load(std::memory_order_relaxed);
+            if (progress < oldest_progress) oldest = s, oldest_progress = progress;
+        }
+        return oldest;
+    }
+
+private:
+    std::vector<std::shared_ptr<Slot>> slots_;
+};
+
+// Raises the soft limit on open files to the hard one (systemd's default
+// soft limit, 1024, is about the default max_connections) and returns how
+// many client connections it leaves room for beside the listeners, each
+// worker's SQLite files and the event loops.
+std::size_t raise_open_file_limit(std::size_t threads) {
+    rlimit limit{};
+    if (getrlimit(RLIMIT_NOFILE, &limit) != 0) return std::numeric_limits<std::size_t>::max();
+    if (limit.rlim_cur < limit.rlim_max) {
+        rlimit raised = limit;
+        raised.rlim_cur = limit.rlim_max;
+        if (setrlimit(RLIMIT_NOFILE, &raised) == 0) limit = raised;
+    }
+    if (limit.rlim_cur == RLIM_INFINITY) return std::numeric_limits<std::size_t>::max();
+    const std::size_t reserved = 64 + 8 * threads;
+    return limit.rlim_cur > reserved ? static_cast<std::size_t>(limit.rlim_cur) - reserved : 1;
+}
 
 void prepare_unix_path(const std::string& path) {
     struct stat st {};
@@ -198,15 +408,26 @@ struct Server::Impl {
     std::vector<std::unique_ptr<asio::local::stream_protocol::acceptor>> unix_acceptors;
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> tcp_acceptors;
     std::unique_ptr<asio::local::stream_protocol::acceptor> control;
+    std::unique_ptr<common::MetricsServer> metrics;  // its own thread: a slow scraper never delays mail
     std::vector<std::string> socket_files;
+    ConnectionTable connections;
+    std::size_t connection_capacity = std::numeric_limits<std::size_t>::max();  // what the open file limit allows
+    std::optional<Clock::time_point> last_full_warning;
+    bool accept_failing = false;
     bool stopping = false;
 
     WorkerThread& pick_worker() { return *workers[next_worker++ % workers.size()]; }
-    bool at_connection_limit() const { return stats.connections_open.load() >= settings->max_connections; }
+    std::size_t connection_limit() const {
+        return std::min<std::size_t>(settings->max_connections, connection_capacity);
+    }
 
     void bind(const std::string& text, bool policy);
     template <class Acceptor, class Socket>
     void accept(Acceptor& acceptor, bool policy);
+    void retry_accept_later(const error_code& ec, std::function<void()> again);
+    std::shared_ptr<Slot> admit(WorkerThread& worker);
+    void make_room();
+    void check_file_limit() const;
     void accept_control();
     void on_signal(int signal);
     void stop();
@@ -235,30 +456,83 @@ void Server::Impl::bind(const std::string& text, bool policy) {
     }
 }
 
+// Every client is accepted at once: at max_connections the one that has
+// waited longest for a request makes room (make_room), so idle or slow
+// connections never leave Postfix's own clients waiting in the kernel queue.
 template <class Acceptor, class Socket>
 void Server::Impl::accept(Acceptor& acceptor, bool policy) {
     if (stopping) return;
-    if (at_connection_limit()) {  // let the kernel queue the next clients until a connection ends
-        auto pause = std::make_shared<asio::steady_timer>(main, std::chrono::milliseconds(20));
-        pause->async_wait([this, pause, &acceptor, policy](const error_code&) { accept<Acceptor, Socket>(acceptor, policy); });
-        return;
-    }
     WorkerThread& worker = pick_worker();
     acceptor.async_accept(worker.context, [this, &acceptor, &worker, policy](const error_code& ec, Socket socket) {
         if (ec == asio::error::operation_aborted) return;
         if (ec) {
-            common::log(Severity::Warning, "accept: {}", ec.message());
-        } else {
-            // Counted here, before the next accept, so that max_connections holds exactly.
-            stats.connections_accepted++;
-            stats.connections_open++;
-            asio::post(worker.context, [&worker, policy, socket = std::move(socket)]() mutable {
-                if (policy) worker.adopt<Socket, PolicyConversation>(std::move(socket), "policy");
-                else worker.adopt<Socket, SocketmapConversation>(std::move(socket), "socketmap");
-            });
+            retry_accept_later(ec, [this, &acceptor, policy] { accept<Acceptor, Socket>(acceptor, policy); });
+            return;
         }
+        accept_failing = false;
+        auto slot = admit(worker);
+        asio::post(worker.context, [&worker, policy, slot, socket = std::move(socket)]() mutable {
+            if (policy) worker.adopt<Socket, PolicyConversation>(std::move(socket), std::move(slot), "policy");
+            else worker.adopt<Socket, SocketmapConversation>(std::move(socket), std::move(slot), "socketmap");
+        });
         accept<Acceptor, Socket>(acceptor, policy);
     });
+}
+
+// A client gone before it was accepted is no problem; anything else (out of
+// descriptors or memory) is logged once and retried after a pause rather
+// than in a busy loop.
+void Server::Impl::retry_accept_later(const error_code& ec, std::function<void()> again) {
+    if (ec == asio::error::connection_aborted) {
+        again();
+        return;
+    }
+    if (!accept_failing) common::log(Severity::Warning, "accept: {}", ec.message());
+    accept_failing = true;
+    auto pause = std::make_shared<asio::steady_timer>(main, accept_retry_pause);
+    pause->async_wait([pause, again = std::move(again)](const error_code&) { again(); });
+}
+
+// Counts a new connection, before the next accept, so that max_connections
+// holds exactly, and makes room for it when the limit is passed.
+std::shared_ptr<Slot> Server::Impl::admit(WorkerThread& worker) {
+    stats.connections_accepted++;
+    const std::size_t open = ++stats.connections_open;
+    auto slot = std::make_shared<Slot>(worker.context);
+    connections.add(slot, open);
+    make_room();
+    return slot;
+}
+
+// Closes the connections that have waited longest for a request until no
+// more than the limit are open. Such a connection is idle or stuck in a
+// request; Postfix's clients reconnect when they find theirs closed.
+void Server::Impl::make_room() {
+    const std::size_t limit = connection_limit();
+    while (stats.connections_open.load() > limit) {
+        auto victim = connections.longest_waiting();
+        if (!victim) return;
+        if (!victim->counted.exchange(false)) continue;  // it closed by itself meanwhile
+        stats.connections_open--;
+        stats.connections_closed_full++;
+        asio::post(victim->context, [victim] {
+            if (auto session = victim->session.lock()) session->evict();
+        });
+        const auto now = Clock::now();
+        if (!last_full_warning || now - *last_full_warning >= full_warning_interval) {
+            last_full_warning = now;
+            common::log(Severity::Warning,
+                        "max_connections ({}) reached: closing the connections idle the longest to make room for new "
+                        "clients",
+                        limit);
+        }
+    }
+}
+
+void Server::Impl::check_file_limit() const {
+    if (settings->max_connections > connection_capacity)
+        common::log(Severity::Warning, "max_connections: the open file limit leaves room for {} connections only",
+                    connection_capacity);
 }
 
 void Server::Impl::accept_control() {
@@ -280,6 +554,7 @@ void Server::Impl::on_signal(int signal) {
             for (auto& w : workers)
                 asio::post(w->context, [&w, fresh] { w->worker->reconfigure(fresh); });
             common::log(Severity::Info, "reload: configuration reloaded");
+            check_file_limit();
         }
         signals.async_wait([this](const error_code& ec, int s) { if (!ec) on_signal(s); });
         return;
@@ -311,6 +586,8 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
         w->worker = std::make_unique<Worker>(s.settings, s.stats, s.validation);
         s.workers.push_back(std::move(w));
     }
+    s.connection_capacity = raise_open_file_limit(threads);
+    s.check_file_limit();
     try {
         for (const auto& e : s.settings->policy_listen) s.bind(e, true);
         for (const auto& e : s.settings->socketmap_listen) s.bind(e, false);
@@ -323,6 +600,11 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
             s.socket_files.push_back(s.settings->control);
             s.accept_control();
         }
+        if (!s.settings->metrics.empty()) {
+            auto where = common::parse_endpoint(s.settings->metrics);
+            if (!where) throw std::runtime_error(fmt::format("metrics: {}", where.error().message));
+            s.metrics = std::make_unique<common::MetricsServer>(*where, [&stats = s.stats] { return stats_prometheus(stats); });
+        }
     } catch (const boost::system::system_error& e) {
         throw std::runtime_error(fmt::format("listen: {}", e.what()));
     }
@@ -334,6 +616,7 @@ Server::~Server() = default;
 Stats& Server::stats() noexcept { return impl_->stats; }
 
 void Server::run() {
+    if (impl_->metrics) impl_->metrics->start();
     for (auto& w : impl_->workers) w->thread = std::thread([&w] { w->context.run(); });
     impl_->main.run();
     for (auto& w : impl_->workers) w->thread.join();

@@ -24,6 +24,15 @@ using common::set_duration;
 using common::set_number;
 using common::set_text;
 
+// A duration of at least one second.
+std::string set_timeout(std::chrono::seconds& field, std::string_view value) {
+    std::chrono::seconds parsed{};
+    if (auto problem = set_duration(parsed, value); !problem.empty()) return problem;
+    if (parsed.count() <= 0) return "must be at least 1s";
+    field = parsed;
+    return {};
+}
+
 std::string add_endpoint(std::vector<std::string>& list, std::string_view value) {
     auto e = common::parse_endpoint(value);
     if (!e) return e.error().message;
@@ -52,6 +61,13 @@ const Key keys[] = {
      [](Settings& s) { s.socketmap_listen.clear(); }},
     {"control", "", "control socket path for --dump --control (live counters)",
      [](std::string_view v, Settings& s) { return set_text(s.control, v); }},
+    {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
+     [](std::string_view v, Settings& s) -> std::string {
+         auto e = common::parse_endpoint(v);
+         if (!e) return e.error().message;
+         if (e->kind != common::Endpoint::Kind::Inet) return "metrics needs inet:host:port";
+         return set_text(s.metrics, v);
+     }},
     {"unit", "", "this host's unit (unit role: enables the transportunit map)",
      [](std::string_view v, Settings& s) { return set_text(s.answers.unit, v); }},
     {"local_transport", "local", "transport for this unit's own mailboxes (unit role)",
@@ -87,12 +103,17 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); }},
     {"debug", "no", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); }},
     {"idle_timeout", "330s", "close a client connection idle this long",
-     [](std::string_view v, Settings& s) -> std::string {
-         if (auto e = set_duration(s.idle_timeout, v); !e.empty()) return e;
-         return s.idle_timeout.count() > 0 ? std::string() : "must be at least 1s";
-     }},
-    {"max_connections", "1000", "client connections served at once; more wait to be accepted",
+     [](std::string_view v, Settings& s) { return set_timeout(s.idle_timeout, v); }},
+    {"request_timeout", "10s", "close a connection whose request takes longer to arrive, or whose answers wait unread",
+     [](std::string_view v, Settings& s) { return set_timeout(s.request_timeout, v); }},
+    {"max_connections", "1000", "client connections at once; a new one closes the one waiting longest for a request",
      [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); }},
+    {"max_line", "8192", "longest policy request line, in bytes; longer closes the connection",
+     [](std::string_view v, Settings& s) { return set_number(s.max_line, v, std::size_t{256}, std::size_t{1} << 20); }},
+    {"max_request", "65536", "longest policy request or socketmap netstring, in bytes; longer closes the connection",
+     [](std::string_view v, Settings& s) {
+         return set_number(s.max_request, v, std::size_t{1024}, std::size_t{16} << 20);
+     }},
     {"unknown_reply", "550 5.1.1 User unknown", "policy reply for an unknown recipient",
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unknown, v); }},
     {"unconfirmed_reply", "450 4.1.1 User unknown in a stale directory replica, try again later",
@@ -174,6 +195,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"policy_listen", join(s.policy_listen)},
         {"socketmap_listen", join(s.socketmap_listen)},
         {"control", s.control},
+        {"metrics", s.metrics},
         {"unit", a.unit},
         {"local_transport", a.local_transport},
         {"mx_relay", a.mx_relay},
@@ -190,7 +212,10 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},
         {"debug", s.debug ? "yes" : "no"},
         {"idle_timeout", seconds(s.idle_timeout)},
+        {"request_timeout", seconds(s.request_timeout)},
         {"max_connections", std::to_string(s.max_connections)},
+        {"max_line", std::to_string(s.max_line)},
+        {"max_request", std::to_string(s.max_request)},
         {"unknown_reply", a.texts.unknown},
         {"unconfirmed_reply", a.texts.unconfirmed},
         {"disabled_reply", a.texts.disabled},

@@ -32,13 +32,16 @@ struct Settings {
     std::vector<std::string> policy_listen;
     std::vector<std::string> socketmap_listen;
     std::string control;
+    std::string metrics;  // inet:host:port for Prometheus, empty: off
     unsigned threads = 0;  // 0: one per core
     std::string user;
     unsigned socket_mode = 0666;
     std::string socket_group;
     common::LogSink log = common::LogSink::Syslog;
     bool debug = false;
+    // Client limits: what one connection may hold or cost (server.cpp).
     std::chrono::seconds idle_timeout{330};
+    std::chrono::seconds request_timeout{10};
     unsigned max_connections = 1000;
     std::size_t max_line = 8 * 1024;
     std::size_t max_request = 64 * 1024;

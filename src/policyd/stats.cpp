@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "common/metrics_http.hpp"
+
 #include <bit>
 #include <utility>
 #include <vector>
@@ -33,6 +35,8 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
         {"connections_accepted", get(s.connections_accepted)},
         {"connections_open", get(s.connections_open)},
         {"connections_closed_idle", get(s.connections_closed_idle)},
+        {"connections_closed_full", get(s.connections_closed_full)},
+        {"connections_closed_slow", get(s.connections_closed_slow)},
         {"protocol_errors", get(s.protocol_errors)},
         {"policy_requests", get(s.policy_requests)},
         {"socketmap_requests", get(s.socketmap_requests)},
@@ -58,6 +62,14 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
 
 void LatencyHistogram::record(std::uint64_t micros) noexcept {
     counts_[static_cast<std::size_t>(bucket_of(micros))].fetch_add(1, std::memory_order_relaxed);
+    sum_.fetch_add(micros, std::memory_order_relaxed);
+}
+
+std::uint64_t LatencyHistogram::count_at_most(std::uint64_t micros) const noexcept {
+    std::uint64_t total = 0;
+    for (int i = 0; i < buckets && upper_bound_of(i) <= micros; ++i)
+        total += counts_[static_cast<std::size_t>(i)].load(std::memory_order_relaxed);
+    return total;
 }
 
 std::uint64_t LatencyHistogram::count() const noexcept {
@@ -89,6 +101,67 @@ std::string stats_json(const Stats& stats) {
     std::vector<std::string> fields;
     for (const auto& [name, value] : flatten(stats)) fields.push_back(fmt::format("\"{}\":{}", name, value));
     return fmt::format("{{{}}}", fmt::join(fields, ","));
+}
+
+std::string stats_prometheus(const Stats& s) {
+    using common::MetricsText;
+    using Type = MetricsText::Type;
+    MetricsText m;
+    auto counter = [&](const char* name, const char* help, const Stats::Counter& value) {
+        m.family(name, Type::Counter, help);
+        m.sample(name, static_cast<double>(get(value)));
+    };
+    auto gauge = [&](const char* name, const char* help, double value) {
+        m.family(name, Type::Gauge, help);
+        m.sample(name, value);
+    };
+    auto uptime = std::chrono::duration<double>(std::chrono::system_clock::now() - s.started).count();
+    gauge("unitpolicy_uptime_seconds", "Seconds since the daemon started.", uptime);
+    counter("unitpolicy_connections_accepted_total", "Client connections accepted.", s.connections_accepted);
+    gauge("unitpolicy_connections_open", "Client connections open now.", static_cast<double>(get(s.connections_open)));
+    counter("unitpolicy_connections_closed_idle_total", "Connections closed after the idle timeout.",
+            s.connections_closed_idle);
+    counter("unitpolicy_protocol_errors_total", "Connections closed for a malformed or oversized request.",
+            s.protocol_errors);
+
+    m.family("unitpolicy_requests_total", Type::Counter, "Requests answered, by protocol.");
+    m.sample("unitpolicy_requests_total", static_cast<double>(get(s.policy_requests)), {{"protocol", "policy"}});
+    m.sample("unitpolicy_requests_total", static_cast<double>(get(s.socketmap_requests)), {{"protocol", "socketmap"}});
+    m.family("unitpolicy_policy_verdicts_total", Type::Counter, "Policy answers, by kind.");
+    const char* verdicts[] = {"dunno", "reject", "defer", "tempfail", "not_rcpt"};
+    for (int i = 0; i < 5; ++i)
+        m.sample("unitpolicy_policy_verdicts_total", static_cast<double>(get(s.verdicts[i])), {{"verdict", verdicts[i]}});
+    m.family("unitpolicy_socketmap_replies_total", Type::Counter, "Socketmap answers, by kind.");
+    const char* replies[] = {"ok", "notfound", "temp", "perm"};
+    for (int i = 0; i < 4; ++i)
+        m.sample("unitpolicy_socketmap_replies_total", static_cast<double>(get(s.replies[i])), {{"reply", replies[i]}});
+    m.family("unitpolicy_resolutions_total", Type::Counter, "Address resolutions, by outcome.");
+    for (int i = 0; i < 8; ++i)
+        m.sample("unitpolicy_resolutions_total", static_cast<double>(get(s.outcomes[i])),
+                 {{"outcome", to_string(static_cast<Outcome>(i))}});
+    m.family("unitpolicy_tempfails_total", Type::Counter, "Temporary failures, by cause.");
+    for (int i = 1; i < 5; ++i)
+        m.sample("unitpolicy_tempfails_total", static_cast<double>(get(s.tempfail_causes[i])),
+                 {{"cause", to_string(static_cast<TempfailCause>(i))}});
+
+    counter("unitpolicy_replica_switches_total", "Switches to a new replica file (per worker).", s.replica_switches);
+    counter("unitpolicy_replica_refusals_total", "Replica files refused by validation (per worker).",
+            s.replica_refusals);
+    gauge("unitpolicy_replica_generation", "Generation of the snapshot answering now.",
+          static_cast<double>(get(s.replica_generation)));
+    gauge("unitpolicy_replica_published_timestamp_seconds", "When that snapshot was published (0: not stamped).",
+          static_cast<double>(get(s.replica_published_at)));
+
+    // Bucket bounds are those of the latency histogram nearest below each le.
+    m.family("unitpolicy_request_duration_seconds", Type::Histogram, "Time to answer one request.");
+    for (std::uint64_t le : {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000})
+        m.sample("unitpolicy_request_duration_seconds_bucket", static_cast<double>(s.latency.count_at_most(le)),
+                 {{"le", fmt::format("{}", static_cast<double>(le) / 1e6)}});
+    auto total = static_cast<double>(s.latency.count());
+    m.sample("unitpolicy_request_duration_seconds_bucket", total, {{"le", "+Inf"}});
+    m.sample("unitpolicy_request_duration_seconds_sum", static_cast<double>(s.latency.sum_micros()) / 1e6);
+    m.sample("unitpolicy_request_duration_seconds_count", total);
+    return m.text();
 }
 
 }  // namespace unit::policyd

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -10,7 +11,9 @@
 
 #include <fmt/format.h>
 
+#include <cerrno>
 #include <chrono>
+#include <cstring>
 #include <thread>
 
 #include "test_support.hpp"
@@ -21,13 +24,15 @@ using namespace unit::test;
 
 namespace {
 
-// A running daemon, stopped with SIGTERM at the end of the test.
+// A running daemon, stopped with SIGTERM at the end of the test; `files`,
+// when set, is its limit on open files.
 class Daemon {
 public:
-    Daemon(const std::vector<std::string>& args, const std::string& log) {
+    Daemon(const std::vector<std::string>& args, const std::string& log, rlimit files = {0, 0}) {
         pid_ = fork();
         REQUIRE(pid_ >= 0);
         if (pid_ == 0) {
+            if (files.rlim_max > 0 && setrlimit(RLIMIT_NOFILE, &files) != 0) _exit(126);
             std::vector<std::string> all{env_or_fail("UNITPOLICY")};
             all.insert(all.end(), args.begin(), args.end());
             std::vector<char*> argv;
@@ -94,6 +99,22 @@ std::string policy_request(std::string_view recipient) {
 }
 
 std::string netstring(std::string_view s) { return fmt::format("{}:{},", s.size(), s); }
+
+// Whether the server closes `fd` within `ms` milliseconds (what it sends
+// before is discarded).
+bool closed_by_server(int fd, int ms) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    char buffer[4096];
+    for (;;) {
+        auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        pollfd p{fd, POLLIN, 0};
+        if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) return false;
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n == 0 || (n < 0 && errno == ECONNRESET)) return true;
+    }
+}
+
+bool log_has(const std::string& log, const std::string& text) { return read_file(log).find(text) != std::string::npos; }
 
 struct World {
     TempDir dir;
@@ -203,7 +224,8 @@ TEST_CASE("bad usage exits 2 with one line") {
     CHECK(v.out == "unitpolicy 0.1.0\n");
 }
 
-TEST_CASE("connections over max_connections wait, idle ones are closed, SIGHUP reloads the replies") {
+TEST_CASE("a client past max_connections takes the place of the one idle the longest, idle ones are closed, "
+          "SIGHUP reloads the replies") {
     World w;
     std::string policy = w.dir.path("policy"), conf = w.dir.path("unitpolicy.conf");
     write_file(conf, "unknown_reply = 550 5.1.1 No such user\n");
@@ -214,13 +236,15 @@ TEST_CASE("connections over max_connections wait, idle ones are closed, SIGHUP r
     int a = connect_to(policy);
     int b = connect_to(policy);
     check_exchange(a, unknown, "action=550 5.1.1 No such user\n\n");
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
     check_exchange(b, unknown, "action=550 5.1.1 No such user\n\n");
-    int c = connect_to(policy);  // queued by the kernel, not served yet
-    REQUIRE(write(c, unknown.data(), unknown.size()) == static_cast<ssize_t>(unknown.size()));
-    pollfd waiting{c, POLLIN, 0};
-    CHECK(poll(&waiting, 1, 300) == 0);
+    int c = connect_to(policy);  // served at once: a, idle the longest, makes room
+    check_exchange(c, unknown, "action=550 5.1.1 No such user\n\n");
+    CHECK(closed_by_server(a, 2000));
     close(a);
-    CHECK(exchange(c, "", 30) == "action=550 5.1.1 No such user\n\n");
+    pollfd still_open{b, POLLIN, 0};
+    CHECK(poll(&still_open, 1, 0) == 0);
+    CHECK(log_has(w.dir.path("log"), "warning: max_connections (2) reached: closing the connections idle the longest"));
 
     write_file(conf, "unknown_reply = 550 5.1.1 Unknown here\n");
     REQUIRE(kill(d.pid(), SIGHUP) == 0);
@@ -260,4 +284,133 @@ TEST_CASE("--user drops root after the sockets are bound") {
     }
     CHECK(uid_line == "Uid:\t65534\t65534\t65534\t65534");
     CHECK(d.stop() == 0);
+}
+
+namespace {
+
+// The daemon's counters, as its control socket serves them: one JSON line,
+// then the end of the connection. Nothing is written: the daemon may have
+// closed its side already.
+std::string counters(const std::string& control) {
+    int fd = connect_to(control);
+    std::string json;
+    char buffer[4096];
+    for (;;) {
+        pollfd p{fd, POLLIN, 0};
+        if (poll(&p, 1, 5000) <= 0) break;
+        ssize_t n = read(fd, buffer, sizeof buffer);
+        if (n <= 0) break;
+        json.append(buffer, static_cast<std::size_t>(n));
+    }
+    close(fd);
+    return json;
+}
+
+}  // namespace
+
+TEST_CASE("a request trickling in is closed after request_timeout, an idle connection is not") {
+    World w;
+    std::string policy = w.dir.path("policy"), control = w.dir.path("control");
+    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
+              "--request-timeout", "1s", "--threads", "1"},
+             w.dir.path("log"));
+    int idle = connect_to(policy);
+    int slow = connect_to(policy);
+    const std::string request = policy_request("user@example.com");
+    // One byte every 100 ms: activity all along, but never a whole request.
+    auto started = std::chrono::steady_clock::now();
+    bool closed = false;
+    for (std::size_t i = 0; i + 1 < request.size() && !closed; ++i) {
+        if (send(slow, &request[i], 1, MSG_NOSIGNAL) != 1) break;
+        closed = closed_by_server(slow, 100);
+    }
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    CHECK(closed);
+    CHECK(elapsed >= std::chrono::seconds(1));
+    CHECK(elapsed < std::chrono::seconds(3));
+    close(slow);
+    pollfd still_open{idle, POLLIN, 0};
+    CHECK(poll(&still_open, 1, 0) == 0);
+    check_exchange(idle, request, "action=DUNNO\n\n");
+    close(idle);
+    CHECK(counters(control).find("\"connections_closed_slow\":1,") != std::string::npos);
+    CHECK(log_has(w.dir.path("log"), "warning: policy: request not complete after 1s: closing the connection"));
+}
+
+TEST_CASE("a client that does not read its answers is no longer read from, then closed after request_timeout") {
+    World w;
+    std::string map = w.dir.path("map"), control = w.dir.path("control");
+    Daemon d({"--db", w.db, "--socketmap-listen", "unix:" + map, "--control", control, "--log", "stderr",
+              "--request-timeout", "1s", "--threads", "1"},
+             w.dir.path("log"));
+    int m = connect_to(map);
+    timeval five_seconds{5, 0};
+    REQUIRE(setsockopt(m, SOL_SOCKET, SO_SNDTIMEO, &five_seconds, sizeof five_seconds) == 0);
+    std::string block;
+    while (block.size() < 64 * 1024) block += netstring("alias sales@example.com");
+    // Pipelined lookups and never a read, until the daemon stops taking them.
+    auto started = std::chrono::steady_clock::now();
+    std::size_t taken = 0;
+    int error = 0;
+    for (;;) {
+        ssize_t n = send(m, block.data(), block.size(), MSG_NOSIGNAL);
+        if (n <= 0) {
+            error = errno;
+            break;
+        }
+        taken += static_cast<std::size_t>(n);
+    }
+    auto elapsed = std::chrono::steady_clock::now() - started;
+    CHECK_MESSAGE((error == EPIPE || error == ECONNRESET), "send: " << std::strerror(error));  // not our timeout
+    CHECK(elapsed < std::chrono::seconds(4));
+    // It stopped reading once 16 KiB of answers waited: what it took is the
+    // requests of those and of the socket buffers, not a flood.
+    MESSAGE("taken before the daemon stopped reading: " << taken << " bytes");
+    CHECK(taken < std::size_t{1} << 20);
+    close(m);
+    CHECK(counters(control).find("\"connections_closed_slow\":1,") != std::string::npos);
+    CHECK(log_has(w.dir.path("log"), "warning: socketmap: answers not read for 1s: closing the connection"));
+}
+
+TEST_CASE("max_line and max_request bound what a client may send") {
+    World w;
+    std::string policy = w.dir.path("policy"), map = w.dir.path("map");
+    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
+              "stderr", "--max-line", "300", "--max-request", "1024", "--threads", "1"},
+             w.dir.path("log"));
+    int fits = connect_to(policy);
+    CHECK(exchange(fits, policy_request(std::string(200, 'a') + "@example.com"), 8).rfind("action=", 0) == 0);
+    close(fits);
+    int too_long = connect_to(policy);
+    REQUIRE(write(too_long, "recipient=", 10) == 10);
+    CHECK(exchange(too_long, std::string(300, 'a') + "@example.com\n\n", 1).empty());  // closed, no answer
+    close(too_long);
+    int m = connect_to(map);
+    check_exchange(m, netstring("transportmx john.doe@example.com"), netstring("OK smtp:[u1.example.com]"));
+    CHECK(exchange(m, "1025:", 1).empty());
+    close(m);
+    CHECK(log_has(w.dir.path("log"), "warning: policy: line longer than 300 bytes: closing the connection"));
+    CHECK(log_has(w.dir.path("log"), "warning: netstring: payload longer than 1024 bytes: closing the connection"));
+}
+
+TEST_CASE("the soft open file limit is raised to the hard one, and max_connections kept within it") {
+    World w;
+    std::string policy = w.dir.path("policy"), control = w.dir.path("control");
+    // Hard limit 200: 64 descriptors kept for the daemon, 8 for its worker,
+    // room for 128 connections.
+    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
+              "--threads", "1", "--max-connections", "1000"},
+             w.dir.path("log"), rlimit{100, 200});
+    std::vector<int> clients;
+    for (int i = 0; i < 140; ++i) clients.push_back(connect_to(policy));
+    check_exchange(clients.back(), policy_request("user@example.com"), "action=DUNNO\n\n");
+    std::string limits = read_file(fmt::format("/proc/{}/limits", d.pid()));
+    CHECK(limits.find("Max open files            200                  200") != std::string::npos);
+    std::string json = counters(control);
+    CHECK(json.find("\"connections_open\":128,") != std::string::npos);
+    CHECK(json.find("\"connections_closed_full\":12,") != std::string::npos);
+    CHECK(closed_by_server(clients.front(), 2000));
+    for (int fd : clients) close(fd);
+    CHECK(log_has(w.dir.path("log"),
+                  "warning: max_connections: the open file limit leaves room for 128 connections only"));
 }

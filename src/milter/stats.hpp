@@ -1,0 +1,39 @@
+// stats.hpp: the live counters of a running unitmilter, for --metrics.
+// Relaxed atomics: each counter is exact, a snapshot of several is not a
+// transaction. libmilter's callbacks carry no pointer of ours but the
+// per-connection one, so the filter counts into the process's one
+// MilterStats (filter_stats(), filter.hpp).
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace unit::milter {
+
+struct MilterStats {
+    using Counter = std::atomic<std::uint64_t>;
+    std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
+
+    Counter connections{0};
+    Counter messages_accepted{0};
+    // Refused with 451, by enhanced status code: 4.4.6 routing loop,
+    // 4.7.0 header flood, 4.3.0 directory unavailable or internal error.
+    Counter refused_loop{0}, refused_header_flood{0}, refused_other{0};
+    Counter loops_released{0};
+    Counter headers_removed{0};  // forged routing headers from untrusted clients
+    Counter recipients_added{0}, recipients_removed{0};  // alias expansion
+    Counter directory_tempfails{0};  // messages with a recipient the directory could not resolve
+    Counter replica_switches{0}, replica_refusals{0};
+    Counter replica_generation{0};  // of the last snapshot a lookup used
+
+    static void add(Counter& counter, std::uint64_t n = 1) noexcept {
+        counter.fetch_add(n, std::memory_order_relaxed);
+    }
+};
+
+// The counters in the Prometheus text format (families named unitmilter_*).
+std::string stats_prometheus(const MilterStats& stats);
+
+}  // namespace unit::milter
