@@ -1,5 +1,7 @@
 #include "common/key_table.hpp"
 
+#include "common/endpoint.hpp"
+
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -35,6 +37,16 @@ std::string set_log_sink(LogSink& field, std::string_view value) {
     if (value == "syslog") field = LogSink::Syslog;
     else if (value == "stderr") field = LogSink::Stderr;
     else return fmt::format("bad log sink \"{}\" (expected syslog or stderr)", value);
+    return {};
+}
+
+std::string set_inet_endpoint(std::string& field, std::string_view value) {
+    if (!value.empty()) {
+        auto e = parse_endpoint(value);
+        if (!e) return e.error().message;
+        if (e->kind != Endpoint::Kind::Inet) return fmt::format("\"{}\" is not inet:host:port", value);
+    }
+    field = value;
     return {};
 }
 

@@ -27,6 +27,7 @@ std::string set_text(std::string& field, std::string_view value, bool may_be_emp
 std::string set_bool(bool& field, std::string_view value);
 std::string set_duration(std::chrono::seconds& field, std::string_view value);
 std::string set_log_sink(LogSink& field, std::string_view value);  // syslog | stderr
+std::string set_inet_endpoint(std::string& field, std::string_view value);  // inet:host:port, or empty
 
 template <class Number>
 std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {

@@ -9,7 +9,6 @@
 #include <ostream>
 
 #include "common/config_file.hpp"
-#include "common/endpoint.hpp"
 #include "common/key_table.hpp"
 #include "milter/route_header.hpp"
 
@@ -86,12 +85,7 @@ const Key keys[] = {
     {"socket_group", "", "group of a unix socket (empty: the group that started the filter)",
      [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
     {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
-     [](std::string_view v, Settings& s) -> std::string {
-         auto e = common::parse_endpoint(v);
-         if (!e) return e.error().message;
-         if (e->kind != common::Endpoint::Kind::Inet) return "metrics needs inet:host:port";
-         return set_text(s.metrics, v);
-     }},
+     [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); }},
     {"role", "mx", "mx (the MX pool) or unit (a mailbox server; needs unit)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "mx") s.role = Role::Mx;

@@ -62,12 +62,7 @@ const Key keys[] = {
     {"control", "", "control socket path for --dump --control (live counters)",
      [](std::string_view v, Settings& s) { return set_text(s.control, v); }},
     {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
-     [](std::string_view v, Settings& s) -> std::string {
-         auto e = common::parse_endpoint(v);
-         if (!e) return e.error().message;
-         if (e->kind != common::Endpoint::Kind::Inet) return "metrics needs inet:host:port";
-         return set_text(s.metrics, v);
-     }},
+     [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); }},
     {"unit", "", "this host's unit (unit role: enables the transportunit map)",
      [](std::string_view v, Settings& s) { return set_text(s.answers.unit, v); }},
     {"local_transport", "local", "transport for this unit's own mailboxes (unit role)",
