@@ -121,6 +121,12 @@ std::string stats_prometheus(const Stats& s) {
     gauge("unitpolicy_connections_open", "Client connections open now.", static_cast<double>(get(s.connections_open)));
     counter("unitpolicy_connections_closed_idle_total", "Connections closed after the idle timeout.",
             s.connections_closed_idle);
+    counter("unitpolicy_connections_closed_full_total",
+            "Connections closed to make room at max_connections (the one waiting longest for a request).",
+            s.connections_closed_full);
+    counter("unitpolicy_connections_closed_slow_total",
+            "Connections closed after request_timeout (a request trickling in, or answers left unread).",
+            s.connections_closed_slow);
     counter("unitpolicy_protocol_errors_total", "Connections closed for a malformed or oversized request.",
             s.protocol_errors);
 
