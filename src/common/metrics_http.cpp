@@ -64,12 +64,14 @@ void MetricsText::sample(std::string_view name, double value, const Labels& labe
     fmt::format_to(std::back_inserter(text_), " {}\n", value);
 }
 
+// Destroyed from the bottom up: the io_context's pending handlers own the
+// sessions, whose destructors still count down `sessions`.
 struct MetricsServer::Impl {
+    Render render;
+    int sessions = 0;  // touched on the server thread only
     asio::io_context io{1};
     tcp::acceptor acceptor{io};
-    Render render;
     std::thread thread;
-    int sessions = 0;  // touched on the server thread only
 
     void accept();
 };

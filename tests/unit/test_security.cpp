@@ -106,6 +106,8 @@ std::vector<std::string> sockets_of(Program p, const std::string& dir) {
     return {dir + "/milter"};
 }
 
+// Starts `p` on `db`, its sockets in `dir` (sockets_of) and its log in
+// dir/daemon.log, with the `extra` options; returns once it serves.
 void start(std::optional<Daemon>& daemon, Program p, const std::string& db, const std::string& dir,
            const std::vector<std::string>& extra) {
     std::vector<std::string> args{"--db", db, "--log", "stderr"};
