@@ -14,6 +14,7 @@
 #   integration      real Postfix instances on loopback (tests/integration/,
 #                    needs root; skipped otherwise)
 #   milter           unitmilter under miltertest (tests/milter/)
+#   install          a DESTDIR install of the normal build (tests/install/)
 #   faults, attacks  tests/faults/run.sh, tests/attacks/run.sh on the normal
 #                    build, each only when the script exists
 #   fuzz             tests/fuzz/run.sh (its own clang build), when it exists
@@ -30,8 +31,9 @@
 # Environment:
 #   BUILD_DIR      the normal build directory (default build)
 #   SAN_BUILD_DIR  the sanitizer build directory (default build-san)
-#   TESTS_QUICK=1  only build, unit, integration and milter (for a quick
-#                  local run; the other stages print "skipped")
+#   TESTS_QUICK=1  only the normal build's build, unit, integration, milter
+#                  and install (for a quick local run, about 4 minutes here;
+#                  the other stages print "skipped")
 set -uo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

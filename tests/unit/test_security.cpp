@@ -45,7 +45,7 @@ using namespace std::chrono_literals;
 
 enum class Program { Policy, Milter };
 
-const char* name_of(Program p) { return p == Program::Policy ? "unitpolicy" : "unitmilter"; }
+std::string name_of(Program p) { return p == Program::Policy ? "unitpolicy" : "unitmilter"; }
 
 // A daemon run by the test, its stderr in `log`, stopped with SIGTERM at
 // the end.
@@ -716,7 +716,8 @@ TEST_CASE("the daemons' unix sockets get socket_mode and socket_group") {
         MESSAGE("skipped: socket_group (needs root to give a socket to another group); socket_mode is checked");
     }
     for (Program p : {Program::Policy, Program::Milter}) {
-        CAPTURE(name_of(p));
+        const std::string program = name_of(p);
+        CAPTURE(program);
         World w;
         std::optional<Daemon> d;
         start(d, p, w.db, w.dir.root(), extra);
@@ -756,7 +757,8 @@ TEST_CASE("with user = nobody a daemon runs as nobody, without root's groups, an
     const passwd nobody = *found;
     REQUIRE(nobody.pw_uid != 0);
     for (Program p : {Program::Policy, Program::Milter}) {
-        CAPTURE(name_of(p));
+        const std::string program = name_of(p);
+        CAPTURE(program);
         World w;
         // The replica as a host holds it: owned by root, 0644, in a
         // directory the daemon's user may read.
