@@ -15,6 +15,7 @@ struct LogState {
     std::atomic<LogSink> sink{LogSink::Stderr};
     std::atomic<bool> debug{false};
     std::string program = "unit";
+    pid_t pid = getpid();  // the daemons do not fork once logging
 };
 
 LogState& state() {
@@ -51,6 +52,7 @@ void open_log(LogSink sink, const char* program, bool debug) {
     s.program = program;
     s.debug = debug;
     s.sink = sink;
+    s.pid = getpid();
     if (sink == LogSink::Syslog) openlog(program, LOG_PID | LOG_NDELAY, LOG_MAIL);
 }
 
@@ -66,7 +68,7 @@ void log_line(Severity severity, std::string_view message) noexcept {
         return;
     case LogSink::Stderr: {
         // One write per line, so that lines of several threads do not mix.
-        std::string line = fmt::format("{}[{}]: {}{}\n", s.program, getpid(), prefix(severity), message);
+        std::string line = fmt::format("{}[{}]: {}{}\n", s.program, s.pid, prefix(severity), message);
         ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
         (void)ignored;
         return;

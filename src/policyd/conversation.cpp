@@ -10,10 +10,17 @@ using common::Severity;
 
 namespace {
 
-DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation) {
+DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation,
+                                   std::chrono::milliseconds snapshot_hold) {
     DirectoryOptions o;
     o.path = s.db;
     o.validation = std::move(validation);
+    o.snapshot_hold = snapshot_hold;
+    return o;
+}
+
+ResolverOptions untraced(ResolverOptions o) {
+    o.trace = false;
     return o;
 }
 
@@ -49,18 +56,19 @@ private:
 
 // ------------------------------------------------------------ Worker
 
-Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation)
+Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation,
+               std::chrono::milliseconds snapshot_hold)
     : settings_(std::move(settings)),
       stats_(stats),
-      directory_(directory_options(*settings_, std::move(validation))) {
-    resolver_.emplace(directory_, settings_->resolver);
+      directory_(directory_options(*settings_, std::move(validation), snapshot_hold)) {
+    resolver_.emplace(directory_, untraced(settings_->resolver));
     switches_seen_ = directory_.status().switches;
     refusals_seen_ = directory_.status().refusals;
 }
 
 void Worker::reconfigure(std::shared_ptr<const Settings> settings) {
     settings_ = std::move(settings);
-    resolver_.emplace(directory_, settings_->resolver);
+    resolver_.emplace(directory_, untraced(settings_->resolver));
 }
 
 void Worker::note_replica_changes() {

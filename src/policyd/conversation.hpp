@@ -10,6 +10,7 @@
 // Thread safety: a Conversation and its Worker belong to one thread.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <optional>
 #include <string>
@@ -25,10 +26,14 @@
 namespace unit::policyd {
 
 // What one worker thread owns: its own SQLite connection (Directory), the
-// resolver over it, and the settings snapshot it answers with.
+// resolver over it (without traces: nobody reads them on the request path),
+// and the settings snapshot it answers with. With a snapshot_hold the
+// worker's lookups share read transactions (directory.hpp), and its owner
+// calls end_expired_read() at least that often.
 class Worker {
 public:
-    Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation);
+    Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation,
+           std::chrono::milliseconds snapshot_hold = std::chrono::milliseconds(0));
 
     Resolution resolve(std::string_view address);
     DomainResolution resolve_domain(std::string_view domain);
@@ -37,6 +42,7 @@ public:
     void reconfigure(std::shared_ptr<const Settings> settings);
     Stats& stats() noexcept { return stats_; }
     Directory& directory() noexcept { return directory_; }
+    void end_expired_read() noexcept { directory_.end_expired_read(); }
 
 private:
     void note_replica_changes();

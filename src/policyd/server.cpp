@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cerrno>
 #include <cstring>
@@ -36,7 +37,10 @@ using Clock = std::chrono::steady_clock;
 
 namespace {
 
-constexpr std::size_t read_chunk = 16 * 1024;  // one read, into the worker's scratch buffer
+// A connection's read buffer: a whole request of Postfix's in one read.
+// Each connection has its own: Asio reads as soon as the socket is
+// readable, possibly before the handlers of other connections have run.
+constexpr std::size_t read_chunk = 2048;
 // Bytes parsed between two looks at the answers waiting: a burst of small
 // requests with large answers (alias lists) piles up at most one slice's
 // answers past max_pending_output.
@@ -54,6 +58,12 @@ constexpr std::size_t max_pending_output = 16 * 1024;
 constexpr int kernel_send_buffer = 16 * 1024;
 constexpr auto accept_retry_pause = std::chrono::milliseconds(100);
 constexpr auto full_warning_interval = std::chrono::minutes(1);
+// How long a worker's lookups share one read transaction: a change to the
+// replica made in place is seen this much later at most, and a writer in
+// rollback-journal mode waits at most this long for the worker's lock.
+// Beginning a transaction costs SQLite several file-lock calls and a check
+// of its page cache: more than the lookup itself.
+constexpr auto snapshot_hold = std::chrono::milliseconds(100);
 
 class SessionBase {
 public:
@@ -80,8 +90,10 @@ struct Slot {
 // answers back in order. Reads and writes overlap (a client may send
 // several requests before it reads), but one of each at a time.
 //
-// Bytes are read, once the socket is readable, into the worker's scratch
-// buffer, so an idle connection holds no read buffer. One timer watches the
+// Reads are asynchronous reads into the connection's small buffer: after a
+// read that emptied the socket, Asio queues the next one without a system
+// call, where a wait for readability would cost an epoll_ctl per request.
+// One timer watches the
 // connection: while it is busy (a request is arriving, or answers wait
 // unread) the client has request_timeout from the start of that, otherwise
 // idle_timeout from its last answered request. The timer is moved only
@@ -90,16 +102,15 @@ struct Slot {
 template <class Socket, class Conversation>
 class Session : public SessionBase, public std::enable_shared_from_this<Session<Socket, Conversation>> {
 public:
-    Session(Socket socket, Worker& worker, std::shared_ptr<Slot> slot, std::span<char> scratch, const char* protocol)
+    Session(Socket socket, Worker& worker, std::shared_ptr<Slot> slot, const char* protocol)
         : socket_(std::move(socket)), timer_(socket_.get_executor()), worker_(worker), conversation_(worker),
-          slot_(std::move(slot)), scratch_(scratch), protocol_(protocol) {}
+          slot_(std::move(slot)), protocol_(protocol) {}
     // connections_open went up when the acceptor took the connection.
     ~Session() override { release(); }
 
     void start() {
         slot_->session = this->weak_from_this();
         error_code ignored;
-        socket_.non_blocking(true, ignored);  // read_some() after a readiness wait never blocks
         socket_.set_option(asio::socket_base::send_buffer_size(kernel_send_buffer), ignored);
         deadline_ = Clock::now() + worker_.settings().idle_timeout;
         arm_timer();
@@ -143,7 +154,7 @@ private:
         }
         if (backlog) return;
         if (!unparsed_.empty()) yield();
-        else if (!waiting_) wait_readable();
+        else if (!reading_) read();
     }
 
     // Parses the rest after the worker's other ready connections.
@@ -156,27 +167,22 @@ private:
         });
     }
 
-    void wait_readable() {
-        waiting_ = true;
-        socket_.async_wait(Socket::wait_read, [self = this->shared_from_this()](const error_code& ec) {
-            self->waiting_ = false;
-            self->on_readable(ec);
+    void read() {
+        reading_ = true;
+        socket_.async_read_some(asio::buffer(buffer_), [self = this->shared_from_this()](const error_code& ec,
+                                                                                          std::size_t n) {
+            self->reading_ = false;
+            self->on_read(ec, n);
         });
     }
 
-    void on_readable(error_code ec) {
-        std::size_t n = 0;
-        if (!ec) n = socket_.read_some(asio::buffer(scratch_.data(), scratch_.size()), ec);
-        if (ec == asio::error::would_block || ec == asio::error::try_again) {
-            proceed();
-            return;
-        }
+    void on_read(error_code ec, std::size_t n) {
         if (ec) {  // end of stream, reset, or stop(): send what is answered, then close
             closing_ = true;
             if (!writing_) close();
             return;
         }
-        consume(std::string_view(scratch_.data(), n));
+        consume(std::string_view(buffer_.data(), n));
         proceed();
     }
 
@@ -294,19 +300,21 @@ private:
     Worker& worker_;
     Conversation conversation_;
     std::shared_ptr<Slot> slot_;
-    std::span<char> scratch_;
+    std::array<char, read_chunk> buffer_;
     const char* protocol_;
     std::string unparsed_, pending_, sending_;
-    bool waiting_ = false, writing_ = false, yielding_ = false, closing_ = false;
+    bool reading_ = false, writing_ = false, yielding_ = false, closing_ = false;
     bool partial_ = false, paused_ = false, busy_ = false;
 };
 
-// A worker thread: its io_context, its Worker, its live sessions.
+// A worker thread: its io_context, its Worker, its live sessions. Its
+// lookups share read transactions for up to snapshot_hold (directory.hpp);
+// a ticker ends a transaction left open when the connections go quiet.
 struct WorkerThread {
     asio::io_context context{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(context);
+    asio::steady_timer ticker{context};
     std::unique_ptr<Worker> worker;
-    std::vector<char> scratch = std::vector<char>(read_chunk);  // every session's reads, one at a time
     std::list<std::weak_ptr<SessionBase>> sessions;             // touched on this thread only
     std::size_t prune_at = 64;  // forget ended sessions when the list grows this long (amortised O(1))
     std::thread thread;
@@ -318,14 +326,24 @@ struct WorkerThread {
             prune_at = 2 * sessions.size() + 64;
         }
         auto session = std::make_shared<Session<Socket, Conversation>>(std::move(socket), *worker, std::move(slot),
-                                                                       std::span<char>(scratch), protocol);
+                                                                       protocol);
         sessions.push_back(session);
         session->start();
+    }
+
+    void tick() {
+        ticker.expires_after(snapshot_hold);
+        ticker.async_wait([this](const error_code& ec) {
+            if (ec) return;
+            worker->end_expired_read();
+            tick();
+        });
     }
 
     void stop_sessions() {
         for (auto& w : sessions)
             if (auto s = w.lock()) s->stop();
+        ticker.cancel();
         guard.reset();
     }
 };
@@ -583,7 +601,8 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
     unsigned threads = s.settings->threads ? s.settings->threads : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
         auto w = std::make_unique<WorkerThread>();
-        w->worker = std::make_unique<Worker>(s.settings, s.stats, s.validation);
+        w->worker = std::make_unique<Worker>(s.settings, s.stats, s.validation, snapshot_hold);
+        w->tick();
         s.workers.push_back(std::move(w));
     }
     s.connection_capacity = raise_open_file_limit(threads);

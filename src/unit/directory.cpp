@@ -34,6 +34,12 @@ struct Connection {
     StmtHandle begin, commit, generation, domain, mailbox, unit, aliases;
     SnapshotInfo info;
     BusyWait busy;  // its address is the busy handler's context
+    // The open read transaction, if any.
+    bool reading = false;
+    bool read_failed = false;    // a lookup in it failed: end it before the next
+    bool writer_waiting = false; // seen when it began: do not hold it
+    std::chrono::steady_clock::time_point read_since{};
+    std::int64_t read_generation = 0;
 };
 
 }  // namespace detail
@@ -355,37 +361,94 @@ std::optional<std::int64_t> Directory::age_seconds(std::time_t now) const noexce
     return static_cast<std::int64_t>(now - since);
 }
 
+namespace {
+
+void end_read(Connection& c) noexcept {
+    Query commit(c.commit.get());
+    if (!commit.run()) sqlite3_exec(c.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    c.reading = false;
+    c.read_failed = false;
+}
+
+// Whether another connection holds the RESERVED lock: a writer in
+// rollback-journal mode, waiting for the readers to leave. SQLite's POSIX
+// locks are per process: while any worker holds a read transaction, the
+// others get theirs without looking at the writer's PENDING lock, so held
+// transactions, overlapping from thread to thread, would keep it out for
+// good. Seeing it, each worker goes back to a transaction per lookup.
+bool writer_waiting(sqlite3* db) noexcept {
+    sqlite3_file* file = nullptr;
+    if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || file == nullptr ||
+        file->pMethods == nullptr)
+        return false;
+    int reserved = 0;
+    return file->pMethods->xCheckReservedLock(file, &reserved) == SQLITE_OK && reserved != 0;
+}
+
+// BEGIN is deferred: reading the generation takes the shared lock, and the
+// snapshot the transaction sees.
+Result<void> begin_read(Connection& c, bool hold) noexcept {
+    Query begin(c.begin.get());
+    if (auto r = begin.run(); !r) return r.error();
+    Query generation(c.generation.get());
+    auto row = generation.step();
+    Result<void> outcome;
+    if (!row) outcome = row.error();
+    else if (!row.value()) outcome = make_error(Errc::Corrupt, "meta.generation is missing");
+    if (!outcome) {
+        sqlite3_exec(c.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+        return outcome;
+    }
+    c.read_generation = generation.integer(0);
+    c.writer_waiting = hold && writer_waiting(c.db.get());
+    c.reading = true;
+    c.read_since = std::chrono::steady_clock::now();
+    return {};
+}
+
+}  // namespace
+
 Result<Reader> Directory::read() noexcept {
     refresh();
     Connection* c = state_->current.get();
     if (c == nullptr) return make_error(Errc::Unavailable, state_->status.problem);
-    Query begin(c->begin.get());
-    if (auto r = begin.run(); !r) return r.error();
-    return Reader(c);
+    const auto hold = state_->options.snapshot_hold;
+    if (c->reading && (c->read_failed || std::chrono::steady_clock::now() - c->read_since >= hold)) end_read(*c);
+    if (!c->reading) {
+        if (auto r = begin_read(*c, hold.count() > 0); !r) return r.error();
+    }
+    return Reader(c, hold.count() == 0 || c->writer_waiting);
+}
+
+void Directory::end_expired_read() noexcept {
+    Connection* c = state_->current.get();
+    if (c != nullptr && c->reading && std::chrono::steady_clock::now() - c->read_since >= state_->options.snapshot_hold)
+        end_read(*c);
 }
 
 // ---------------------------------------------------------------- Reader
 
-Reader::Reader(Reader&& other) noexcept : connection_(other.connection_) { other.connection_ = nullptr; }
+Reader::Reader(Reader&& other) noexcept : connection_(other.connection_), ends_transaction_(other.ends_transaction_) {
+    other.connection_ = nullptr;
+}
 
 Reader::~Reader() {
-    if (connection_ == nullptr) return;
-    Query commit(connection_->commit.get());
-    if (!commit.run()) sqlite3_exec(connection_->db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (connection_ != nullptr && ends_transaction_) end_read(*connection_);
 }
 
-Result<std::int64_t> Reader::generation() noexcept {
-    Query q(connection_->generation.get());
-    auto row = q.step();
-    if (!row) return row.error();
-    if (!row.value()) return make_error(Errc::Corrupt, "meta.generation is missing");
-    return q.integer(0);
+Error Reader::failed(Error e) noexcept {
+    connection_->read_failed = true;
+    return e;
 }
+
+std::int64_t Reader::generation() const noexcept { return connection_->read_generation; }
 
 Result<bool> Reader::domain_served(std::string_view domain) noexcept {
     Query q(connection_->domain.get());
     q.bind(1, domain);
-    return q.step();
+    auto row = q.step();
+    if (!row) return failed(row.error());
+    return row;
 }
 
 Result<std::optional<MailboxRecord>> Reader::mailbox(std::string_view address) noexcept {
@@ -393,13 +456,13 @@ Result<std::optional<MailboxRecord>> Reader::mailbox(std::string_view address) n
         Query q(connection_->mailbox.get());
         q.bind(1, address);
         auto row = q.step();
-        if (!row) return row.error();
+        if (!row) return failed(row.error());
         if (!row.value()) return std::optional<MailboxRecord>();
         auto mailbox = detail::read_mailbox(q);
         if (!mailbox) return mailbox.error();
         return std::optional<MailboxRecord>(std::move(mailbox.value()));
     } catch (const std::exception& e) {
-        return make_error(Errc::Unavailable, e.what());
+        return failed(make_error(Errc::Unavailable, e.what()));
     }
 }
 
@@ -408,13 +471,13 @@ Result<std::optional<UnitRecord>> Reader::unit(std::string_view name) noexcept {
         Query q(connection_->unit.get());
         q.bind(1, name);
         auto row = q.step();
-        if (!row) return row.error();
+        if (!row) return failed(row.error());
         if (!row.value()) return std::optional<UnitRecord>();
         auto unit = detail::read_unit(q);
         if (!unit) return unit.error();
         return std::optional<UnitRecord>(std::move(unit.value()));
     } catch (const std::exception& e) {
-        return make_error(Errc::Unavailable, e.what());
+        return failed(make_error(Errc::Unavailable, e.what()));
     }
 }
 
@@ -424,10 +487,10 @@ Result<std::vector<std::string>> Reader::alias_targets(std::string_view address)
         q.bind(1, address);
         std::vector<std::string> targets;
         auto r = detail::for_each_row(q, [&](Query& row) { targets.push_back(row.text(0)); });
-        if (!r) return r.error();
+        if (!r) return failed(r.error());
         return targets;
     } catch (const std::exception& e) {
-        return make_error(Errc::Unavailable, e.what());
+        return failed(make_error(Errc::Unavailable, e.what()));
     }
 }
 
@@ -458,10 +521,10 @@ Result<DirectorySummary> Reader::summary() noexcept {
                                             summary.units.emplace_back(std::move(unit.value()), q.integer(4));
                                             return {};
                                         });
-        if (!r) return r.error();
+        if (!r) return failed(r.error());
         return summary;
     } catch (const std::exception& e) {
-        return make_error(Errc::Unavailable, e.what());
+        return failed(make_error(Errc::Unavailable, e.what()));
     }
 }
 

@@ -10,6 +10,18 @@
 // snapshot keeps answering and status().problem says why. A file updated in
 // place (WAL or a live replicator) is seen by the next read transaction.
 //
+// Read transactions: by default each read() begins one and the Reader ends
+// it. With snapshot_hold, successive read()s share one transaction for up
+// to that long, so a lookup costs no lock, no file check and no page
+// re-validation (SQLite re-checks its page cache at every transaction
+// start, and its POSIX locks are per inode, shared by all threads). Each
+// lookup still sees one committed snapshot, at most snapshot_hold old; the
+// owner calls end_expired_read() at least every snapshot_hold, so that an
+// idle reader does not keep its shared lock (a rollback-journal writer
+// waits for it) or pin a WAL checkpoint. While a rollback-journal writer
+// waits for its lock (another connection holds RESERVED), transactions are
+// not held, so that the readers let it in.
+//
 // SQLite reads a WAL found beside a file whatever the file says, so a
 // replacement renamed over a replica that was written in WAL mode would be
 // read through the old file's WAL (old or mixed pages). A rollback-journal
@@ -80,6 +92,9 @@ struct DirectoryOptions {
     // so requests queued behind each other do not each wait in turn.
     std::chrono::milliseconds busy_timeout{200};
     std::shared_ptr<ValidationCache> validation;   // optional
+    // How long one read transaction may serve successive read()s; 0: one
+    // transaction per read(). See the top of this file.
+    std::chrono::milliseconds snapshot_hold{0};
 };
 
 struct SnapshotInfo {
@@ -110,13 +125,15 @@ struct DirectorySummary {
 // One read transaction: every lookup through it sees one committed snapshot.
 // Lookups: a value, "not found" (nullopt / empty / false), or an error
 // (Errc::Unavailable for a lock or I/O error, Errc::Corrupt for bad data).
+// An error ends a held transaction at the next read().
 class UNIT_EXPORT Reader {
 public:
     Reader(Reader&& other) noexcept;
     Reader& operator=(Reader&&) = delete;
     ~Reader();  // ends the transaction
 
-    Result<std::int64_t> generation() noexcept;
+    // meta.generation of this transaction's snapshot (read when it began).
+    std::int64_t generation() const noexcept;
     Result<bool> domain_served(std::string_view domain) noexcept;
     Result<std::optional<MailboxRecord>> mailbox(std::string_view address) noexcept;
     Result<std::optional<UnitRecord>> unit(std::string_view name) noexcept;
@@ -126,8 +143,11 @@ public:
 
 private:
     friend class Directory;
-    explicit Reader(detail::Connection* connection) noexcept : connection_(connection) {}
+    Reader(detail::Connection* connection, bool ends_transaction) noexcept
+        : connection_(connection), ends_transaction_(ends_transaction) {}
+    Error failed(Error e) noexcept;  // marks the transaction for ending
     detail::Connection* connection_;
+    bool ends_transaction_;
 };
 
 class UNIT_EXPORT Directory {
@@ -140,8 +160,11 @@ public:
     // Looks for a replacement now if check_interval has passed (always when
     // forced); switches to it when it is good.
     void refresh(bool force = false) noexcept;
-    // refresh(), then begins a read transaction on the current snapshot.
+    // refresh(), then begins a read transaction on the current snapshot (or,
+    // with snapshot_hold, goes on with the one held since less than that).
     Result<Reader> read() noexcept;
+    // Ends a held read transaction begun snapshot_hold or more ago.
+    void end_expired_read() noexcept;
     const DirectoryStatus& status() const noexcept;
     // Seconds since the snapshot was published (published_at, or the file's
     // mtime when it was never published); nullopt when not serving.

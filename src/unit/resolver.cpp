@@ -74,6 +74,10 @@ private:
     Result<std::optional<Destination>> destination(const std::string& address);
     Result<void> expand(const std::string& alias, const std::vector<std::string>& targets);
     Result<void> add_target(const std::string& address);
+    template <class... Args>
+    void note(fmt::format_string<Args...> format, Args&&... args) {
+        if (options_.trace) result_.trace.push_back(fmt::format(format, std::forward<Args>(args)...));
+    }
 
     Reader& reader_;
     const ResolverOptions& options_;
@@ -107,7 +111,7 @@ Result<bool> Lookup::try_key(const std::string& key) {
     auto targets = reader_.alias_targets(key);
     if (!targets) return targets.error();
     if (!targets->empty()) {
-        result_.trace.push_back(fmt::format("{}: alias of {} target(s)", key, targets->size()));
+        note("{}: alias of {} target(s)", key, targets->size());
         if (auto r = expand(key, *targets); !r) return r.error();
         result_.outcome = Outcome::Alias;
         result_.address = key;
@@ -116,10 +120,10 @@ Result<bool> Lookup::try_key(const std::string& key) {
     auto found = destination(key);
     if (!found) return found.error();
     if (!found.value()) {
-        result_.trace.push_back(fmt::format("{}: no alias, no mailbox", key));
+        note("{}: no alias, no mailbox", key);
         return false;
     }
-    result_.trace.push_back(fmt::format("{}: {}", key, describe(*found.value())));
+    if (options_.trace) note("{}: {}", key, describe(*found.value()));
     result_.outcome = found.value()->mailbox.state == MailboxState::Disabled ? Outcome::Disabled : Outcome::Mailbox;
     result_.address = key;
     result_.destination = std::move(found.value());
@@ -129,7 +133,7 @@ Result<bool> Lookup::try_key(const std::string& key) {
 Result<bool> Lookup::try_catch_all(const std::string& domain) {
     std::string key = "@" + domain;
     auto found = try_key(key);
-    if (found && !found.value()) result_.trace.back() = fmt::format("{}: no catch-all alias", key);
+    if (found && !found.value() && options_.trace) result_.trace.back() = fmt::format("{}: no catch-all alias", key);
     return found;
 }
 
@@ -184,17 +188,18 @@ Result<void> Lookup::add_target(const std::string& address) {
             target.destination = std::move(found.value());
         }
     }
-    result_.trace.push_back(fmt::format("  target {}: {}", address,
-                                        target.destination ? describe(*target.destination)
-                                        : target.kind == AliasTarget::Kind::Unknown ? "no such mailbox"
-                                                                                    : "external"));
+    if (options_.trace)
+        note("  target {}: {}", address,
+             target.destination                            ? describe(*target.destination)
+             : target.kind == AliasTarget::Kind::Unknown ? "no such mailbox"
+                                                           : "external");
     result_.targets.push_back(std::move(target));
     return {};
 }
 
-void fail(Resolution& r, Outcome outcome, std::string reason) {
+void fail(Resolution& r, bool trace, Outcome outcome, std::string reason) {
     r.outcome = outcome;
-    r.trace.push_back(fmt::format("{}: {}", to_string(outcome), reason));
+    if (trace) r.trace.push_back(fmt::format("{}: {}", to_string(outcome), reason));
     r.reason = std::move(reason);
 }
 
@@ -211,23 +216,24 @@ struct Snapshot {
     Reader reader;
     std::int64_t generation;
     std::int64_t age;
-    std::string description;  // for the trace
 };
 
 Result<Snapshot> open_snapshot(Directory& directory, const ResolverOptions& options, std::time_t now) {
     auto reader = directory.read();
     if (!reader) return reader.error();
     auto generation = reader->generation();
-    if (!generation) return generation.error();
     auto age = directory.age_seconds(now).value_or(0);
     if (options.max_replica_age.count() > 0 && age > options.max_replica_age.count())
         return make_error(Errc::Stale, fmt::format("replica is {} s old, over max_replica_age {} s", age,
                                                          options.max_replica_age.count()));
+    return Snapshot{std::move(reader.value()), generation, age};
+}
+
+std::string describe(const Snapshot& snapshot, const Directory& directory) {
     const auto& info = directory.status().snapshot;
-    std::string description = fmt::format(
-        "snapshot generation {}, {}, age {} s", generation.value(),
-        info.published_at ? "published " + format_time(*info.published_at) : std::string("never published"), age);
-    return Snapshot{std::move(reader.value()), generation.value(), age, std::move(description)};
+    return fmt::format("snapshot generation {}, {}, age {} s", snapshot.generation,
+                       info.published_at ? "published " + format_time(*info.published_at) : std::string("never published"),
+                       snapshot.age);
 }
 
 }  // namespace
@@ -273,39 +279,41 @@ Resolution Resolver::resolve(std::string_view address) noexcept { return resolve
 Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept {
     Resolution r;
     try {
+        const bool trace = options_.trace;
         r.input = std::string(address);
-        r.trace.push_back(fmt::format("input \"{}\"", address));
+        if (trace) r.trace.push_back(fmt::format("input \"{}\"", address));
         auto parsed = normalize_address(address, options_.address);
         if (!parsed) {
-            fail(r, Outcome::Malformed, parsed.error().message);
+            fail(r, trace, Outcome::Malformed, parsed.error().message);
             return r;
         }
         const Address& a = parsed.value();
         r.address = a.full();
-        r.trace.push_back(fmt::format("normalised to {}{}{}", r.address, a.notes.empty() ? "" : ": ",
-                                      fmt::join(a.notes, "; ")));
+        if (trace)
+            r.trace.push_back(fmt::format("normalised to {}{}{}", r.address, a.notes.empty() ? "" : ": ",
+                                          fmt::join(a.notes, "; ")));
 
         auto snapshot = open_snapshot(directory_, options_, now);
         if (!snapshot) {
-            fail(r, Outcome::Tempfail, snapshot.error().message);
+            fail(r, trace, Outcome::Tempfail, snapshot.error().message);
             r.cause = cause_of(snapshot.error(), directory_);
             return r;
         }
         auto& reader = snapshot->reader;
         auto age = snapshot->age;
         r.generation = snapshot->generation;
-        r.trace.push_back(snapshot->description);
+        if (trace) r.trace.push_back(describe(*snapshot, directory_));
 
         Lookup lookup(reader, options_, r);
         auto attempt = [&]() -> Result<bool> {
             auto served = reader.domain_served(a.domain);
             if (!served) return served.error();
             if (!served.value()) {
-                r.trace.push_back(fmt::format("domain {} is not served here", a.domain));
+                if (trace) r.trace.push_back(fmt::format("domain {} is not served here", a.domain));
                 r.outcome = Outcome::Foreign;
                 return true;
             }
-            r.trace.push_back(fmt::format("domain {} is served", a.domain));
+            if (trace) r.trace.push_back(fmt::format("domain {} is served", a.domain));
             auto found = lookup.try_key(a.full());
             if (found && !found.value() && a.has_extension()) found = lookup.try_key(a.base());
             if (found && !found.value()) found = lookup.try_catch_all(a.domain);
@@ -315,25 +323,25 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         if (!found) {
             r.targets.clear();
             r.destination.reset();
-            fail(r, Outcome::Tempfail, found.error().message);
+            fail(r, trace, Outcome::Tempfail, found.error().message);
             r.cause = cause_of(found.error(), directory_);
             return r;
         }
         if (!found.value()) {
             r.outcome = Outcome::Unknown;
             if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count()) {
-                fail(r, Outcome::Unconfirmed,
+                fail(r, trace, Outcome::Unconfirmed,
                      fmt::format("unknown in a replica {} s old, over reject_max_age {} s", age,
                                  options_.reject_max_age.count()));
                 return r;
             }
-            r.trace.push_back("unknown: no such address");
+            if (trace) r.trace.push_back("unknown: no such address");
         }
         return r;
     } catch (const std::exception& e) {  // allocation failure
         Resolution broken;
         broken.input = std::string(address);
-        fail(broken, Outcome::Tempfail, e.what());
+        fail(broken, options_.trace, Outcome::Tempfail, e.what());
         broken.cause = TempfailCause::Busy;
         return broken;
     }

@@ -22,7 +22,8 @@
 //                unsupported schema, older than max_replica_age, bad alias data)
 //   Malformed    the address itself is unusable (reason says why)
 // Every Resolution carries the generation it was answered from (-1 when
-// none) and a trace of the steps, for --query and `unitctl resolve`.
+// none) and, unless ResolverOptions::trace is off (the daemons' request
+// path), a trace of the steps, for --query and `unitctl resolve`.
 //
 // Never throws. Thread safety: as the Directory it uses (one per thread).
 // Logs nothing.
@@ -55,6 +56,7 @@ struct ResolverOptions {
     std::chrono::seconds reject_max_age{86400};  // 0: always trust "unknown"
     std::chrono::seconds max_replica_age{0};      // 0: never refuse for age
     int max_alias_depth = 8;
+    bool trace = true;  // fill Resolution::trace (costs a formatted line per step)
 };
 
 // A mailbox and where it lives.

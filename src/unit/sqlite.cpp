@@ -32,7 +32,24 @@ Error db_error(sqlite3* db, std::string_view what) {
     return make_error(classify(code), fmt::format("{}: {}", what, sqlite3_errmsg(db)));
 }
 
+namespace {
+
+// Before SQLite initialises (the first open): no memory statistics. They
+// cost a process-wide mutex on every allocation, which the daemons' worker
+// threads would contend for; nothing here reads them. Fails harmlessly when
+// the program initialised SQLite itself.
+void configure_sqlite_once() noexcept {
+    static const bool configured = [] {
+        sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0);
+        return true;
+    }();
+    (void)configured;
+}
+
+}  // namespace
+
 Result<DbHandle> open_database(const std::string& path, int flags, int busy_timeout_ms) {
+    configure_sqlite_once();
     sqlite3* raw = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &raw, flags | SQLITE_OPEN_NOMUTEX, nullptr);
     DbHandle db(raw);

@@ -1,10 +1,11 @@
 #!/bin/bash
 # tests/bench/run.sh: the one benchmark command (tests/bench/README.md).
-# Installs what the benchmarks need, builds BUILD_DIR (default build) when
-# it is not built yet, then measures, in one run on this machine:
-#   1. bench_lookup, for each directory size: the floor server, unitpolicy's
-#      policy and socketmap rates and latencies at 8 and 64 connections,
-#      start-up time and memory, unitmilter's messages/s;
+# Installs what the benchmarks need, builds in BUILD_DIR (default build) the
+# programs it runs, then measures, in one run on this machine:
+#   1. bench_lookup, for each directory size: unitpolicy's policy and
+#      socketmap rates and latencies at 8 and 64 connections, start-up time
+#      and memory; on the headline size (1,000,000 mailboxes, else the
+#      largest) also the floor server and unitmilter's messages/s;
 #   2. baselines.sh on the same 1,000,000-mailbox directory: Postfix's
 #      sqlite: table (postmap -q -) and postfwd2;
 #   3. e2e.sh: smtp-source -> Postfix -> smtp-sink with no checks, with
@@ -17,6 +18,7 @@
 #   --quick     10,000 mailboxes, 2-second runs, 300 messages end to end
 #               once: checks the whole chain in a few minutes
 #   --no-build  measure BUILD_DIR's binaries as they are
+#   --seconds   seconds of each lookup measurement (default 5)
 #   --out       the report (default BENCHMARKS.md); --charts: where the
 #               PNG files and results.jsonl go (default docs/bench)
 #   --work      the work directory (default a new /tmp/upbench.XXXXXX,
@@ -92,7 +94,9 @@ if [ ! -f "$build/build.ninja" ]; then
     meson setup "$build"   # the project's default build type: debugoptimized (-O2 -g)
 fi
 if [ "$do_build" -eq 1 ]; then
-    meson compile -C "$build"
+    # Only what the benchmarks run: the whole project with its tests would
+    # take most of the time budget on two cores (README, "Time budget").
+    meson compile -C "$build" unitpolicy unitmilter unitctl floor_server bench_lookup
 fi
 buildtype=$(meson introspect --buildoptions "$build" |
     python3 -c 'import json, sys; print(next(o["value"] for o in json.load(sys.stdin) if o["name"] == "buildtype"))')
@@ -131,12 +135,20 @@ phase() {
 
 bench_lookup=${BENCH_LOOKUP:-$build/tests/bench/bench_lookup}
 
+# The size whose figures head the report (report.py's HEADLINE_SIZE): the
+# only one where the floor and unitmilter are measured, as neither depends
+# on the directory's size.
+headline=1000000
+case ",$sizes," in *",$headline,"*) ;; *) headline=$(tr ',' '\n' <<<"$sizes" | sort -n | tail -n 1) ;; esac
+
 # lookup_size N: bench_lookup on the directory of N mailboxes, made (or
 # reused) in $work/data/N.
 # shellcheck disable=SC2317 # called through phase
 lookup_size() {
+    local parts=policy,socketmap,startup
+    [ "$1" != "$headline" ] || parts=floor,$parts,milter
     "$bench_lookup" --mailboxes "$1" --dir "$work/data/$1" --connections 8,64 --seconds "$seconds" \
-        --json >>"$results"
+        --only "$parts" --json >>"$results"
 }
 
 dataset=

@@ -139,8 +139,10 @@ private:
     int pid_ = -1;
 };
 
-// A directory to test and measure against: written as a primary through
-// libunit's Primary (bulk import), then published as a replica.
+// A directory to test and measure against: a primary made by libunit's
+// Primary::init, filled in one transaction straight through SQLite (the
+// rows `unitctl import` of the same objects would store, ten million
+// mailboxes in about a minute), then published by Primary::publish.
 struct DatasetSpec {
     std::size_t mailboxes = 10'000;
     std::size_t units = 1'000;
@@ -156,8 +158,9 @@ struct Dataset {
 
 // Units are unit0001..; mailbox i is user<i>@<domain i mod domains> on unit
 // i mod units; alias j points at mailboxes 2j and 2j+1; unknown addresses
-// are nobody<i>@<domain>. The primary must not exist yet. Throws
-// std::runtime_error with a one-line reason on failure.
+// are nobody<i>@<domain>. Domains must be given normalised (lowercase).
+// The primary must not exist yet. Throws std::runtime_error with a
+// one-line reason on failure.
 Dataset make_dataset(const DatasetSpec& spec, const std::string& primary_path, const std::string& replica_path);
 
 // A workload mixing policy and socketmap requests over the dataset: half

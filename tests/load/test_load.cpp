@@ -1,6 +1,7 @@
 // The load generator itself: what it counts must be right before the
 // fault tests and the benchmarks rely on it.
 #include <doctest/doctest.h>
+#include <sqlite3.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -8,8 +9,11 @@
 #include <atomic>
 #include <cstring>
 #include <filesystem>
+#include <set>
+#include <string>
 
 #include "load.hpp"
+#include "unit/primary.hpp"
 #include "unit/test_support.hpp"
 
 using namespace unit::load;
@@ -81,6 +85,27 @@ TEST_CASE("a client gives no answer, without throwing, for a missing or silent s
     close(listener);
 }
 
+namespace {
+
+// Every table, index and trigger of a database, with its SQL.
+std::set<std::string> schema_of(const std::string& path) {
+    sqlite3* db = nullptr;
+    std::set<std::string> schema;
+    if (sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK) {
+        sqlite3_exec(
+            db, "SELECT type || ' ' || name || ': ' || ifnull(sql, '') FROM sqlite_schema",
+            [](void* out, int, char** values, char**) {
+                static_cast<std::set<std::string>*>(out)->insert(values[0]);
+                return 0;
+            },
+            &schema, nullptr);
+    }
+    sqlite3_close_v2(db);
+    return schema;
+}
+
+}  // namespace
+
 TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") {
     unit::test::TempDir dir;
     DatasetSpec spec;
@@ -93,6 +118,33 @@ TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") 
     CHECK(data.unknown.size() == 500);
     CHECK(data.existing.front() == "user0@example.com");
     CHECK_THROWS(make_dataset(spec, dir.path("primary.db"), dir.path("other.db")));  // exists already
+    {
+        // The content, read back through libunit: every row, valid, where the spec puts it.
+        auto primary = unit::Primary::open(dir.path("primary.db"));
+        REQUIRE(primary);
+        auto problems = primary->check();
+        REQUIRE(problems);
+        CHECK(problems->empty());
+        auto mailboxes = primary->mailboxes(std::nullopt);
+        REQUIRE(mailboxes);
+        CHECK(mailboxes->size() == 500);
+        auto mailbox = primary->mailbox("user137@example.org");  // 137 % 3 == 2, 137 % 20 == 17
+        REQUIRE(mailbox);
+        CHECK(mailbox->unit == "unit0018");
+        auto aliases = primary->aliases();
+        REQUIRE(aliases);
+        REQUIRE(aliases->size() == 20);
+        CHECK(aliases->front().address == "alias0@example.com");
+        CHECK(aliases->front().target == "user0@example.com");
+        CHECK(aliases->at(1).target == "user1@example.net");
+        auto generation = primary->generation();
+        REQUIRE(generation);
+        CHECK(generation.value() == 3 + 20 + 500 + 2 * 10);  // one bump per row, as the schema's triggers do
+    }
+    REQUIRE(unit::Primary::init(dir.path("fresh.db")));
+    CHECK(schema_of(dir.path("primary.db")) == schema_of(dir.path("fresh.db")));  // indexes and triggers all back
+    CHECK(schema_of(dir.path("primary.db")).size() > 10);
+    CHECK_THROWS(make_dataset(DatasetSpec{.domains = {"Example.COM"}}, dir.path("upper.db"), dir.path("upper-units.db")));
 
     auto workload = mixed_workload(data, 0.25, 2000);
     REQUIRE(workload.size() == 2000);

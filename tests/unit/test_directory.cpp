@@ -27,9 +27,7 @@ DirectoryOptions options_for(const std::string& path) {
 std::int64_t served_generation(Directory& d) {
     auto reader = d.read();
     REQUIRE_MESSAGE(reader.ok(), reader.error().message);
-    auto g = reader->generation();
-    REQUIRE(g.ok());
-    return g.value();
+    return reader->generation();
 }
 
 // Publishes the primary to `out` through a temporary name and a rename,
@@ -280,4 +278,64 @@ TEST_CASE("after a wait for a lock runs out, lookups fail at once for the next b
     sqlite3_close(locker);
     CHECK(timed_lookup(ok) < milliseconds(100));   // released: answered at once
     CHECK(ok);
+}
+
+TEST_CASE("with a snapshot hold, lookups share one snapshot until the hold runs out") {
+    Replica r;
+    auto o = options_for(r.replica);
+    o.snapshot_hold = std::chrono::milliseconds(300);
+    Directory d(o);
+    auto writer = Primary::init(r.replica);  // written in place, in WAL mode
+    REQUIRE(writer.ok());
+    const auto before = served_generation(d);
+    REQUIRE(writer->add_mailbox("held@example.com", "u1").ok());
+    CHECK(!d.read()->mailbox("held@example.com")->has_value());  // the held snapshot
+    CHECK(served_generation(d) == before);
+    std::this_thread::sleep_for(std::chrono::milliseconds(350));
+    CHECK(d.read()->mailbox("held@example.com")->has_value());
+    CHECK(served_generation(d) > before);
+}
+
+namespace {
+
+// A second connection to the replica that writes in rollback-journal mode
+// and does not wait for locks.
+struct RollbackWriter {
+    sqlite3* db = nullptr;
+    explicit RollbackWriter(const std::string& path) {
+        REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);
+    }
+    ~RollbackWriter() { sqlite3_close_v2(db); }
+    int exec(const char* sql) { return sqlite3_exec(db, sql, nullptr, nullptr, nullptr); }
+};
+
+}  // namespace
+
+TEST_CASE("a held snapshot is let go once the hold runs out, busy or idle") {
+    Replica r;
+    auto o = options_for(r.replica);
+    o.snapshot_hold = std::chrono::milliseconds(100);
+    Directory d(o);
+    served_generation(d);  // holds a read transaction: a shared lock
+    RollbackWriter w(r.replica);
+    CHECK(w.exec("BEGIN EXCLUSIVE") == SQLITE_BUSY);
+    d.end_expired_read();  // too early: still held
+    CHECK(w.exec("BEGIN EXCLUSIVE") == SQLITE_BUSY);
+    std::this_thread::sleep_for(std::chrono::milliseconds(120));
+    d.end_expired_read();
+    CHECK(w.exec("BEGIN EXCLUSIVE") == SQLITE_OK);
+    CHECK(w.exec("COMMIT") == SQLITE_OK);
+}
+
+TEST_CASE("while a rollback-journal writer waits, reads are not held") {
+    Replica r;
+    auto o = options_for(r.replica);
+    o.snapshot_hold = std::chrono::seconds(10);
+    Directory d(o);
+    RollbackWriter w(r.replica);
+    REQUIRE(w.exec("BEGIN IMMEDIATE") == SQLITE_OK);  // RESERVED: it will want EXCLUSIVE to commit
+    REQUIRE(w.exec("INSERT INTO mailboxes (address, unit) VALUES ('late@example.com', 'u1')") == SQLITE_OK);
+    CHECK(!d.read()->mailbox("late@example.com")->has_value());  // that Reader ended its transaction
+    CHECK(w.exec("COMMIT") == SQLITE_OK);  // no reader in the way
+    CHECK(d.read()->mailbox("late@example.com")->has_value());
 }

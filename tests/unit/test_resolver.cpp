@@ -272,3 +272,23 @@ TEST_CASE("domains are served, not served, malformed or a temporary failure") {
     CHECK(broken.outcome == DomainOutcome::Tempfail);
     CHECK(!broken.reason.empty());
 }
+
+TEST_CASE("without the trace, every outcome is the same and nothing is traced") {
+    World w;
+    ResolverOptions untraced = w.options;
+    untraced.trace = false;
+    for (const char* address : {"john.doe@example.com", "john.doe+tag@example.com", "team@example.com",
+                                "nobody@example.com", "anyone@example.net", "x@foreign.example", "not an address"}) {
+        CAPTURE(address);
+        Resolution traced = w.resolve(address);
+        Resolution plain = Resolver(*w.directory, untraced).resolve(address);
+        CHECK(plain.outcome == traced.outcome);
+        CHECK(plain.address == traced.address);
+        CHECK(plain.generation == traced.generation);
+        CHECK(plain.reason == traced.reason);
+        CHECK(target_addresses(plain) == target_addresses(traced));
+        CHECK(plain.destination.has_value() == traced.destination.has_value());
+        CHECK(!traced.trace.empty());
+        CHECK(plain.trace.empty());
+    }
+}
