@@ -115,7 +115,7 @@ struct Runtime {
 struct Current {
     std::mutex mutex;
     std::shared_ptr<Runtime> runtime;
-    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>();
+    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
 };
 
 Current& current() {

@@ -418,7 +418,7 @@ struct Server::Impl {
     std::shared_ptr<const Settings> settings;
     Reload reload;
     Stats stats;
-    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>();
+    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
     asio::io_context main{1};
     asio::signal_set signals{main, SIGHUP, SIGTERM, SIGINT};
     std::vector<std::unique_ptr<WorkerThread>> workers;

@@ -78,16 +78,24 @@ int wait_for_lock(void* context, int count) noexcept {
 // ---------------------------------------------------------------- ValidationCache
 
 struct ValidationCache::State {
+    Mode mode = Mode::InPlace;
     mutable std::mutex mutex;
     std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::int64_t>, std::string> verdicts;
+    bool validating = false;  // the validator thread is at work
+    std::thread validator;
 };
 
 namespace {
 auto cache_key(const FileId& id) { return std::tuple(id.device, id.inode, id.size, id.mtime_ns); }
 }  // namespace
 
-ValidationCache::ValidationCache() : state_(std::make_unique<State>()) {}
-ValidationCache::~ValidationCache() = default;
+ValidationCache::ValidationCache(Mode mode) : state_(std::make_unique<State>()) { state_->mode = mode; }
+
+ValidationCache::~ValidationCache() {
+    if (state_->validator.joinable()) state_->validator.join();
+}
+
+bool ValidationCache::in_background() const noexcept { return state_->mode == Mode::Background; }
 
 std::optional<std::string> ValidationCache::verdict(const FileId& id) const {
     std::lock_guard lock(state_->mutex);
@@ -195,6 +203,32 @@ Result<void> check_no_stale_wal(sqlite3* db, const std::string& path) {
                                   path, wal->size, path));
 }
 
+Result<void> prepare_statements(Connection& c);
+Result<void> inspect(Connection& c, bool run_quick_check);
+
+// Opens the snapshot file at `path` and checks it (quick_check too, unless
+// the file is known good). Only a connection to the file that was stat()ed
+// as `id` is returned: it may be replaced between stat() and open().
+Result<std::unique_ptr<Connection>> open_snapshot_file(const std::string& path, const FileId& id,
+                                                       std::chrono::milliseconds busy_timeout, bool known_good) {
+    auto db = detail::open_database(path, SQLITE_OPEN_READONLY, static_cast<int>(busy_timeout.count()));
+    if (!db) return db.error();
+    auto c = std::make_unique<Connection>();
+    c->db = std::move(db.value());
+    c->info.file = id;
+    c->busy.timeout = busy_timeout;
+    sqlite3_busy_handler(c->db.get(), wait_for_lock, &c->busy);
+    // Room for the inner pages of ten million mailboxes' b-trees (about
+    // 4 MB), so that a lookup reads at most its leaf pages from the file.
+    if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return r.error();
+    if (auto r = check_no_stale_wal(c->db.get(), path); !r) return r.error();
+    if (auto r = inspect(*c, !known_good); !r) return r.error();
+    int error = 0;
+    auto after = stat_file(path, error);
+    if (!after || !same_file(*after, id)) return make_error(Errc::Unavailable, "replaced while it was being opened");
+    return c;
+}
+
 Result<void> prepare_statements(Connection& c) {
     struct Entry {
         detail::StmtHandle* slot;
@@ -270,29 +304,42 @@ Result<std::unique_ptr<Connection>> Directory::State::open_candidate(const FileI
     std::optional<std::string> cached;
     if (options.validation) cached = options.validation->verdict(id);
     if (cached && !cached->empty()) return make_error(Errc::Corrupt, *cached);
+    return open_snapshot_file(options.path, id, options.busy_timeout, cached.has_value());
+}
 
-    auto db = detail::open_database(options.path, SQLITE_OPEN_READONLY,
-                                    static_cast<int>(options.busy_timeout.count()));
-    if (!db) return db.error();
-    auto c = std::make_unique<Connection>();
-    c->db = std::move(db.value());
-    c->info.file = id;
-    c->busy.timeout = options.busy_timeout;
-    sqlite3_busy_handler(c->db.get(), wait_for_lock, &c->busy);
-    if (auto r = check_no_stale_wal(c->db.get(), options.path); !r) return r.error();
-    if (auto r = inspect(*c, !cached.has_value()); !r) return r.error();
+namespace {
 
-    // The file may have been replaced between stat() and open(): only a
-    // connection to the file we validated may serve.
-    int error = 0;
-    auto after = stat_file(options.path, error);
-    if (!after || !same_file(*after, id))
-        return make_error(Errc::Unavailable, "replaced while it was being opened");
-    return c;
+// A verdict that holds for the file whatever its surroundings: a bad file,
+// not a lock (may pass) or a stale WAL beside it (about the surroundings).
+bool is_refusal(const Error& e) noexcept { return e.code != Errc::Unavailable && e.code != Errc::Conflict; }
+
+}  // namespace
+
+void ValidationCache::validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout) {
+    std::lock_guard lock(state_->mutex);
+    if (state_->validating || state_->verdicts.count(cache_key(id)) != 0) return;
+    if (state_->validator.joinable()) state_->validator.join();  // done: it cleared `validating`
+    state_->validating = true;
+    state_->validator = std::thread([this, id, path, busy_timeout] {
+        auto opened = open_snapshot_file(path, id, busy_timeout, false);
+        std::lock_guard done(state_->mutex);
+        if (opened) state_->verdicts[cache_key(id)] = "";
+        else if (is_refusal(opened.error())) state_->verdicts[cache_key(id)] = opened.error().message;
+        state_->validating = false;
+    });
 }
 
 void Directory::State::try_switch(const Candidate& found) {
     const FileId& id = found.file;
+    // Keep answering from the current snapshot while the new file is
+    // validated elsewhere, unless a WAL with frames lies beside it (then the
+    // refusal for it must be seen here).
+    const bool wal_beside_it = found.wal && found.wal->size != 0;
+    if (current && options.validation && options.validation->in_background() && !wal_beside_it &&
+        !options.validation->verdict(id)) {
+        options.validation->validate_later(id, options.path, options.busy_timeout);
+        return;
+    }
     auto candidate = open_candidate(id);
     if (!candidate) {
         const Error& e = candidate.error();
@@ -300,8 +347,7 @@ void Directory::State::try_switch(const Candidate& found) {
         if (e.code != Errc::Unavailable) {
             refused = found;
             ++status.refusals;
-            // A conflict is about the file's surroundings (a stale WAL), not the file.
-            if (options.validation && e.code != Errc::Conflict) options.validation->record(id, e.message);
+            if (options.validation && is_refusal(e)) options.validation->record(id, e.message);
         }
         return;
     }

@@ -68,16 +68,28 @@ struct FileId {
 
 // Remembers which files were already validated (and the verdict), so that
 // the Directories of one process quick_check a new file once. Thread-safe.
+//
+// In the background mode, a replacement found while a good snapshot is
+// being served is validated on the cache's own thread: the Directories keep
+// answering from the snapshot they have (quick_check reads the whole file:
+// seconds at ten million mailboxes) and switch at a check after the verdict
+// is in. A Directory with nothing to serve yet validates in place.
 class UNIT_EXPORT ValidationCache {
 public:
-    ValidationCache();
-    ~ValidationCache();
+    enum class Mode { InPlace, Background };
+    explicit ValidationCache(Mode mode = Mode::InPlace);
+    ~ValidationCache();  // waits for a validation under way
     ValidationCache(const ValidationCache&) = delete;
     ValidationCache& operator=(const ValidationCache&) = delete;
 
     // nullopt: not validated yet; "" good; otherwise why it was refused.
     std::optional<std::string> verdict(const FileId& id) const;
     void record(const FileId& id, std::string verdict);
+    bool in_background() const noexcept;
+    // Background mode: validates the file at `path`, if it is still `id`,
+    // on the cache's thread, unless that is done or under way already. A
+    // failure that may pass (a lock) records nothing: asked again later.
+    void validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout);
 
 private:
     struct State;

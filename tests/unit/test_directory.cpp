@@ -1,6 +1,7 @@
 // The replica reader: opening, noticing replacements, refusing bad files.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -338,4 +339,47 @@ TEST_CASE("while a rollback-journal writer waits, reads are not held") {
     CHECK(!d.read()->mailbox("late@example.com")->has_value());  // that Reader ended its transaction
     CHECK(w.exec("COMMIT") == SQLITE_OK);  // no reader in the way
     CHECK(d.read()->mailbox("late@example.com")->has_value());
+}
+
+TEST_CASE("in the background mode a replacement is validated off the reading thread") {
+    Replica r;
+    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    Directory d(o);
+    REQUIRE(d.status().serving);  // nothing served yet: validated in place
+    const auto first = served_generation(d);
+
+    auto wait_for_verdict = [&] {
+        struct stat st {};
+        REQUIRE(stat(r.replica.c_str(), &st) == 0);
+        FileId id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                  static_cast<std::int64_t>(st.st_size),
+                  static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (!cache->verdict(id) && std::chrono::steady_clock::now() < deadline)
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        return cache->verdict(id);
+    };
+
+    REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    d.refresh(true);  // starts the validation, keeps serving
+    CHECK(served_generation(d) == first);
+    CHECK(wait_for_verdict() == std::optional<std::string>(""));
+    d.refresh(true);
+    CHECK(served_generation(d) > first);
+    CHECK(d.status().switches == 1);
+
+    const auto second = served_generation(d);
+    write_file(r.dir.path("bad.db"), std::string(10000, 'z'));
+    REQUIRE(std::rename(r.dir.path("bad.db").c_str(), r.replica.c_str()) == 0);
+    d.refresh(true);
+    auto verdict = wait_for_verdict();
+    REQUIRE(verdict.has_value());
+    CHECK(!verdict->empty());
+    d.refresh(true);
+    CHECK(d.status().refusals == 1);
+    CHECK(!d.status().problem.empty());
+    CHECK(served_generation(d) == second);
 }
