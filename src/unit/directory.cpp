@@ -149,14 +149,6 @@ std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
     return timegm(&tm);
 }
 
-// A problem with a candidate file: `refuse` means the file itself is bad
-// (remember it, do not try it again until it changes); otherwise the failure
-// may pass (a lock, a file replaced while we looked) and we retry later.
-struct OpenFailure {
-    std::string reason;
-    bool refuse;
-};
-
 Result<std::string> meta_value(sqlite3* db, const char* key) {
     auto stmt = detail::prepare(db, "SELECT value FROM meta WHERE key = ?1");
     if (!stmt) return stmt.error();
@@ -319,7 +311,8 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
     std::lock_guard lock(state_->mutex);
     if (state_->validating || state_->verdicts.count(cache_key(id)) != 0) return;
     if (state_->validator.joinable()) state_->validator.join();  // done: it cleared `validating`
-    state_->validating = true;
+    // The thread reports under the mutex held here: `validating` is set
+    // before it can clear it, and only once the thread exists.
     state_->validator = std::thread([this, id, path, busy_timeout] {
         auto opened = open_snapshot_file(path, id, busy_timeout, false);
         std::lock_guard done(state_->mutex);
@@ -327,6 +320,7 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
         else if (is_refusal(opened.error())) state_->verdicts[cache_key(id)] = opened.error().message;
         state_->validating = false;
     });
+    state_->validating = true;
 }
 
 void Directory::State::try_switch(const Candidate& found) {
