@@ -148,7 +148,7 @@ sock=$IT_WORK/c
 mkdir -p "$sock"
 chmod 0755 "$sock"
 it_spawn "$IT_WORK/unitpolicy.log" "$IT_UNITPOLICY" --db "$IT_REPLICA" \
-    --policy-listen "unix:$sock/unitpolicy" --socketmap-listen "unix:$sock/unitmap" \
+    --policy-listen "unix:$sock/unitpolicy" --socketmap-listen "unix:$sock/unitmap" --control "$sock/control" \
     --hold-transport unithold --recipient-delimiter + \
     --socket-mode 0666 --user nobody --log stderr
 up_pid=$IT_LAST_PID
@@ -260,6 +260,22 @@ ratio() {
 }
 echo "e2e: c/a = $(ratio c a) (goal >= 0.9)   c/b = $(ratio c b) (goal >= 1.2)   b/a = $(ratio b a)" \
     "$([[ $configs != *d* ]] || echo "  d/a = $(ratio d a)   c/d = $(ratio c d)")"
+
+# What Postfix asked unitpolicy for each message (c and d share it): every
+# table is a round trip, and Postfix looks some up for each address form.
+per_config=$((messages / 10 + 1 + repeats * messages))
+served=0
+for name in "${names[@]}"; do [[ $name != [cd] ]] || served=$((served + per_config)); done
+counters=$("$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$sock/control" 2>/dev/null || true)
+count_of() { awk -v key="$1:" '$1 == key { print $2; exit }' <<<"$counters"; }
+policy_requests=$(count_of policy_requests)
+socketmap_requests=$(count_of socketmap_requests)
+if [ "$served" -gt 0 ] && [ -n "$policy_requests" ] && [ -n "$socketmap_requests" ]; then
+    printf 'e2e: unitpolicy answered %.1f policy and %.1f socketmap requests per message\n' \
+        "$(calc "$policy_requests / $served")" "$(calc "$socketmap_requests / $served")"
+    printf '{"kind":"e2e_lookups","messages":%d,"policy_requests":%d,"socketmap_requests":%d}\n' \
+        "$served" "$policy_requests" "$socketmap_requests" >>"$json"
+fi
 
 # The daemons must have served the whole run without a fault.
 kill -0 "$up_pid" 2>/dev/null || it_fatal "unitpolicy died during the run"

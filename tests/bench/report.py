@@ -109,6 +109,7 @@ class Results:
         self.startups = []
         self.milters = []
         self.e2e = {}
+        self.e2e_lookups = None
         self.datasets = []
         self.notes = []
         self.timings = []
@@ -124,6 +125,8 @@ class Results:
                 self.milters.append(line)
             elif kind == "e2e":
                 self.e2e[line["config"]] = line
+            elif kind == "e2e_lookups":
+                self.e2e_lookups = line
             elif kind == "dataset":
                 self.datasets.append(line)
             elif kind == "timing":
@@ -430,6 +433,12 @@ def section_e2e(r):
     d = get(r.e2e.get("d"), "rate")
     if d is not None:
         tail += f" Without the milter (d): d/a = {num(ratio(d, a), 2)}, c/d = {num(ratio(c, d), 2)}."
+    lookups = r.e2e_lookups
+    if lookups and lookups.get("messages"):
+        per = lambda key: num(ratio(get(lookups, key), lookups["messages"]), 1)
+        tail += (f" Postfix asked unitpolicy {per('policy_requests')} policy and {per('socketmap_requests')} "
+                 "socketmap requests per message (each a round trip: Postfix looks some tables up for several "
+                 "forms of each address).")
     return head + table(("", "configuration", "msg/s (median)", "runs", "accepted msg/s", "÷ a"), rows) + tail
 
 
