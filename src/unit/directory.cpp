@@ -285,11 +285,21 @@ struct Directory::State {
     DirectoryStatus status;
     std::unique_ptr<Connection> current;
     std::optional<Candidate> refused;  // the last candidate refused, not retried until it changes
+    // A replacement being validated on the cache's thread: looked at again
+    // as soon as its verdict is in, not at the next check only.
+    std::optional<FileId> awaiting;
     std::chrono::steady_clock::time_point next_check{};
 
     Result<std::unique_ptr<Connection>> open_candidate(const FileId& id);
     void try_switch(const Candidate& candidate);
     void note_missing(int error);
+    bool verdict_in() const noexcept {
+        try {
+            return awaiting && options.validation->verdict(*awaiting).has_value();
+        } catch (const std::exception&) {  // allocation failure: at the next check then
+            return false;
+        }
+    }
 };
 
 Result<std::unique_ptr<Connection>> Directory::State::open_candidate(const FileId& id) {
@@ -332,6 +342,7 @@ void Directory::State::try_switch(const Candidate& found) {
     if (current && options.validation && options.validation->in_background() && !wal_beside_it &&
         !options.validation->verdict(id)) {
         options.validation->validate_later(id, options.path, options.busy_timeout);
+        awaiting = id;
         return;
     }
     auto candidate = open_candidate(id);
@@ -373,8 +384,9 @@ Directory::~Directory() = default;
 void Directory::refresh(bool force) noexcept {
     State& s = *state_;
     auto now = std::chrono::steady_clock::now();
-    if (!force && now < s.next_check) return;
+    if (!force && now < s.next_check && !s.verdict_in()) return;
     s.next_check = now + s.options.check_interval;
+    s.awaiting.reset();
     try {
         int error = 0;
         auto id = stat_file(s.options.path, error);
