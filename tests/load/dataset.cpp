@@ -28,6 +28,7 @@
 #include "load.hpp"
 #include "unit/address.hpp"
 #include "unit/primary.hpp"
+#include "unit/sqlite.hpp"
 
 namespace unit::load {
 
@@ -87,14 +88,8 @@ void in_key_order(std::size_t count, Visit&& visit) {
 
 // ------------------------------------------------------------ SQLite
 
-struct CloseDb {
-    void operator()(sqlite3* db) const noexcept { sqlite3_close_v2(db); }
-};
-struct FinalizeStmt {
-    void operator()(sqlite3_stmt* stmt) const noexcept { sqlite3_finalize(stmt); }
-};
-using Db = std::unique_ptr<sqlite3, CloseDb>;
-using Stmt = std::unique_ptr<sqlite3_stmt, FinalizeStmt>;
+using Db = detail::DbHandle;
+using Stmt = detail::StmtHandle;
 
 [[noreturn]] void fail(sqlite3* db, std::string_view what) {
     throw std::runtime_error(fmt::format("dataset: {}: {}", what, sqlite3_errmsg(db)));

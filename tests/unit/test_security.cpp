@@ -47,58 +47,6 @@ enum class Program { Policy, Milter };
 
 std::string name_of(Program p) { return p == Program::Policy ? "unitpolicy" : "unitmilter"; }
 
-// A daemon run by the test, its stderr in `log`, stopped with SIGTERM at
-// the end.
-class Daemon {
-public:
-    Daemon(const std::string& program, const std::vector<std::string>& args, std::string log) : log_(std::move(log)) {
-        pid_ = fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            std::vector<std::string> all{program};
-            all.insert(all.end(), args.begin(), args.end());
-            std::vector<char*> argv;
-            for (auto& a : all) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            if (std::freopen(log_.c_str(), "w", stderr) == nullptr) _exit(126);
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-    }
-    Daemon(const Daemon&) = delete;
-    Daemon& operator=(const Daemon&) = delete;
-    ~Daemon() {
-        if (pid_ > 0) stop();
-    }
-
-    int stop() {
-        kill(pid_, SIGTERM);
-        int status = 0;
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    pid_t pid() const { return pid_; }
-
-    // Both daemons log "starting:" once their sockets are ready and their
-    // privileges dropped. Waits 10 s for it.
-    void wait_until_started() {
-        auto deadline = std::chrono::steady_clock::now() + 10s;
-        while (read_file(log_).find("starting:") == std::string::npos) {
-            int status = 0;
-            if (waitpid(pid_, &status, WNOHANG) == pid_) {
-                pid_ = -1;
-                FAIL("the daemon exited at start-up: " << read_file(log_));
-            }
-            REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "no start-up line: " << read_file(log_));
-            std::this_thread::sleep_for(20ms);
-        }
-    }
-
-private:
-    std::string log_;
-    pid_t pid_ = -1;
-};
 
 // The unix sockets a daemon started by start() listens on, in `dir`.
 std::vector<std::string> sockets_of(Program p, const std::string& dir) {

@@ -6,6 +6,10 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <csignal>
+#include <chrono>
+#include <cstdio>
+#include <thread>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -146,6 +150,48 @@ void raw_sql(const std::string& path, const std::string& sql) {
     sqlite3_free(error);
     sqlite3_close(db);
     REQUIRE_MESSAGE(rc == SQLITE_OK, message);
+}
+
+Daemon::Daemon(const std::string& program, const std::vector<std::string>& args, std::string log, rlimit files)
+    : log_(std::move(log)) {
+    pid_ = fork();
+    REQUIRE(pid_ >= 0);
+    if (pid_ == 0) {
+        if (files.rlim_max > 0 && setrlimit(RLIMIT_NOFILE, &files) != 0) _exit(126);
+        std::vector<std::string> all{program};
+        all.insert(all.end(), args.begin(), args.end());
+        std::vector<char*> argv;
+        for (auto& a : all) argv.push_back(a.data());
+        argv.push_back(nullptr);
+        if (std::freopen(log_.c_str(), "w", stderr) == nullptr) _exit(126);
+        execv(argv[0], argv.data());
+        _exit(127);
+    }
+}
+
+Daemon::~Daemon() {
+    if (pid_ > 0) stop();
+}
+
+int Daemon::stop() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    pid_ = -1;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+void Daemon::wait_until_started() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (read_file(log_).find("starting:") == std::string::npos) {
+        int status = 0;
+        if (waitpid(pid_, &status, WNOHANG) == pid_) {
+            pid_ = -1;
+            FAIL("the daemon exited at start-up: " << read_file(log_));
+        }
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "no start-up line: " << read_file(log_));
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
 }
 
 }  // namespace unit::test

@@ -1,6 +1,10 @@
 // test_support.hpp: what the unit tests share: a temporary directory that
-// removes itself, and running a program with its exit code and output.
+// removes itself, running a program with its exit code and output, and a
+// daemon run in the background.
 #pragma once
+
+#include <sys/resource.h>
+#include <sys/types.h>
 
 #include <string>
 #include <string_view>
@@ -38,6 +42,26 @@ std::string env_or_fail(const char* name);
 // Whole file contents; empty when unreadable.
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, std::string_view contents);
+
+// A daemon run by the test (`program` is a path), its stderr in `log`, with
+// the open-file limit `files` when given; stopped with SIGTERM at the end.
+class Daemon {
+public:
+    Daemon(const std::string& program, const std::vector<std::string>& args, std::string log, rlimit files = {0, 0});
+    Daemon(const Daemon&) = delete;
+    Daemon& operator=(const Daemon&) = delete;
+    ~Daemon();
+
+    int stop();  // its exit code, or 128 + the signal that ended it
+    pid_t pid() const { return pid_; }
+    // Both daemons log "starting:" once their sockets are ready and their
+    // privileges dropped. Waits 10 s for it.
+    void wait_until_started();
+
+private:
+    std::string log_;
+    pid_t pid_ = -1;
+};
 
 }  // namespace unit::test
 

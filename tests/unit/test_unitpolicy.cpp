@@ -24,41 +24,7 @@ using namespace unit::test;
 
 namespace {
 
-// A running daemon, stopped with SIGTERM at the end of the test; `files`,
-// when set, is its limit on open files.
-class Daemon {
-public:
-    Daemon(const std::vector<std::string>& args, const std::string& log, rlimit files = {0, 0}) {
-        pid_ = fork();
-        REQUIRE(pid_ >= 0);
-        if (pid_ == 0) {
-            if (files.rlim_max > 0 && setrlimit(RLIMIT_NOFILE, &files) != 0) _exit(126);
-            std::vector<std::string> all{env_or_fail("UNITPOLICY")};
-            all.insert(all.end(), args.begin(), args.end());
-            std::vector<char*> argv;
-            for (auto& a : all) argv.push_back(a.data());
-            argv.push_back(nullptr);
-            FILE* f = std::freopen(log.c_str(), "w", stderr);
-            (void)f;
-            execv(argv[0], argv.data());
-            _exit(127);
-        }
-    }
-    ~Daemon() {
-        if (pid_ > 0) stop();
-    }
-    int stop() {
-        kill(pid_, SIGTERM);
-        int status = 0;
-        waitpid(pid_, &status, 0);
-        pid_ = -1;
-        return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-    }
-    pid_t pid() const { return pid_; }
-
-private:
-    pid_t pid_ = -1;
-};
+std::string unitpolicy() { return env_or_fail("UNITPOLICY"); }
 
 int connect_to(const std::string& path) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
@@ -128,7 +94,8 @@ struct World {
 TEST_CASE("the daemon answers both protocols on its sockets and stops cleanly on SIGTERM") {
     World w;
     std::string policy = w.dir.path("policy"), map = w.dir.path("map"), control = w.dir.path("control");
-    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--control",
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--control",
               control, "--log", "stderr", "--threads", "2", "--socket-mode", "0660", "--recipient-delimiter", "+"},
              w.dir.path("log"));
     int p = connect_to(policy);
@@ -159,7 +126,7 @@ TEST_CASE("the daemon answers both protocols on its sockets and stops cleanly on
 TEST_CASE("a daemon started without a database tempfails, then serves the file renamed into place") {
     TempDir dir;
     std::string db = dir.path("units.db"), policy = dir.path("policy");
-    Daemon d({"--db", db, "--policy-listen", "unix:" + policy, "--log", "stderr"}, dir.path("log"));
+    Daemon d(unitpolicy(), {"--db", db, "--policy-listen", "unix:" + policy, "--log", "stderr"}, dir.path("log"));
     int p = connect_to(policy);
     check_exchange(p, policy_request("user@example.com"), "action=451 4.3.0 Directory temporarily unavailable\n\n");
     auto primary = make_sample_primary(dir.path("primary.db"));
@@ -229,7 +196,7 @@ TEST_CASE("a client past max_connections takes the place of the one idle the lon
     World w;
     std::string policy = w.dir.path("policy"), conf = w.dir.path("unitpolicy.conf");
     write_file(conf, "unknown_reply = 550 5.1.1 No such user\n");
-    Daemon d({"--config", conf, "--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
+    Daemon d(unitpolicy(), {"--config", conf, "--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
               "--max-connections", "2", "--idle-timeout", "2s", "--threads", "1"},
              w.dir.path("log"));
     const std::string unknown = policy_request("nobody@example.com");
@@ -269,7 +236,7 @@ TEST_CASE("--user drops root after the sockets are bound") {
     if (geteuid() != 0) return;  // only root can change users
     World w;
     std::string policy = w.dir.path("policy");
-    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--user", "nobody"},
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--user", "nobody"},
              w.dir.path("log"));
     close(connect_to(policy));  // bound as root, in a directory nobody cannot write
     // The drop follows the bind: wait for it, briefly.
@@ -311,7 +278,7 @@ std::string counters(const std::string& control) {
 TEST_CASE("a request trickling in is closed after request_timeout, an idle connection is not") {
     World w;
     std::string policy = w.dir.path("policy"), control = w.dir.path("control");
-    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
               "--request-timeout", "1s", "--threads", "1"},
              w.dir.path("log"));
     int idle = connect_to(policy);
@@ -340,7 +307,7 @@ TEST_CASE("a request trickling in is closed after request_timeout, an idle conne
 TEST_CASE("a client that does not read its answers is no longer read from, then closed after request_timeout") {
     World w;
     std::string map = w.dir.path("map"), control = w.dir.path("control");
-    Daemon d({"--db", w.db, "--socketmap-listen", "unix:" + map, "--control", control, "--log", "stderr",
+    Daemon d(unitpolicy(), {"--db", w.db, "--socketmap-listen", "unix:" + map, "--control", control, "--log", "stderr",
               "--request-timeout", "1s", "--threads", "1"},
              w.dir.path("log"));
     int m = connect_to(map);
@@ -375,7 +342,8 @@ TEST_CASE("a client that does not read its answers is no longer read from, then 
 TEST_CASE("max_line and max_request bound what a client may send") {
     World w;
     std::string policy = w.dir.path("policy"), map = w.dir.path("map");
-    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
               "stderr", "--max-line", "300", "--max-request", "1024", "--threads", "1"},
              w.dir.path("log"));
     int fits = connect_to(policy);
@@ -398,7 +366,7 @@ TEST_CASE("the soft open file limit is raised to the hard one, and max_connectio
     std::string policy = w.dir.path("policy"), control = w.dir.path("control");
     // Hard limit 200: 64 descriptors kept for the daemon, 8 for its worker,
     // room for 128 connections.
-    Daemon d({"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
               "--threads", "1", "--max-connections", "1000"},
              w.dir.path("log"), rlimit{100, 200});
     std::vector<int> clients;
