@@ -314,6 +314,7 @@ struct WorkerThread {
     asio::io_context context{1};
     asio::executor_work_guard<asio::io_context::executor_type> guard = asio::make_work_guard(context);
     asio::steady_timer ticker{context};
+    bool stopping = false;  // this thread only
     std::unique_ptr<Worker> worker;
     std::list<std::weak_ptr<SessionBase>> sessions;             // touched on this thread only
     std::size_t prune_at = 64;  // forget ended sessions when the list grows this long (amortised O(1))
@@ -334,7 +335,10 @@ struct WorkerThread {
     void tick() {
         ticker.expires_after(snapshot_hold);
         ticker.async_wait([this](const error_code& ec) {
-            if (ec) return;
+            // A tick already due when stop_sessions() cancelled the timer
+            // still runs, with no error: it must not arm the timer again,
+            // or the worker's io_context would never run out of work.
+            if (ec || stopping) return;
             worker->end_expired_read();
             tick();
         });
@@ -343,6 +347,7 @@ struct WorkerThread {
     void stop_sessions() {
         for (auto& w : sessions)
             if (auto s = w.lock()) s->stop();
+        stopping = true;
         ticker.cancel();
         guard.reset();
     }
