@@ -210,10 +210,12 @@ Result<std::unique_ptr<Connection>> open_snapshot_file(const std::string& path, 
     c->info.file = id;
     c->busy.timeout = busy_timeout;
     sqlite3_busy_handler(c->db.get(), wait_for_lock, &c->busy);
+    // Before any statement: PRAGMA cache_size reads the schema, through a
+    // stale WAL if one lies beside the file.
+    if (auto r = check_no_stale_wal(c->db.get(), path); !r) return r.error();
     // Room for the inner pages of ten million mailboxes' b-trees (about
     // 4 MB), so that a lookup reads at most its leaf pages from the file.
     if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return r.error();
-    if (auto r = check_no_stale_wal(c->db.get(), path); !r) return r.error();
     if (auto r = inspect(*c, !known_good); !r) return r.error();
     int error = 0;
     auto after = stat_file(path, error);
