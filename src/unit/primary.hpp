@@ -115,7 +115,9 @@ public:
 
     // Writes a consistent snapshot in rollback-journal mode to a temporary
     // file beside `out`, stamps meta.published_at, verifies it, fsyncs it
-    // and its directory, and renames it onto `out`.
+    // and its directory, and renames it onto `out`. Its mtime is at least a
+    // whole second after the file it replaces, so `rsync -t` never takes a
+    // new snapshot for the old one.
     Result<PublishInfo> publish(const std::string& out) noexcept;
 
 private:

@@ -11,7 +11,9 @@
 #               watch for (they then validate the new file before switching
 #               to it, and a reader sees either the old file or the new one,
 #               complete); -t keeps the modification time, so that the next
-#               run skips an unchanged snapshot instead of replacing it
+#               run skips an unchanged snapshot instead of replacing it (and
+#               the two publishes here fall in one second: unitctl stamps
+#               the second a second later, or rsync would skip it)
 #   within 1 s  each daemon answers from the new generation within 1 s of
 #               its rsync (measured and printed)
 #   --dump      "unitpolicy --dump --control" on each host: the generation,

@@ -1,7 +1,10 @@
 // The primary database as unitctl edits it: rules, bulk import/export,
 // check and publish.
 #include <doctest/doctest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 
+#include <ctime>
 #include <filesystem>
 #include <sstream>
 
@@ -220,4 +223,30 @@ TEST_CASE("publish writes a stamped rollback-journal snapshot by rename") {
     auto onto_primary = d.primary.publish(d.path);
     REQUIRE(!onto_primary.ok());
     CHECK(onto_primary.error().code == Errc::Invalid);
+}
+
+namespace {
+std::time_t mtime_seconds(const std::string& path) {
+    struct stat st {};
+    REQUIRE(::stat(path.c_str(), &st) == 0);
+    return st.st_mtim.tv_sec;
+}
+}  // namespace
+
+TEST_CASE("each publish has a later whole-second mtime than the snapshot it replaces") {
+    // rsync -t skips a file of the same size and integer-second mtime.
+    Db d;
+    std::string out = d.dir.path("units.db");
+    REQUIRE(d.primary.publish(out).ok());
+    std::time_t first = mtime_seconds(out);
+    REQUIRE(d.primary.publish(out).ok());
+    CHECK(mtime_seconds(out) > first);
+
+    // A previous snapshot stamped ahead of the clock (an earlier burst of
+    // publishes, or a clock stepped back) is still overtaken.
+    std::time_t ahead = std::time(nullptr) + 3600;
+    const struct timespec times[2] = {{0, UTIME_OMIT}, {ahead, 0}};
+    REQUIRE(::utimensat(AT_FDCWD, out.c_str(), times, 0) == 0);
+    REQUIRE(d.primary.publish(out).ok());
+    CHECK(mtime_seconds(out) == ahead + 1);
 }
