@@ -180,6 +180,10 @@ std::string policy_action(const Resolution& r, const AnswerSettings& settings) {
     return sanitise(t.tempfail);
 }
 
+bool is_partial_key(std::string_view key) noexcept {
+    return key.empty() || key.front() == '@' || key.find('@') == std::string_view::npos;
+}
+
 std::optional<MapName> parse_map_name(std::string_view name) noexcept {
     if (name == "domain") return MapName::Domain;
     if (name == "recipient") return MapName::Recipient;

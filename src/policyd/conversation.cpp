@@ -186,6 +186,16 @@ std::string SocketmapConversation::answer(std::string_view request) {
         reply = "NOTFOUND ";
     } else if (*map == MapName::Domain) {
         reply = domain_reply(worker_.resolve_domain(key));
+    } else if (is_partial_key(key)) {
+        // After the full address Postfix tries "user", "@domain", "domain"
+        // and ".domain"; none names a mailbox (catch-all aliases were applied
+        // to the full address). Answered as a malformed address would be,
+        // without a lookup, and counted apart so outcome_malformed keeps
+        // meaning bad input.
+        worker_.stats().socketmap_partial_keys++;
+        Resolution partial;
+        partial.outcome = Outcome::Malformed;
+        reply = map_reply(*map, partial, worker_.settings().answers);
     } else {
         reply = map_reply(*map, worker_.resolve(key), worker_.settings().answers);
     }

@@ -45,6 +45,7 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
     for (int i = 0; i < 5; ++i) v.emplace_back(fmt::format("policy_{}", verdicts[i]), get(s.verdicts[i]));
     const char* replies[] = {"ok", "notfound", "temp", "perm"};
     for (int i = 0; i < 4; ++i) v.emplace_back(fmt::format("socketmap_{}", replies[i]), get(s.replies[i]));
+    v.emplace_back("socketmap_partial_keys", get(s.socketmap_partial_keys));
     for (int i = 0; i < 8; ++i)
         v.emplace_back(fmt::format("outcome_{}", to_string(static_cast<Outcome>(i))), get(s.outcomes[i]));
     for (int i = 1; i < 5; ++i)
@@ -141,6 +142,9 @@ std::string stats_prometheus(const Stats& s) {
     const char* replies[] = {"ok", "notfound", "temp", "perm"};
     for (int i = 0; i < 4; ++i)
         m.sample("unitpolicy_socketmap_replies_total", static_cast<double>(get(s.replies[i])), {{"reply", replies[i]}});
+    counter("unitpolicy_socketmap_partial_keys_total",
+            "Postfix's partial lookups (user, @domain, domain, .domain): NOTFOUND without a resolution.",
+            s.socketmap_partial_keys);
     m.family("unitpolicy_resolutions_total", Type::Counter, "Address resolutions, by outcome.");
     for (int i = 0; i < 8; ++i)
         m.sample("unitpolicy_resolutions_total", static_cast<double>(get(s.outcomes[i])),

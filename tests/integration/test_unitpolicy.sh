@@ -259,6 +259,16 @@ it_check "mx alias: one copy at unit1" 'unit1 has: $(sink_list unit1)' \
 it_check "mx alias: one copy at unit2" 'unit2 has: $(sink_list unit2)' \
     it_wait_until 10 eval '[ "$(sink_rcpt_count unit2 bob@example.com)" -eq $((before2 + 1)) ]'
 
+# --- the counters after these messages: Postfix's partial lookups ("@domain",
+# "user", "domain") are counted apart, so outcome_malformed stays at zero
+counters=$("$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$IT_WORK/mx.control" 2>&1)
+counter() { printf '%s\n' "$counters" | sed -n "s/^  $1: //p" | head -n 1; }
+it_diag "mx counters: socketmap_requests $(counter socketmap_requests)," \
+    "socketmap_partial_keys $(counter socketmap_partial_keys), outcome_malformed $(counter outcome_malformed)"
+it_expect_eq "mx counters: no malformed address from Postfix's own lookups" 0 "$(counter outcome_malformed)"
+it_check "mx counters: Postfix's partial lookups counted" 'socketmap_partial_keys: $(counter socketmap_partial_keys)' \
+    eval '[ "$(counter socketmap_partial_keys)" -gt 0 ]'
+
 # --- suspended: 450 4.2.1; disabled: 550 5.2.1
 it_smtp "$port" "$from" erin@example.com
 it_expect_match "mx suspended: 450 4.2.1 at RCPT" '^450 4\.2\.1 ' "$(it_rcpt_reply erin@example.com)"

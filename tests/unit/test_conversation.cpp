@@ -98,6 +98,24 @@ TEST_CASE("socketmap requests dispatch on the map name of each request") {
                      netstring("PERM unknown map name"));
 }
 
+TEST_CASE("Postfix's partial keys are NOTFOUND without a lookup, and counted apart from malformed input") {
+    for (bool with_database : {true, false}) {
+        CAPTURE(with_database);
+        Fixture f(with_database);
+        SocketmapConversation c(*f.worker);
+        std::string out;
+        REQUIRE(c.feed(netstring("alias @example.com") + netstring("alias user") + netstring("transportmx example.com") +
+                           netstring("transportmx .example.com") + netstring("recipient @example.com") +
+                           netstring("recipient user@"),
+                       out));
+        std::string notfound = netstring("NOTFOUND ");
+        CHECK(out == notfound + notfound + notfound + notfound + notfound + notfound);
+        CHECK(f.stats.socketmap_partial_keys == 5);
+        CHECK(f.stats.outcomes[static_cast<int>(Outcome::Malformed)] == 1);  // "user@" only
+        CHECK(f.stats.socketmap_requests == 6);
+    }
+}
+
 TEST_CASE("a malformed netstring ends the socketmap conversation") {
     Fixture f;
     SocketmapConversation c(*f.worker);
