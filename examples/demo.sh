@@ -507,10 +507,6 @@ route_is_new() {
 wait_for 15 route_is_new || die "the MX's unitpolicy does not answer the new route of carol@example.com"
 say "the MX's unitpolicy routes carol@example.com to $new_route" \
     "$(( ($(date +%s%N) - copied_ns) / 1000000 )) ms after the copy, without a restart"
-# The answer came from one of its worker threads; each looks at the file
-# on its own (at least every 250 ms): give the others that long before
-# Postfix's resolver, connected to any of them, routes the held message.
-sleep 0.5
 # postqueue -i: this message only. ("postqueue -f" would also send dave's
 # held mail through the hold transport, to unit4's route: see unitpolicy(8).)
 carol_id=$(queue mx | awk -F'\t' '$2 == "carol@example.com" { print $4; exit }')

@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -82,12 +83,25 @@ struct ValidationCache::State {
     mutable std::mutex mutex;
     std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::int64_t>, std::string> verdicts;
     bool validating = false;  // the validator thread is at work
+    std::atomic<std::uint64_t> recorded{0};  // verdicts that were news
     std::thread validator;
+
+    // Under the mutex. Counts a verdict only when it is news, so that
+    // readers switching to a file already judged do not make the others
+    // look again.
+    void store(const FileId& id, std::string verdict);
 };
 
 namespace {
 auto cache_key(const FileId& id) { return std::tuple(id.device, id.inode, id.size, id.mtime_ns); }
 }  // namespace
+
+void ValidationCache::State::store(const FileId& id, std::string verdict) {
+    auto [it, inserted] = verdicts.try_emplace(cache_key(id), verdict);
+    if (!inserted && it->second == verdict) return;
+    it->second = std::move(verdict);
+    recorded.fetch_add(1, std::memory_order_release);
+}
 
 ValidationCache::ValidationCache(Mode mode) : state_(std::make_unique<State>()) { state_->mode = mode; }
 
@@ -96,6 +110,10 @@ ValidationCache::~ValidationCache() {
 }
 
 bool ValidationCache::in_background() const noexcept { return state_->mode == Mode::Background; }
+
+std::uint64_t ValidationCache::verdicts_recorded() const noexcept {
+    return state_->recorded.load(std::memory_order_acquire);
+}
 
 std::optional<std::string> ValidationCache::verdict(const FileId& id) const {
     std::lock_guard lock(state_->mutex);
@@ -106,7 +124,7 @@ std::optional<std::string> ValidationCache::verdict(const FileId& id) const {
 
 void ValidationCache::record(const FileId& id, std::string verdict) {
     std::lock_guard lock(state_->mutex);
-    state_->verdicts[cache_key(id)] = std::move(verdict);
+    state_->store(id, std::move(verdict));
 }
 
 // ---------------------------------------------------------------- snapshot opening
@@ -287,20 +305,18 @@ struct Directory::State {
     DirectoryStatus status;
     std::unique_ptr<Connection> current;
     std::optional<Candidate> refused;  // the last candidate refused, not retried until it changes
-    // A replacement being validated on the cache's thread: looked at again
-    // as soon as its verdict is in, not at the next check only.
-    std::optional<FileId> awaiting;
     std::chrono::steady_clock::time_point next_check{};
+    // The cache's verdict count at the last check. A verdict recorded since
+    // (this or another thread validated a replacement) makes the next read
+    // check at once, so all the Directories of a process switch at their
+    // first read after it, not each at its own next check.
+    std::uint64_t verdicts_seen = 0;
 
     Result<std::unique_ptr<Connection>> open_candidate(const FileId& id);
     void try_switch(const Candidate& candidate);
     void note_missing(int error);
-    bool verdict_in() const noexcept {
-        try {
-            return awaiting && options.validation->verdict(*awaiting).has_value();
-        } catch (const std::exception&) {  // allocation failure: at the next check then
-            return false;
-        }
+    bool new_verdicts() const noexcept {
+        return options.validation && options.validation->verdicts_recorded() != verdicts_seen;
     }
 };
 
@@ -328,8 +344,8 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
     state_->validator = std::thread([this, id, path, busy_timeout] {
         auto opened = open_snapshot_file(path, id, busy_timeout, false);
         std::lock_guard done(state_->mutex);
-        if (opened) state_->verdicts[cache_key(id)] = "";
-        else if (is_refusal(opened.error())) state_->verdicts[cache_key(id)] = opened.error().message;
+        if (opened) state_->store(id, "");
+        else if (is_refusal(opened.error())) state_->store(id, opened.error().message);
         state_->validating = false;
     });
     state_->validating = true;
@@ -344,7 +360,6 @@ void Directory::State::try_switch(const Candidate& found) {
     if (current && options.validation && options.validation->in_background() && !wal_beside_it &&
         !options.validation->verdict(id)) {
         options.validation->validate_later(id, options.path, options.busy_timeout);
-        awaiting = id;
         return;
     }
     auto candidate = open_candidate(id);
@@ -386,9 +401,9 @@ Directory::~Directory() = default;
 void Directory::refresh(bool force) noexcept {
     State& s = *state_;
     auto now = std::chrono::steady_clock::now();
-    if (!force && now < s.next_check && !s.verdict_in()) return;
+    if (!force && now < s.next_check && !s.new_verdicts()) return;
     s.next_check = now + s.options.check_interval;
-    s.awaiting.reset();
+    if (s.options.validation) s.verdicts_seen = s.options.validation->verdicts_recorded();
     try {
         int error = 0;
         auto id = stat_file(s.options.path, error);

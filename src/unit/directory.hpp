@@ -3,7 +3,8 @@
 //
 // A Directory opens the file at `path` read-only, through SQLite only (the
 // path is never open()ed or close()d outside SQLite: that would drop
-// SQLite's POSIX locks). At most once per check_interval it stat()s the path;
+// SQLite's POSIX locks). At most once per check_interval (and at the first
+// read after a shared ValidationCache records a verdict) it stat()s the path;
 // when the device/inode changed (a replacement by rename) it opens the new
 // file and validates it (schema version supported, PRAGMA quick_check, meta
 // readable) before switching. A file that fails is refused: the previous good
@@ -72,8 +73,11 @@ struct FileId {
 // In the background mode, a replacement found while a good snapshot is
 // being served is validated on the cache's own thread: the Directories keep
 // answering from the snapshot they have (quick_check reads the whole file:
-// seconds at ten million mailboxes) and switch at a check after the verdict
-// is in. A Directory with nothing to serve yet validates in place.
+// seconds at ten million mailboxes) and switch at their first read after
+// the verdict is in. A Directory with nothing to serve yet validates in
+// place. In either mode, every Directory sharing the cache looks for a
+// replacement at its next read after any verdict is recorded, so that the
+// threads of a process switch together.
 class UNIT_EXPORT ValidationCache {
 public:
     enum class Mode { InPlace, Background };
@@ -86,6 +90,9 @@ public:
     std::optional<std::string> verdict(const FileId& id) const;
     void record(const FileId& id, std::string verdict);
     bool in_background() const noexcept;
+    // How many verdicts were recorded so far: a Directory that sees the count
+    // change looks for a replacement at its next read.
+    std::uint64_t verdicts_recorded() const noexcept;
     // Background mode: validates the file at `path`, if it is still `id`,
     // on the cache's thread, unless that is done or under way already. A
     // failure that may pass (a lock) records nothing: asked again later.

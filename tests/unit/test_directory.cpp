@@ -341,7 +341,7 @@ TEST_CASE("while a rollback-journal writer waits, reads are not held") {
     CHECK(d.read()->mailbox("late@example.com")->has_value());
 }
 
-TEST_CASE("in the background mode a replacement is validated off the reading thread") {
+TEST_CASE("in the background mode a replacement is validated off the reading thread, and all readers switch") {
     Replica r;
     auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
     auto o = options_for(r.replica);
@@ -350,6 +350,8 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     Directory d(o);
     REQUIRE(d.status().serving);  // nothing served yet: validated in place
     const auto first = served_generation(d);
+    Directory other(o);  // another thread's reader, never forced to check
+    REQUIRE(served_generation(other) == first);
 
     auto wait_for_verdict = [&] {
         struct stat st {};
@@ -370,6 +372,8 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     CHECK(wait_for_verdict() == std::optional<std::string>(""));
     CHECK(served_generation(d) > first);  // read() switches once the verdict is in
     CHECK(d.status().switches == 1);
+    CHECK(served_generation(other) == served_generation(d));  // at its first read after the verdict
+    CHECK(other.status().switches == 1);
 
     const auto second = served_generation(d);
     write_file(r.dir.path("bad.db"), std::string(10000, 'z'));
@@ -382,4 +386,7 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     CHECK(d.status().refusals == 1);
     CHECK(!d.status().problem.empty());
     CHECK(served_generation(d) == second);
+    CHECK(served_generation(other) == second);
+    CHECK(other.status().refusals == 1);
+    CHECK(!other.status().problem.empty());
 }
