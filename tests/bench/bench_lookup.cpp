@@ -1,13 +1,15 @@
 // bench_lookup: the lookup benchmark of DESIGN §8 (tests/bench/README.md
-// is its manual). For one directory size it starts, one after the other,
-// the floor server, unitpolicy (policy, then socketmap) and unitmilter, and
-// drives each with the load generator of tests/load/; it prints one JSON
+// is its manual). For one directory size it starts the floor server beside
+// unitpolicy (policy, then socketmap; their runs alternate), then
+// unitmilter, and drives each with the load generator of tests/load/; it prints one JSON
 // object per figure on standard output (--json) and a readable line per
 // figure on standard error. With --target it drives a server it did not
 // start (baselines.sh).
 //
 // A figure is the median of --repeats short runs after a warm-up, each
 // with the server's CPU time from /proc/PID/stat; the counts are summed.
+// The floor's and unitpolicy's runs alternate, so that a ratio between
+// them compares runs seconds apart, not minutes.
 // The programs measured are found beside this one in the build tree
 // (../../src/...), or named by UNITPOLICY, UNITMILTER, FLOOR_SERVER.
 #include <fmt/format.h>
@@ -20,6 +22,7 @@
 #include <filesystem>
 #include <functional>
 #include <iostream>
+#include <memory>
 #include <optional>
 #include <set>
 #include <sstream>
@@ -135,50 +138,71 @@ double median_of(std::vector<Run>& runs, double Run::*field) {
     return runs[runs.size() / 2].*field;
 }
 
-struct Tally {
-    std::atomic<std::uint64_t> counts[4] = {};
-    std::atomic<std::uint64_t> wrong{0};
-};
+// One server's figure, built run by run, so that the runs of two servers
+// can alternate: a ratio between them then sees the same machine, not
+// whatever else it was doing a minute apart. pid > 0: the server whose CPU
+// time and memory are measured.
+class Series {
+public:
+    Series(unit::load::DriverOptions driver, const std::vector<Request>& workload, int pid, bool check_truth)
+        : driver_(std::move(driver)), workload_(workload), pid_(pid), check_truth_(check_truth) {}
 
-// Drives `workload` for options' duration `repeats` times after a warm-up.
-// pid > 0: the server whose CPU time and memory are measured.
-Figure measure(unit::load::DriverOptions driver, const std::vector<Request>& workload, const Options& o, int pid,
-               bool check_truth) {
-    Tally tally;
-    std::atomic<bool> counting{false};
-    auto observer = [&](const Request& request, const unit::load::Reply& reply, std::chrono::nanoseconds) {
-        if (!counting.load(std::memory_order_relaxed)) return;
-        Verdict verdict = unit::load::classify(request.protocol, reply);
-        tally.counts[static_cast<int>(verdict)].fetch_add(1, std::memory_order_relaxed);
-        bool contradicts = (verdict == Verdict::Accept && !request.exists) || (verdict == Verdict::Reject && request.exists);
-        if (check_truth && contradicts) tally.wrong.fetch_add(1, std::memory_order_relaxed);
-    };
-    auto run_for = std::chrono::milliseconds(static_cast<long>(o.seconds * 1000 / o.repeats));
-    driver.duration = std::min<std::chrono::milliseconds>(500ms, run_for);
-    unit::load::drive(driver, workload, observer);  // warm-up: connections, caches, threads
-    counting = true;
-    driver.duration = run_for;
-    Figure figure;
-    std::vector<Run> runs;
-    for (unsigned r = 0; r < o.repeats; ++r) {
-        auto before = pid > 0 ? unit::load::ProcessSample::read(pid) : std::nullopt;
-        auto result = unit::load::drive(driver, workload, observer);
-        auto after = pid > 0 ? unit::load::ProcessSample::read(pid) : std::nullopt;
+    // Connections, caches and threads warm; nothing counted.
+    void warm_up(std::chrono::milliseconds duration) {
+        driver_.duration = duration;
+        unit::load::drive(driver_, workload_);
+    }
+
+    void run(std::chrono::milliseconds duration) {
+        driver_.duration = duration;
+        auto before = pid_ > 0 ? unit::load::ProcessSample::read(pid_) : std::nullopt;
+        auto result = unit::load::drive(driver_, workload_, [this](const Request& request,
+                                                                   const unit::load::Reply& reply,
+                                                                   std::chrono::nanoseconds) { count(request, reply); });
+        auto after = pid_ > 0 ? unit::load::ProcessSample::read(pid_) : std::nullopt;
         Run run{result.rate(), result.latency.percentile_us(50), result.latency.percentile_us(99),
                 result.latency.percentile_us(99.9), -1};
         if (before && after && result.requests > 0)
             run.cpu_us = (after->cpu_seconds - before->cpu_seconds) * 1e6 / static_cast<double>(result.requests);
-        if (after) figure.rss_bytes = after->rss_bytes;
-        figure.requests += result.requests;
-        figure.seconds += std::chrono::duration<double>(result.elapsed).count();
-        runs.push_back(run);
+        if (after) figure_.rss_bytes = after->rss_bytes;
+        figure_.requests += result.requests;
+        figure_.seconds += std::chrono::duration<double>(result.elapsed).count();
+        runs_.push_back(run);
     }
-    figure.median = {median_of(runs, &Run::rate), median_of(runs, &Run::p50), median_of(runs, &Run::p99),
-                     median_of(runs, &Run::p999), median_of(runs, &Run::cpu_us)};
-    for (int v = 0; v < 4; ++v) figure.counts[v] = tally.counts[v];
-    figure.wrong = tally.wrong;
-    return figure;
+
+    // The medians of the runs so far; the counts summed.
+    Figure figure() {
+        Figure f = figure_;
+        f.median = {median_of(runs_, &Run::rate), median_of(runs_, &Run::p50), median_of(runs_, &Run::p99),
+                    median_of(runs_, &Run::p999), median_of(runs_, &Run::cpu_us)};
+        for (int v = 0; v < 4; ++v) f.counts[v] = counts_[v];
+        f.wrong = wrong_;
+        return f;
+    }
+
+private:
+    void count(const Request& request, const unit::load::Reply& reply) {
+        Verdict verdict = unit::load::classify(request.protocol, reply);
+        counts_[static_cast<int>(verdict)].fetch_add(1, std::memory_order_relaxed);
+        bool contradicts = (verdict == Verdict::Accept && !request.exists) || (verdict == Verdict::Reject && request.exists);
+        if (check_truth_ && contradicts) wrong_.fetch_add(1, std::memory_order_relaxed);
+    }
+
+    unit::load::DriverOptions driver_;
+    const std::vector<Request>& workload_;
+    int pid_;
+    bool check_truth_;
+    Figure figure_;
+    std::vector<Run> runs_;
+    std::atomic<std::uint64_t> counts_[4] = {};  // by Verdict; the observer runs on the driver's threads
+    std::atomic<std::uint64_t> wrong_{0};
+};
+
+// The length of one run of a figure, and of the warm-up before the first.
+std::chrono::milliseconds run_length(const Options& o) {
+    return std::chrono::milliseconds(static_cast<long>(o.seconds * 1000 / o.repeats));
 }
+std::chrono::milliseconds warm_up_length(const Options& o) { return std::min<std::chrono::milliseconds>(500ms, run_length(o)); }
 
 void print(const Options& o, const std::string& json, const std::string& human) {
     std::cerr << human << std::endl;
@@ -253,24 +277,41 @@ struct Bench {
 
     double floor_of(Protocol p, unsigned c) const { return c < 256 ? floor_rate[static_cast<int>(p)][c] : 0; }
 
-    void lookups(const std::string& server, Protocol protocol) {
-        const std::string policy = dir + "/policy.sock", map = dir + "/map.sock";
+    // The floor and unitpolicy (either may be left out) at each connection
+    // count, their runs alternating.
+    void lookups(Protocol protocol, bool with_floor, bool with_unitpolicy) {
         const bool socketmap = protocol == Protocol::Socketmap;
+        const std::string map_name = socketmap ? "recipient+transportmx" : "";
         auto workload = only_protocol(data, o.unknown_share, protocol);
         for (unsigned c : o.connections) {
-            std::vector<std::string> argv =
-                server == "floor" ? std::vector<std::string>{program("FLOOR_SERVER", "floor_server"), "--policy",
-                                                             policy, "--socketmap", map}
-                                  : unitpolicy_argv(socketmap ? "" : policy, socketmap ? map : "");
-            auto process = start(argv, {socketmap ? map : policy}, server);
-            unit::load::DriverOptions driver;
-            driver.policy_socket = policy;
-            driver.socketmap_socket = map;
-            driver.connections = c;
-            Figure f = measure(driver, workload, o, process.pid(), server != "floor");
-            if (server == "floor" && c < 256) floor_rate[static_cast<int>(protocol)][c] = f.median.rate;
-            print_lookup(o, server, protocol, socketmap ? "recipient+transportmx" : "", c, f, true,
-                         server == "floor" ? 0 : floor_of(protocol, c));
+            std::vector<unit::load::Process> processes;
+            std::vector<std::pair<std::string, std::unique_ptr<Series>>> series;
+            auto add = [&](const std::string& server, const std::string& policy, const std::string& map,
+                           const std::vector<std::string>& argv) {
+                processes.push_back(start(argv, {socketmap ? map : policy}, server));
+                unit::load::DriverOptions driver;
+                driver.policy_socket = policy;
+                driver.socketmap_socket = map;
+                driver.connections = c;
+                series.emplace_back(server,
+                                    std::make_unique<Series>(driver, workload, processes.back().pid(), server != "floor"));
+            };
+            if (with_floor) {
+                const std::string policy = dir + "/floor-policy.sock", map = dir + "/floor-map.sock";
+                add("floor", policy, map, {program("FLOOR_SERVER", "floor_server"), "--policy", policy, "--socketmap", map});
+            }
+            if (with_unitpolicy) {
+                const std::string policy = dir + "/policy.sock", map = dir + "/map.sock";
+                add("unitpolicy", policy, map, unitpolicy_argv(socketmap ? "" : policy, socketmap ? map : ""));
+            }
+            for (auto& [server, s] : series) s->warm_up(warm_up_length(o));
+            for (unsigned r = 0; r < o.repeats; ++r)
+                for (auto& [server, s] : series) s->run(run_length(o));
+            for (auto& [server, s] : series) {
+                Figure f = s->figure();
+                if (server == "floor" && c < 256) floor_rate[static_cast<int>(protocol)][c] = f.median.rate;
+                print_lookup(o, server, protocol, map_name, c, f, true, server == "floor" ? 0 : floor_of(protocol, c));
+            }
         }
     }
 
@@ -381,8 +422,8 @@ int run_directory(const Options& o) {
     bench.replica = prepared.replica;
     bench.data = std::move(prepared.data);
     bool all_right = true;
-    auto part = [&](const char* name, const std::function<void()>& body) {
-        if (!o.only.contains(name)) return;
+    auto part = [&](const char* name, bool wanted, const std::function<void()>& body) {
+        if (!wanted) return;
         try {
             body();
         } catch (const std::exception& e) {
@@ -390,15 +431,14 @@ int run_directory(const Options& o) {
             all_right = false;
         }
     };
-    // The floor first: the others' ratios are to the floor of the same run.
-    part("floor", [&] {
-        bench.lookups("floor", Protocol::Policy);
-        bench.lookups("floor", Protocol::Socketmap);
-    });
-    part("policy", [&] { bench.lookups("unitpolicy", Protocol::Policy); });
-    part("socketmap", [&] { bench.lookups("unitpolicy", Protocol::Socketmap); });
-    part("startup", [&] { bench.startup(); });
-    part("milter", [&] { bench.milter(); });
+    // The floor's runs alternate with unitpolicy's, protocol by protocol.
+    const bool floor = o.only.contains("floor");
+    for (const auto& [name, protocol] : {std::pair{"policy", Protocol::Policy}, std::pair{"socketmap", Protocol::Socketmap}}) {
+        const bool ours = o.only.contains(name);
+        part(name, floor || ours, [&, protocol = protocol, ours = ours] { bench.lookups(protocol, floor, ours); });
+    }
+    part("startup", o.only.contains("startup"), [&] { bench.startup(); });
+    part("milter", o.only.contains("milter"), [&] { bench.milter(); });
     return all_right ? 0 : 1;
 }
 
@@ -414,7 +454,10 @@ int run_target(const Options& o) {
         unit::load::DriverOptions driver;
         (socketmap ? driver.socketmap_socket : driver.policy_socket) = parts[2];
         driver.connections = c;
-        Figure f = measure(driver, workload, o, 0, true);
+        Series series(driver, workload, 0, true);
+        series.warm_up(warm_up_length(o));
+        for (unsigned r = 0; r < o.repeats; ++r) series.run(run_length(o));
+        Figure f = series.figure();
         print_lookup(o, o.label, protocol, socketmap ? parts[3] : "", c, f, false, 0);
         if (f.counts[static_cast<int>(Verdict::NoAnswer)] > 0 || f.wrong > 0) return 1;
     }

@@ -160,10 +160,12 @@ class Results:
             found = f
         return found
 
-    def floor(self, connections, mailboxes):
-        # The floor does no lookup: any size's figure will do, the same size's first.
-        return (self.lookup("floor", "policy", connections, mailboxes)
-                or self.lookup("floor", "policy", connections))
+    def floor(self, connections, mailboxes, protocol="policy"):
+        # The same size's and protocol's figure: bench_lookup alternates its
+        # runs with unitpolicy's. (The floor does no lookup: another size's
+        # figure will do for a run that has none.)
+        return (self.lookup("floor", protocol, connections, mailboxes)
+                or self.lookup("floor", protocol, connections))
 
 
 def get(figure, key):
@@ -232,7 +234,8 @@ def target_floor_share(r, size):
     rows = []
     for protocol in PROTOCOLS:
         for c in CONNECTIONS:
-            ours, floor = get(r.lookup("unitpolicy", protocol, c, size), "rate"), get(r.floor(c, size), "rate")
+            ours = get(r.lookup("unitpolicy", protocol, c, size), "rate")
+            floor = get(r.floor(c, size, protocol), "rate")
             share = ratio(ours, floor)
             rows.append((f"{protocol}: ≥ 70% of the floor's rate, {c} connections",
                          f"{pct(share)} ({num(ours)} vs {num(floor)}/s)", verdict(at_least(share, 0.70))))
@@ -339,13 +342,13 @@ def section_lookups(r):
     parts = []
     for size in r.sizes():
         rows = []
-        for server, protocol in (("floor", "policy"), ("unitpolicy", "policy"), ("unitpolicy", "socketmap"),
-                                 ("sqlite-naive", "policy")):
+        for server, protocol in (("floor", "policy"), ("unitpolicy", "policy"), ("floor", "socketmap"),
+                                 ("unitpolicy", "socketmap"), ("sqlite-naive", "policy")):
             for c in CONNECTIONS:
                 f = r.lookup(server, protocol, c, size)
                 if f is None:
                     continue
-                share = ratio(get(f, "rate"), get(r.floor(c, size), "rate")) if server != "floor" else None
+                share = ratio(get(f, "rate"), get(r.floor(c, size, protocol), "rate")) if server != "floor" else None
                 rows.append((server, protocol, c, num(get(f, "rate")), pct(share) if share is not None else "",
                              ms(get(f, "p50_us")), ms(get(f, "p99_us")), num(get(f, "cpu_us_per_lookup"), 2),
                              mb(get(f, "rss_bytes")), num(get(f, "wrong"))))

@@ -3,9 +3,10 @@
 # Installs what the benchmarks need, builds in BUILD_DIR (default build) the
 # programs it runs, then measures, in one run on this machine:
 #   1. bench_lookup, for each directory size: unitpolicy's policy and
-#      socketmap rates and latencies at 8 and 64 connections, start-up time
-#      and memory; on the headline size (1,000,000 mailboxes, else the
-#      largest) also the floor server and unitmilter's messages/s;
+#      socketmap rates and latencies at 8 and 64 connections, each with
+#      the floor server's in alternate runs, start-up time and memory; on
+#      the headline size (1,000,000 mailboxes, else the largest) also
+#      unitmilter's messages/s;
 #   2. baselines.sh on the same 1,000,000-mailbox directory: Postfix's
 #      sqlite: table (postmap -q -) and postfwd2;
 #   3. e2e.sh: smtp-source -> Postfix -> smtp-sink with no checks, with
@@ -136,8 +137,9 @@ phase() {
 bench_lookup=${BENCH_LOOKUP:-$build/tests/bench/bench_lookup}
 
 # The size whose figures head the report (report.py's HEADLINE_SIZE): the
-# only one where the floor and unitmilter are measured, as neither depends
-# on the directory's size.
+# only one where unitmilter is measured. (The floor is measured at every
+# size, its runs alternating with unitpolicy's, so that each ratio compares
+# runs seconds apart.)
 headline=1000000
 case ",$sizes," in *",$headline,"*) ;; *) headline=$(tr ',' '\n' <<<"$sizes" | sort -n | tail -n 1) ;; esac
 
@@ -145,8 +147,8 @@ case ",$sizes," in *",$headline,"*) ;; *) headline=$(tr ',' '\n' <<<"$sizes" | s
 # reused) in $work/data/N.
 # shellcheck disable=SC2317 # called through phase
 lookup_size() {
-    local parts=policy,socketmap,startup
-    [ "$1" != "$headline" ] || parts=floor,$parts,milter
+    local parts=floor,policy,socketmap,startup
+    [ "$1" != "$headline" ] || parts=$parts,milter
     "$bench_lookup" --mailboxes "$1" --dir "$work/data/$1" --connections 8,64 --seconds "$seconds" \
         --only "$parts" --json >>"$results"
 }
