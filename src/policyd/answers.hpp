@@ -50,10 +50,11 @@ std::optional<MapName> parse_map_name(std::string_view name) noexcept;
 
 std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& settings);
 
+std::string domain_reply(const DomainResolution& d);
+
 // Whether a key of an address table is one of the partial keys Postfix
 // tries after the full address (virtual(5), transport(5), access(5)):
 // "user", "@domain", "domain", ".domain". None names a mailbox.
 bool is_partial_key(std::string_view key) noexcept;
-std::string domain_reply(const DomainResolution& d);
 
 }  // namespace unit::policyd
