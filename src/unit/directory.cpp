@@ -98,8 +98,10 @@ auto cache_key(const FileId& id) { return std::tuple(id.device, id.inode, id.siz
 
 void ValidationCache::State::store(const FileId& id, std::string verdict) {
     auto [it, inserted] = verdicts.try_emplace(cache_key(id), verdict);
-    if (!inserted && it->second == verdict) return;
-    it->second = std::move(verdict);
+    if (!inserted) {
+        if (it->second == verdict) return;
+        it->second = std::move(verdict);
+    }
     recorded.fetch_add(1, std::memory_order_release);
 }
 

@@ -435,7 +435,7 @@ int run_directory(const Options& o) {
     const bool floor = o.only.contains("floor");
     for (const auto& [name, protocol] : {std::pair{"policy", Protocol::Policy}, std::pair{"socketmap", Protocol::Socketmap}}) {
         const bool ours = o.only.contains(name);
-        part(name, floor || ours, [&, protocol = protocol, ours = ours] { bench.lookups(protocol, floor, ours); });
+        part(name, floor || ours, [&, protocol = protocol] { bench.lookups(protocol, floor, ours); });
     }
     part("startup", o.only.contains("startup"), [&] { bench.startup(); });
     part("milter", o.only.contains("milter"), [&] { bench.milter(); });
