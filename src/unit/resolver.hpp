@@ -82,6 +82,12 @@ struct Resolution {
     std::int64_t generation = -1;
     std::string reason;     // Tempfail, Malformed, Unconfirmed: why
     TempfailCause cause = TempfailCause::None;  // Tempfail: the class of reason
+    // Non-empty when a negative answer from this snapshot is not certain
+    // (it is older than reject_max_age, or a replacement of it is being
+    // validated): says why. The interfaces then answer every negative
+    // (unknown, disabled, an alias without a deliverable target) with the
+    // unconfirmed 4xx / TEMP, never a 5xx or NOTFOUND.
+    std::string doubt;
     std::vector<std::string> trace;
 };
 

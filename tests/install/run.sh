@@ -210,7 +210,7 @@ fi
 
 # ------------------------------------------------------------ libunit for a provider's code
 
-public=(address.hpp directory.hpp export.hpp records.hpp resolver.hpp result.hpp)
+public=(address.hpp directory.hpp export.hpp records.hpp resolver.hpp result.hpp values.hpp)
 installed=$(cd "$dest$includedir/unitpolicy/unit" 2>/dev/null && echo *)
 check "include/unitpolicy/unit" "installs \"$installed\", not \"${public[*]}\"" \
     test "$installed" = "${public[*]}"
