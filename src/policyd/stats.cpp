@@ -48,7 +48,7 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
     v.emplace_back("socketmap_partial_keys", get(s.socketmap_partial_keys));
     for (int i = 0; i < 8; ++i)
         v.emplace_back(fmt::format("outcome_{}", to_string(static_cast<Outcome>(i))), get(s.outcomes[i]));
-    for (int i = 1; i < 5; ++i)
+    for (std::size_t i = 1; i < unit::tempfail_cause_count; ++i)
         v.emplace_back(fmt::format("tempfail_{}", to_string(static_cast<TempfailCause>(i))), get(s.tempfail_causes[i]));
     v.emplace_back("replica_switches", get(s.replica_switches));
     v.emplace_back("replica_refusals", get(s.replica_refusals));
@@ -150,7 +150,7 @@ std::string stats_prometheus(const Stats& s) {
         m.sample("unitpolicy_resolutions_total", static_cast<double>(get(s.outcomes[i])),
                  {{"outcome", to_string(static_cast<Outcome>(i))}});
     m.family("unitpolicy_tempfails_total", Type::Counter, "Temporary failures, by cause.");
-    for (int i = 1; i < 5; ++i)
+    for (std::size_t i = 1; i < unit::tempfail_cause_count; ++i)
         m.sample("unitpolicy_tempfails_total", static_cast<double>(get(s.tempfail_causes[i])),
                  {{"cause", to_string(static_cast<TempfailCause>(i))}});
 

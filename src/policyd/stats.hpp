@@ -45,7 +45,7 @@ struct Stats {
     std::array<Counter, 5> verdicts{};        // by VerdictKind
     std::array<Counter, 4> replies{};         // by ReplyKind
     std::array<Counter, 8> outcomes{};        // by unit::Outcome
-    std::array<Counter, 5> tempfail_causes{}; // by unit::TempfailCause
+    std::array<Counter, unit::tempfail_cause_count> tempfail_causes{}; // by unit::TempfailCause
     Counter replica_switches{0}, replica_refusals{0};
     // The snapshot answering now (the newest any worker has switched to).
     Counter replica_generation{0}, replica_published_at{0};

@@ -28,6 +28,7 @@ std::string_view to_string(TempfailCause cause) noexcept {
     case TempfailCause::Busy: return "busy";
     case TempfailCause::Stale: return "stale";
     case TempfailCause::BadData: return "bad_data";
+    case TempfailCause::AliasLimit: return "alias_limit";
     }
     return "?";
 }

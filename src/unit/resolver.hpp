@@ -48,7 +48,8 @@ enum class Outcome { Mailbox, Alias, Unknown, Unconfirmed, Foreign, Disabled, Te
 UNIT_EXPORT std::string_view to_string(Outcome outcome) noexcept;
 
 // Why an answer was a Tempfail, for counters and logs.
-enum class TempfailCause { None, NoDatabase, Busy, Stale, BadData };
+enum class TempfailCause { None, NoDatabase, Busy, Stale, BadData, AliasLimit };
+inline constexpr std::size_t tempfail_cause_count = 6;  // counters are kept by cause
 UNIT_EXPORT std::string_view to_string(TempfailCause cause) noexcept;
 
 struct ResolverOptions {
@@ -56,6 +57,10 @@ struct ResolverOptions {
     std::chrono::seconds reject_max_age{86400};  // 0: always trust "unknown"
     std::chrono::seconds max_replica_age{0};      // 0: never refuse for age
     int max_alias_depth = 8;
+    // Alias rows visited while expanding one address, at most: past it the
+    // answer is a Tempfail (AliasLimit), so that one RCPT TO cannot hold a
+    // worker for seconds.
+    int max_alias_targets = 1000;
     bool trace = true;  // fill Resolution::trace (costs a formatted line per step)
 };
 
