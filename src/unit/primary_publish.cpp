@@ -32,16 +32,17 @@ std::string_view file_type(mode_t mode) {
     return "not a regular file";
 }
 
-// The primary and the files SQLite keeps beside it.
+// The primary and the files SQLite keeps beside it: by name (a -wal that
+// does not exist at the moment is still the primary's) or as the same file.
 Result<void> refuse_primary_files(const std::string& out, const std::string& primary) {
-    std::error_code ec;
-    const auto target = fs::weakly_canonical(out, ec);
+    std::error_code out_error;
+    const auto out_name = fs::weakly_canonical(out, out_error);
     for (const char* suffix : {"", "-wal", "-shm", "-journal"}) {
         const std::string file = primary + suffix;
-        std::error_code ec2, ec3;
-        bool same = (!ec && fs::weakly_canonical(file, ec2) == target && !ec2) ||
-                    (fs::exists(out, ec3) && fs::exists(file, ec3) && fs::equivalent(out, file, ec3));
-        if (same)
+        std::error_code name_error, file_error;
+        const bool same_name = !out_error && fs::weakly_canonical(file, name_error) == out_name && !name_error;
+        const bool same_file = fs::equivalent(out, file, file_error) && !file_error;
+        if (same_name || same_file)
             return make_error(Errc::Invalid, fmt::format("{} is the primary database{}{}", out,
                                                          *suffix ? "'s " : " itself", suffix));
     }
@@ -133,9 +134,9 @@ std::int64_t removal_limit(const std::optional<RemovalLimit>& limit, std::int64_
     return limit->percent ? previous * limit->value / 100 : limit->value;
 }
 
-Result<void> fsync_path(const std::string& path, int flags) {
-    // Safe here: no SQLite connection of this process has `path` open any more.
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC | O_NOFOLLOW);
+// OUT's directory (it may well be a symbolic link to one), so that the rename is on disk.
+Result<void> fsync_directory(const std::string& path) {
+    int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return make_error(Errc::Io, fmt::format("{}: open: {}", path, std::strerror(errno)));
     int rc = ::fsync(fd);
     int saved = errno;
@@ -281,7 +282,7 @@ Result<PublishInfo> Primary::publish(const std::string& out, const PublishOption
         if (auto r = stamp_after_previous(tmp, out); !r) return fail(r.error());
         if (::rename(tmp.c_str(), out.c_str()) != 0)
             return fail(make_error(Errc::Io, fmt::format("rename: {}", std::strerror(errno))));
-        if (auto r = fsync_path(dir.string(), O_RDONLY | O_DIRECTORY); !r) return fail(r.error());
+        if (auto r = fsync_directory(dir.string()); !r) return fail(r.error());
         return PublishInfo{out, fresh->generation, published_at, removed};
     });
 }

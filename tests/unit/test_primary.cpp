@@ -450,6 +450,13 @@ TEST_CASE("publish never writes through a symlink planted beside OUT") {
         CHECK_MESSAGE(!stray, entry.path().string());
     }
     CHECK(entries == 7);  // primary.db, -wal, -shm, units.db, victim and the two links
+
+    // OUT's directory may itself be reached through a symbolic link.
+    std::filesystem::create_directory(d.dir.path("real"));
+    std::filesystem::create_directory_symlink(d.dir.path("real"), d.dir.path("published"));
+    auto through = d.primary.publish(d.dir.path("published/units.db"));
+    CHECK_MESSAGE(through.ok(), through.error().message);
+    CHECK(meta_of(d.dir.path("real/units.db")).published_at.has_value());
 }
 
 TEST_CASE("a snapshot has mode 0644 whatever the umask, or the mode asked for") {
