@@ -78,13 +78,15 @@ Result<std::optional<DatabaseMeta>> previous_snapshot(const std::string& out, bo
 // Identity and generation against the snapshot being replaced.
 Result<void> check_lineage(const std::string& out, const DatabaseMeta& previous, const DatabaseMeta& fresh,
                            PublishOverride override_generation) {
-    const bool same_primary = !previous.primary_id || previous.primary_id == fresh.primary_id;
+    // A snapshot without primary_id (published before identities) is
+    // another primary too, as the daemons see it: --takeover, once.
+    const bool same_primary = previous.primary_id == fresh.primary_id;
     if (!same_primary && override_generation != PublishOverride::Takeover)
         return make_error(Errc::Conflict,
                           fmt::format("{} holds a snapshot of another primary (primary_id {}, generation {}; this "
                                       "primary is {}, generation {}): refusing to replace it (--takeover publishes it "
                                       "deliberately, e.g. after rebuilding the primary)",
-                                      out, *previous.primary_id, previous.generation,
+                                      out, previous.primary_id.value_or("(none)"), previous.generation,
                                       fresh.primary_id.value_or("?"), fresh.generation));
     if (same_primary && fresh.generation < previous.generation && override_generation == PublishOverride::None)
         return make_error(Errc::Conflict,

@@ -359,6 +359,10 @@ TEST_CASE("publish refuses a snapshot of another primary unless it is a takeover
     CHECK(meta_of(out).publish_override == "takeover");
     // And the old primary is now the foreign one.
     check_refused(d.primary.publish(out), Errc::Conflict, "another primary");
+
+    // A snapshot from before primary identities is another primary too.
+    raw_sql(out, "DELETE FROM meta WHERE key = 'primary_id'");
+    check_refused(rebuilt->publish(out), Errc::Conflict, "another primary (primary_id (none)");
 }
 
 TEST_CASE("publish refuses a snapshot that removes too many mailboxes, and says which") {
