@@ -228,9 +228,10 @@ Result<bool> TargetResolver::resolves(const std::string& alias, const std::strin
     auto exact = found(target);
     if (!exact || exact.value()) return exact;
     if (!delimiter_.empty()) {
+        // As the resolver: an extended target lands in the base's mailbox.
         auto parsed = normalize_address(target, AddressOptions{true, delimiter_});
         if (parsed && parsed->has_extension()) {
-            auto base = found(parsed->base());
+            auto base = exists(db_, "SELECT 1 FROM mailboxes WHERE address = ?1", {parsed->base()});
             if (!base || base.value()) return base;
         }
     }

@@ -536,6 +536,9 @@ TEST_CASE("with refuse_dangling_targets an alias target must resolve") {
     auto with_delimiter = Primary::open(path, options);
     REQUIRE(with_delimiter.ok());
     CHECK(with_delimiter->add_alias("list3@example.com", {"john.doe+tag@example.com"}).ok());
+    // As in the resolver, an extension lands in a mailbox only, not in an alias.
+    check_error(with_delimiter->add_alias("list4@example.com", {"sales+tag@example.com"}), Errc::Conflict,
+                "does not resolve");
 
     // Import: a target defined later in the same file resolves.
     std::istringstream good("kind,address,value,state\nalias,a@example.com,b@example.com,\n"
