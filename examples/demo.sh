@@ -495,6 +495,12 @@ fi
 # ------------------------------------------------------------------ 5. the move
 
 step "5. carol's move finishes: publish, copy to every host, release the held message"
+# The move procedure (README, "Replicating the directory"): move begin,
+# publish, copy to every host, wait until every host serves that generation,
+# copy the mailbox's mail, move finish, publish, copy, release the held mail.
+# carol's move began in the sample, so the snapshot of step 2 carried the
+# hold to every host before its daemons started; her mailbox is empty here,
+# so there is nothing to copy. The rest follows.
 shown move finish carol@example.com
 shown publish "$demo/published/units.db"
 for h in "${hosts[@]}"; do copy_replica "$h"; done

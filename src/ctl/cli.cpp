@@ -48,7 +48,7 @@ po::options_description global_options() {
     po::options_description options("global options");
     options.add_options()
         ("db", po::value<std::string>()->value_name("PATH"),
-         "primary database (default /var/lib/unitpolicy/units.db)")
+         fmt::format("the primary (default {})", default_db_path).c_str())
         ("config", po::value<std::string>()->value_name("FILE"), "read settings from a key = value file")
         ("help,h", "print this help and exit")
         ("version", "print the version and exit");

@@ -16,13 +16,13 @@ namespace {
 
 void run_add(Invocation& inv) {
     const std::vector<std::string> targets(inv.operands.begin() + 1, inv.operands.end());
-    unwrap(open_primary(inv).add_alias(inv.operands[0], targets));
+    unwrap(open_for_writing(inv).add_alias(inv.operands[0], targets));
 }
 
 void run_rm(Invocation& inv) {
     std::optional<std::string> target;
     if (inv.operands.size() > 1) target = inv.operands[1];
-    unwrap(open_primary(inv).remove_alias(inv.operands[0], target));
+    unwrap(open_for_writing(inv).remove_alias(inv.operands[0], target));
 }
 
 void run_list(Invocation& inv) {

@@ -2,6 +2,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -9,11 +10,16 @@
 
 #include "ctl/command.hpp"
 
+namespace po = boost::program_options;
+
 namespace unit::ctl {
 
 namespace {
 
-void run_init(Invocation& inv) { unwrap(Primary::init(inv.settings.db)); }
+void run_init(Invocation& inv) {
+    refuse_snapshot(inv.settings.db);
+    unwrap(Primary::init(inv.settings.db, primary_options(inv.settings)));
+}
 
 // The whole file is one transaction (libunit): a bad row changes nothing.
 ImportStats import_file(Primary& db, Invocation& inv, const std::string& file) {
@@ -24,7 +30,7 @@ ImportStats import_file(Primary& db, Invocation& inv, const std::string& file) {
 }
 
 void run_import(Invocation& inv) {
-    auto db = open_primary(inv);
+    auto db = open_for_writing(inv);
     const auto stats = import_file(db, inv, inv.operands[0]);
     inv.out << fmt::format("imported {} domains, {} units, {} mailboxes, {} aliases\n", stats.domains, stats.units,
                            stats.mailboxes, stats.aliases);
@@ -32,18 +38,58 @@ void run_import(Invocation& inv) {
 
 void run_export(Invocation& inv) { unwrap(open_primary(inv).export_csv(inv.out)); }
 
+// Problems fail the check; warnings are printed and leave it ok.
 void run_check(Invocation& inv) {
-    const auto problems = unwrap(open_primary(inv).check());
+    const auto report = unwrap(open_primary(inv).check_report());
+    for (const auto& problem : report.problems) inv.out << problem << '\n';
+    for (const auto& warning : report.warnings) inv.out << "warning: " << warning << '\n';
+    const auto& problems = report.problems;
     if (problems.empty()) {
         inv.out << "ok\n";
         return;
     }
-    for (const auto& problem : problems) inv.out << problem << '\n';
     throw Failure(fmt::format("check: {} {}", problems.size(), problems.size() == 1 ? "problem" : "problems"));
 }
 
+void declare_publish(po::options_description& options) {
+    options.add_options()
+        ("rollback", "publish a lower generation of the same primary, deliberately")
+        ("takeover", "replace a snapshot of another primary (a rebuilt one), deliberately")
+        ("max-removed", po::value<std::string>()->value_name("N|P%"),
+         "most mailboxes of the previous snapshot it may remove (default 5% or 500, the larger)")
+        ("force", "replace an OUT that is not a snapshot, remove any number of mailboxes")
+        ("mode", po::value<std::string>()->value_name("OCTAL"), "the snapshot's permissions (default 0644)");
+}
+
+RemovalLimit removal_limit_or_usage(const std::string& text) {
+    const bool percent = !text.empty() && text.back() == '%';
+    const std::string_view digits(text.data(), text.size() - (percent ? 1 : 0));
+    RemovalLimit limit{0, percent};
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), limit.value);
+    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || limit.value < 0 ||
+        (percent && limit.value > 100))
+        throw UsageError(fmt::format("publish: bad --max-removed '{}' (expected a count N or a percentage P%)", text));
+    return limit;
+}
+
+unsigned mode_or_usage(const std::string& text) {
+    unsigned mode = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
+    if (text.empty() || error != std::errc() || end != text.data() + text.size() || mode > 0777)
+        throw UsageError(fmt::format("publish: bad --mode '{}' (expected octal permissions such as 0644)", text));
+    return mode;
+}
+
 void run_publish(Invocation& inv) {
-    const auto info = unwrap(open_primary(inv).publish(inv.operands[0]));
+    PublishOptions options;
+    const bool rollback = inv.options.count("rollback") != 0, takeover = inv.options.count("takeover") != 0;
+    if (rollback && takeover) throw UsageError("publish: --rollback and --takeover exclude each other");
+    if (rollback) options.override_generation = PublishOverride::Rollback;
+    if (takeover) options.override_generation = PublishOverride::Takeover;
+    if (auto limit = inv.option("max-removed")) options.max_removed = removal_limit_or_usage(*limit);
+    if (auto mode = inv.option("mode")) options.mode = mode_or_usage(*mode);
+    options.force = inv.options.count("force") != 0;
+    const auto info = unwrap(open_for_writing(inv).publish(inv.operands[0], options));
     inv.out << fmt::format("published {} generation {} at {}\n", info.path, info.generation, info.published_at);
 }
 
@@ -55,7 +101,8 @@ constexpr std::array<Command, 4> data{{
     {"import", "FILE", "", "import a CSV file (- for stdin), all or nothing", nullptr, run_import},
     {"export", "", "", "write every object as CSV on stdout", nullptr, run_export},
     {"check", "", "", "check integrity and invariants", nullptr, run_check},
-    {"publish", "OUT", "", "write a read-only snapshot to OUT, atomically", nullptr, run_publish},
+    {"publish", "OUT", "[--rollback|--takeover] [--max-removed N|P%] [--force] [--mode OCTAL]",
+     "write a read-only snapshot to OUT, atomically", declare_publish, run_publish},
 }};
 
 }  // namespace

@@ -9,9 +9,9 @@ namespace unit::ctl {
 
 namespace {
 
-void run_add(Invocation& inv) { unwrap(open_primary(inv).add_domain(inv.operands[0])); }
+void run_add(Invocation& inv) { unwrap(open_for_writing(inv).add_domain(inv.operands[0])); }
 
-void run_rm(Invocation& inv) { unwrap(open_primary(inv).remove_domain(inv.operands[0])); }
+void run_rm(Invocation& inv) { unwrap(open_for_writing(inv).remove_domain(inv.operands[0])); }
 
 void run_list(Invocation& inv) {
     auto domains = unwrap(open_primary(inv).domains());

@@ -39,14 +39,14 @@ std::string state_column(const MailboxRecord& mailbox) {
     return std::string(to_string(mailbox.state));
 }
 
-void run_add(Invocation& inv) { unwrap(open_primary(inv).add_mailbox(inv.operands[0], *inv.option("unit"))); }
+void run_add(Invocation& inv) { unwrap(open_for_writing(inv).add_mailbox(inv.operands[0], *inv.option("unit"))); }
 
 void run_set(Invocation& inv) {
     const auto state = settable_state_or_usage(*inv.option("state"));
-    unwrap(open_primary(inv).set_mailbox_state(inv.operands[0], state));
+    unwrap(open_for_writing(inv).set_mailbox_state(inv.operands[0], state));
 }
 
-void run_rm(Invocation& inv) { unwrap(open_primary(inv).remove_mailbox(inv.operands[0])); }
+void run_rm(Invocation& inv) { unwrap(open_for_writing(inv).remove_mailbox(inv.operands[0])); }
 
 void run_show(Invocation& inv) {
     const auto mailbox = unwrap(open_primary(inv).mailbox(inv.operands[0]));

@@ -15,11 +15,11 @@ void declare_begin(po::options_description& options) {
     options.add_options()("to", po::value<std::string>()->value_name("UNIT")->required(), "the unit to move to");
 }
 
-void run_begin(Invocation& inv) { unwrap(open_primary(inv).begin_move(inv.operands[0], *inv.option("to"))); }
+void run_begin(Invocation& inv) { unwrap(open_for_writing(inv).begin_move(inv.operands[0], *inv.option("to"))); }
 
-void run_finish(Invocation& inv) { unwrap(open_primary(inv).finish_move(inv.operands[0])); }
+void run_finish(Invocation& inv) { unwrap(open_for_writing(inv).finish_move(inv.operands[0])); }
 
-void run_abort(Invocation& inv) { unwrap(open_primary(inv).abort_move(inv.operands[0])); }
+void run_abort(Invocation& inv) { unwrap(open_for_writing(inv).abort_move(inv.operands[0])); }
 
 constexpr std::array<Command, 3> commands{{
     {"move begin", "ADDRESS", "--to UNIT", "start moving a mailbox (its mail is held)", declare_begin,

@@ -37,7 +37,7 @@ void run_add(Invocation& inv) {
     unit.name = inv.operands[0];
     unit.nexthop = *inv.option("nexthop");
     if (auto transport = inv.option("transport")) unit.transport = *transport;
-    unwrap(open_primary(inv).add_unit(unit));
+    unwrap(open_for_writing(inv).add_unit(unit));
 }
 
 void run_set(Invocation& inv) {
@@ -48,10 +48,10 @@ void run_set(Invocation& inv) {
     // An empty change would still bump the generation for nothing.
     if (!change.state && !change.nexthop && !change.transport)
         throw UsageError("unit set: nothing to change (give --state, --nexthop or --transport)");
-    unwrap(open_primary(inv).change_unit(inv.operands[0], change));
+    unwrap(open_for_writing(inv).change_unit(inv.operands[0], change));
 }
 
-void run_rm(Invocation& inv) { unwrap(open_primary(inv).remove_unit(inv.operands[0])); }
+void run_rm(Invocation& inv) { unwrap(open_for_writing(inv).remove_unit(inv.operands[0])); }
 
 void run_list(Invocation& inv) {
     auto units = unwrap(open_primary(inv).units());

@@ -90,7 +90,16 @@ inline void unwrap(Result<void>&& result) {
     if (!result.ok()) throw Failure(result.error().message);
 }
 
-// The primary database at inv.settings.db, which must exist (`init` creates it).
+// The database at inv.settings.db, which must exist (`init` creates it),
+// with the site's rules from the settings. open_primary() is for reading:
+// it also opens a published snapshot. open_for_writing() refuses one
+// (meta.published_at present): unitctl writes the primary, and a write to
+// a host's replica would be overwritten by the next copy, or worse, served.
 Primary open_primary(const Invocation& inv);
+Primary open_for_writing(const Invocation& inv);
+// Failure when `path` is a published snapshot; nothing when it is missing
+// or anything else (the call that opens it says what is wrong then).
+void refuse_snapshot(const std::string& path);
+PrimaryOptions primary_options(const Settings& settings);
 
 }  // namespace unit::ctl

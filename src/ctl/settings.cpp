@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <array>
+#include <charconv>
 
 #include "common/config_file.hpp"
 #include "ctl/command.hpp"
@@ -45,12 +46,36 @@ std::string apply_duration(std::string_view value, std::optional<std::chrono::se
     return field ? std::string() : fmt::format("bad duration '{}' (expected N[s|m|h|d|w])", value);
 }
 
-constexpr std::array<ConfigKey, 5> config_keys{{
+std::string apply_hold_transport(std::string_view value, Settings& s) {
+    if (value.empty()) return "empty transport name";
+    s.hold_transport = std::string(value);
+    return {};
+}
+
+// A count from 1 to max_alias_targets_limit.
+std::optional<int> parse_count(std::string_view text) {
+    int value = 0;
+    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (error == std::errc() && end == text.data() + text.size() && value >= 1 && value <= max_alias_targets_limit)
+        return value;
+    return std::nullopt;
+}
+
+std::string apply_max_alias_targets(std::string_view value, Settings& s) {
+    auto count = parse_count(value);
+    if (!count) return fmt::format("bad number '{}' (expected 1 to {})", value, max_alias_targets_limit);
+    s.max_alias_targets = *count;
+    return {};
+}
+
+constexpr std::array<ConfigKey, 7> config_keys{{
     {"db", apply_db},
     {"recipient_delimiter", apply_delimiter},
     {"fold_local_case", apply_fold},
     {"reject_max_age", [](std::string_view v, Settings& s) { return apply_duration(v, s.reject_max_age); }},
     {"max_replica_age", [](std::string_view v, Settings& s) { return apply_duration(v, s.max_replica_age); }},
+    {"hold_transport", apply_hold_transport},
+    {"max_alias_targets", apply_max_alias_targets},
 }};
 
 }  // namespace

@@ -4,7 +4,10 @@
 // The file holds `key = value` lines; blank lines and lines starting with
 // '#' are ignored. Keys (settings.cpp holds the table):
 //   db                   path of the primary database
-//   recipient_delimiter  address extension delimiters, for `resolve`
+//   recipient_delimiter  address extension delimiters, for `resolve` and
+//                        alias targets (user+tag@ lands in user@)
+//   hold_transport       the daemons' hold transport, never a unit's
+//   max_alias_targets    alias rows one expansion may visit, as the daemons
 //   fold_local_case      yes|no, for `resolve`
 //   reject_max_age       duration, for `resolve`
 //   max_replica_age      duration, for `resolve`
@@ -20,7 +23,9 @@
 
 namespace unit::ctl {
 
-inline constexpr std::string_view default_db_path = "/var/lib/unitpolicy/units.db";
+// The primary's path, never the replica's (units.db) that the daemons read:
+// unitctl must not write a host's replica by default.
+inline constexpr std::string_view default_db_path = "/var/lib/unitpolicy/primary.db";
 
 // Unset optionals mean "libunit's default" (resolver.hpp, address.hpp).
 struct Settings {
@@ -29,6 +34,8 @@ struct Settings {
     std::optional<bool> fold_local_case;
     std::optional<std::chrono::seconds> reject_max_age;
     std::optional<std::chrono::seconds> max_replica_age;
+    std::string hold_transport = "unithold";
+    int max_alias_targets = 1000;
 };
 
 // Applies the keys of the file at `path` to `settings`.
@@ -38,5 +45,7 @@ void load_config_file(const std::string& path, Settings& settings);
 // starts the message of the UsageError they throw for a bad value.
 std::chrono::seconds duration_or_usage(std::string_view text, std::string_view what);
 bool bool_or_usage(std::string_view text, std::string_view what);
+// The largest max_alias_targets accepted.
+inline constexpr int max_alias_targets_limit = 1'000'000;
 
 }  // namespace unit::ctl

@@ -35,7 +35,7 @@ Primary::Primary(Primary&&) noexcept = default;
 Primary& Primary::operator=(Primary&&) noexcept = default;
 Primary::~Primary() = default;
 
-Result<Primary> Primary::open(const std::string& path) noexcept {
+Result<Primary> Primary::open(const std::string& path, PrimaryOptions options) noexcept {
     return guarded<Primary>([&]() -> Result<Primary> {
         struct stat st {};
         if (stat(path.c_str(), &st) != 0)
@@ -51,11 +51,11 @@ Result<Primary> Primary::open(const std::string& path) noexcept {
         if (version.value() < max_schema_version)
             return make_error(Errc::Corrupt, fmt::format("{}: schema version {} is old: upgrade it with unitctl init",
                                                          path, version.value()));
-        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path}));
+        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path, std::move(options)}));
     });
 }
 
-Result<Primary> Primary::init(const std::string& path) noexcept {
+Result<Primary> Primary::init(const std::string& path, PrimaryOptions options) noexcept {
     return guarded<Primary>([&]() -> Result<Primary> {
         auto db = open_rw(path, true);
         if (!db) return db.error();
@@ -70,7 +70,8 @@ Result<Primary> Primary::init(const std::string& path) noexcept {
             if (m.version <= version.value()) continue;
             if (auto r = apply_migration(db->get(), m); !r) return r.error();
         }
-        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path}));
+        if (auto r = ensure_primary_id(db->get()); !r) return r.error();
+        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path, std::move(options)}));
     });
 }
 
@@ -81,6 +82,10 @@ Result<int> Primary::schema_version() noexcept {
 Result<std::int64_t> Primary::generation() noexcept {
     return guarded<std::int64_t>(
         [&] { return count(db_->db.get(), "SELECT value FROM meta WHERE key = 'generation'", {}); });
+}
+
+Result<DatabaseMeta> Primary::meta() noexcept {
+    return guarded<DatabaseMeta>([&] { return read_meta(db_->db.get()); });
 }
 
 // ------------------------------------------------------------ domains
@@ -152,8 +157,8 @@ Result<UnitRecord> existing_unit(sqlite3* db, std::string_view name) {
     return std::move(*unit.value());
 }
 
-Result<void> insert_unit(sqlite3* db, const UnitRecord& u) {
-    if (auto r = check_unit_fields(u); !r) return r;
+Result<void> insert_unit(sqlite3* db, const UnitRecord& u, std::string_view hold_transport) {
+    if (auto r = check_unit_fields(u, hold_transport); !r) return r;
     auto found = find_unit(db, u.name);
     if (!found) return found.error();
     if (found.value()) return make_error(Errc::Conflict, fmt::format("unit {}: already exists", u.name));
@@ -165,7 +170,7 @@ Result<void> insert_unit(sqlite3* db, const UnitRecord& u) {
 
 Result<void> Primary::add_unit(const UnitRecord& unit) noexcept {
     sqlite3* db = db_->db.get();
-    return in_transaction<void>(db, [&] { return insert_unit(db, unit); });
+    return in_transaction<void>(db, [&] { return insert_unit(db, unit, db_->options.hold_transport); });
 }
 
 Result<void> Primary::change_unit(const std::string& name, const UnitChange& change) noexcept {
@@ -179,7 +184,7 @@ Result<void> Primary::change_unit(const std::string& name, const UnitChange& cha
         if (change.state) changed.state = *change.state;
         if (change.nexthop) changed.nexthop = *change.nexthop;
         if (change.transport) changed.transport = *change.transport;
-        if (auto r = check_unit_fields(changed); !r) return r;
+        if (auto r = check_unit_fields(changed, db_->options.hold_transport); !r) return r;
         return run(db, "UPDATE units SET transport = ?2, nexthop = ?3, state = ?4 WHERE name = ?1",
                    {changed.name, changed.transport, changed.nexthop, std::string(to_string(changed.state))});
     });
@@ -372,13 +377,15 @@ Result<void> Primary::abort_move(const std::string& address) noexcept {
 
 namespace {
 
-Result<void> insert_alias(sqlite3* db, const std::string& key, const std::string& target_text) {
+// Returns the target as stored.
+Result<std::string> insert_alias(sqlite3* db, const std::string& key, const std::string& target_text) {
     auto target = alias_target(db, target_text);
     if (!target) return target.error();
     auto dup = exists(db, "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2", {key, *target});
     if (!dup) return dup.error();
     if (dup.value()) return make_error(Errc::Conflict, fmt::format("alias {} -> {}: already exists", key, *target));
-    return run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {key, *target});
+    if (auto r = run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {key, *target}); !r) return r.error();
+    return target;
 }
 
 }  // namespace
@@ -389,10 +396,23 @@ Result<void> Primary::add_alias(const std::string& address, const std::vector<st
         if (targets.empty()) return make_error(Errc::Invalid, fmt::format("alias {}: no target given", address));
         auto key = alias_key(db, address);
         if (!key) return key.error();
+        std::vector<std::string> stored;
         for (const auto& t : targets) {
-            if (auto r = insert_alias(db, *key, t); !r) return r;
+            auto target = insert_alias(db, *key, t);
+            if (!target) return target.error();
+            stored.push_back(std::move(target.value()));
         }
-        return refuse_alias_problems(db);
+        if (auto r = refuse_alias_problems(db, db_->options.max_alias_targets); !r) return r;
+        if (db_->options.refuse_dangling_targets) {
+            // After every target is in: an alias may list one defined in the same call.
+            TargetResolver resolver(db, db_->options.recipient_delimiter);
+            for (const auto& target : stored) {
+                auto resolves = resolver.resolves(*key, target);
+                if (!resolves) return resolves.error();
+                if (!resolves.value()) return make_error(Errc::Conflict, dangling_target(*key, target));
+            }
+        }
+        return {};
     });
 }
 

@@ -1,5 +1,5 @@
 // The Primary calls that handle the whole database at once: CSV import and
-// export, check, publish.
+// export, check.
 #include <fcntl.h>
 #include <fmt/format.h>
 #include <sys/stat.h>
@@ -10,12 +10,14 @@
 #include <cstring>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <unordered_set>
 
 #include "unit/csv.hpp"
 #include "unit/directory.hpp"
 #include "unit/primary.hpp"
 #include "unit/primary_support.hpp"
+#include "unit/values.hpp"
 
 namespace unit {
 
@@ -138,10 +140,10 @@ Result<void> import_domain(sqlite3* db, const CsvRow& row) {
     return run(db, "INSERT INTO domains (name) VALUES (?1)", {*domain});
 }
 
-Result<void> import_unit(sqlite3* db, const CsvRow& row) {
+Result<void> import_unit(sqlite3* db, const CsvRow& row, std::string_view hold_transport) {
     auto unit = unit_from_row(row);
     if (!unit) return unit.error();
-    if (auto r = check_unit_fields(*unit); !r) return r;
+    if (auto r = check_unit_fields(*unit, hold_transport); !r) return r;
     auto dup = exists(db, "SELECT 1 FROM units WHERE name = ?1", {unit->name});
     if (!dup) return dup.error();
     if (dup.value()) return make_error(Errc::Conflict, fmt::format("unit {}: already exists", unit->name));
@@ -149,7 +151,13 @@ Result<void> import_unit(sqlite3* db, const CsvRow& row) {
                {unit->name, unit->transport, unit->nexthop, std::string(to_string(unit->state))});
 }
 
-Result<void> import_alias(sqlite3* db, const CsvRow& row) {
+// An imported alias row as stored, for the checks made once every row is in.
+struct StoredAlias {
+    const CsvRow* row;
+    std::string key, target;
+};
+
+Result<void> import_alias(sqlite3* db, const CsvRow& row, std::vector<StoredAlias>& stored) {
     if (!row.fields[3].empty())
         return make_error(Errc::Invalid, fmt::format("alias {}: an alias has no state", row.fields[1]));
     auto key = alias_key(db, row.fields[1]);
@@ -159,7 +167,22 @@ Result<void> import_alias(sqlite3* db, const CsvRow& row) {
     auto dup = exists(db, "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2", {*key, *target});
     if (!dup) return dup.error();
     if (dup.value()) return make_error(Errc::Conflict, fmt::format("alias {} -> {}: already exists", *key, *target));
-    return run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {*key, *target});
+    if (auto r = run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {*key, *target}); !r) return r;
+    stored.push_back(StoredAlias{&row, std::move(key.value()), std::move(target.value())});
+    return {};
+}
+
+// Every target imported resolves, now that every row of the file is in.
+Result<void> refuse_dangling(sqlite3* db, const std::vector<StoredAlias>& stored, const std::string& delimiter,
+                             const std::string& source) {
+    TargetResolver resolver(db, delimiter);
+    for (const auto& alias : stored) {
+        auto resolves = resolver.resolves(alias.key, alias.target);
+        if (!resolves) return resolves.error();
+        if (!resolves.value())
+            return at_line(source, *alias.row, make_error(Errc::Conflict, dangling_target(alias.key, alias.target)));
+    }
+    return {};
 }
 
 template <class Fn>
@@ -182,8 +205,9 @@ Result<ImportStats> Primary::import_csv(std::istream& in, const std::string& sou
         if (!plan) return plan.error();
         if (auto r = apply_rows(plan->domains, source, [&](const CsvRow& row) { return import_domain(db, row); }); !r)
             return r.error();
-        if (auto r = apply_rows(plan->units, source, [&](const CsvRow& row) { return import_unit(db, row); }); !r)
-            return r.error();
+        const auto& options = db_->options;
+        auto unit_row = [&](const CsvRow& row) { return import_unit(db, row, options.hold_transport); };
+        if (auto r = apply_rows(plan->units, source, unit_row); !r) return r.error();
         // Inserting in key order fills b-tree pages one after the other instead
         // of splitting pages all over the table: several times faster at 1M rows.
         std::stable_sort(plan->mailboxes.begin(), plan->mailboxes.end(),
@@ -192,10 +216,13 @@ Result<ImportStats> Primary::import_csv(std::istream& in, const std::string& sou
         if (!importer) return importer.error();
         if (auto r = apply_rows(plan->mailboxes, source, [&](const CsvRow& row) { return importer->add(row); }); !r)
             return r.error();
-        if (auto r = apply_rows(plan->aliases, source, [&](const CsvRow& row) { return import_alias(db, row); }); !r)
-            return r.error();
+        std::vector<StoredAlias> stored;
+        auto alias_row = [&](const CsvRow& row) { return import_alias(db, row, stored); };
+        if (auto r = apply_rows(plan->aliases, source, alias_row); !r) return r.error();
         if (!plan->aliases.empty()) {
-            if (auto r = refuse_alias_problems(db); !r) return make_error(r.error().code, fmt::format("{}: {}", source, r.error().message));
+            if (auto r = refuse_dangling(db, stored, options.recipient_delimiter, source); !r) return r.error();
+            if (auto r = refuse_alias_problems(db, options.max_alias_targets); !r)
+                return make_error(r.error().code, fmt::format("{}: {}", source, r.error().message));
         }
         return ImportStats{static_cast<std::int64_t>(plan->domains.size()), static_cast<std::int64_t>(plan->units.size()),
                            static_cast<std::int64_t>(plan->mailboxes.size()),
@@ -284,14 +311,124 @@ Result<void> check_targets(sqlite3* db, const std::unordered_set<std::string>& d
     });
 }
 
+// Values that reach Postfix verbatim, as values.hpp wants them.
+Result<void> check_values(sqlite3* db, std::string_view hold_transport, std::vector<std::string>& problems) {
+    auto units = for_each_row(db, "SELECT name, transport, nexthop FROM units ORDER BY name", [&](Query& q) {
+        for (auto r : {check_transport(q.text(1), hold_transport), check_nexthop(q.text(2))})
+            if (!r) problems.push_back(fmt::format("unit {}: {}", q.text(0), r.error().message));
+    });
+    if (!units) return units;
+    return for_each_row(db, "SELECT address, target FROM aliases ORDER BY address, target", [&](Query& q) {
+        if (auto r = check_alias_target(q.text(1)); !r)
+            problems.push_back(fmt::format("alias {}: {}", q.text(0), r.error().message));
+    });
+}
+
+// Dangling targets (problems), and aliases that deliver nowhere (warnings):
+// every leaf of their expansion a disabled or unknown local address.
+class Deliverability {
+public:
+    Deliverability(sqlite3* db, std::string delimiter) : db_(db), delimiter_(std::move(delimiter)), resolver_(db, delimiter_) {}
+
+    Result<void> run(CheckReport& report) {
+        auto r = for_each_row(db_, "SELECT address, target FROM aliases ORDER BY address, target",
+                              [&](Query& q) { targets_[q.text(0)].push_back(q.text(1)); });
+        if (!r) return r;
+        for (const auto& [alias, targets] : targets_) {
+            for (const auto& target : targets) {
+                auto resolves = resolver_.resolves(alias, target);
+                if (!resolves) return resolves.error();
+                if (!resolves.value()) report.problems.push_back(dangling_target(alias, target));
+            }
+        }
+        for (const auto& [alias, targets] : targets_) {
+            auto delivers = deliverable(alias);
+            if (!delivers) return delivers.error();
+            if (!delivers.value())
+                report.warnings.push_back(fmt::format(
+                    "alias {}: every target is disabled or unknown: mail to it is refused", alias));
+        }
+        return {};
+    }
+
+private:
+    // Whether some leaf of the alias's expansion takes mail. An alias met
+    // again while it is expanded (a cycle, a problem of its own) counts as
+    // deliverable: no warning on top of the problem.
+    Result<bool> deliverable(const std::string& alias) {
+        if (auto known = memo_.find(alias); known != memo_.end()) return known->second;
+        memo_[alias] = true;
+        bool any = false;
+        for (const auto& target : targets_[alias]) {
+            auto nested = targets_.find(target);
+            auto r = nested != targets_.end() && target != alias ? deliverable(target) : leaf_deliverable(alias, target);
+            if (!r) return r;
+            any = r.value();
+            if (any) break;
+        }
+        memo_[alias] = any;
+        return any;
+    }
+
+    Result<bool> leaf_deliverable(const std::string& alias, const std::string& target) {
+        auto served = domain_served(db_, domain_of(target));
+        if (!served) return served.error();
+        if (!served.value()) return true;  // an external address
+        auto state = mailbox_state(target);
+        if (!state) return state.error();
+        if (!state->has_value() && !delimiter_.empty()) {
+            auto parsed = normalize_address(target, AddressOptions{true, delimiter_});
+            if (parsed && parsed->has_extension()) state = mailbox_state(parsed->base());
+            if (!state) return state.error();
+        }
+        if (state->has_value()) return **state != "disabled";
+        // No mailbox: a catch-all may take it; only an unknown one is dead.
+        return resolver_.resolves(alias, target);
+    }
+
+    Result<std::optional<std::string>> mailbox_state(const std::string& address) {
+        return query_text(db_, "SELECT state FROM mailboxes WHERE address = ?1", {address});
+    }
+
+    sqlite3* db_;
+    std::string delimiter_;
+    TargetResolver resolver_;
+    std::map<std::string, std::vector<std::string>> targets_;
+    std::map<std::string, bool> memo_;
+};
+
+Result<void> check_resolving(sqlite3* db, const std::string& delimiter, CheckReport& report) {
+    return Deliverability(db, delimiter).run(report);
+}
+
+// RFC 5321 wants postmaster@ at every served domain.
+Result<void> check_postmasters(sqlite3* db, std::vector<std::string>& warnings) {
+    return for_each_row(db,
+                        "SELECT name FROM domains d WHERE NOT EXISTS (SELECT 1 FROM mailboxes WHERE address = 'postmaster@' || d.name)"
+                        " AND NOT EXISTS (SELECT 1 FROM aliases WHERE address IN ('postmaster@' || d.name, '@' || d.name))"
+                        " ORDER BY name",
+                        [&](Query& q) {
+                            warnings.push_back(fmt::format(
+                                "domain {}: no postmaster@{} (no mailbox, alias or catch-all)", q.text(0), q.text(0)));
+                        });
+}
+
 }  // namespace
 
 Result<std::vector<std::string>> Primary::check() noexcept {
+    auto report = check_report();
+    if (!report) return report.error();
+    return std::move(report->problems);
+}
+
+Result<CheckReport> Primary::check_report() noexcept {
     sqlite3* db = db_->db.get();
-    return guarded<std::vector<std::string>>([&]() -> Result<std::vector<std::string>> {
+    const auto& options = db_->options;
+    return guarded<CheckReport>([&]() -> Result<CheckReport> {
         auto txn = Transaction::begin(db, false);
         if (!txn) return txn.error();
-        std::vector<std::string> problems;
+        CheckReport report;
+        auto& problems = report.problems;
         auto r = collect(db, "SELECT * FROM pragma_integrity_check WHERE integrity_check <> 'ok'", problems,
                          [](Query& q) { return "integrity: " + q.text(0); });
         if (!r) return r.error();
@@ -329,89 +466,13 @@ Result<std::vector<std::string>> Primary::check() noexcept {
                 problems.push_back(fmt::format("domain {}: not normalised{}", domain,
                                                normal ? fmt::format(" (expected {})", *normal) : std::string()));
         }
-        auto aliases = alias_problems(db);
+        auto aliases = alias_problems(db, options.max_alias_targets);
         if (!aliases) return aliases.error();
         problems.insert(problems.end(), aliases->begin(), aliases->end());
-        return problems;
-    });
-}
-
-// ------------------------------------------------------------ publish
-
-namespace {
-
-Result<void> fsync_path(const std::string& path, int flags) {
-    // Safe here: no SQLite connection of this process has `path` open any more.
-    int fd = ::open(path.c_str(), flags | O_CLOEXEC);
-    if (fd < 0) return make_error(Errc::Io, fmt::format("{}: open: {}", path, std::strerror(errno)));
-    int rc = ::fsync(fd);
-    int saved = errno;
-    ::close(fd);
-    if (rc != 0) return make_error(Errc::Io, fmt::format("{}: fsync: {}", path, std::strerror(saved)));
-    return {};
-}
-
-// Turns the fresh copy into a replica: rollback journal (readers need no
-// -shm/-wal files), stamped, checked. Returns its generation.
-Result<std::int64_t> finish_snapshot(const std::string& tmp, const std::string& published_at) {
-    auto db = open_rw(tmp, false);
-    if (!db) return db.error();
-    if (auto r = exec(db->get(), "PRAGMA journal_mode = DELETE"); !r) return r.error();
-    if (auto r = run(db->get(), "INSERT OR REPLACE INTO meta (key, value) VALUES ('published_at', ?1)", {published_at}); !r)
-        return r.error();
-    auto check = query_text(db->get(), "PRAGMA quick_check", {});
-    if (!check) return check.error();
-    if (!check->has_value() || **check != "ok")
-        return make_error(Errc::Corrupt, fmt::format("{}: quick_check failed: {}", tmp, check->value_or("no answer")));
-    return count(db->get(), "SELECT value FROM meta WHERE key = 'generation'", {});
-}
-
-// Gives the new snapshot a modification time at least a whole second after
-// the one it replaces. rsync's quick check compares size and integer-second
-// mtime: two publishes within one second often have the same size, and
-// `rsync -t` would skip the second one and leave every replica a generation
-// behind. A missing `out` (first publish) leaves the time as written.
-Result<void> stamp_after_previous(const std::string& tmp, const std::string& out) {
-    struct stat previous {}, fresh {};
-    if (::stat(out.c_str(), &previous) != 0) return {};
-    if (::stat(tmp.c_str(), &fresh) != 0)
-        return make_error(Errc::Io, fmt::format("{}: stat: {}", tmp, std::strerror(errno)));
-    if (fresh.st_mtim.tv_sec > previous.st_mtim.tv_sec) return {};
-    const struct timespec times[2] = {{0, UTIME_OMIT}, {previous.st_mtim.tv_sec + 1, 0}};
-    if (::utimensat(AT_FDCWD, tmp.c_str(), times, 0) != 0)
-        return make_error(Errc::Io, fmt::format("{}: utimensat: {}", tmp, std::strerror(errno)));
-    return {};
-}
-
-}  // namespace
-
-Result<PublishInfo> Primary::publish(const std::string& out) noexcept {
-    return guarded<PublishInfo>([&]() -> Result<PublishInfo> {
-        namespace fs = std::filesystem;
-        std::error_code ec;
-        if (fs::exists(out, ec) && fs::equivalent(out, db_->path, ec))
-            return make_error(Errc::Invalid, fmt::format("publish: {} is the primary database itself", out));
-        fs::path target(out);
-        fs::path dir = target.has_parent_path() ? target.parent_path() : fs::path(".");
-        std::string tmp = (dir / fmt::format(".{}.tmp{}", target.filename().string(), ::getpid())).string();
-        fs::remove(tmp, ec);
-        auto cleanup = [&](const Error& e) {
-            fs::remove(tmp, ec);
-            return make_error(e.code, fmt::format("publish {}: {}", out, e.message));
-        };
-        // VACUUM INTO reads one committed snapshot of the primary: consistent
-        // even while unitctl or the provider's system keeps writing.
-        if (auto r = run(db_->db.get(), "VACUUM INTO ?1", {tmp}); !r) return cleanup(r.error());
-        std::string published_at = utc_now();
-        auto generation = finish_snapshot(tmp, published_at);
-        if (!generation) return cleanup(generation.error());
-        if (auto r = stamp_after_previous(tmp, out); !r) return cleanup(r.error());
-        if (auto r = fsync_path(tmp, O_RDONLY); !r) return cleanup(r.error());
-        if (::rename(tmp.c_str(), out.c_str()) != 0)
-            return cleanup(make_error(Errc::Io, fmt::format("{}: rename: {}", out, std::strerror(errno))));
-        if (auto r = fsync_path(dir.string(), O_RDONLY | O_DIRECTORY); !r)
-            return make_error(r.error().code, fmt::format("publish {}: {}", out, r.error().message));
-        return PublishInfo{out, generation.value(), published_at};
+        if (auto c = check_values(db, options.hold_transport, problems); !c) return c.error();
+        if (auto c = check_resolving(db, options.recipient_delimiter, report); !c) return c.error();
+        if (auto c = check_postmasters(db, report.warnings); !c) return c.error();
+        return report;
     });
 }
 

@@ -8,42 +8,63 @@
 #include <map>
 
 #include "unit/directory.hpp"
+#include "unit/values.hpp"
 
 namespace unit::detail {
 
 namespace {
 
-// Finds alias cycles and chains deeper than the resolver follows, in an
+// Finds alias cycles, chains deeper than the resolver follows and
+// expansions that visit more rows than the resolver's work limit, in an
 // alias -> targets graph. A self-reference is not a cycle (virtual(5)).
 class AliasGraph {
 public:
+    explicit AliasGraph(int max_alias_targets) : max_rows_(max_alias_targets) {}
     void add(const std::string& alias, const std::string& target) {
-        if (alias != target) edges_[alias].push_back(target);
+        auto& edges = edges_[alias];
+        if (alias != target) edges.push_back(target);
+        ++own_rows_[alias];
     }
     std::vector<std::string> problems() {
         for (const auto& [alias, targets] : edges_) visit(alias, 0);
+        for (const auto& [alias, rows] : rows_)
+            if (rows > max_rows_)
+                problems_.push_back(fmt::format("alias {}: its expansion visits {}{} alias rows, more than max_alias_targets {}",
+                                                alias, rows >= saturated ? "over " : "", std::min(rows, saturated),
+                                                max_rows_));
         return std::move(problems_);
     }
 
 private:
     enum class Mark { Open, Done };
-    int visit(const std::string& alias, int depth) {  // returns the chain length below alias
+    static constexpr std::int64_t saturated = 1'000'000'000;
+    struct Visit {
+        int height = 0;         // the chain length below the alias
+        std::int64_t rows = 0;  // alias rows its expansion reads, as the resolver reads them
+    };
+    Visit visit(const std::string& alias, int depth) {
         auto edges = edges_.find(alias);
-        if (edges == edges_.end()) return 0;
+        if (edges == edges_.end()) return {};
         if (auto m = marks_.find(alias); m != marks_.end()) {
             if (m->second == Mark::Open) report_cycle(alias);
-            return m->second == Mark::Done ? heights_[alias] : 0;
+            return m->second == Mark::Done ? Visit{heights_[alias], rows_[alias]} : Visit{};
         }
         marks_[alias] = Mark::Open;
         stack_.push_back(alias);
-        int height = 0;
-        for (const auto& t : edges->second) height = std::max(height, 1 + visit(t, depth + 1));
+        Visit here{0, own_rows_[alias]};
+        for (const auto& t : edges->second) {
+            Visit below = visit(t, depth + 1);
+            here.height = std::max(here.height, 1 + below.height);
+            here.rows = std::min(saturated, here.rows + below.rows);
+        }
         stack_.pop_back();
         marks_[alias] = Mark::Done;
-        heights_[alias] = height;
-        if (height > max_alias_depth && depth == 0)
-            problems_.push_back(fmt::format("alias {}: chain of {} aliases, deeper than {}", alias, height, max_alias_depth));
-        return height;
+        heights_[alias] = here.height;
+        rows_[alias] = here.rows;
+        if (here.height > max_alias_depth && depth == 0)
+            problems_.push_back(
+                fmt::format("alias {}: chain of {} aliases, deeper than {}", alias, here.height, max_alias_depth));
+        return here;
     }
     void report_cycle(const std::string& alias) {
         auto start = std::find(stack_.begin(), stack_.end(), alias);
@@ -52,9 +73,12 @@ private:
         problems_.push_back(fmt::format("alias cycle: {}{}", chain, alias));
     }
 
+    std::int64_t max_rows_;
     std::map<std::string, std::vector<std::string>> edges_;
+    std::map<std::string, std::int64_t> own_rows_;
     std::map<std::string, Mark> marks_;
     std::map<std::string, int> heights_;
+    std::map<std::string, std::int64_t> rows_;
     std::vector<std::string> stack_;
     std::vector<std::string> problems_;
 };
@@ -107,15 +131,13 @@ bool is_name(std::string_view s) {
     });
 }
 
-Result<void> check_unit_fields(const UnitRecord& u) {
+Result<void> check_unit_fields(const UnitRecord& u, std::string_view hold_transport) {
     if (!is_name(u.name))
         return make_error(Errc::Invalid, fmt::format("unit \"{}\": a name is letters, digits, '-', '_' and '.'", u.name));
-    if (!is_name(u.transport))
-        return make_error(Errc::Invalid, fmt::format("unit {}: bad transport \"{}\"", u.name, u.transport));
-    bool bad_nexthop = u.nexthop.empty() || std::any_of(u.nexthop.begin(), u.nexthop.end(), [](unsigned char c) {
-        return c <= ' ' || c == 0x7f || c == ',';
-    });
-    if (bad_nexthop) return make_error(Errc::Invalid, fmt::format("unit {}: bad nexthop \"{}\"", u.name, u.nexthop));
+    if (auto r = check_transport(u.transport, hold_transport); !r)
+        return make_error(r.error().code, fmt::format("unit {}: {}", u.name, r.error().message));
+    if (auto r = check_nexthop(u.nexthop); !r)
+        return make_error(r.error().code, fmt::format("unit {}: {}", u.name, r.error().message));
     return {};
 }
 
@@ -157,6 +179,7 @@ Result<std::string> alias_key(sqlite3* db, const std::string& text) {
 // An alias target: a local address is folded like every key; the local part
 // of an external address keeps its case (other systems may care).
 Result<std::string> alias_target(sqlite3* db, const std::string& text) {
+    if (auto r = check_alias_target(text); !r) return r.error();
     auto folded = parse_address(text);
     if (!folded) return folded.error();
     auto served = domain_served(db, folded->domain);
@@ -178,18 +201,68 @@ std::string utc_now() {
 
 // ------------------------------------------------------------ alias graph
 
-Result<std::vector<std::string>> alias_problems(sqlite3* db) {
-    AliasGraph graph;
+Result<std::vector<std::string>> alias_problems(sqlite3* db, int max_alias_targets) {
+    AliasGraph graph(max_alias_targets);
     auto r = for_each_row(db, "SELECT address, target FROM aliases", [&](Query& q) { graph.add(q.text(0), q.text(1)); });
     if (!r) return r.error();
     return graph.problems();
 }
 
-Result<void> refuse_alias_problems(sqlite3* db) {
-    auto problems = alias_problems(db);
+Result<void> refuse_alias_problems(sqlite3* db, int max_alias_targets) {
+    auto problems = alias_problems(db, max_alias_targets);
     if (!problems) return problems.error();
     if (!problems->empty()) return make_error(Errc::Conflict, problems->front());
     return {};
+}
+
+Result<bool> TargetResolver::resolves(const std::string& alias, const std::string& target) {
+    auto domain = std::string(domain_of(target));
+    auto served = domain_served(db_, domain);
+    if (!served) return served.error();
+    if (!served.value()) return true;  // an external address
+    auto found = [&](const std::string& key) -> Result<bool> {
+        auto mailbox = exists(db_, "SELECT 1 FROM mailboxes WHERE address = ?1", {key});
+        if (!mailbox || mailbox.value() || key == alias) return mailbox;
+        return exists(db_, "SELECT 1 FROM aliases WHERE address = ?1", {key});
+    };
+    auto exact = found(target);
+    if (!exact || exact.value()) return exact;
+    if (!delimiter_.empty()) {
+        // As the resolver: an extended target lands in the base's mailbox.
+        auto parsed = normalize_address(target, AddressOptions{true, delimiter_});
+        if (parsed && parsed->has_extension()) {
+            auto base = exists(db_, "SELECT 1 FROM mailboxes WHERE address = ?1", {parsed->base()});
+            if (!base || base.value()) return base;
+        }
+    }
+    return exists(db_, "SELECT 1 FROM aliases WHERE address = ?1", {"@" + domain});
+}
+
+std::string dangling_target(const std::string& alias, const std::string& target) {
+    return fmt::format("alias {} -> {}: {} does not resolve (no mailbox, alias or catch-all in its served domain)",
+                       alias, target, target);
+}
+
+// ------------------------------------------------------------ meta
+
+Result<void> ensure_primary_id(sqlite3* db) {
+    // SQLite's randomness is seeded from the operating system's.
+    return run(db, "INSERT OR IGNORE INTO meta (key, value) VALUES ('primary_id', lower(hex(randomblob(16))))", {});
+}
+
+Result<DatabaseMeta> read_meta(sqlite3* db) {
+    DatabaseMeta meta;
+    auto generation = query_text(db, "SELECT value FROM meta WHERE key = 'generation'", {});
+    if (!generation) return generation.error();
+    if (!generation->has_value()) return make_error(Errc::Corrupt, "meta.generation is missing");
+    meta.generation = std::atoll((*generation)->c_str());
+    for (auto [key, field] : {std::pair{"primary_id", &meta.primary_id}, std::pair{"published_at", &meta.published_at},
+                              std::pair{"publish_override", &meta.publish_override}}) {
+        auto value = query_text(db, "SELECT value FROM meta WHERE key = ?1", {key});
+        if (!value) return value.error();
+        *field = std::move(value.value());
+    }
+    return meta;
 }
 
 // ------------------------------------------------------------ schema

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "unit/address.hpp"
+#include "unit/primary.hpp"
 #include "unit/records.hpp"
 #include "unit/result.hpp"
 #include "unit/schema.hpp"
@@ -22,6 +23,7 @@ namespace unit::detail {
 struct PrimaryDb {
     DbHandle db;
     std::string path;
+    PrimaryOptions options;
 };
 
 inline constexpr int primary_busy_timeout_ms = 5000;
@@ -61,17 +63,40 @@ Result<T> guarded(Body&& body) noexcept {
 
 // Value rules.
 bool is_name(std::string_view s);
-Result<void> check_unit_fields(const UnitRecord& u);
+Result<void> check_unit_fields(const UnitRecord& u, std::string_view hold_transport);
 Result<Address> parse_address(const std::string& text);  // a stored key: folded, no extension split
 std::string_view domain_of(std::string_view address);
 Result<bool> domain_served(sqlite3* db, std::string_view domain);
 Result<std::string> alias_key(sqlite3* db, const std::string& text);     // address or "@domain", served
-Result<std::string> alias_target(sqlite3* db, const std::string& text);  // local folded, external kept
+// local folded, external kept; exactly one address (check_alias_target)
+Result<std::string> alias_target(sqlite3* db, const std::string& text);
 std::string utc_now();                                                    // ISO 8601 UTC
 
-// Alias cycles and chains deeper than max_alias_depth, one line each.
-Result<std::vector<std::string>> alias_problems(sqlite3* db);
-Result<void> refuse_alias_problems(sqlite3* db);  // Conflict naming the first problem
+// Alias cycles, chains deeper than max_alias_depth and expansions visiting
+// more than max_alias_targets rows, one line each.
+Result<std::vector<std::string>> alias_problems(sqlite3* db, int max_alias_targets);
+Result<void> refuse_alias_problems(sqlite3* db, int max_alias_targets);  // Conflict naming the first problem
+
+// Whether an alias target resolves: a mailbox, an alias (not for the
+// alias's own address: that means its mailbox), user@'s mailbox for
+// user+tag@ with the delimiter, or the catch-all of its domain. A target
+// outside the served domains always does.
+class TargetResolver {
+public:
+    TargetResolver(sqlite3* db, std::string recipient_delimiter) : db_(db), delimiter_(std::move(recipient_delimiter)) {}
+    Result<bool> resolves(const std::string& alias, const std::string& target);
+
+private:
+    sqlite3* db_;
+    std::string delimiter_;
+};
+
+// The message for a target that does not resolve.
+std::string dangling_target(const std::string& alias, const std::string& target);
+
+// "primary_id", added when missing (a random 32-hex-digit identity).
+Result<void> ensure_primary_id(sqlite3* db);
+Result<DatabaseMeta> read_meta(sqlite3* db);
 
 Result<int> read_schema_version(sqlite3* db);  // 0 when the file has no meta table
 Result<void> apply_migration(sqlite3* db, const Migration& m);

@@ -2,6 +2,8 @@
 // databases in a TempDir: exit status, stdout and the exact stderr line.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
+
 #include <filesystem>
 #include <string>
 #include <vector>
@@ -23,7 +25,7 @@ using Args = std::vector<std::string>;
 // One database in a fresh directory, and unitctl to run on it.
 class Ctl {
 public:
-    Ctl() : binary_(env_or_fail("UNITCTL")), db_(dir_.path("units.db")) {}
+    Ctl() : binary_(env_or_fail("UNITCTL")), db_(dir_.path("primary.db")) {}
 
     const std::string& db() const { return db_; }
     std::string path(const std::string& name) const { return dir_.path(name); }
@@ -73,6 +75,10 @@ void expect_one_error_line(const CommandResult& r, int status) {
     CHECK(r.err.rfind("unitctl: ", 0) == 0);
     CHECK(r.err.find('\n') == r.err.size() - 1);
 }
+
+// What check says about populate()'s domains, which have no postmaster@.
+const std::string no_postmasters = "warning: domain my.com: no postmaster@my.com (no mailbox, alias or catch-all)\n"
+                                   "warning: domain other.org: no postmaster@other.org (no mailbox, alias or catch-all)\n";
 
 // Two served domains, two units (one smtp, one lmtp on a port).
 void populate(const Ctl& ctl) {
@@ -388,8 +394,9 @@ TEST_CASE("publish writes a rollback-journal snapshot that resolve reads") {
           "outcome: mailbox\ninput: Ann@My.com\naddress: ann@my.com\n"
           "unit: unit12\ntransport: smtp\nnexthop: [unit12.my.com]\nunit_state: active\nmailbox_state: active\n");
 
-    // A replica is a plain database: check passes on it too.
-    CHECK(ctl.raw({"--db", out, "check"}).out == "ok\n");
+    // A replica is a plain database: check passes on it too (with the
+    // warnings about the domains' missing postmaster@).
+    CHECK(ctl.raw({"--db", out, "check"}).out == no_postmasters + "ok\n");
 
     expect_one_error_line(ctl.run({"publish", ctl.path("no/such/dir/replica.db")}), 1);
 }
@@ -398,6 +405,9 @@ TEST_CASE("check") {
     Ctl ctl;
     populate(ctl);
     ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    ctl.ok({"mailbox", "add", "b@my.com", "--unit", "unit12"});
+    ctl.ok({"alias", "add", "postmaster@my.com", "ann@my.com"});
+    ctl.ok({"alias", "add", "@other.org", "ann@my.com"});
     CHECK(ctl.ok({"check"}) == "ok\n");
 
     SUBCASE("an alias cycle is refused, and reported when written behind unitctl's back") {
@@ -555,7 +565,7 @@ TEST_CASE("usage errors exit 2 and touch no database") {
     expect_failure(ctl.run({"alias", "rm", "a@my.com", "b@my.com", "c@my.com"}), 2,
                    "alias rm: unexpected argument 'c@my.com' (usage: unitctl alias rm ADDRESS [TARGET])");
     expect_failure(ctl.run({"import"}), 2, "import: missing FILE (usage: unitctl import FILE)");
-    expect_failure(ctl.run({"publish"}), 2, "publish: missing OUT (usage: unitctl publish OUT)");
+    expect_failure(ctl.run({"publish"}), 2, "publish: missing OUT (usage: unitctl publish OUT [--rollback|--takeover] [--max-removed N|P%] [--force] [--mode OCTAL])");
     expect_failure(ctl.run({"resolve", "a@my.com", "--reject-max-age", "soon"}), 2,
                    "resolve: --reject-max-age: bad duration 'soon' (expected N[s|m|h|d|w])");
     expect_failure(ctl.run({"resolve", "a@my.com", "--max-replica-age", "5y"}), 2,
@@ -616,4 +626,248 @@ TEST_CASE("--config") {
         expect_failure(ctl.raw({"--config", ctl.path("absent.conf"), "domain", "list"}), 2,
                        ctl.path("absent.conf") + ": cannot open: No such file or directory");
     }
+}
+
+// ------------------------------------------------------------ issue 12
+
+TEST_CASE("the default --db is the primary's path, never the replica's") {
+    Ctl ctl;
+    const auto help = ctl.raw({"--help"});
+    CHECK(help.out.find("(default /var/lib/unitpolicy/primary.db)") != std::string::npos);
+    CHECK(help.out.find("units.db") == std::string::npos);
+    if (std::filesystem::exists("/var/lib/unitpolicy/primary.db")) return;  // a real installation
+    expect_failure(ctl.raw({"domain", "list"}), 1,
+                   "/var/lib/unitpolicy/primary.db: No such file or directory (create it with unitctl init)");
+}
+
+TEST_CASE("unitctl refuses to write to a published snapshot, and reads it") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    const auto out = ctl.path("units.db");
+    ctl.ok({"publish", out});
+    const auto before = read_file(out);
+    const std::string refusal_start = "unitctl: " + out + ": a published snapshot (published_at ";
+    const std::string refusal_end = "): unitctl writes the primary, not a copy (--db /var/lib/unitpolicy/primary.db by "
+                                    "default)\n";
+    for (const Args& args : std::vector<Args>{{"init"},
+                                              {"domain", "add", "new.org"},
+                                              {"domain", "rm", "other.org"},
+                                              {"unit", "add", "unit20", "--nexthop", "[unit20.my.com]"},
+                                              {"unit", "set", "unit12", "--state", "down"},
+                                              {"unit", "rm", "unit13"},
+                                              {"mailbox", "add", "bob@my.com", "--unit", "unit12"},
+                                              {"mailbox", "set", "ann@my.com", "--state", "disabled"},
+                                              {"mailbox", "rm", "ann@my.com"},
+                                              {"move", "begin", "ann@my.com", "--to", "unit13"},
+                                              {"move", "finish", "ann@my.com"},
+                                              {"move", "abort", "ann@my.com"},
+                                              {"alias", "add", "sales@my.com", "ann@my.com"},
+                                              {"alias", "rm", "sales@my.com"},
+                                              {"import", "-"},
+                                              {"publish", ctl.path("again.db")}}) {
+        Args full{"--db", out};
+        full.insert(full.end(), args.begin(), args.end());
+        const auto r = ctl.raw(full, "kind,address,value,state\ndomain,new.org,,\n");
+        INFO(Ctl::join(args));
+        CHECK(r.exit_code == 1);
+        CHECK(r.out == "");
+        CHECK(r.err.rfind(refusal_start, 0) == 0);
+        CHECK(r.err.size() > refusal_end.size());
+        CHECK(r.err.substr(r.err.size() - refusal_end.size()) == refusal_end);
+    }
+    CHECK(read_file(out) == before);
+    CHECK(!std::filesystem::exists(ctl.path("again.db")));
+    for (const Args& args : std::vector<Args>{
+             {"domain", "list"}, {"unit", "list"}, {"mailbox", "list"}, {"mailbox", "show", "ann@my.com"},
+             {"alias", "list"}, {"export"}, {"resolve", "ann@my.com"}}) {
+        Args full{"--db", out};
+        full.insert(full.end(), args.begin(), args.end());
+        const auto r = ctl.raw(full);
+        INFO(Ctl::join(args));
+        CHECK(r.exit_code == 0);
+        CHECK(r.err == "");
+    }
+    CHECK(ctl.raw({"--db", out, "check"}).exit_code == 0);
+    CHECK(read_file(out) == before);
+}
+
+TEST_CASE("publish: generation and identity guards, --rollback, --takeover") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    const auto out = ctl.path("units.db");
+    ctl.ok({"publish", out});
+
+    // Rebuilt from its own export: the same data, another primary.
+    Ctl rebuilt;
+    rebuilt.ok({"init"});
+    rebuilt.ok({"import", "-"}, ctl.ok({"export"}));
+    auto r = rebuilt.run({"publish", out});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out == "");
+    CHECK(r.err.find("holds a snapshot of another primary (primary_id ") != std::string::npos);
+    CHECK(r.err.find("--takeover publishes it deliberately") != std::string::npos);
+    CHECK(rebuilt.ok({"publish", out, "--takeover"}).rfind("published " + out, 0) == 0);
+
+    // The old primary is now foreign to OUT; with a lower generation too.
+    r = ctl.run({"publish", out});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("another primary") != std::string::npos);
+    rebuilt.ok({"mailbox", "add", "bob@my.com", "--unit", "unit12"});
+    rebuilt.ok({"publish", out});
+    raw_sql(rebuilt.db(), "UPDATE meta SET value = '2' WHERE key = 'generation'");
+    r = rebuilt.run({"publish", out});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err.find("newer than generation 2: refusing to go back (--rollback publishes it deliberately)") !=
+          std::string::npos);
+    CHECK(rebuilt.ok({"publish", out, "--rollback"}) .find(" generation 2 at ") != std::string::npos);
+
+    expect_failure(rebuilt.run({"publish", out, "--rollback", "--takeover"}), 2,
+                   "publish: --rollback and --takeover exclude each other");
+    expect_failure(rebuilt.run({"publish", out, "--max-removed", "ten"}), 2,
+                   "publish: bad --max-removed 'ten' (expected a count N or a percentage P%)");
+    expect_failure(rebuilt.run({"publish", out, "--max-removed", "120%"}), 2,
+                   "publish: bad --max-removed '120%' (expected a count N or a percentage P%)");
+    expect_failure(rebuilt.run({"publish", out, "--mode", "0999"}), 2,
+                   "publish: bad --mode '0999' (expected octal permissions such as 0644)");
+}
+
+TEST_CASE("publish: mass removal, --max-removed and --force") {
+    Ctl ctl;
+    populate(ctl);
+    std::string csv = "kind,address,value,state\n";
+    for (int i = 0; i < 600; ++i) csv += "mailbox,user" + std::to_string(1000 + i) + "@my.com,unit12,\n";
+    ctl.ok({"import", "-"}, csv);
+    const auto out = ctl.path("units.db");
+    ctl.ok({"publish", out});
+    raw_sql(ctl.db(), "DELETE FROM mailboxes WHERE address < 'user1510'");
+    auto r = ctl.run({"publish", out});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out == "");
+    CHECK(r.err == "unitctl: publish " + out + ": the snapshot removes 510 of the 600 mailboxes of the previous one, "
+                   "more than 500 (user1000@my.com, user1001@my.com, user1002@my.com, user1003@my.com, "
+                   "user1004@my.com, ...): refusing it (--max-removed raises the limit, --force publishes it anyway)\n");
+    expect_one_error_line(ctl.run({"publish", out, "--max-removed", "80%"}), 1);
+    ctl.ok({"publish", out, "--max-removed", "85%"});
+    raw_sql(ctl.db(), "DELETE FROM mailboxes");
+    expect_one_error_line(ctl.run({"publish", out, "--max-removed", "89"}), 1);
+    ctl.ok({"publish", out, "--force"});
+}
+
+TEST_CASE("publish: OUT must be a snapshot or absent; the snapshot's mode") {
+    Ctl ctl;
+    populate(ctl);
+    const auto fifo = ctl.path("fifo");
+    REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+    expect_failure(ctl.run({"publish", fifo}), 1,
+                   "publish " + fifo + ": " + fifo + ": a FIFO, not a regular file: refusing to replace it");
+    expect_failure(ctl.run({"publish", "/dev/null", "--force"}), 1,
+                   "publish /dev/null: /dev/null: a character device, not a regular file: refusing to replace it");
+    expect_failure(ctl.run({"publish", ctl.db() + "-wal"}), 1,
+                   "publish " + ctl.db() + "-wal: " + ctl.db() + "-wal is the primary database's -wal");
+    write_file(ctl.path("notes.txt"), "notes\n");
+    expect_one_error_line(ctl.run({"publish", ctl.path("notes.txt")}), 1);
+    CHECK(read_file(ctl.path("notes.txt")) == "notes\n");
+
+    const auto out = ctl.path("units.db");
+    const auto r = run_command({"/bin/sh", "-c", "umask 077 && exec \"$0\" --db \"$1\" publish \"$2\"",
+                                env_or_fail("UNITCTL"), ctl.db(), out});
+    REQUIRE(r.exit_code == 0);
+    struct stat st {};
+    REQUIRE(::stat(out.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0644);
+    ctl.ok({"publish", out, "--mode", "0640"});
+    REQUIRE(::stat(out.c_str(), &st) == 0);
+    CHECK((st.st_mode & 07777) == 0640);
+}
+
+TEST_CASE("only well-formed values enter: transports, nexthops, alias targets") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    const auto before = ctl.ok({"export"});
+    expect_failure(ctl.run({"unit", "add", "unit20", "--nexthop", "[u20.my.com]", "--transport", "error"}), 1,
+                   "unit unit20: bad transport \"error\": Postfix's own special service, not a route to a unit");
+    expect_failure(ctl.run({"unit", "add", "unit20", "--nexthop", "[u20.my.com]", "--transport", "unithold"}), 1,
+                   "unit unit20: bad transport \"unithold\": the hold transport: mail routed through it is never "
+                   "delivered");
+    expect_failure(ctl.run({"unit", "add", "unit20", "--nexthop", "u20.my.com,evil"}), 1,
+                   "unit unit20: bad nexthop \"u20.my.com,evil\": white space, a control character or a comma");
+    expect_failure(ctl.run({"unit", "set", "unit12", "--nexthop", "[u12.my.com]\n"}), 1,
+                   "unit unit12: bad nexthop \"[u12.my.com]\\x0a\": white space, a control character or a comma");
+    expect_failure(ctl.run({"unit", "set", "unit12", "--transport", "discard"}), 1,
+                   "unit unit12: bad transport \"discard\": Postfix's own special service, not a route to a unit");
+    expect_one_error_line(ctl.run({"alias", "add", "sales@my.com", "a@x.org,b@y.org"}), 1);
+    expect_one_error_line(
+        ctl.run({"import", "-"}, "kind,address,value,state\nunit,unit20,discard:[u20.my.com],\n"), 1);
+    expect_one_error_line(
+        ctl.run({"import", "-"}, "kind,address,value,state\nalias,sales@my.com,\"a@x.org,b@y.org\",\n"), 1);
+    CHECK(ctl.ok({"export"}) == before);
+
+    // hold_transport: the site's own name for the hold transport.
+    const auto config = ctl.path("unitctl.conf");
+    write_file(config, "hold_transport = parked\n");
+    expect_failure(ctl.run({"--config", config, "unit", "add", "unit20", "--nexthop", "[u20.my.com]", "--transport",
+                            "parked"}),
+                   1, "unit unit20: bad transport \"parked\": the hold transport: mail routed through it is never "
+                      "delivered");
+    ctl.ok({"--config", config, "unit", "add", "unit20", "--nexthop", "[u20.my.com]", "--transport", "unithold"});
+    write_file(config, "max_alias_targets = 0\n");
+    expect_failure(ctl.run({"--config", config, "check"}), 2,
+                   config + ":1: max_alias_targets: bad number '0' (expected 1 to 1000000)");
+}
+
+TEST_CASE("alias add and import refuse a target that resolves to nothing") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    expect_failure(ctl.run({"alias", "add", "sales@my.com", "ann@my.com", "nobody@my.com"}), 1,
+                   "alias sales@my.com -> nobody@my.com: nobody@my.com does not resolve (no mailbox, alias or "
+                   "catch-all in its served domain)");
+    expect_one_error_line(ctl.run({"alias", "add", "sales@my.com", "ann+news@my.com"}), 1);
+    const auto config = ctl.path("unitctl.conf");
+    write_file(config, "recipient_delimiter = +\n");
+    ctl.ok({"--config", config, "alias", "add", "sales@my.com", "ann+news@my.com"});
+    ctl.ok({"alias", "add", "@other.org", "ann@my.com"});
+    ctl.ok({"alias", "add", "team@my.com", "anyone@other.org", "Boss@Example.org"});  // a catch-all, an external
+    expect_one_error_line(ctl.run({"import", "-"}, "kind,address,value,state\nalias,x@my.com,y@my.com,\n"), 1);
+    CHECK(ctl.ok({"import", "-"}, "kind,address,value,state\nalias,x@my.com,y@my.com,\nalias,y@my.com,ann@my.com,\n") ==
+          "imported 0 domains, 0 units, 0 mailboxes, 2 aliases\n");
+}
+
+TEST_CASE("check reports dangling targets and bad values, warns of dead aliases and missing postmasters") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    ctl.ok({"mailbox", "add", "off@my.com", "--unit", "unit12"});
+    ctl.ok({"mailbox", "set", "off@my.com", "--state", "disabled"});
+    ctl.ok({"alias", "add", "retired@my.com", "off@my.com"});
+    CHECK(ctl.ok({"check"}) == "warning: alias retired@my.com: every target is disabled or unknown: mail to it is "
+                               "refused\n" +
+                                   no_postmasters + "ok\n");
+    raw_sql(ctl.db(), "INSERT INTO aliases VALUES ('sales@my.com', 'gone@my.com');"
+                      "UPDATE units SET transport = 'error' WHERE name = 'unit13'");
+    const auto r = ctl.run({"check"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.out ==
+          "unit unit13: bad transport \"error\": Postfix's own special service, not a route to a unit\n"
+          "alias sales@my.com -> gone@my.com: gone@my.com does not resolve (no mailbox, alias or catch-all in its "
+          "served domain)\n"
+          "warning: alias retired@my.com: every target is disabled or unknown: mail to it is refused\n"
+          "warning: alias sales@my.com: every target is disabled or unknown: mail to it is refused\n" +
+              no_postmasters);
+    CHECK(r.err == "unitctl: check: 2 problems\n");
+
+    // The work limit, from the configuration, as the daemons'.
+    raw_sql(ctl.db(), "DELETE FROM aliases WHERE address = 'sales@my.com'; UPDATE units SET transport = 'smtp'");
+    ctl.ok({"alias", "add", "big@my.com", "a@x.org", "b@x.org", "c@x.org"});
+    const auto config = ctl.path("unitctl.conf");
+    write_file(config, "max_alias_targets = 2\n");
+    expect_failure(ctl.run({"--config", config, "alias", "add", "big2@my.com", "d@x.org", "e@x.org", "f@x.org"}), 1,
+                   "alias big2@my.com: its expansion visits 3 alias rows, more than max_alias_targets 2");
+    const auto limited = ctl.run({"--config", config, "check"});
+    CHECK(limited.exit_code == 1);
+    CHECK(limited.out.rfind("alias big@my.com: its expansion visits 3 alias rows, more than max_alias_targets 2\n", 0) ==
+          0);
 }
