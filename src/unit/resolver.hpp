@@ -7,7 +7,10 @@
 // external addresses (depth max_alias_depth, default 8); an alias that names
 // itself among its targets means its own mailbox (as in Postfix virtual(5));
 // any other cycle, or a deeper chain, is a Tempfail with the reason (a data
-// error must not bounce mail).
+// error must not bounce mail). Expansion is linear in the alias rows it
+// visits: an alias reached along several paths is expanded once, and
+// duplicate targets are found by hashing. More than max_alias_targets rows
+// for one address is a Tempfail with cause AliasLimit.
 //
 // Outcomes (Resolution::outcome):
 //   Mailbox      a mailbox that receives mail (active, moving or suspended;
@@ -19,7 +22,8 @@
 //   Foreign      the domain is not served here
 //   Disabled     a disabled mailbox
 //   Tempfail     the database cannot answer (missing, locked, corrupt,
-//                unsupported schema, older than max_replica_age, bad alias data)
+//                unsupported schema, older than max_replica_age, bad alias
+//                data, past max_alias_targets)
 //   Malformed    the address itself is unusable (reason says why)
 // Every Resolution carries the generation it was answered from (-1 when
 // none) and, unless ResolverOptions::trace is off (the daemons' request
