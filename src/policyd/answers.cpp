@@ -11,6 +11,7 @@ constexpr std::size_t max_text = 200;  // bytes of a reason or an action text
 constexpr std::string_view not_found = "NOTFOUND ";
 constexpr std::string_view too_long = "TEMP reply too long";
 constexpr std::string_view default_reason = "directory temporarily unavailable";
+constexpr std::string_view bad_data_reason = "bad data in the directory for this address";
 
 // No control character (CR, LF, NUL, ...) ever reaches a peer: each becomes a
 // space. At most max_text bytes, cut on a UTF-8 character boundary.
@@ -43,6 +44,15 @@ std::string ok(std::string_view data) {
 
 std::string temp(std::string_view reason) {
     return "TEMP " + sanitise(reason.empty() ? default_reason : reason);
+}
+
+// The TEMP reply for a Resolution that cannot be answered. The reason of a
+// data error may quote a value of the database (a bad nexthop, an alias
+// target with a comma), which must never reach Postfix: the reply only says
+// what kind of failure it is, and the daemon logs the reason.
+std::string temp(const Resolution& r) {
+    if (r.outcome == Outcome::Tempfail && r.cause == TempfailCause::BadData) return temp(bad_data_reason);
+    return temp(r.reason);
 }
 
 // Where mail is held while it cannot go to the mailbox's unit.
@@ -93,7 +103,7 @@ std::string transport(const Resolution& r, const AnswerSettings& s, Route route)
         return std::string(not_found);
     case Outcome::Tempfail:
     case Outcome::Unconfirmed:
-        return temp(r.reason);
+        return temp(r);
     case Outcome::Disabled:
     case Outcome::Unknown:
     case Outcome::Foreign:
@@ -110,7 +120,7 @@ std::string recipient(const Resolution& r) {
         return ok(r.address);
     case Outcome::Tempfail:
     case Outcome::Unconfirmed:
-        return temp(r.reason);
+        return temp(r);
     case Outcome::Disabled:
     case Outcome::Unknown:
     case Outcome::Foreign:
@@ -136,7 +146,7 @@ std::string alias(const Resolution& r) {
     case Outcome::Unconfirmed:
         // Not "no alias": the alias may be newer than this replica, and
         // cleanup(8) expands aliases once, so a NOTFOUND would be final.
-        return temp(r.reason);
+        return temp(r);
     case Outcome::Mailbox:
     case Outcome::Unknown:
     case Outcome::Foreign:
@@ -207,7 +217,7 @@ std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& se
     case MapName::Domain:
         // The domain table is answered by domain_reply(); a Resolution is
         // the wrong input (a caller's bug), but a fault still stays a TEMP.
-        if (r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed) return temp(r.reason);
+        if (r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed) return temp(r);
         return "PERM domain map is answered by domain_reply";
     }
     return temp("unknown map");

@@ -6,6 +6,9 @@
 //
 // The rule that matters most: an outcome that is not certain (Tempfail,
 // Unconfirmed) never yields a 5xx or a NOTFOUND.
+//
+// A Tempfail of cause BadData answers TEMP without its reason, which may
+// quote a bad value of the database; the daemon logs the reason.
 // Pure functions, thread-safe. Logs nothing.
 #pragma once
 

@@ -212,11 +212,16 @@ std::string SocketmapConversation::answer(std::string_view request) {
     } else {
         Resolution r = worker_.resolve(key);
         reply = map_reply(*map, r, worker_.settings().answers);
-        if (r.outcome == Outcome::Tempfail) cause = fmt::format("cause {}", to_string(r.cause));
+        if (r.outcome == Outcome::Tempfail) {
+            cause = fmt::format("cause {}", to_string(r.cause));
+            // answers.hpp: a data error's reason is not in the reply.
+            if (r.cause == TempfailCause::BadData) cause += ": " + printable(r.reason);
+        }
     }
     ReplyKind kind = reply_kind(reply);
     worker_.stats().count(kind);
-    // A tempfail's cause is logged here, once.
+    // A tempfail's cause and reason are logged here, once: the reply may
+    // leave the reason out (a bad value of the database is never sent).
     if (kind == ReplyKind::Temp || kind == ReplyKind::Perm)
         common::log(Severity::Warning, "socketmap: {}: {}{}{}", printable(request.substr(0, 200)), reply,
                     cause.empty() ? "" : "; ", cause);

@@ -70,7 +70,11 @@ const Key keys[] = {
     {"mx_relay", "", "transport:nexthop for everything else from a unit (unit role)",
      [](std::string_view v, Settings& s) { return set_text(s.answers.mx_relay, v); }},
     {"hold_transport", "unithold", "defer_transports clone of smtp that holds mail on the MX",
-     [](std::string_view v, Settings& s) { return set_text(s.answers.hold_transport, v, false); }},
+     [](std::string_view v, Settings& s) {
+         auto problem = set_text(s.answers.hold_transport, v, false);
+         s.resolver.hold_transport = s.answers.hold_transport;  // no unit may be routed through it
+         return problem;
+     }},
     {"hold_mode", "transport", "transport (hold in the queue) or defer (answer retry:, the sender keeps it)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "transport") s.answers.hold_mode = HoldMode::Transport;

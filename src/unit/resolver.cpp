@@ -7,6 +7,8 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "unit/values.hpp"
+
 namespace unit {
 
 std::string_view to_string(Outcome outcome) noexcept {
@@ -62,6 +64,15 @@ std::string describe(const Destination& d) {
     return text;
 }
 
+// A unit's route reaches Postfix verbatim ("transport:nexthop"): both parts
+// must be well-formed, and the transport must not be the hold transport.
+Result<void> check_route(const UnitRecord& unit, const ResolverOptions& options) {
+    auto checked = check_transport(unit.transport, options.hold_transport);
+    if (checked) checked = check_nexthop(unit.nexthop);
+    if (checked) return {};
+    return make_error(Errc::Invalid, fmt::format("unit {}: {}", unit.name, checked.error().message));
+}
+
 // One resolution in progress: the open read transaction, the options and
 // the Resolution being filled in. Each alias is expanded once and each
 // target added once (hash sets), so the work is linear in the alias rows
@@ -95,7 +106,7 @@ private:
     std::vector<std::string> path_;              // aliases being expanded, outermost first
     std::unordered_set<std::string> expanded_;   // aliases whose targets are already in result_
     std::unordered_set<std::string> added_;      // addresses already in result_.targets
-    std::unordered_map<std::string, std::optional<UnitRecord>> units_;
+    std::unordered_map<std::string, std::optional<UnitRecord>> units_;  // checked routes
     std::unordered_map<std::string, bool> domains_;
     std::size_t rows_ = 0;  // alias rows visited
     TempfailCause cause_ = TempfailCause::None;
@@ -105,6 +116,8 @@ Result<std::optional<UnitRecord>> Lookup::unit(const std::string& name) {
     if (auto it = units_.find(name); it != units_.end()) return it->second;
     auto found = reader_.unit(name);
     if (!found) return found.error();
+    if (found.value())
+        if (auto r = check_route(*found.value(), options_); !r) return r.error();
     units_.emplace(name, found.value());
     return std::move(found.value());
 }
@@ -182,6 +195,9 @@ Result<void> Lookup::expand(const std::string& alias, const std::vector<std::str
     expanded_.insert(alias);
     path_.push_back(alias);
     for (const auto& target : targets) {
+        // A target becomes one recipient of the alias map's answer.
+        if (auto r = check_alias_target(target); !r)
+            return make_error(Errc::Invalid, fmt::format("alias {}: {}", alias, r.error().message));
         // An alias that lists itself keeps a copy in its own mailbox (virtual(5)).
         if (target == alias) {
             if (auto r = add_target(target); !r) return r;

@@ -6,6 +6,8 @@
 
 #include "common/netstring.hpp"
 #include "policyd/answers.hpp"
+#include "test_support.hpp"
+#include "unit/primary.hpp"
 
 using namespace std::string_literals;
 using namespace std::string_view_literals;
@@ -551,4 +553,68 @@ TEST_CASE("replies are capped at the socketmap limit, never truncated") {
     // Every reply of every map stays within the limit.
     for (auto map : all_maps)
         for (const auto& res : {r, big, route, t}) CHECK(map_reply(map, res, unit_settings()).size() <= cap);
+}
+
+TEST_CASE("a bad-data tempfail never sends its reason, which may quote a bad value") {
+    Resolution r = make(Outcome::Tempfail);
+    r.cause = TempfailCause::BadData;
+    r.reason = "alias list@my.com: bad alias target \"a@x,b@y\": not exactly one address";
+    for (auto map : all_maps) {
+        if (map == MapName::Domain) continue;
+        const auto reply = map_reply(map, r, unit_settings());
+        CAPTURE(reply);
+        CHECK(starts_with(reply, "TEMP "));
+        CHECK(reply.find("a@x,b@y") == std::string::npos);
+    }
+    CHECK(policy_action(r, mx_settings()) == "451 4.3.0 Directory temporarily unavailable");
+    r.cause = TempfailCause::AliasLimit;
+    r.reason = "alias expansion visits more than max_alias_targets 1000 rows at big@my.com";
+    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "TEMP " + r.reason);
+}
+
+// The reader half of "only well-formed values leave the database": a replica
+// holding a bad value, resolved and answered as the daemon does.
+TEST_CASE("a bad value in the replica is a TEMP and a 4xx, and never reaches a reply") {
+    struct Case {
+        std::string sql, value, address;
+    };
+    const std::vector<Case> cases = {
+        {"UPDATE units SET nexthop = 'a' || char(10) || 'b' WHERE name = 'u1'", "a\nb", "john.doe@example.com"},
+        {"UPDATE units SET nexthop = 'a' || char(0) || 'b' WHERE name = 'u1'", "a\0b"s, "john.doe@example.com"},
+        {"UPDATE units SET nexthop = 'a b' WHERE name = 'u1'", "a b", "john.doe@example.com"},
+        {"UPDATE units SET nexthop = 'a,b' WHERE name = 'u1'", "a,b", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'error' WHERE name = 'u1'", "error:", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'discard' WHERE name = 'u1'", "discard:", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'unithold' WHERE name = 'u1'", "unithold:[u1", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'error' WHERE name = 'u1'", "error:", "user@example.com"},
+        {"INSERT INTO aliases VALUES ('list@example.com', 'a@x,b@y')", "a@x,b@y", "list@example.com"},
+    };
+    const std::vector<std::pair<std::string, AnswerSettings>> roles = {{"mx", mx_settings()},
+                                                                         {"unit", unit_settings("u3")}};
+    for (const auto& c : cases) {
+        CAPTURE(c.sql);
+        CAPTURE(c.address);
+        test::TempDir dir;
+        auto primary = test::make_sample_primary(dir.path("primary.db"));
+        const auto replica = dir.path("units.db");
+        REQUIRE(primary.publish(replica).ok());
+        test::raw_sql(replica, c.sql);
+        Directory directory(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+        auto r = Resolver(directory, ResolverOptions{}).resolve(c.address);
+        REQUIRE(r.outcome == Outcome::Tempfail);
+        CHECK(r.cause == TempfailCause::BadData);
+        for (const auto& [role, s] : roles) {
+            CAPTURE(role);
+            const auto action = policy_action(r, s);
+            CHECK(action[0] == '4');
+            CHECK(action.find(c.value) == std::string::npos);
+            for (auto map : {MapName::Recipient, MapName::TransportMx, MapName::TransportUnit, MapName::Alias}) {
+                if (map == MapName::TransportUnit && s.unit.empty()) continue;
+                const auto reply = map_reply(map, r, s);
+                CAPTURE(reply);
+                CHECK(starts_with(reply, "TEMP "));
+                CHECK(reply.find(c.value) == std::string::npos);
+            }
+        }
+    }
 }

@@ -378,3 +378,74 @@ TEST_CASE("a DAG of nested aliases is expanded once per alias, not once per path
     w.options.max_alias_targets = 600;
     CHECK(w.resolve("dag@example.com").cause == TempfailCause::AliasLimit);
 }
+
+namespace {
+
+// A World whose replica holds a bad value written behind unitctl's back.
+Resolution resolve_with_bad_value(const std::string& sql, const std::string& address,
+                                  const std::string& hold_transport = "unithold") {
+    World w;
+    raw_sql(w.replica, sql);
+    w.directory.emplace(DirectoryOptions{w.replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    w.options.hold_transport = hold_transport;
+    return w.resolve(address);
+}
+
+}  // namespace
+
+TEST_CASE("a unit's bad nexthop or transport is bad data for the addresses that need it") {
+    struct Case {
+        std::string sql, shown;
+    };
+    const Case cases[] = {
+        {"UPDATE units SET nexthop = 'a' || char(10) || 'b' WHERE name = 'u1'", "a\\x0ab"},
+        {"UPDATE units SET nexthop = 'a' || char(0) || 'b' WHERE name = 'u1'", "a\\x00b"},
+        {"UPDATE units SET nexthop = '[u1.example.com] x' WHERE name = 'u1'", "[u1.example.com] x"},
+        {"UPDATE units SET nexthop = 'a,b' WHERE name = 'u1'", "a,b"},
+        {"UPDATE units SET transport = 'error' WHERE name = 'u1'", "error"},
+        {"UPDATE units SET transport = 'discard' WHERE name = 'u1'", "discard"},
+        {"UPDATE units SET transport = 'unithold' WHERE name = 'u1'", "unithold"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.sql);
+        for (const char* address : {"john.doe@example.com", "off@example.com", "user@example.com", "sales@example.com"}) {
+            CAPTURE(address);
+            auto r = resolve_with_bad_value(c.sql, address);
+            CHECK(r.outcome == Outcome::Tempfail);
+            CHECK(r.cause == TempfailCause::BadData);
+            CHECK(r.reason.find("unit u1: bad ") != std::string::npos);
+            CHECK(r.reason.find("\"" + c.shown + "\"") != std::string::npos);
+            CHECK(r.reason.find('\n') == std::string::npos);
+            CHECK(r.reason.find('\0') == std::string::npos);
+            CHECK(!r.destination.has_value());
+        }
+        // Addresses that do not need u1 are not affected.
+        CHECK(resolve_with_bad_value(c.sql, "bob@example.com").outcome == Outcome::Mailbox);
+        CHECK(resolve_with_bad_value(c.sql, "anyone@example.net").outcome == Outcome::Alias);
+    }
+    // The hold transport is the daemon's: another name is a unit's own transport.
+    const std::string sql = "UPDATE units SET transport = 'parked' WHERE name = 'u1'";
+    CHECK(resolve_with_bad_value(sql, "john.doe@example.com").outcome == Outcome::Mailbox);
+    auto held = resolve_with_bad_value(sql, "john.doe@example.com", "parked");
+    CHECK(held.outcome == Outcome::Tempfail);
+    CHECK(held.cause == TempfailCause::BadData);
+    CHECK(held.reason.find("the hold transport") != std::string::npos);
+}
+
+TEST_CASE("an alias target that is not exactly one address is bad data") {
+    for (std::string bad : {"a@x,b@y", "a@x b@y", "<a@x>"}) {
+        CAPTURE(bad);
+        auto r = resolve_with_bad_value("INSERT INTO aliases VALUES ('list@example.com', '" + bad + "')",
+                                        "list@example.com");
+        CHECK(r.outcome == Outcome::Tempfail);
+        CHECK(r.cause == TempfailCause::BadData);
+        CHECK(r.reason.find("alias list@example.com: bad alias target \"" + bad + "\"") != std::string::npos);
+        CHECK(r.targets.empty());
+        // Nested: the alias naming it fails too.
+        auto nested = resolve_with_bad_value("INSERT INTO aliases VALUES ('list@example.com', '" + bad +
+                                                 "'), ('sales@example.com', 'list@example.com')",
+                                             "team@example.com");
+        CHECK(nested.outcome == Outcome::Tempfail);
+        CHECK(nested.cause == TempfailCause::BadData);
+    }
+}
