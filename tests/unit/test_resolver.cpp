@@ -449,3 +449,13 @@ TEST_CASE("an alias target that is not exactly one address is bad data") {
         CHECK(nested.cause == TempfailCause::BadData);
     }
 }
+
+TEST_CASE("an alias with dead targets still lists them, for the interfaces to judge") {
+    World w;
+    REQUIRE(w.primary.add_alias("deadlist@example.com", {"off@example.com"}).ok());
+    w.publish();
+    auto r = w.resolve("deadlist@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    REQUIRE(r.targets.size() == 1);
+    CHECK(r.targets[0].kind == AliasTarget::Kind::Disabled);
+}
