@@ -208,7 +208,8 @@ Result<void> Lookup::expand(const std::string& alias, const std::vector<std::str
             for (const auto& step : path_) chain += step + " -> ";
             return make_error(Errc::Corrupt, fmt::format("alias cycle: {}{}", chain, target));
         }
-        if (expanded_.count(target) != 0) continue;  // reached along another path: its targets are in
+        // Reached along another path: the alias's targets, or the target, are in.
+        if (expanded_.count(target) != 0 || added_.count(target) != 0) continue;
         auto nested = reader_.alias_targets(target);
         if (!nested) return nested.error();
         if (nested->empty()) {
