@@ -11,6 +11,7 @@ constexpr std::size_t max_text = 200;  // bytes of a reason or an action text
 constexpr std::string_view not_found = "NOTFOUND ";
 constexpr std::string_view too_long = "TEMP reply too long";
 constexpr std::string_view default_reason = "directory temporarily unavailable";
+constexpr std::string_view bad_data_reason = "bad data in the directory for this address";
 
 // No control character (CR, LF, NUL, ...) ever reaches a peer: each becomes a
 // space. At most max_text bytes, cut on a UTF-8 character boundary.
@@ -43,6 +44,49 @@ std::string ok(std::string_view data) {
 
 std::string temp(std::string_view reason) {
     return "TEMP " + sanitise(reason.empty() ? default_reason : reason);
+}
+
+// The TEMP reply for a Resolution that cannot be answered. The reason of a
+// data error may quote a value of the database (a bad nexthop, an alias
+// target with a comma), which must never reach Postfix: the reply only says
+// what kind of failure it is, and the daemon logs the reason.
+std::string temp(const Resolution& r) {
+    if (r.outcome == Outcome::Tempfail && r.cause == TempfailCause::BadData) return temp(bad_data_reason);
+    return temp(r.reason);
+}
+
+// An alias answers for its targets (DESIGN §5): what the best of them allows.
+// A mailbox that is moving or on a down unit is deliverable (its mail is
+// held), and so is an external address.
+enum class AliasState { Deliverable, Suspended, Disabled, Unknown, Empty };
+
+AliasState alias_state(const Resolution& r) noexcept {
+    if (r.targets.empty()) return AliasState::Empty;
+    bool suspended = false, all_disabled = true;
+    for (const auto& t : r.targets) {
+        switch (t.kind) {
+        case AliasTarget::Kind::External: return AliasState::Deliverable;
+        case AliasTarget::Kind::Mailbox:
+            if (!t.destination || t.destination->mailbox.state != MailboxState::Suspended) return AliasState::Deliverable;
+            suspended = true;
+            all_disabled = false;
+            break;
+        case AliasTarget::Kind::Unknown: all_disabled = false; break;
+        case AliasTarget::Kind::Disabled: break;
+        }
+    }
+    if (suspended) return AliasState::Suspended;
+    return all_disabled ? AliasState::Disabled : AliasState::Unknown;
+}
+
+// Whether no target of the alias receives mail, now or once a suspension ends.
+bool dead(AliasState state) noexcept { return state == AliasState::Disabled || state == AliasState::Unknown; }
+
+// The map reply of a dead alias: what its targets would get, NOTFOUND; or,
+// when this snapshot's negatives are in doubt, TEMP (a target may exist in
+// the newer file, and a NOTFOUND from the alias map would be final).
+std::string dead_alias(const Resolution& r) {
+    return r.doubt.empty() ? std::string(not_found) : temp(r.doubt);
 }
 
 // Where mail is held while it cannot go to the mailbox's unit.
@@ -90,10 +134,11 @@ std::string transport(const Resolution& r, const AnswerSettings& s, Route route)
         return route(*r.destination, s);
     case Outcome::Alias:
         if (const Destination* d = self_mailbox(r)) return route(*d, s);
+        if (dead(alias_state(r))) return dead_alias(r);
         return std::string(not_found);
     case Outcome::Tempfail:
     case Outcome::Unconfirmed:
-        return temp(r.reason);
+        return temp(r);
     case Outcome::Disabled:
     case Outcome::Unknown:
     case Outcome::Foreign:
@@ -106,11 +151,16 @@ std::string transport(const Resolution& r, const AnswerSettings& s, Route route)
 std::string recipient(const Resolution& r) {
     switch (r.outcome) {
     case Outcome::Mailbox:
-    case Outcome::Alias:
         return ok(r.address);
+    case Outcome::Alias: {
+        const auto state = alias_state(r);
+        if (state == AliasState::Empty) return temp("alias without targets");
+        if (dead(state)) return dead_alias(r);
+        return ok(r.address);
+    }
     case Outcome::Tempfail:
     case Outcome::Unconfirmed:
-        return temp(r.reason);
+        return temp(r);
     case Outcome::Disabled:
     case Outcome::Unknown:
     case Outcome::Foreign:
@@ -123,11 +173,21 @@ std::string recipient(const Resolution& r) {
 std::string alias(const Resolution& r) {
     switch (r.outcome) {
     case Outcome::Alias: {
-        if (r.targets.empty()) return temp("alias without targets");
+        const auto state = alias_state(r);
+        if (state == AliasState::Empty) return temp("alias without targets");
+        if (dead(state)) return dead_alias(r);
+        // A disabled or unknown target would bounce after the message was
+        // accepted for the alias: it is left out. In doubt it stays, since
+        // it may exist in the newer file (its transport lookup answers TEMP
+        // until the doubt is over, so the mail waits in the queue).
         std::string reply = "OK ";
-        for (std::size_t i = 0; i < r.targets.size(); ++i) {
-            if (i > 0) reply += ',';
-            reply += r.targets[i].address;
+        bool first = true;
+        for (const auto& t : r.targets) {
+            bool receives = t.kind == AliasTarget::Kind::Mailbox || t.kind == AliasTarget::Kind::External;
+            if (!receives && r.doubt.empty()) continue;
+            if (!first) reply += ',';
+            first = false;
+            reply += t.address;
             if (reply.size() > common::max_socketmap_reply) break;  // capped() answers
         }
         return reply;
@@ -136,7 +196,7 @@ std::string alias(const Resolution& r) {
     case Outcome::Unconfirmed:
         // Not "no alias": the alias may be newer than this replica, and
         // cleanup(8) expands aliases once, so a NOTFOUND would be final.
-        return temp(r.reason);
+        return temp(r);
     case Outcome::Mailbox:
     case Outcome::Unknown:
     case Outcome::Foreign:
@@ -173,6 +233,16 @@ std::string policy_action(const Resolution& r, const AnswerSettings& settings) {
     case Outcome::Tempfail:
         return sanitise(t.tempfail);
     case Outcome::Alias:
+        // What its targets would get: a 5xx only when none can receive mail
+        // and this snapshot's negatives are certain.
+        switch (alias_state(r)) {
+        case AliasState::Deliverable: return "DUNNO";
+        case AliasState::Suspended: return sanitise(t.suspended);
+        case AliasState::Empty: return sanitise(t.tempfail);
+        case AliasState::Disabled: return sanitise(r.doubt.empty() ? t.disabled : t.unconfirmed);
+        case AliasState::Unknown: return sanitise(r.doubt.empty() ? t.unknown : t.unconfirmed);
+        }
+        return sanitise(t.tempfail);
     case Outcome::Foreign:
     case Outcome::Malformed:  // Postfix's own checks decide
         return "DUNNO";
@@ -207,7 +277,7 @@ std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& se
     case MapName::Domain:
         // The domain table is answered by domain_reply(); a Resolution is
         // the wrong input (a caller's bug), but a fault still stays a TEMP.
-        if (r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed) return temp(r.reason);
+        if (r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed) return temp(r);
         return "PERM domain map is answered by domain_reply";
     }
     return temp("unknown map");

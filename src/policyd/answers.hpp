@@ -5,7 +5,21 @@
 // tested without sockets.
 //
 // The rule that matters most: an outcome that is not certain (Tempfail,
-// Unconfirmed) never yields a 5xx or a NOTFOUND.
+// Unconfirmed, or a negative while Resolution::doubt is set) never yields a
+// 5xx or a NOTFOUND.
+//
+// An alias answers for its targets. It is deliverable when one target is an
+// external address or a mailbox that receives mail (active, moving, on a
+// down unit: held); otherwise it is suspended (a suspended target), or dead
+// (each target disabled or unknown). A dead alias is refused
+// like its targets: the disabled reply when all are disabled, else the
+// unknown reply, and NOTFOUND in every map, so that Postfix never accepts
+// mail for it only to bounce it; in doubt, the unconfirmed reply and TEMP.
+// The alias map lists only the targets that receive mail (the others would
+// bounce after acceptance), all of them in doubt.
+//
+// A Tempfail of cause BadData answers TEMP without its reason, which may
+// quote a bad value of the database; the daemon logs the reason.
 // Pure functions, thread-safe. Logs nothing.
 #pragma once
 

@@ -37,6 +37,19 @@ ReplyKind reply_kind(std::string_view reply) {
     return ReplyKind::Perm;
 }
 
+// A value from a client or the database, for a log line: control bytes as
+// \xNN (a line stays one line), at most 320 bytes of it.
+std::string printable(std::string_view text) {
+    std::string out;
+    for (char c : text.substr(0, 320)) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) out += fmt::format("\\x{:02x}", byte);
+        else out += c;
+    }
+    if (text.size() > 320) out += "...";
+    return out;
+}
+
 // Times one request into the latency histogram.
 class Timer {
 public:
@@ -149,12 +162,12 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     case VerdictKind::Reject:
     case VerdictKind::Defer:
         common::log(Severity::Info, "{}: reject: {} from {}: <{}>: {}{}{}", queue, request.protocol_state,
-                    request.client_address.empty() ? "unknown" : request.client_address, request.recipient, action,
-                    r.reason.empty() ? "" : "; ", r.reason);
+                    request.client_address.empty() ? "unknown" : request.client_address, printable(request.recipient),
+                    action, r.reason.empty() ? "" : "; ", printable(r.reason));
         break;
     case VerdictKind::Tempfail:
-        common::log(Severity::Warning, "{}: defer: {} <{}>: {}: {}", queue, request.protocol_state, request.recipient,
-                    action, r.reason);
+        common::log(Severity::Warning, "{}: defer: {} <{}>: {}: {}: {}", queue, request.protocol_state,
+                    printable(request.recipient), action, to_string(r.cause), printable(r.reason));
         break;
     }
     return action;
@@ -175,7 +188,7 @@ bool SocketmapConversation::feed(std::string_view in, std::string& out) {
 std::string SocketmapConversation::answer(std::string_view request) {
     Timer timer(worker_.stats());
     worker_.stats().socketmap_requests++;
-    std::string reply;
+    std::string reply, cause;
     auto space = request.find(' ');
     auto map = parse_map_name(request.substr(0, space));
     std::string_view key = space == std::string_view::npos ? std::string_view{} : request.substr(space + 1);
@@ -197,14 +210,23 @@ std::string SocketmapConversation::answer(std::string_view request) {
         partial.outcome = Outcome::Malformed;
         reply = map_reply(*map, partial, worker_.settings().answers);
     } else {
-        reply = map_reply(*map, worker_.resolve(key), worker_.settings().answers);
+        Resolution r = worker_.resolve(key);
+        reply = map_reply(*map, r, worker_.settings().answers);
+        if (r.outcome == Outcome::Tempfail) {
+            cause = fmt::format("cause {}", to_string(r.cause));
+            // answers.hpp: a data error's reason is not in the reply.
+            if (r.cause == TempfailCause::BadData) cause += ": " + printable(r.reason);
+        }
     }
     ReplyKind kind = reply_kind(reply);
     worker_.stats().count(kind);
+    // A tempfail's cause and reason are logged here, once: the reply may
+    // leave the reason out (a bad value of the database is never sent).
     if (kind == ReplyKind::Temp || kind == ReplyKind::Perm)
-        common::log(Severity::Warning, "socketmap: {}: {}", request.substr(0, 200), reply);
+        common::log(Severity::Warning, "socketmap: {}: {}{}{}", printable(request.substr(0, 200)), reply,
+                    cause.empty() ? "" : "; ", cause);
     else
-        common::log(Severity::Debug, "socketmap: {}: {}", request.substr(0, 200), reply);
+        common::log(Severity::Debug, "socketmap: {}: {}", printable(request.substr(0, 200)), reply);
     return reply;
 }
 

@@ -70,7 +70,11 @@ const Key keys[] = {
     {"mx_relay", "", "transport:nexthop for everything else from a unit (unit role)",
      [](std::string_view v, Settings& s) { return set_text(s.answers.mx_relay, v); }},
     {"hold_transport", "unithold", "defer_transports clone of smtp that holds mail on the MX",
-     [](std::string_view v, Settings& s) { return set_text(s.answers.hold_transport, v, false); }},
+     [](std::string_view v, Settings& s) {
+         auto problem = set_text(s.answers.hold_transport, v, false);
+         s.resolver.hold_transport = s.answers.hold_transport;  // no unit may be routed through it
+         return problem;
+     }},
     {"hold_mode", "transport", "transport (hold in the queue) or defer (answer retry:, the sender keeps it)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "transport") s.answers.hold_mode = HoldMode::Transport;
@@ -86,6 +90,8 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_duration(s.resolver.reject_max_age, v); }},
     {"max_replica_age", "0", "refuse (tempfail) answers from a replica older than this (0: off)",
      [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+    {"max_alias_targets", "1000", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
+     [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
     {"threads", "0", "worker threads, one SQLite connection each (0: one per core)",
      [](std::string_view v, Settings& s) { return set_number(s.threads, v, 0u, 256u); }},
     {"user", "", "user to run as after binding the sockets",
@@ -200,6 +206,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"fold_local_case", s.resolver.address.fold_local_case ? "yes" : "no"},
         {"reject_max_age", seconds(s.resolver.reject_max_age)},
         {"max_replica_age", seconds(s.resolver.max_replica_age)},
+        {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
         {"threads", std::to_string(s.threads)},
         {"user", s.user},
         {"socket_mode", fmt::format("{:04o}", s.socket_mode)},

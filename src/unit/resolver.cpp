@@ -4,6 +4,10 @@
 
 #include <algorithm>
 #include <ctime>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "unit/values.hpp"
 
 namespace unit {
 
@@ -60,8 +64,19 @@ std::string describe(const Destination& d) {
     return text;
 }
 
+// A unit's route reaches Postfix verbatim ("transport:nexthop"): both parts
+// must be well-formed, and the transport must not be the hold transport.
+Result<void> check_route(const UnitRecord& unit, const ResolverOptions& options) {
+    auto checked = check_transport(unit.transport, options.hold_transport);
+    if (checked) checked = check_nexthop(unit.nexthop);
+    if (checked) return {};
+    return make_error(Errc::Invalid, fmt::format("unit {}: {}", unit.name, checked.error().message));
+}
+
 // One resolution in progress: the open read transaction, the options and
-// the Resolution being filled in.
+// the Resolution being filled in. Each alias is expanded once and each
+// target added once (hash sets), so the work is linear in the alias rows
+// visited, which max_alias_targets bounds; units and domains are read once.
 class Lookup {
 public:
     Lookup(Reader& reader, const ResolverOptions& options, Resolution& result)
@@ -70,9 +85,14 @@ public:
     // Finds a mailbox or an alias at `key`: true when found (result_ filled).
     Result<bool> try_key(const std::string& key);
     Result<bool> try_catch_all(const std::string& domain);
+    // The cause of a failure that its error code does not tell (the alias
+    // work limit); None otherwise.
+    TempfailCause cause() const noexcept { return cause_; }
 
 private:
     Result<std::optional<Destination>> destination(const std::string& address);
+    Result<std::optional<UnitRecord>> unit(const std::string& name);
+    Result<bool> served(std::string_view domain);
     Result<void> expand(const std::string& alias, const std::vector<std::string>& targets);
     Result<void> add_target(const std::string& address);
     template <class... Args>
@@ -83,8 +103,33 @@ private:
     Reader& reader_;
     const ResolverOptions& options_;
     Resolution& result_;
-    std::vector<std::string> path_;  // aliases being expanded, outermost first
+    std::vector<std::string> path_;              // aliases being expanded, outermost first
+    std::unordered_set<std::string> expanded_;   // aliases whose targets are already in result_
+    std::unordered_set<std::string> added_;      // addresses already in result_.targets
+    std::unordered_map<std::string, std::optional<UnitRecord>> units_;  // checked routes
+    std::unordered_map<std::string, bool> domains_;
+    std::size_t rows_ = 0;  // alias rows visited
+    TempfailCause cause_ = TempfailCause::None;
 };
+
+Result<std::optional<UnitRecord>> Lookup::unit(const std::string& name) {
+    if (auto it = units_.find(name); it != units_.end()) return it->second;
+    auto found = reader_.unit(name);
+    if (!found) return found.error();
+    if (found.value())
+        if (auto r = check_route(*found.value(), options_); !r) return r.error();
+    units_.emplace(name, found.value());
+    return std::move(found.value());
+}
+
+Result<bool> Lookup::served(std::string_view domain) {
+    std::string key(domain);
+    if (auto it = domains_.find(key); it != domains_.end()) return it->second;
+    auto found = reader_.domain_served(domain);
+    if (!found) return found.error();
+    domains_.emplace(std::move(key), found.value());
+    return found.value();
+}
 
 Result<std::optional<Destination>> Lookup::destination(const std::string& address) {
     auto mailbox = reader_.mailbox(address);
@@ -92,13 +137,13 @@ Result<std::optional<Destination>> Lookup::destination(const std::string& addres
     if (!mailbox.value()) return std::optional<Destination>();
     Destination d;
     d.mailbox = std::move(*mailbox.value());
-    auto unit = reader_.unit(d.mailbox.unit);
-    if (!unit) return unit.error();
-    if (!unit.value())
+    auto home = unit(d.mailbox.unit);
+    if (!home) return home.error();
+    if (!home.value())
         return make_error(Errc::Corrupt, fmt::format("mailbox {} is on unknown unit {}", address, d.mailbox.unit));
-    d.unit = std::move(*unit.value());
+    d.unit = std::move(*home.value());
     if (d.mailbox.state == MailboxState::Moving) {
-        auto to = reader_.unit(d.mailbox.moving_to);
+        auto to = unit(d.mailbox.moving_to);
         if (!to) return to.error();
         if (!to.value())
             return make_error(Errc::Corrupt,
@@ -141,18 +186,30 @@ Result<bool> Lookup::try_catch_all(const std::string& domain) {
 Result<void> Lookup::expand(const std::string& alias, const std::vector<std::string>& targets) {
     if (static_cast<int>(path_.size()) >= options_.max_alias_depth)
         return make_error(Errc::Corrupt, fmt::format("alias chain deeper than {} at {}", options_.max_alias_depth, alias));
+    rows_ += targets.size();
+    if (rows_ > static_cast<std::size_t>(std::max(options_.max_alias_targets, 0))) {
+        cause_ = TempfailCause::AliasLimit;
+        return make_error(Errc::Invalid, fmt::format("alias expansion visits more than max_alias_targets {} rows at {}",
+                                                     options_.max_alias_targets, alias));
+    }
+    expanded_.insert(alias);
     path_.push_back(alias);
     for (const auto& target : targets) {
+        // A target becomes one recipient of the alias map's answer.
+        if (auto r = check_alias_target(target); !r)
+            return make_error(Errc::Invalid, fmt::format("alias {}: {}", alias, r.error().message));
         // An alias that lists itself keeps a copy in its own mailbox (virtual(5)).
         if (target == alias) {
             if (auto r = add_target(target); !r) return r;
             continue;
         }
-        if (std::find(path_.begin(), path_.end(), target) != path_.end()) {
+        if (std::find(path_.begin(), path_.end(), target) != path_.end()) {  // at most max_alias_depth long
             std::string chain;
             for (const auto& step : path_) chain += step + " -> ";
             return make_error(Errc::Corrupt, fmt::format("alias cycle: {}{}", chain, target));
         }
+        // Reached along another path: the alias's targets, or the target, are in.
+        if (expanded_.count(target) != 0 || added_.count(target) != 0) continue;
         auto nested = reader_.alias_targets(target);
         if (!nested) return nested.error();
         if (nested->empty()) {
@@ -166,12 +223,11 @@ Result<void> Lookup::expand(const std::string& alias, const std::vector<std::str
 }
 
 Result<void> Lookup::add_target(const std::string& address) {
-    auto same = [&](const AliasTarget& t) { return t.address == address; };
-    if (std::any_of(result_.targets.begin(), result_.targets.end(), same)) return {};
+    if (!added_.insert(address).second) return {};
     AliasTarget target{AliasTarget::Kind::External, address, std::nullopt};
-    auto served = reader_.domain_served(domain_of(address));
-    if (!served) return served.error();
-    if (served.value()) {
+    auto is_served = served(domain_of(address));
+    if (!is_served) return is_served.error();
+    if (is_served.value()) {
         auto found = destination(address);
         if (!found) return found.error();
         // A target with an extension lands in the mailbox without it, as in Postfix.
@@ -325,7 +381,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
             r.targets.clear();
             r.destination.reset();
             fail(r, trace, Outcome::Tempfail, found.error().message);
-            r.cause = cause_of(found.error(), directory_);
+            r.cause = lookup.cause() != TempfailCause::None ? lookup.cause() : cause_of(found.error(), directory_);
             return r;
         }
         if (!found.value()) {

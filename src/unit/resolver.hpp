@@ -7,7 +7,16 @@
 // external addresses (depth max_alias_depth, default 8); an alias that names
 // itself among its targets means its own mailbox (as in Postfix virtual(5));
 // any other cycle, or a deeper chain, is a Tempfail with the reason (a data
-// error must not bounce mail).
+// error must not bounce mail). Expansion is linear in the alias rows it
+// visits: an alias reached along several paths is expanded once, and
+// duplicate targets are found by hashing. More than max_alias_targets rows
+// for one address is a Tempfail with cause AliasLimit.
+//
+// Values that reach Postfix verbatim are checked (values.hpp): a unit's
+// transport and nexthop when a mailbox on it is found (the transport must not
+// be the daemon's hold_transport either), each alias target as it is read.
+// A bad value is a Tempfail with cause BadData whose reason names the value
+// (escaped); the value itself is never put into the Resolution.
 //
 // Outcomes (Resolution::outcome):
 //   Mailbox      a mailbox that receives mail (active, moving or suspended;
@@ -19,7 +28,8 @@
 //   Foreign      the domain is not served here
 //   Disabled     a disabled mailbox
 //   Tempfail     the database cannot answer (missing, locked, corrupt,
-//                unsupported schema, older than max_replica_age, bad alias data)
+//                unsupported schema, older than max_replica_age, bad alias
+//                data, a bad value, past max_alias_targets)
 //   Malformed    the address itself is unusable (reason says why)
 // Every Resolution carries the generation it was answered from (-1 when
 // none) and, unless ResolverOptions::trace is off (the daemons' request
@@ -61,6 +71,9 @@ struct ResolverOptions {
     // answer is a Tempfail (AliasLimit), so that one RCPT TO cannot hold a
     // worker for seconds.
     int max_alias_targets = 1000;
+    // The daemon's hold transport (answers.hpp): no unit may be routed
+    // through it, or its mail would never leave the queue.
+    std::string hold_transport = "unithold";
     bool trace = true;  // fill Resolution::trace (costs a formatted line per step)
 };
 

@@ -5,7 +5,7 @@
 # examples stay true.
 #
 #   MX role     policy + socketmap tables: unknown, known, user+tag, alias
-#               fan-out, a moving mailbox and a unit that is down (held on
+#               fan-out, aliases with disabled targets, a moving mailbox and a unit that is down (held on
 #               the MX, released after the change), suspended, disabled, a
 #               database deleted while running, a daemon started on a
 #               missing database (451, then mail flows once it appears)
@@ -170,7 +170,9 @@ chmod 0755 "$IT_WORK/replica"
     ctl mailbox set erin@example.com --state suspended &&
     ctl mailbox add frank@example.com --unit unit2 &&
     ctl mailbox set frank@example.com --state disabled &&
-    ctl alias add team@example.com alice@example.com bob@example.com
+    ctl alias add team@example.com alice@example.com bob@example.com &&
+    ctl alias add offlist@example.com frank@example.com &&
+    ctl alias add mixed@example.com frank@example.com alice@example.com
 } >/dev/null || it_fatal "unitctl could not build the test directory"
 it_publish
 route1="smtp:[127.0.0.1]:${SINK_PORT[unit1]}"
@@ -212,6 +214,9 @@ expect_map mx transportmx frank@example.com NOTFOUND
 expect_map mx transportmx '*' NOTFOUND
 expect_map mx alias team@example.com "OK alice@example.com,bob@example.com"
 expect_map mx alias alice@example.com NOTFOUND
+expect_map mx alias offlist@example.com NOTFOUND
+expect_map mx recipient offlist@example.com NOTFOUND
+expect_map mx alias mixed@example.com "OK alice@example.com"
 expect_map mx alias nobody@example.com NOTFOUND
 
 # --- the policy protocol itself
@@ -275,6 +280,28 @@ it_expect_match "mx suspended: 450 4.2.1 at RCPT" '^450 4\.2\.1 ' "$(it_rcpt_rep
 it_smtp "$port" "$from" frank@example.com
 it_expect_match "mx disabled: 550 5.2.1 at RCPT" '^550 5\.2\.1 ' "$(it_rcpt_reply frank@example.com)"
 it_check "mx suspended/disabled: nothing queued" 'queue holds $(pf_queue_count mx)' pf_queue_is mx 0
+
+# --- an alias answers for its targets (issue 12): an alias whose only
+# target is disabled is refused at RCPT as the mailbox is, 550 5.2.1, and
+# nothing is queued, delivered or bounced; an alias with a live target
+# reaches it, and its disabled target neither gets mail nor bounces
+mark=$(pf_log_mark mx)
+it_expect_eq "policy: an alias to a disabled mailbox" "550 5.2.1 Mailbox disabled" "$(up_policy mx offlist@example.com)"
+it_smtp "$port" "$from" offlist@example.com --header "Subject: offlist"
+it_expect_match "mx dead alias: 550 5.2.1 at RCPT" \
+    '^550 5\.2\.1 <offlist@example.com>: Recipient address rejected: Mailbox disabled' \
+    "$(it_rcpt_reply offlist@example.com)"
+it_check "mx dead alias: nothing queued" 'queue: $(pf_queue mx | head -c 300)' pf_queue_is mx 0
+before1=$(sink_rcpt_count unit1 alice@example.com)
+it_smtp "$port" "$from" mixed@example.com --header "Subject: mixed"
+it_expect_match "mx alias with a disabled target: accepted" '^250 ' "$(it_data_reply)"
+it_check "mx alias with a disabled target: the live target gets it" 'unit1 has: $(sink_list unit1)' \
+    it_wait_until 20 eval '[ "$(sink_rcpt_count unit1 alice@example.com)" -eq $((before1 + 1)) ]'
+it_check "mx alias with a disabled target: queue drained" '$(pf_queue_count mx) messages left' pf_wait_drained mx 20
+it_check "mx dead targets: nothing at the disabled mailbox's unit" 'unit2 has: $(sink_list unit2)' \
+    it_not sink_has_rcpt unit2 frank@example.com
+it_check "mx dead targets: nothing bounced" 'maillog: $(pf_log_since mx "$mark" | grep -E "bounced|frank" | head -3)' \
+    it_not pf_log_has mx "$mark" 'status=bounced|sender non-delivery notification|to=<frank@example.com>'
 
 # --- a moving mailbox: accepted, held on the MX, delivered to the new
 # unit after move finish + publish + postqueue -f

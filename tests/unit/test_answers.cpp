@@ -6,6 +6,8 @@
 
 #include "common/netstring.hpp"
 #include "policyd/answers.hpp"
+#include "test_support.hpp"
+#include "unit/primary.hpp"
 
 using namespace std::string_literals;
 using namespace std::string_view_literals;
@@ -350,7 +352,7 @@ TEST_CASE("alias map") {
                  AliasTarget{AliasTarget::Kind::Unknown, "gone@my.com", std::nullopt},
                  AliasTarget{AliasTarget::Kind::Disabled, "off@my.com",
                              make_destination("off@my.com", MailboxState::Disabled, UnitState::Active)}};
-    CHECK(am(r) == "OK z@z.org,a@my.com,gone@my.com,off@my.com");
+    CHECK(am(r) == "OK z@z.org,a@my.com");  // the dead targets would bounce
     r.targets = {target_mailbox("only@my.com")};
     CHECK(am(r) == "OK only@my.com");
     for (auto ms : live_states) CHECK(am(mailbox(ms)) == not_found);
@@ -551,4 +553,166 @@ TEST_CASE("replies are capped at the socketmap limit, never truncated") {
     // Every reply of every map stays within the limit.
     for (auto map : all_maps)
         for (const auto& res : {r, big, route, t}) CHECK(map_reply(map, res, unit_settings()).size() <= cap);
+}
+
+namespace {
+
+AliasTarget target_disabled(const std::string& address) {
+    return AliasTarget{AliasTarget::Kind::Disabled, address,
+                       make_destination(address, MailboxState::Disabled, UnitState::Active)};
+}
+
+AliasTarget target_unknown(const std::string& address) {
+    return AliasTarget{AliasTarget::Kind::Unknown, address, std::nullopt};
+}
+
+Resolution alias_of(std::vector<AliasTarget> targets, std::string doubt = {}) {
+    Resolution r = make(Outcome::Alias, "list@my.com");
+    r.targets = std::move(targets);
+    r.doubt = std::move(doubt);
+    return r;
+}
+
+const std::string doubt = "a replacement of this replica is being validated";
+
+}  // namespace
+
+TEST_CASE("policy: an alias answers for its targets") {
+    for (const auto& s : {mx_settings(), unit_settings(), defer(mx_settings())}) {
+        // Every target disabled: what a disabled mailbox gets.
+        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_disabled("b@my.com")}), s) ==
+              "550 5.2.1 Mailbox disabled");
+        // Unknown, or unknown and disabled: what an unknown address gets.
+        CHECK(policy_action(alias_of({target_unknown("gone@my.com")}), s) == "550 5.1.1 User unknown");
+        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_unknown("gone@my.com")}), s) ==
+              "550 5.1.1 User unknown");
+        // A suspended target and none deliverable: the suspended 4xx.
+        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_mailbox("s@my.com", MailboxState::Suspended)}),
+                            s) == "450 4.2.1 Mailbox temporarily unavailable");
+        // One deliverable target is enough: external, active, moving, on a down unit (held).
+        for (const auto& live : {target_external("x@other.org"), target_mailbox("b@my.com"),
+                                 target_mailbox("b@my.com", MailboxState::Moving),
+                                 target_mailbox("b@my.com", MailboxState::Active, UnitState::Down),
+                                 target_mailbox("b@my.com", MailboxState::Active, UnitState::Draining)}) {
+            CAPTURE(live.address);
+            CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_unknown("gone@my.com"),
+                                          target_mailbox("s@my.com", MailboxState::Suspended), live}),
+                                s) == "DUNNO");
+        }
+        // Without any target (broken data): a temporary failure, never a 5xx.
+        CHECK(policy_action(alias_of({}), s) == "451 4.3.0 Directory temporarily unavailable");
+    }
+}
+
+TEST_CASE("policy and maps: in doubt, a dead alias is unconfirmed, never a 5xx or NOTFOUND") {
+    const std::string unconfirmed = "450 4.1.1 User unknown in a stale directory replica, try again later";
+    for (const auto& targets : {std::vector<AliasTarget>{target_disabled("a@my.com")},
+                                std::vector<AliasTarget>{target_unknown("gone@my.com")},
+                                std::vector<AliasTarget>{target_unknown("gone@my.com"), target_disabled("a@my.com")}}) {
+        const auto r = alias_of(targets, doubt);
+        CHECK(policy_action(r, mx_settings()) == unconfirmed);
+        for (auto map : {MapName::Recipient, MapName::Alias, MapName::TransportMx})
+            CHECK(map_reply(map, r, mx_settings()) == "TEMP " + doubt);
+        CHECK(map_reply(MapName::TransportUnit, r, unit_settings()) == "TEMP " + doubt);
+    }
+    // A suspended target stays the suspended 4xx; a live one DUNNO.
+    CHECK(policy_action(alias_of({target_mailbox("s@my.com", MailboxState::Suspended)}, doubt), mx_settings()) ==
+          "450 4.2.1 Mailbox temporarily unavailable");
+    CHECK(policy_action(alias_of({target_unknown("gone@my.com"), target_external("x@other.org")}, doubt),
+                        mx_settings()) == "DUNNO");
+}
+
+TEST_CASE("maps: a dead alias is not found anywhere, so Postfix refuses it before accepting") {
+    // smtpd accepts a recipient found in virtual_alias_maps before it looks
+    // at relay_recipient_maps: both must say NOTFOUND, as for the targets.
+    for (const auto& targets : {std::vector<AliasTarget>{target_disabled("a@my.com")},
+                                std::vector<AliasTarget>{target_unknown("gone@my.com"), target_disabled("a@my.com")}}) {
+        const auto r = alias_of(targets);
+        CHECK(map_reply(MapName::Recipient, r, mx_settings()) == not_found);
+        CHECK(map_reply(MapName::Alias, r, mx_settings()) == not_found);
+        CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == not_found);
+        CHECK(map_reply(MapName::TransportUnit, r, unit_settings()) == not_found);
+    }
+    // A suspended-only alias is found: its mail is held like the mailbox's.
+    const auto held = alias_of({target_disabled("a@my.com"), target_mailbox("s@my.com", MailboxState::Suspended)});
+    CHECK(map_reply(MapName::Recipient, held, mx_settings()) == "OK list@my.com");
+    CHECK(map_reply(MapName::Alias, held, mx_settings()) == "OK s@my.com");
+    // Without targets: TEMP.
+    CHECK(map_reply(MapName::Recipient, alias_of({}), mx_settings()) == "TEMP alias without targets");
+}
+
+TEST_CASE("alias map: targets that would bounce are left out, unless in doubt") {
+    auto r = alias_of({target_external("z@z.org"), target_unknown("gone@my.com"), target_mailbox("a@my.com"),
+                       target_disabled("off@my.com"), target_mailbox("s@my.com", MailboxState::Suspended)});
+    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "OK z@z.org,a@my.com,s@my.com");
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "OK list@my.com");
+    CHECK(policy_action(r, mx_settings()) == "DUNNO");
+    // In doubt a dead target may exist in the newer file: it stays, and its
+    // own transport lookup is TEMP until the doubt is over.
+    r.doubt = doubt;
+    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "OK z@z.org,gone@my.com,a@my.com,off@my.com,s@my.com");
+}
+
+TEST_CASE("a bad-data tempfail never sends its reason, which may quote a bad value") {
+    Resolution r = make(Outcome::Tempfail);
+    r.cause = TempfailCause::BadData;
+    r.reason = "alias list@my.com: bad alias target \"a@x,b@y\": not exactly one address";
+    for (auto map : all_maps) {
+        if (map == MapName::Domain) continue;
+        const auto reply = map_reply(map, r, unit_settings());
+        CAPTURE(reply);
+        CHECK(starts_with(reply, "TEMP "));
+        CHECK(reply.find("a@x,b@y") == std::string::npos);
+    }
+    CHECK(policy_action(r, mx_settings()) == "451 4.3.0 Directory temporarily unavailable");
+    r.cause = TempfailCause::AliasLimit;
+    r.reason = "alias expansion visits more than max_alias_targets 1000 rows at big@my.com";
+    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "TEMP " + r.reason);
+}
+
+// The reader half of "only well-formed values leave the database": a replica
+// holding a bad value, resolved and answered as the daemon does.
+TEST_CASE("a bad value in the replica is a TEMP and a 4xx, and never reaches a reply") {
+    struct Case {
+        std::string sql, value, address;
+    };
+    const std::vector<Case> cases = {
+        {"UPDATE units SET nexthop = 'a' || char(10) || 'b' WHERE name = 'u1'", "a\nb", "john.doe@example.com"},
+        {"UPDATE units SET nexthop = 'a' || char(0) || 'b' WHERE name = 'u1'", "a\0b"s, "john.doe@example.com"},
+        {"UPDATE units SET nexthop = 'a b' WHERE name = 'u1'", "a b", "john.doe@example.com"},
+        {"UPDATE units SET nexthop = 'a,b' WHERE name = 'u1'", "a,b", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'error' WHERE name = 'u1'", "error:", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'discard' WHERE name = 'u1'", "discard:", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'unithold' WHERE name = 'u1'", "unithold:[u1", "john.doe@example.com"},
+        {"UPDATE units SET transport = 'error' WHERE name = 'u1'", "error:", "user@example.com"},
+        {"INSERT INTO aliases VALUES ('list@example.com', 'a@x,b@y')", "a@x,b@y", "list@example.com"},
+    };
+    const std::vector<std::pair<std::string, AnswerSettings>> roles = {{"mx", mx_settings()},
+                                                                         {"unit", unit_settings("u3")}};
+    for (const auto& c : cases) {
+        CAPTURE(c.sql);
+        CAPTURE(c.address);
+        test::TempDir dir;
+        auto primary = test::make_sample_primary(dir.path("primary.db"));
+        const auto replica = dir.path("units.db");
+        REQUIRE(primary.publish(replica).ok());
+        test::raw_sql(replica, c.sql);
+        Directory directory(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+        auto r = Resolver(directory, ResolverOptions{}).resolve(c.address);
+        REQUIRE(r.outcome == Outcome::Tempfail);
+        CHECK(r.cause == TempfailCause::BadData);
+        for (const auto& [role, s] : roles) {
+            CAPTURE(role);
+            const auto action = policy_action(r, s);
+            CHECK(action[0] == '4');
+            CHECK(action.find(c.value) == std::string::npos);
+            for (auto map : {MapName::Recipient, MapName::TransportMx, MapName::TransportUnit, MapName::Alias}) {
+                if (map == MapName::TransportUnit && s.unit.empty()) continue;
+                const auto reply = map_reply(map, r, s);
+                CAPTURE(reply);
+                CHECK(starts_with(reply, "TEMP "));
+                CHECK(reply.find(c.value) == std::string::npos);
+            }
+        }
+    }
 }

@@ -292,3 +292,170 @@ TEST_CASE("without the trace, every outcome is the same and nothing is traced") 
         CHECK(plain.trace.empty());
     }
 }
+
+namespace {
+
+// n alias rows "big@example.com" -> m0..m(n-1)@example.com, each a mailbox on u1.
+void add_big_alias(const std::string& primary, int n) {
+    std::string sql = "BEGIN;";
+    for (int i = 0; i < n; ++i) {
+        auto m = "m" + std::to_string(i) + "@example.com";
+        sql += "INSERT INTO mailboxes (address, unit) VALUES ('" + m + "', 'u1');";
+        sql += "INSERT INTO aliases VALUES ('big@example.com', '" + m + "');";
+    }
+    raw_sql(primary, sql + "COMMIT;");
+}
+
+}  // namespace
+
+TEST_CASE("alias expansion past max_alias_targets is an alias_limit temporary failure") {
+    World w;
+    add_big_alias(w.dir.path("primary.db"), 1001);
+    w.publish();
+    auto r = w.resolve("big@example.com");
+    CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.cause == TempfailCause::AliasLimit);
+    CHECK(r.reason.find("max_alias_targets 1000") != std::string::npos);
+    CHECK(r.reason.find("big@example.com") != std::string::npos);
+    CHECK(r.targets.empty());
+    CHECK(to_string(r.cause) == "alias_limit");
+    w.options.max_alias_targets = 1001;  // the rows visited, the alias's own included
+    auto fits = w.resolve("big@example.com");
+    REQUIRE(fits.outcome == Outcome::Alias);
+    CHECK(fits.targets.size() == 1001);
+}
+
+TEST_CASE("rows of nested aliases count toward the limit") {
+    World w;
+    // team@ -> sales@ (3 rows) + dave@: 2 + 3 rows, and user@ (reached
+    // through sales@) 2 more: 7.
+    w.options.max_alias_targets = 6;
+    auto r = w.resolve("team@example.com");
+    CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.cause == TempfailCause::AliasLimit);
+    w.options.max_alias_targets = 7;
+    CHECK(w.resolve("team@example.com").outcome == Outcome::Alias);
+}
+
+TEST_CASE("a 5,000-target alias under a 10,000 limit resolves with every target") {
+    World w;
+    add_big_alias(w.dir.path("primary.db"), 5000);
+    w.publish();
+    w.options.max_alias_targets = 10000;
+    w.options.trace = false;
+    auto r = w.resolve("big@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    REQUIRE(r.targets.size() == 5000);
+    CHECK(std::all_of(r.targets.begin(), r.targets.end(),
+                      [](const AliasTarget& t) { return t.kind == AliasTarget::Kind::Mailbox; }));
+    CHECK(target_addresses(r).front() == "m0@example.com");
+}
+
+TEST_CASE("a DAG of nested aliases is expanded once per alias, not once per path") {
+    // dag@ names 10 aliases, each naming all 10 of the next level, 7 levels
+    // (8 deep with dag@), the last level naming one mailbox each:
+    // 10 + 6 x 100 + 10 = 620 rows, but 10^7 paths to expand one by one.
+    World w;
+    std::string sql = "BEGIN;";
+    auto name = [](int level, int i) { return "l" + std::to_string(level) + "x" + std::to_string(i) + "@example.com"; };
+    for (int i = 0; i < 10; ++i) sql += "INSERT INTO aliases VALUES ('dag@example.com', '" + name(0, i) + "');";
+    for (int level = 0; level < 6; ++level)
+        for (int i = 0; i < 10; ++i)
+            for (int j = 0; j < 10; ++j)
+                sql += "INSERT INTO aliases VALUES ('" + name(level, i) + "', '" + name(level + 1, j) + "');";
+    for (int i = 0; i < 10; ++i) {
+        auto m = "leaf" + std::to_string(i) + "@example.com";
+        sql += "INSERT INTO mailboxes (address, unit) VALUES ('" + m + "', 'u1');";
+        sql += "INSERT INTO aliases VALUES ('" + name(6, i) + "', '" + m + "');";
+    }
+    raw_sql(w.dir.path("primary.db"), sql + "COMMIT;");
+    w.publish();
+    auto r = w.resolve("dag@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    CHECK(target_addresses(r).size() == 10);
+    CHECK(target(r, "leaf3@example.com").kind == AliasTarget::Kind::Mailbox);
+    // The same work limit: 620 rows pass the default, not a limit of 600.
+    w.options.max_alias_targets = 600;
+    CHECK(w.resolve("dag@example.com").cause == TempfailCause::AliasLimit);
+}
+
+namespace {
+
+// A World whose replica holds a bad value written behind unitctl's back.
+Resolution resolve_with_bad_value(const std::string& sql, const std::string& address,
+                                  const std::string& hold_transport = "unithold") {
+    World w;
+    raw_sql(w.replica, sql);
+    w.directory.emplace(DirectoryOptions{w.replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    w.options.hold_transport = hold_transport;
+    return w.resolve(address);
+}
+
+}  // namespace
+
+TEST_CASE("a unit's bad nexthop or transport is bad data for the addresses that need it") {
+    struct Case {
+        std::string sql, shown;
+    };
+    const Case cases[] = {
+        {"UPDATE units SET nexthop = 'a' || char(10) || 'b' WHERE name = 'u1'", "a\\x0ab"},
+        {"UPDATE units SET nexthop = 'a' || char(0) || 'b' WHERE name = 'u1'", "a\\x00b"},
+        {"UPDATE units SET nexthop = '[u1.example.com] x' WHERE name = 'u1'", "[u1.example.com] x"},
+        {"UPDATE units SET nexthop = 'a,b' WHERE name = 'u1'", "a,b"},
+        {"UPDATE units SET transport = 'error' WHERE name = 'u1'", "error"},
+        {"UPDATE units SET transport = 'discard' WHERE name = 'u1'", "discard"},
+        {"UPDATE units SET transport = 'unithold' WHERE name = 'u1'", "unithold"},
+    };
+    for (const auto& c : cases) {
+        CAPTURE(c.sql);
+        for (const char* address : {"john.doe@example.com", "off@example.com", "user@example.com", "sales@example.com"}) {
+            CAPTURE(address);
+            auto r = resolve_with_bad_value(c.sql, address);
+            CHECK(r.outcome == Outcome::Tempfail);
+            CHECK(r.cause == TempfailCause::BadData);
+            CHECK(r.reason.find("unit u1: bad ") != std::string::npos);
+            CHECK(r.reason.find("\"" + c.shown + "\"") != std::string::npos);
+            CHECK(r.reason.find('\n') == std::string::npos);
+            CHECK(r.reason.find('\0') == std::string::npos);
+            CHECK(!r.destination.has_value());
+        }
+        // Addresses that do not need u1 are not affected.
+        CHECK(resolve_with_bad_value(c.sql, "bob@example.com").outcome == Outcome::Mailbox);
+        CHECK(resolve_with_bad_value(c.sql, "anyone@example.net").outcome == Outcome::Alias);
+    }
+    // The hold transport is the daemon's: another name is a unit's own transport.
+    const std::string sql = "UPDATE units SET transport = 'parked' WHERE name = 'u1'";
+    CHECK(resolve_with_bad_value(sql, "john.doe@example.com").outcome == Outcome::Mailbox);
+    auto held = resolve_with_bad_value(sql, "john.doe@example.com", "parked");
+    CHECK(held.outcome == Outcome::Tempfail);
+    CHECK(held.cause == TempfailCause::BadData);
+    CHECK(held.reason.find("the hold transport") != std::string::npos);
+}
+
+TEST_CASE("an alias target that is not exactly one address is bad data") {
+    for (std::string bad : {"a@x,b@y", "a@x b@y", "<a@x>"}) {
+        CAPTURE(bad);
+        auto r = resolve_with_bad_value("INSERT INTO aliases VALUES ('list@example.com', '" + bad + "')",
+                                        "list@example.com");
+        CHECK(r.outcome == Outcome::Tempfail);
+        CHECK(r.cause == TempfailCause::BadData);
+        CHECK(r.reason.find("alias list@example.com: bad alias target \"" + bad + "\"") != std::string::npos);
+        CHECK(r.targets.empty());
+        // Nested: the alias naming it fails too.
+        auto nested = resolve_with_bad_value("INSERT INTO aliases VALUES ('list@example.com', '" + bad +
+                                                 "'), ('sales@example.com', 'list@example.com')",
+                                             "team@example.com");
+        CHECK(nested.outcome == Outcome::Tempfail);
+        CHECK(nested.cause == TempfailCause::BadData);
+    }
+}
+
+TEST_CASE("an alias with dead targets still lists them, for the interfaces to judge") {
+    World w;
+    REQUIRE(w.primary.add_alias("deadlist@example.com", {"off@example.com"}).ok());
+    w.publish();
+    auto r = w.resolve("deadlist@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    REQUIRE(r.targets.size() == 1);
+    CHECK(r.targets[0].kind == AliasTarget::Kind::Disabled);
+}
