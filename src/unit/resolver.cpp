@@ -238,6 +238,19 @@ Result<void> Lookup::add_target(const std::string& address) {
             }
         }
         if (!found.value()) {
+            // Postfix looks the target up in virtual_alias_maps again, where
+            // the domain's catch-all answers for it: its targets are the
+            // alias's (unless the catch-all is the alias being expanded).
+            std::string catch_all = "@" + std::string(domain_of(address));
+            if (std::find(path_.begin(), path_.end(), catch_all) == path_.end()) {
+                if (expanded_.count(catch_all) != 0) return {};  // its targets are in already
+                auto caught = reader_.alias_targets(catch_all);
+                if (!caught) return caught.error();
+                if (!caught->empty()) {
+                    note("  target {}: no mailbox, taken by the catch-all {}", address, catch_all);
+                    return expand(catch_all, *caught);
+                }
+            }
             target.kind = AliasTarget::Kind::Unknown;
         } else {
             bool disabled = found.value()->mailbox.state == MailboxState::Disabled;

@@ -151,6 +151,27 @@ TEST_CASE("the domain catch-all takes unknown addresses of its domain only") {
     CHECK(w.resolve("whoever@example.com").outcome == Outcome::Unknown);
 }
 
+TEST_CASE("an alias target without a mailbox in a domain with a catch-all goes to the catch-all's targets") {
+    World w;
+    // As Postfix expands it: whoever@example.net is looked up again in the
+    // alias map, where @example.net answers for it.
+    REQUIRE(w.primary.add_alias("fwd@example.com", {"whoever@example.net"}).ok());
+    REQUIRE(w.primary.add_alias("both@example.com", {"whoever@example.net", "someone@example.net"}).ok());
+    w.publish();
+    auto r = w.resolve("fwd@example.com");
+    REQUIRE(r.outcome == Outcome::Alias);
+    CHECK(target_addresses(r) == std::vector<std::string>{"dave@example.net"});
+    CHECK(target(r, "dave@example.net").kind == AliasTarget::Kind::Mailbox);
+    CHECK(target_addresses(w.resolve("both@example.com")) == std::vector<std::string>{"dave@example.net"});
+    // The catch-all's own unknown targets stay unknown, without a loop.
+    raw_sql(w.dir.path("primary.db"), "INSERT INTO aliases VALUES ('@example.net', 'nobody@example.net')");
+    w.publish();
+    auto looped = w.resolve("fwd@example.com");
+    REQUIRE(looped.outcome == Outcome::Alias);
+    CHECK(target(looped, "nobody@example.net").kind == AliasTarget::Kind::Unknown);
+    CHECK(target(looped, "dave@example.net").kind == AliasTarget::Kind::Mailbox);
+}
+
 TEST_CASE("dangling and disabled alias targets are reported per target") {
     World w;
     REQUIRE(w.primary.add_alias("list@example.com", {"off@example.com", "gone@example.com"}).ok());
