@@ -203,7 +203,7 @@ TEST_CASE("directories sharing a validation cache remember a refused file") {
     o.validation = cache;
     Directory a(o);
     REQUIRE(a.status().serving);
-    REQUIRE(cache->verdict(a.status().snapshot.file) == std::optional<std::string>(""));
+    REQUIRE(cache->verdict(a.status().snapshot.file) == std::optional<Verdict>(Verdict{}));
     write_file(r.dir.path("bad.db"), std::string(10000, 'z'));
     REQUIRE(std::rename(r.dir.path("bad.db").c_str(), r.replica.c_str()) == 0);
     a.refresh(true);
@@ -246,7 +246,7 @@ TEST_CASE("a snapshot renamed over a replica written in WAL mode waits until the
     CHECK(d.status().problem.empty());
     CHECK(d.status().switches == 1);
     CHECK(d.read()->mailbox("next@example.com")->has_value());
-    CHECK(cache->verdict(d.status().snapshot.file) == std::optional<std::string>(""));  // the file itself was good
+    CHECK(cache->verdict(d.status().snapshot.file) == std::optional<Verdict>(Verdict{}));  // the file itself was good
 }
 
 TEST_CASE("after a wait for a lock runs out, lookups fail at once for the next busy_timeout") {
@@ -354,22 +354,20 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     REQUIRE(served_generation(other) == first);
 
     auto wait_for_verdict = [&] {
-        struct stat st {};
-        REQUIRE(stat(r.replica.c_str(), &st) == 0);
-        FileId id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                  static_cast<std::int64_t>(st.st_size),
-                  static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+        int error = 0;
+        auto id = file_id(r.replica, error);
+        REQUIRE(id.has_value());
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!cache->verdict(id) && std::chrono::steady_clock::now() < deadline)
+        while (!cache->verdict(*id) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        return cache->verdict(id);
+        return cache->verdict(*id);
     };
 
     REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
     install(r.primary, r.dir.path("staging.db"), r.replica);
     d.refresh(true);  // starts the validation, keeps serving
     CHECK(served_generation(d) == first);
-    CHECK(wait_for_verdict() == std::optional<std::string>(""));
+    CHECK(wait_for_verdict() == std::optional<Verdict>(Verdict{}));
     CHECK(served_generation(d) > first);  // read() switches once the verdict is in
     CHECK(d.status().switches == 1);
     CHECK(served_generation(other) == served_generation(d));  // at its first read after the verdict
@@ -381,7 +379,7 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     d.refresh(true);
     auto verdict = wait_for_verdict();
     REQUIRE(verdict.has_value());
-    CHECK(!verdict->empty());
+    CHECK(!verdict->good());
     d.refresh();
     CHECK(d.status().refusals == 1);
     CHECK(!d.status().problem.empty());
