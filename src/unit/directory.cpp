@@ -244,6 +244,12 @@ int interrupt_when_due(void* context) noexcept { return static_cast<const Deadli
 Result<void> prepare_statements(Connection& c);
 std::optional<Failure> inspect(Connection& c, bool run_quick_check);
 
+// A failed read: a lock or I/O error may pass, anything else is a bad file.
+Failure read_failure(const Error& e) {
+    if (e.code == Errc::Unavailable || e.code == Errc::Io) return passing(e.message);
+    return refusal(RefusalReason::Corrupt, e.message);
+}
+
 // An opened and checked snapshot, or why not.
 struct Opening {
     std::unique_ptr<Connection> connection;
@@ -286,11 +292,14 @@ Opening open_snapshot_file(const std::string& path, const FileId& id, std::chron
         if (auto stale = check_no_stale_wal(c->db.get(), path)) return stale;
         // Room for the inner pages of ten million mailboxes' b-trees (about
         // 4 MB), so that a lookup reads at most its leaf pages from the file.
-        if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return passing(r.error().message);
+        if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return read_failure(r.error());
         return inspect(*c, !known_good);
     }();
     sqlite3_progress_handler(c->db.get(), 0, nullptr, nullptr);
-    if (checked) {
+    // Past the deadline, even a validation that ended is refused: the
+    // bound holds for small files too (SQLite looks every 1000 steps).
+    if (checked || deadline.passed()) {
+        if (!checked && deadline.cancel != nullptr && deadline.cancel->load()) return fail(passing("cancelled"));
         if (deadline.passed())
             return fail(refusal(RefusalReason::Timeout,
                                 fmt::format("validation did not finish within validation_timeout ({})",
@@ -322,12 +331,6 @@ Result<void> prepare_statements(Connection& c) {
         *e.slot = std::move(stmt.value());
     }
     return {};
-}
-
-// A failed read: a lock or I/O error may pass, anything else is a bad file.
-Failure read_failure(const Error& e) {
-    if (e.code == Errc::Unavailable || e.code == Errc::Io) return passing(e.message);
-    return refusal(RefusalReason::Corrupt, e.message);
 }
 
 // Reads and checks what makes a file a usable snapshot.
