@@ -116,6 +116,14 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); }},
     {"max_replica_age", "0", "treat a replica older than this as unavailable (0: off)",
      [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+    {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
+     [](std::string_view v, Settings& s) -> std::string {
+         std::chrono::seconds parsed{};
+         if (auto problem = set_duration(parsed, v); !problem.empty()) return problem;
+         if (parsed.count() <= 0) return "must be at least 1s";
+         s.validation_timeout = parsed;
+         return {};
+     }},
     {"hostname", "", "this host's name in the route's by= (default: the system's host name)",
      [](std::string_view v, Settings& s) { return set_text(s.hostname, v); }},
     {"user", "", "user to run as after binding the socket",
@@ -191,6 +199,8 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"recipient_delimiter", s.resolver.address.recipient_delimiter},
         {"fold_local_case", yes_no(s.resolver.address.fold_local_case)},
         {"max_replica_age", fmt::format("{}s", s.resolver.max_replica_age.count())},
+        {"validation_timeout",
+         fmt::format("{}s", std::chrono::duration_cast<std::chrono::seconds>(s.validation_timeout).count())},
         {"hostname", s.hostname},
         {"user", s.user},
         {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},

@@ -33,6 +33,13 @@ std::string set_timeout(std::chrono::seconds& field, std::string_view value) {
     return {};
 }
 
+std::string set_validation_timeout(std::chrono::milliseconds& field, std::string_view value) {
+    std::chrono::seconds parsed{};
+    if (auto problem = set_timeout(parsed, value); !problem.empty()) return problem;
+    field = parsed;
+    return {};
+}
+
 std::string add_endpoint(std::vector<std::string>& list, std::string_view value) {
     auto e = common::parse_endpoint(value);
     if (!e) return e.error().message;
@@ -86,6 +93,8 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_duration(s.resolver.reject_max_age, v); }},
     {"max_replica_age", "0", "refuse (tempfail) answers from a replica older than this (0: off)",
      [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+    {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
+     [](std::string_view v, Settings& s) { return set_validation_timeout(s.validation_timeout, v); }},
     {"threads", "0", "worker threads, one SQLite connection each (0: one per core)",
      [](std::string_view v, Settings& s) { return set_number(s.threads, v, 0u, 256u); }},
     {"user", "", "user to run as after binding the sockets",
@@ -200,6 +209,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"fold_local_case", s.resolver.address.fold_local_case ? "yes" : "no"},
         {"reject_max_age", seconds(s.resolver.reject_max_age)},
         {"max_replica_age", seconds(s.resolver.max_replica_age)},
+        {"validation_timeout", seconds(std::chrono::duration_cast<std::chrono::seconds>(s.validation_timeout))},
         {"threads", std::to_string(s.threads)},
         {"user", s.user},
         {"socket_mode", fmt::format("{:04o}", s.socket_mode)},
