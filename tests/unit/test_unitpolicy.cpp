@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "test_support.hpp"
+#include "policyd/stats.hpp"
 #include "unit/primary.hpp"
 
 using namespace unit;
@@ -453,4 +454,21 @@ TEST_CASE("a replacement the daemon's user cannot read, or a FIFO, is refused on
     auto stopping = std::chrono::steady_clock::now();
     CHECK(d.stop() == 0);
     CHECK(std::chrono::steady_clock::now() - stopping < std::chrono::seconds(2));
+}
+
+TEST_CASE("refusals are counted by reason on the control socket and in Prometheus, the total kept") {
+    unit::policyd::Stats stats;
+    stats.count(RefusalReason::Unreadable);
+    stats.count(RefusalReason::Timeout);
+    stats.count(RefusalReason::Timeout);
+    stats.set_refused("units.db: timeout: validation did not finish");
+    auto json = unit::policyd::stats_json(stats, unit::policyd::ReplicaView{true});
+    CHECK(json.find("\"replica_refusals\":3,") != std::string::npos);
+    CHECK(json.find("\"replica_refusals_timeout\":2,") != std::string::npos);
+    CHECK(json.find("\"replica_validating\":1,") != std::string::npos);
+    CHECK(json.find("\"replica_refused\":\"units.db: timeout: validation did not finish\"") != std::string::npos);
+    auto prometheus = unit::policyd::stats_prometheus(stats);
+    CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"unreadable\"} 1\n") != std::string::npos);
+    CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"timeout\"} 2\n") != std::string::npos);
+    CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"foreign\"} 0\n") != std::string::npos);
 }
