@@ -159,9 +159,8 @@ public:
     // the daemons log and count each refused file once, not once per thread.
     bool first_report(const FileId& id, RefusalReason reason);
 
-    struct State;
-
 private:
+    struct State;
     std::shared_ptr<State> state_;  // shared with a validation thread that may outlive the cache
 };
 
