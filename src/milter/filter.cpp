@@ -59,10 +59,19 @@ public:
                 slot_->switches_seen = status.switches;
                 log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
             }
+            // Each refused file counted and logged once: the pool's
+            // connections share the validation cache.
             if (status.refusals != slot_->refusals_seen) {
-                MilterStats::add(filter_stats().replica_refusals, status.refusals - slot_->refusals_seen);
                 slot_->refusals_seen = status.refusals;
-                log(Severity::Warning, "replica: refused: {}", status.problem);
+                const auto& refused = status.refused;
+                const auto& cache = pool_.directory_.validation;
+                if (refused && (!cache || cache->first_report(refused->file, refused->reason))) {
+                    MilterStats::add(filter_stats().replica_refusals);
+                    MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(refused->reason)]);
+                    log(Severity::Warning, "replica: refused {}: {}: {}{}", status.path, to_string(refused->reason),
+                        refused->message,
+                        status.serving ? fmt::format(" (serving generation {})", status.snapshot.generation) : "");
+                }
             }
         }
         ResolverPool& pool_;
@@ -102,12 +111,16 @@ private:
 
 // ------------------------------------------------------------ configuration snapshot
 
+DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation) {
+    DirectoryOptions o{s.db, std::chrono::milliseconds(250), std::chrono::milliseconds(200), std::move(validation)};
+    o.validation_timeout = s.validation_timeout;
+    return o;
+}
+
 struct Runtime {
     explicit Runtime(std::shared_ptr<const Settings> s, std::shared_ptr<ValidationCache> validation)
         : settings(std::move(s)),
-          pool(DirectoryOptions{settings->db, std::chrono::milliseconds(250), std::chrono::milliseconds(200),
-                                std::move(validation)},
-               settings->resolver) {}
+          pool(directory_options(*settings, std::move(validation)), settings->resolver) {}
     std::shared_ptr<const Settings> settings;
     ResolverPool pool;
 };

@@ -47,6 +47,8 @@ struct Settings {
     common::LogSink log = common::LogSink::Syslog;
     bool debug = false;
     std::string hostname;  // by= in the route; default: gethostname()
+    // How long validating a replacement of the replica may take (directory.hpp).
+    std::chrono::milliseconds validation_timeout{30'000};
 
     ResolverOptions resolver;
 };

@@ -33,8 +33,11 @@ std::string stats_prometheus(const MilterStats& s) {
     m.sample("unitmilter_alias_recipients_total", value(s.recipients_removed), {{"change", "removed"}});
     counter("unitmilter_replica_switches_total", "Switches to a new replica file (per pooled connection).",
             s.replica_switches);
-    counter("unitmilter_replica_refusals_total", "Replica files refused by validation (per pooled connection).",
-            s.replica_refusals);
+    m.family("unitmilter_replica_refusals_total", Type::Counter,
+             "Replacement replica files refused (each file once), by reason.");
+    for (std::size_t i = 0; i < unit::refusal_reason_count; ++i)
+        m.sample("unitmilter_replica_refusals_total", value(s.refusal_reasons[i]),
+                 {{"reason", to_string(static_cast<unit::RefusalReason>(i))}});
     m.family("unitmilter_replica_generation", Type::Gauge, "Generation of the snapshot the last lookup used.");
     m.sample("unitmilter_replica_generation", value(s.replica_generation));
     return m.text();

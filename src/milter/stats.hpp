@@ -5,10 +5,13 @@
 // MilterStats (filter_stats(), filter.hpp).
 #pragma once
 
+#include <array>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
+
+#include "unit/directory.hpp"
 
 namespace unit::milter {
 
@@ -25,7 +28,10 @@ struct MilterStats {
     Counter headers_removed{0};  // forged routing headers from untrusted clients
     Counter recipients_added{0}, recipients_removed{0};  // alias expansion
     Counter directory_tempfails{0};  // messages with a recipient the directory could not resolve
-    Counter replica_switches{0}, replica_refusals{0};
+    Counter replica_switches{0};
+    // Replacements refused, each file once (not once per pooled connection), in all and by reason.
+    Counter replica_refusals{0};
+    std::array<Counter, unit::refusal_reason_count> refusal_reasons{};  // by unit::RefusalReason
     Counter replica_generation{0};  // of the last snapshot a lookup used
 
     static void add(Counter& counter, std::uint64_t n = 1) noexcept {

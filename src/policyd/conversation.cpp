@@ -1,5 +1,7 @@
 #include "policyd/conversation.hpp"
 
+#include <fmt/format.h>
+
 #include <chrono>
 
 #include "common/log.hpp"
@@ -16,6 +18,7 @@ DirectoryOptions directory_options(const Settings& s, std::shared_ptr<Validation
     o.path = s.db;
     o.validation = std::move(validation);
     o.snapshot_hold = snapshot_hold;
+    o.validation_timeout = s.validation_timeout;
     return o;
 }
 
@@ -73,6 +76,7 @@ Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shar
                std::chrono::milliseconds snapshot_hold)
     : settings_(std::move(settings)),
       stats_(stats),
+      validation_(validation),
       directory_(directory_options(*settings_, std::move(validation), snapshot_hold)) {
     resolver_.emplace(directory_, untraced(settings_->resolver));
     switches_seen_ = directory_.status().switches;
@@ -95,15 +99,25 @@ void Worker::note_replica_changes() {
     if (status.switches != switches_seen_) {
         stats_.replica_switches += status.switches - switches_seen_;
         switches_seen_ = status.switches;
+        stats_.set_refused({});
         common::log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
     }
+    // A refused file is counted and logged once, by the first worker to
+    // report it (the workers share the validation cache).
     if (status.refusals != refusals_seen_) {
-        stats_.replica_refusals += status.refusals - refusals_seen_;
         refusals_seen_ = status.refusals;
+        const auto& refused = status.refused;
+        if (refused && (!validation_ || validation_->first_report(refused->file, refused->reason))) {
+            stats_.count(refused->reason);
+            std::string text = fmt::format("{}: {}: {}", status.path, to_string(refused->reason), refused->message);
+            if (status.serving) text += fmt::format(" (serving generation {})", status.snapshot.generation);
+            common::log(Severity::Warning, "replica: refused {}", text);
+            stats_.set_refused(std::move(text));
+        }
     }
     if (status.problem != problem_seen_) {  // each new problem once, not per request
         problem_seen_ = status.problem;
-        if (!problem_seen_.empty()) common::log(Severity::Warning, "replica: {}", problem_seen_);
+        if (!problem_seen_.empty() && !status.refused) common::log(Severity::Warning, "replica: {}", problem_seen_);
     }
 }
 

@@ -49,6 +49,7 @@ private:
 
     std::shared_ptr<const Settings> settings_;
     Stats& stats_;
+    std::shared_ptr<ValidationCache> validation_;  // may be null (--stdio)
     Directory directory_;
     std::optional<Resolver> resolver_;  // re-made on reconfigure (it holds a reference)
     std::uint64_t switches_seen_ = 0, refusals_seen_ = 0;

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "policyd/answers.hpp"
+#include "policyd/stats.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
 
@@ -27,16 +28,6 @@ constexpr MapName all_maps[] = {MapName::Recipient, MapName::TransportMx, MapNam
 constexpr const char* map_names[] = {"domain", "recipient", "transportmx", "transportunit", "alias"};
 
 const char* name_of(MapName m) { return map_names[static_cast<int>(m)]; }
-
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-        else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-    return out + "\"";
-}
 
 std::string utc(std::time_t t) {
     std::tm tm{};
@@ -102,26 +93,54 @@ std::optional<std::string> read_control(const std::string& path, std::string& er
     return text;
 }
 
-// "name":value pairs of a flat JSON object of numbers, in order.
+// "name":value pairs of the control socket's flat JSON object (numbers and
+// strings, the strings unescaped), in order.
 std::vector<std::pair<std::string, std::string>> json_pairs(const std::string& object) {
     std::vector<std::pair<std::string, std::string>> pairs;
-    std::string_view body(object);
-    body = body.substr(1, body.size() - 2);
-    while (!body.empty()) {
-        auto comma = body.find(',');
-        auto item = body.substr(0, comma);
-        auto colon = item.find(':');
-        if (colon != std::string_view::npos && item.size() > 2)
-            pairs.emplace_back(std::string(item.substr(1, colon - 2)), std::string(item.substr(colon + 1)));
-        body = comma == std::string_view::npos ? std::string_view{} : body.substr(comma + 1);
+    std::size_t at = 1;
+    auto string_at = [&](std::string& out) {
+        if (at >= object.size() || object[at] != '"') return false;
+        for (++at; at < object.size() && object[at] != '"'; ++at) {
+            if (object[at] == '\\' && at + 1 < object.size()) {
+                ++at;
+                if (object[at] == 'u' && at + 4 < object.size()) {
+                    out += static_cast<char>(std::stoi(object.substr(at + 1, 4), nullptr, 16));
+                    at += 4;
+                    continue;
+                }
+            }
+            out += object[at];
+        }
+        ++at;  // the closing quote
+        return true;
+    };
+    while (at + 1 < object.size()) {
+        std::string name, value;
+        if (!string_at(name) || at >= object.size() || object[at] != ':') break;
+        ++at;
+        if (!string_at(value)) {
+            auto end = object.find_first_of(",}", at);
+            value = object.substr(at, end - at);
+            at = end;
+        }
+        pairs.emplace_back(std::move(name), std::move(value));
+        if (at < object.size() && object[at] == ',') ++at;
     }
     return pairs;
+}
+
+std::string value_of(const std::vector<std::pair<std::string, std::string>>& pairs, std::string_view name) {
+    for (const auto& [k, v] : pairs)
+        if (k == name) return v;
+    return {};
 }
 
 }  // namespace
 
 int run_dump(const Settings& settings, std::ostream& out) {
-    Directory directory(DirectoryOptions{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}});
+    DirectoryOptions options{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}};
+    options.validation_timeout = settings.validation_timeout;
+    Directory directory(options);
     const DirectoryStatus& status = directory.status();
     std::optional<DirectorySummary> summary;
     std::string problem = status.problem;
@@ -141,6 +160,14 @@ int run_dump(const Settings& settings, std::ostream& out) {
         {"serving", status.serving ? "yes" : "no"},
         {"problem", problem},
     };
+    // What the daemon serves, from its control socket: this process may read
+    // the file when the daemon cannot (another user), or the other way round.
+    if (counters) {
+        auto pairs = json_pairs(*counters);
+        db.emplace_back("daemon_generation", value_of(pairs, "replica_generation"));
+        db.emplace_back("daemon_validating", value_of(pairs, "replica_validating") == "1" ? "yes" : "no");
+        db.emplace_back("daemon_refused", value_of(pairs, "replica_refused"));
+    }
     if (status.serving) {
         const auto& snap = status.snapshot;
         db.emplace_back("schema_version", std::to_string(snap.schema_version));

@@ -562,7 +562,9 @@ void Server::Impl::accept_control() {
     control->async_accept([this](const error_code& ec, UnixSocket socket) {
         if (ec == asio::error::operation_aborted) return;
         if (!ec) {
-            auto reply = std::make_shared<std::string>(stats_json(stats) + "\n");
+            ReplicaView replica;
+            replica.validating = validation->under_way().has_value();
+            auto reply = std::make_shared<std::string>(stats_json(stats, replica) + "\n");
             auto client = std::make_shared<UnixSocket>(std::move(socket));
             asio::async_write(*client, asio::buffer(*reply), [reply, client](const error_code&, std::size_t) {});
         }

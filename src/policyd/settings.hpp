@@ -45,6 +45,8 @@ struct Settings {
     unsigned max_connections = 1000;
     std::size_t max_line = 8 * 1024;
     std::size_t max_request = 64 * 1024;
+    // How long validating a replacement of the replica may take (directory.hpp).
+    std::chrono::milliseconds validation_timeout{30'000};
 
     ResolverOptions resolver;
     AnswerSettings answers;

@@ -52,6 +52,11 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
         v.emplace_back(fmt::format("tempfail_{}", to_string(static_cast<TempfailCause>(i))), get(s.tempfail_causes[i]));
     v.emplace_back("replica_switches", get(s.replica_switches));
     v.emplace_back("replica_refusals", get(s.replica_refusals));
+    for (std::size_t i = 0; i < unit::refusal_reason_count; ++i)
+        v.emplace_back(fmt::format("replica_refusals_{}", to_string(static_cast<RefusalReason>(i))),
+                       get(s.refusal_reasons[i]));
+    v.emplace_back("replica_generation", get(s.replica_generation));
+    v.emplace_back("replica_published_at", get(s.replica_published_at));
     v.emplace_back("latency_count", s.latency.count());
     v.emplace_back("latency_p50_us", s.latency.percentile(50));
     v.emplace_back("latency_p99_us", s.latency.percentile(99));
@@ -98,9 +103,31 @@ std::string stats_text(const Stats& stats) {
     return out;
 }
 
-std::string stats_json(const Stats& stats) {
+void Stats::set_refused(std::string text) {
+    std::lock_guard lock(refused_mutex_);
+    refused_ = std::move(text);
+}
+
+std::string Stats::refused() const {
+    std::lock_guard lock(refused_mutex_);
+    return refused_;
+}
+
+std::string json_string(std::string_view text) {
+    std::string out = "\"";
+    for (unsigned char c : text) {
+        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
+        else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
+        else out += static_cast<char>(c);
+    }
+    return out + "\"";
+}
+
+std::string stats_json(const Stats& stats, const ReplicaView& replica) {
     std::vector<std::string> fields;
     for (const auto& [name, value] : flatten(stats)) fields.push_back(fmt::format("\"{}\":{}", name, value));
+    fields.push_back(fmt::format("\"replica_validating\":{}", replica.validating ? 1 : 0));
+    fields.push_back(fmt::format("\"replica_refused\":{}", json_string(stats.refused())));
     return fmt::format("{{{}}}", fmt::join(fields, ","));
 }
 
@@ -155,8 +182,11 @@ std::string stats_prometheus(const Stats& s) {
                  {{"cause", to_string(static_cast<TempfailCause>(i))}});
 
     counter("unitpolicy_replica_switches_total", "Switches to a new replica file (per worker).", s.replica_switches);
-    counter("unitpolicy_replica_refusals_total", "Replica files refused by validation (per worker).",
-            s.replica_refusals);
+    m.family("unitpolicy_replica_refusals_total", Type::Counter,
+             "Replacement replica files refused (each file once), by reason.");
+    for (std::size_t i = 0; i < unit::refusal_reason_count; ++i)
+        m.sample("unitpolicy_replica_refusals_total", static_cast<double>(get(s.refusal_reasons[i])),
+                 {{"reason", to_string(static_cast<RefusalReason>(i))}});
     gauge("unitpolicy_replica_generation", "Generation of the snapshot answering now.",
           static_cast<double>(get(s.replica_generation)));
     gauge("unitpolicy_replica_published_timestamp_seconds", "When that snapshot was published (0: not stamped).",

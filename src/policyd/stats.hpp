@@ -7,8 +7,10 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <mutex>
 #include <string>
 
+#include "unit/directory.hpp"
 #include "unit/resolver.hpp"
 
 namespace unit::policyd {
@@ -46,9 +48,15 @@ struct Stats {
     std::array<Counter, 4> replies{};         // by ReplyKind
     std::array<Counter, 8> outcomes{};        // by unit::Outcome
     std::array<Counter, unit::tempfail_cause_count> tempfail_causes{}; // by unit::TempfailCause
-    Counter replica_switches{0}, replica_refusals{0};
+    Counter replica_switches{0};
+    // Replacements refused, each file once (not once per worker), in all and by reason.
+    Counter replica_refusals{0};
+    std::array<Counter, unit::refusal_reason_count> refusal_reasons{};  // by unit::RefusalReason
     // The snapshot answering now (the newest any worker has switched to).
     Counter replica_generation{0}, replica_published_at{0};
+    // The last refused file, while no switch has followed: "PATH: reason: why".
+    void set_refused(std::string text);
+    std::string refused() const;
     LatencyHistogram latency;
 
     void count(VerdictKind v) noexcept { verdicts[static_cast<int>(v)].fetch_add(1, std::memory_order_relaxed); }
@@ -57,12 +65,30 @@ struct Stats {
     void count(TempfailCause c) noexcept {
         tempfail_causes[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
     }
+    void count(unit::RefusalReason r) noexcept {
+        replica_refusals.fetch_add(1, std::memory_order_relaxed);
+        refusal_reasons[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
+    }
+
+private:
+    mutable std::mutex refused_mutex_;
+    std::string refused_;
+};
+
+// What the daemon says of its replica beyond the counters: whether a
+// replacement is being validated now.
+struct ReplicaView {
+    bool validating = false;
 };
 
 // The counters as "name value" lines, as one JSON object, or in the
 // Prometheus text format (families named unitpolicy_*).
 std::string stats_text(const Stats& stats);
-std::string stats_json(const Stats& stats);
+// The counters, the replica's state and the last refused file, as one flat
+// JSON object (the control socket's answer).
+std::string stats_json(const Stats& stats, const ReplicaView& replica = {});
 std::string stats_prometheus(const Stats& stats);
+// `text` as a JSON string, quoted and escaped.
+std::string json_string(std::string_view text);
 
 }  // namespace unit::policyd

@@ -3,14 +3,20 @@
 #include <fmt/format.h>
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <cerrno>
+#include <condition_variable>
 #include <cstdio>
 #include <cstring>
 #include <map>
 #include <mutex>
+#include <set>
 #include <thread>
+#include <tuple>
 
 #include "unit/sqlite.hpp"
 
@@ -76,75 +82,64 @@ int wait_for_lock(void* context, int count) noexcept {
 
 }  // namespace
 
-// ---------------------------------------------------------------- ValidationCache
+// ---------------------------------------------------------------- file identity
 
-struct ValidationCache::State {
-    Mode mode = Mode::InPlace;
-    mutable std::mutex mutex;
-    std::map<std::tuple<std::uint64_t, std::uint64_t, std::int64_t, std::int64_t>, std::string> verdicts;
-    bool validating = false;  // the validator thread is at work
-    std::atomic<std::uint64_t> recorded{0};  // verdicts that were news
-    std::thread validator;
+std::string_view to_string(RefusalReason reason) noexcept {
+    switch (reason) {
+    case RefusalReason::NotRegular: return "not_regular";
+    case RefusalReason::Unreadable: return "unreadable";
+    case RefusalReason::Timeout: return "timeout";
+    case RefusalReason::Corrupt: return "corrupt";
+    case RefusalReason::UnsupportedSchema: return "unsupported_schema";
+    case RefusalReason::StaleWal: return "stale_wal";
+    case RefusalReason::Regression: return "regression";
+    case RefusalReason::Foreign: return "foreign";
+    }
+    return "?";
+}
 
-    // Under the mutex. Counts a verdict only when it is news, so that
-    // readers switching to a file already judged do not make the others
-    // look again.
-    void store(const FileId& id, std::string verdict);
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// A file found at the path: its identity and whether it is a regular file.
+struct Found {
+    FileId id;
+    bool regular = false;
 };
 
-namespace {
-auto cache_key(const FileId& id) { return std::tuple(id.device, id.inode, id.size, id.mtime_ns); }
-}  // namespace
-
-void ValidationCache::State::store(const FileId& id, std::string verdict) {
-    auto [it, inserted] = verdicts.try_emplace(cache_key(id), verdict);
-    if (!inserted) {
-        if (it->second == verdict) return;
-        it->second = std::move(verdict);
-    }
-    recorded.fetch_add(1, std::memory_order_release);
-}
-
-ValidationCache::ValidationCache(Mode mode) : state_(std::make_unique<State>()) { state_->mode = mode; }
-
-ValidationCache::~ValidationCache() {
-    if (state_->validator.joinable()) state_->validator.join();
-}
-
-bool ValidationCache::in_background() const noexcept { return state_->mode == Mode::Background; }
-
-std::uint64_t ValidationCache::verdicts_recorded() const noexcept {
-    return state_->recorded.load(std::memory_order_acquire);
-}
-
-std::optional<std::string> ValidationCache::verdict(const FileId& id) const {
-    std::lock_guard lock(state_->mutex);
-    auto it = state_->verdicts.find(cache_key(id));
-    if (it == state_->verdicts.end()) return std::nullopt;
-    return it->second;
-}
-
-void ValidationCache::record(const FileId& id, std::string verdict) {
-    std::lock_guard lock(state_->mutex);
-    state_->store(id, std::move(verdict));
-}
-
-// ---------------------------------------------------------------- snapshot opening
-
-namespace {
-
-std::optional<FileId> stat_file(const std::string& path, int& error) noexcept {
+std::optional<Found> stat_file(const std::string& path, int& error) noexcept {
     struct stat st {};
     if (stat(path.c_str(), &st) != 0) {
         error = errno;
         return std::nullopt;
     }
-    return FileId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                  static_cast<std::int64_t>(st.st_size),
-                  static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+    auto ns = [](const timespec& t) { return static_cast<std::int64_t>(t.tv_sec) * 1'000'000'000 + t.tv_nsec; };
+    return Found{FileId{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
+                        static_cast<std::int64_t>(st.st_size), ns(st.st_mtim), ns(st.st_ctim)},
+                 S_ISREG(st.st_mode)};
 }
 
 bool same_file(const FileId& a, const FileId& b) noexcept { return a.device == b.device && a.inode == b.inode; }
+
+auto cache_key(const FileId& id) { return std::tuple(id.device, id.inode, id.size, id.mtime_ns, id.ctime_ns); }
+using CacheKey = decltype(cache_key(FileId{}));
+
+std::string seconds_text(std::chrono::milliseconds d) {
+    return d.count() % 1000 == 0 ? fmt::format("{} s", d.count() / 1000) : fmt::format("{} ms", d.count());
+}
+
+}  // namespace
+
+std::optional<FileId> file_id(const std::string& path, int& error) noexcept {
+    auto found = stat_file(path, error);
+    if (!found) return std::nullopt;
+    return found->id;
+}
+
+// ---------------------------------------------------------------- snapshot opening
+
+namespace {
 
 // A WAL file holds a 32-byte header, then frames.
 constexpr std::int64_t wal_header_bytes = 32;
@@ -155,7 +150,7 @@ std::optional<FileId> wal_beside(const std::string& path) noexcept {
     int ignored = 0;
     auto wal = stat_file(path + "-wal", ignored);
     if (!wal) return std::nullopt;
-    return FileId{wal->device, wal->inode, wal->size > wal_header_bytes ? 1 : 0, 0};
+    return FileId{wal->id.device, wal->id.inode, wal->id.size > wal_header_bytes ? 1 : 0, 0, 0};
 }
 
 std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
@@ -169,15 +164,23 @@ std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
     return timegm(&tm);
 }
 
-Result<std::string> meta_value(sqlite3* db, const char* key) {
+// nullopt when the key is absent.
+Result<std::optional<std::string>> optional_meta(sqlite3* db, const char* key) {
     auto stmt = detail::prepare(db, "SELECT value FROM meta WHERE key = ?1");
     if (!stmt) return stmt.error();
     Query q(stmt->get());
     q.bind(1, key);
     auto row = q.step();
     if (!row) return row.error();
-    if (!row.value()) return make_error(Errc::Corrupt, fmt::format("meta.{} is missing", key));
-    return q.text(0);
+    if (!row.value()) return std::optional<std::string>();
+    return std::optional<std::string>(q.text(0));
+}
+
+Result<std::string> meta_value(sqlite3* db, const char* key) {
+    auto value = optional_meta(db, key);
+    if (!value) return value.error();
+    if (!value.value()) return make_error(Errc::Corrupt, fmt::format("meta.{} is missing", key));
+    return std::move(*value.value());
 }
 
 Result<void> quick_check(sqlite3* db) {
@@ -191,6 +194,16 @@ Result<void> quick_check(sqlite3* db) {
     return {};
 }
 
+// Why a file cannot be served now: a refusal (a bad file) or, without a
+// reason, a failure that may pass (a lock, a file replaced meanwhile).
+struct Failure {
+    std::optional<RefusalReason> refusal;
+    std::string message;
+};
+
+Failure passing(std::string message) { return Failure{std::nullopt, std::move(message)}; }
+Failure refusal(RefusalReason reason, std::string message) { return Failure{reason, std::move(message)}; }
+
 // SQLite reads a WAL found beside a database file whatever the file's
 // header says. A snapshot in rollback-journal mode (what publish writes)
 // has no WAL of its own: one with frames beside it was left by the file it
@@ -198,49 +211,104 @@ Result<void> quick_check(sqlite3* db) {
 // rename), and reading through it would lay that file's pages over the new
 // one's: old or mixed data, which quick_check does not always notice. The
 // header is read through SQLite's own descriptor, before any transaction.
-Result<void> check_no_stale_wal(sqlite3* db, const std::string& path) {
+std::optional<Failure> check_no_stale_wal(sqlite3* db, const std::string& path) {
     sqlite3_file* file = nullptr;
     if (sqlite3_file_control(db, "main", SQLITE_FCNTL_FILE_POINTER, &file) != SQLITE_OK || file == nullptr ||
         file->pMethods == nullptr)
-        return {};
+        return std::nullopt;
     unsigned char header[20];
-    if (file->pMethods->xRead(file, header, sizeof header, 0) != SQLITE_OK) return {};  // inspect() says why
+    if (file->pMethods->xRead(file, header, sizeof header, 0) != SQLITE_OK) return std::nullopt;  // inspect() says why
     bool rollback_journal = header[18] == 1 && header[19] == 1;  // file format versions: 2 is WAL
     int ignored = 0;
     auto wal = stat_file(path + "-wal", ignored);
-    if (!rollback_journal || !wal || wal->size <= wal_header_bytes) return {};
-    return make_error(Errc::Conflict,
-                      fmt::format("stale WAL: {}-wal ({} bytes) belongs to the file this rollback-journal snapshot "
-                                  "replaced: remove it and {}-shm",
-                                  path, wal->size, path));
+    if (!rollback_journal || !wal || wal->id.size <= wal_header_bytes) return std::nullopt;
+    return refusal(RefusalReason::StaleWal,
+                   fmt::format("stale WAL: {}-wal ({} bytes) belongs to the file this rollback-journal snapshot "
+                               "replaced: remove it and {}-shm",
+                               path, wal->id.size, path));
 }
 
+// Interrupts SQLite's work on a file being validated once its time is up
+// (or the cache that asked for it is going away).
+struct Deadline {
+    Clock::time_point at;
+    const std::atomic<bool>* cancel = nullptr;
+    std::chrono::milliseconds timeout{0};
+    bool passed() const noexcept {
+        return (cancel != nullptr && cancel->load(std::memory_order_relaxed)) || Clock::now() >= at;
+    }
+};
+
+int interrupt_when_due(void* context) noexcept { return static_cast<const Deadline*>(context)->passed() ? 1 : 0; }
+
 Result<void> prepare_statements(Connection& c);
-Result<void> inspect(Connection& c, bool run_quick_check);
+std::optional<Failure> inspect(Connection& c, bool run_quick_check);
+
+// A failed read: a lock or I/O error may pass, anything else is a bad file.
+Failure read_failure(const Error& e) {
+    if (e.code == Errc::Unavailable || e.code == Errc::Io) return passing(e.message);
+    return refusal(RefusalReason::Corrupt, e.message);
+}
+
+// An opened and checked snapshot, or why not.
+struct Opening {
+    std::unique_ptr<Connection> connection;
+    Failure failure;  // when connection is null
+};
 
 // Opens the snapshot file at `path` and checks it (quick_check too, unless
-// the file is known good). Only a connection to the file that was stat()ed
-// as `id` is returned: it may be replaced between stat() and open().
-Result<std::unique_ptr<Connection>> open_snapshot_file(const std::string& path, const FileId& id,
-                                                       std::chrono::milliseconds busy_timeout, bool known_good) {
+// the file is known good), all before `deadline`. Only a connection to the
+// file that was stat()ed as `id` is returned: it may be replaced between
+// stat() and open(). The type is checked again just before SQLite opens
+// the path: a FIFO swapped in since would block open().
+Opening open_snapshot_file(const std::string& path, const FileId& id, std::chrono::milliseconds busy_timeout,
+                           bool known_good, const Deadline& deadline) {
+    auto fail = [](Failure f) { return Opening{nullptr, std::move(f)}; };
+    int error = 0;
+    auto before = stat_file(path, error);
+    if (!before || !same_file(before->id, id)) return fail(passing("replaced while it was being opened"));
+    if (!before->regular) return fail(refusal(RefusalReason::NotRegular, "not a regular file"));
+    // stat()-like: no descriptor of the path is opened outside SQLite.
+    if (faccessat(AT_FDCWD, path.c_str(), R_OK, AT_EACCESS) != 0) {
+        if (errno == EACCES)
+            return fail(refusal(RefusalReason::Unreadable,
+                                fmt::format("cannot be read by this process (uid {}): permission denied", geteuid())));
+        return fail(passing(fmt::format("{}: {}", path, std::strerror(errno))));
+    }
     auto db = detail::open_database(path, SQLITE_OPEN_READONLY, static_cast<int>(busy_timeout.count()));
-    if (!db) return db.error();
+    if (!db) {
+        if (db.error().code == Errc::Corrupt) return fail(refusal(RefusalReason::Corrupt, db.error().message));
+        return fail(passing(db.error().message));
+    }
     auto c = std::make_unique<Connection>();
     c->db = std::move(db.value());
     c->info.file = id;
     c->busy.timeout = busy_timeout;
     sqlite3_busy_handler(c->db.get(), wait_for_lock, &c->busy);
-    // Before any statement: PRAGMA cache_size reads the schema, through a
-    // stale WAL if one lies beside the file.
-    if (auto r = check_no_stale_wal(c->db.get(), path); !r) return r.error();
-    // Room for the inner pages of ten million mailboxes' b-trees (about
-    // 4 MB), so that a lookup reads at most its leaf pages from the file.
-    if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return r.error();
-    if (auto r = inspect(*c, !known_good); !r) return r.error();
-    int error = 0;
+    sqlite3_progress_handler(c->db.get(), 1000, interrupt_when_due, const_cast<Deadline*>(&deadline));
+    auto checked = [&]() -> std::optional<Failure> {
+        // Before any statement: PRAGMA cache_size reads the schema, through a
+        // stale WAL if one lies beside the file.
+        if (auto stale = check_no_stale_wal(c->db.get(), path)) return stale;
+        // Room for the inner pages of ten million mailboxes' b-trees (about
+        // 4 MB), so that a lookup reads at most its leaf pages from the file.
+        if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return read_failure(r.error());
+        return inspect(*c, !known_good);
+    }();
+    sqlite3_progress_handler(c->db.get(), 0, nullptr, nullptr);
+    // Past the deadline, even a validation that ended is refused: the
+    // bound holds for small files too (SQLite looks every 1000 steps).
+    if (checked || deadline.passed()) {
+        if (!checked && deadline.cancel != nullptr && deadline.cancel->load()) return fail(passing("cancelled"));
+        if (deadline.passed())
+            return fail(refusal(RefusalReason::Timeout,
+                                fmt::format("validation did not finish within validation_timeout ({})",
+                                            seconds_text(deadline.timeout))));
+        return fail(std::move(*checked));
+    }
     auto after = stat_file(path, error);
-    if (!after || !same_file(*after, id)) return make_error(Errc::Unavailable, "replaced while it was being opened");
-    return c;
+    if (!after || !same_file(after->id, id)) return fail(passing("replaced while it was being opened"));
+    return Opening{std::move(c), {}};
 }
 
 Result<void> prepare_statements(Connection& c) {
@@ -265,32 +333,203 @@ Result<void> prepare_statements(Connection& c) {
     return {};
 }
 
-// Reads and checks what makes a file a usable snapshot; the result tells a
-// bad file (Corrupt/Invalid: refuse it) from a passing failure (Unavailable).
-Result<void> inspect(Connection& c, bool run_quick_check) {
+// Reads and checks what makes a file a usable snapshot.
+std::optional<Failure> inspect(Connection& c, bool run_quick_check) {
     auto version_text = meta_value(c.db.get(), "schema_version");
     if (!version_text) {
         const auto& e = version_text.error();
-        if (e.code == Errc::Unavailable) return e;
-        return make_error(Errc::Corrupt, fmt::format("not a unitpolicy database: {}", e.message));
+        if (e.code == Errc::Unavailable) return passing(e.message);
+        return refusal(RefusalReason::Corrupt, fmt::format("not a unitpolicy database: {}", e.message));
     }
     int version = std::atoi(version_text->c_str());
     if (version < min_schema_version || version > max_schema_version)
-        return make_error(Errc::Corrupt, fmt::format("schema version {} is not supported (this build reads {} to {})",
-                                                     *version_text, min_schema_version, max_schema_version));
+        return refusal(RefusalReason::UnsupportedSchema,
+                       fmt::format("schema version {} is not supported (this build reads {} to {})", *version_text,
+                                   min_schema_version, max_schema_version));
     if (run_quick_check) {
-        if (auto r = quick_check(c.db.get()); !r) return r;
+        if (auto r = quick_check(c.db.get()); !r) return read_failure(r.error());
     }
     auto generation = meta_value(c.db.get(), "generation");
-    if (!generation) return generation.error();
-    if (auto r = prepare_statements(c); !r) return r;
+    if (!generation) return read_failure(generation.error());
+    auto primary_id = optional_meta(c.db.get(), "primary_id");
+    if (!primary_id) return read_failure(primary_id.error());
+    auto override_value = optional_meta(c.db.get(), "publish_override");
+    if (!override_value) return read_failure(override_value.error());
+    if (auto r = prepare_statements(c); !r) return read_failure(r.error());
     c.info.schema_version = version;
     c.info.generation = std::atoll(generation->c_str());
+    c.info.primary_id = primary_id->value_or("");
+    c.info.publish_override = override_value->value_or("");
     if (auto published = meta_value(c.db.get(), "published_at")) c.info.published_at = parse_timestamp(*published);
-    return {};
+    return std::nullopt;
+}
+
+// Whether `next` may replace `served` (see the top of directory.hpp):
+// nullopt when it may, otherwise the refusal.
+std::optional<Failure> check_lineage(const ValidationCache::Served& served, const SnapshotInfo& next) {
+    if (next.publish_override == "takeover") return std::nullopt;
+    auto name = [](const std::string& id) { return id.empty() ? std::string("(none)") : id; };
+    if (next.primary_id != served.primary_id)
+        return refusal(RefusalReason::Foreign,
+                       fmt::format("generation {} of primary {} would replace generation {} of primary {}: another "
+                                   "primary (publish it with --takeover if that is meant)",
+                                   next.generation, name(next.primary_id), served.generation, name(served.primary_id)));
+    if (next.generation < served.generation && next.publish_override != "rollback")
+        return refusal(RefusalReason::Regression,
+                       fmt::format("generation {} is lower than generation {} served (primary {}): a regression "
+                                   "(publish it with --rollback if that is meant)",
+                                   next.generation, served.generation, name(served.primary_id)));
+    return std::nullopt;
 }
 
 }  // namespace
+
+// ---------------------------------------------------------------- ValidationCache
+
+// One validation on the cache's thread. `abandoned` and `finished` are
+// read and written under the cache's mutex.
+struct ValidationJob {
+    FileId id;
+    Deadline deadline;
+    std::atomic<bool> cancel{false};
+    bool abandoned = false, finished = false;
+};
+
+struct ValidationCache::State {
+    Mode mode = Mode::InPlace;
+    mutable std::mutex mutex;
+    std::condition_variable finished;
+    std::map<CacheKey, Verdict> verdicts;
+    std::atomic<std::uint64_t> recorded{0};  // verdicts that were news
+    std::shared_ptr<ValidationJob> job;      // the validation under way
+    std::thread validator;                   // its thread, or a finished one not joined yet
+    int abandoned = 0;                       // validations past their timeout, still stuck
+    std::optional<Served> served;
+    std::set<std::pair<CacheKey, int>> reported;
+
+    // Under the mutex. Counts a verdict only when it is news, so that
+    // readers switching to a file already judged do not make the others
+    // look again.
+    void store(const FileId& id, Verdict verdict);
+    // Under the mutex: a validation past its deadline refuses its file and
+    // is left to end on its own (it may be stuck in a system call).
+    void expire();
+};
+
+void ValidationCache::State::store(const FileId& id, Verdict verdict) {
+    auto [it, inserted] = verdicts.try_emplace(cache_key(id), verdict);
+    if (!inserted) {
+        if (it->second == verdict) return;
+        it->second = std::move(verdict);
+    }
+    recorded.fetch_add(1, std::memory_order_release);
+}
+
+void ValidationCache::State::expire() {
+    if (!job || Clock::now() < job->deadline.at) return;
+    store(job->id, Verdict{RefusalReason::Timeout, fmt::format("validation did not finish within validation_timeout ({})",
+                                                               seconds_text(job->deadline.timeout))});
+    job->cancel = true;  // SQLite's work stops at once; a system call, when it returns
+    job->abandoned = true;
+    ++abandoned;
+    validator.detach();
+    job.reset();
+}
+
+ValidationCache::ValidationCache(Mode mode) : state_(std::make_shared<State>()) { state_->mode = mode; }
+
+ValidationCache::~ValidationCache() {
+    std::unique_lock lock(state_->mutex);
+    if (auto job = state_->job) {
+        job->cancel = true;
+        // Interrupted SQLite work ends within milliseconds; a thread stuck in
+        // a system call is left behind (it holds the state it needs).
+        if (!state_->finished.wait_for(lock, std::chrono::milliseconds(50), [&] { return job->finished; })) {
+            job->abandoned = true;
+            state_->validator.detach();
+            return;
+        }
+    }
+    lock.unlock();
+    if (state_->validator.joinable()) state_->validator.join();
+}
+
+bool ValidationCache::in_background() const noexcept { return state_->mode == Mode::Background; }
+
+std::uint64_t ValidationCache::verdicts_recorded() const noexcept {
+    return state_->recorded.load(std::memory_order_acquire);
+}
+
+std::optional<Verdict> ValidationCache::verdict(const FileId& id) {
+    std::lock_guard lock(state_->mutex);
+    state_->expire();
+    auto it = state_->verdicts.find(cache_key(id));
+    if (it == state_->verdicts.end()) return std::nullopt;
+    return it->second;
+}
+
+void ValidationCache::record(const FileId& id, Verdict verdict) {
+    std::lock_guard lock(state_->mutex);
+    state_->store(id, std::move(verdict));
+}
+
+std::optional<FileId> ValidationCache::under_way() const {
+    std::lock_guard lock(state_->mutex);
+    if (!state_->job) return std::nullopt;
+    return state_->job->id;
+}
+
+std::optional<ValidationCache::Served> ValidationCache::served() const {
+    std::lock_guard lock(state_->mutex);
+    return state_->served;
+}
+
+void ValidationCache::note_served(const Served& served) {
+    std::lock_guard lock(state_->mutex);
+    state_->served = served;
+}
+
+bool ValidationCache::first_report(const FileId& id, RefusalReason reason) {
+    std::lock_guard lock(state_->mutex);
+    return state_->reported.emplace(cache_key(id), static_cast<int>(reason)).second;
+}
+
+void ValidationCache::validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout,
+                                     std::chrono::milliseconds timeout) {
+    std::lock_guard lock(state_->mutex);
+    State& s = *state_;
+    s.expire();
+    if (s.job || s.verdicts.count(cache_key(id)) != 0) return;
+    if (s.abandoned >= max_abandoned) {
+        s.store(id, Verdict{RefusalReason::Timeout,
+                            fmt::format("not validated: {} earlier validations are still stuck past validation_timeout",
+                                        s.abandoned)});
+        return;
+    }
+    if (s.validator.joinable()) s.validator.join();  // done: it has finished
+    auto job = std::make_shared<ValidationJob>();
+    job->id = id;
+    job->deadline = Deadline{Clock::now() + timeout, &job->cancel, timeout};
+    // The thread reports under the mutex held here: the job is in place
+    // before it can finish.
+    s.validator = std::thread([state = state_, job, path, busy_timeout] {
+        auto opened = open_snapshot_file(path, job->id, busy_timeout, false, job->deadline);
+        std::lock_guard done(state->mutex);
+        if (job->abandoned) {  // timed out: its verdict is in already
+            --state->abandoned;
+            return;
+        }
+        if (!job->cancel) {
+            if (opened.connection) state->store(job->id, Verdict{});
+            else if (opened.failure.refusal && *opened.failure.refusal != RefusalReason::StaleWal)
+                state->store(job->id, Verdict{opened.failure.refusal, opened.failure.message});
+        }
+        job->finished = true;
+        state->job.reset();
+        state->finished.notify_all();
+    });
+    s.job = std::move(job);
+}
 
 // ---------------------------------------------------------------- Directory
 
@@ -298,6 +537,7 @@ Result<void> inspect(Connection& c, bool run_quick_check) {
 // either changes (removing a stale WAL makes the same file worth a retry).
 struct Candidate {
     FileId file;
+    bool regular = false;
     std::optional<FileId> wal;
     bool operator==(const Candidate&) const = default;
 };
@@ -307,6 +547,7 @@ struct Directory::State {
     DirectoryStatus status;
     std::unique_ptr<Connection> current;
     std::optional<Candidate> refused;  // the last candidate refused, not retried until it changes
+    std::optional<Candidate> pending;  // noticed, neither served nor refused yet
     std::chrono::steady_clock::time_point next_check{};
     // The cache's verdict count at the last check. A verdict recorded since
     // (this or another thread validated a replacement) makes the next read
@@ -314,77 +555,130 @@ struct Directory::State {
     // first read after it, not each at its own next check.
     std::uint64_t verdicts_seen = 0;
 
-    Result<std::unique_ptr<Connection>> open_candidate(const FileId& id);
-    void try_switch(const Candidate& candidate);
+    enum class Next { Wait, Open };
+    std::optional<Candidate> look();
+    Next examine(const Candidate& candidate);
+    void open_and_switch(const Candidate& candidate);
+    void refuse(const Candidate& candidate, RefusalReason reason, const std::string& message);
+    void set_pending(const Candidate& candidate);
+    void clear_pending() noexcept;
     void note_missing(int error);
     bool new_verdicts() const noexcept {
         return options.validation && options.validation->verdicts_recorded() != verdicts_seen;
     }
 };
 
-Result<std::unique_ptr<Connection>> Directory::State::open_candidate(const FileId& id) {
-    std::optional<std::string> cached;
-    if (options.validation) cached = options.validation->verdict(id);
-    if (cached && !cached->empty()) return make_error(Errc::Corrupt, *cached);
-    return open_snapshot_file(options.path, id, options.busy_timeout, cached.has_value());
+// The file at the path when it is neither the one served nor the one
+// refused last: a candidate to examine. Notes a missing file.
+std::optional<Candidate> Directory::State::look() {
+    int error = 0;
+    auto found = stat_file(options.path, error);
+    if (!found) {
+        clear_pending();
+        note_missing(error);
+        return std::nullopt;
+    }
+    if (current && same_file(found->id, current->info.file)) {
+        clear_pending();
+        status.refused.reset();
+        status.problem.clear();  // updated in place, or back after a refused replacement
+        return std::nullopt;
+    }
+    Candidate candidate{found->id, found->regular, wal_beside(options.path)};
+    if (refused && *refused == candidate) return std::nullopt;
+    return candidate;
 }
 
-namespace {
-
-// A verdict that holds for the file whatever its surroundings: a bad file,
-// not a lock (may pass) or a stale WAL beside it (about the surroundings).
-bool is_refusal(const Error& e) noexcept { return e.code != Errc::Unavailable && e.code != Errc::Conflict; }
-
-}  // namespace
-
-void ValidationCache::validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout) {
-    std::lock_guard lock(state_->mutex);
-    if (state_->validating || state_->verdicts.count(cache_key(id)) != 0) return;
-    if (state_->validator.joinable()) state_->validator.join();  // done: it cleared `validating`
-    // The thread reports under the mutex held here: `validating` is set
-    // before it can clear it, and only once the thread exists.
-    state_->validator = std::thread([this, id, path, busy_timeout] {
-        auto opened = open_snapshot_file(path, id, busy_timeout, false);
-        std::lock_guard done(state_->mutex);
-        if (opened) state_->store(id, "");
-        else if (is_refusal(opened.error())) state_->store(id, opened.error().message);
-        state_->validating = false;
-    });
-    state_->validating = true;
-}
-
-void Directory::State::try_switch(const Candidate& found) {
-    const FileId& id = found.file;
+// Refuses what can be refused without opening the file, and tells whether
+// the caller may open it now: otherwise it is pending (validated on the
+// cache's thread) or refused.
+Directory::State::Next Directory::State::examine(const Candidate& candidate) {
+    if (!candidate.regular) {
+        refuse(candidate, RefusalReason::NotRegular, "not a regular file");
+        return Next::Wait;
+    }
+    if (!options.validation) return Next::Open;
+    auto verdict = options.validation->verdict(candidate.file);
+    if (verdict && !verdict->good()) {
+        refuse(candidate, *verdict->refusal, verdict->message);
+        return Next::Wait;
+    }
     // Keep answering from the current snapshot while the new file is
     // validated elsewhere, unless a WAL with frames lies beside it (then the
     // refusal for it must be seen here).
-    const bool wal_beside_it = found.wal && found.wal->size != 0;
-    if (current && options.validation && options.validation->in_background() && !wal_beside_it &&
-        !options.validation->verdict(id)) {
-        options.validation->validate_later(id, options.path, options.busy_timeout);
-        return;
+    const bool wal_beside_it = candidate.wal && candidate.wal->size != 0;
+    if (!verdict && current && options.validation->in_background() && !wal_beside_it) {
+        set_pending(candidate);
+        options.validation->validate_later(candidate.file, options.path, options.busy_timeout,
+                                           options.validation_timeout);
+        return Next::Wait;
     }
-    auto candidate = open_candidate(id);
-    if (!candidate) {
-        const Error& e = candidate.error();
-        status.problem = fmt::format("{}: {}", options.path, e.message);
-        if (e.code != Errc::Unavailable) {
-            refused = found;
-            ++status.refusals;
-            if (options.validation && is_refusal(e)) options.validation->record(id, e.message);
+    return Next::Open;
+}
+
+void Directory::State::open_and_switch(const Candidate& found) {
+    const FileId& id = found.file;
+    std::optional<Verdict> cached;
+    if (options.validation) cached = options.validation->verdict(id);
+    const bool known_good = cached && cached->good();
+    const Deadline deadline{Clock::now() + options.validation_timeout, nullptr, options.validation_timeout};
+    auto opened = open_snapshot_file(options.path, id, options.busy_timeout, known_good, deadline);
+    if (!opened.connection) {
+        const Failure& f = opened.failure;
+        if (!f.refusal) {  // may pass: tried again at the next check
+            status.problem = fmt::format("{}: {}", options.path, f.message);
+            set_pending(found);
+            return;
         }
+        // A stale WAL is about the file's surroundings, not the file.
+        if (options.validation && *f.refusal != RefusalReason::StaleWal)
+            options.validation->record(id, Verdict{f.refusal, f.message});
+        refuse(found, *f.refusal, f.message);
         return;
     }
-    if (options.validation) options.validation->record(id, "");
+    if (options.validation && !known_good) options.validation->record(id, Verdict{});
+    const SnapshotInfo& next = opened.connection->info;
+    std::optional<ValidationCache::Served> served;
+    if (current) served = ValidationCache::Served{current->info.primary_id, current->info.generation};
+    else if (options.validation) served = options.validation->served();
+    if (served) {
+        if (auto lineage = check_lineage(*served, next)) {
+            refuse(found, *lineage->refusal, lineage->message);
+            return;
+        }
+    }
     if (current) ++status.switches;
-    current = std::move(candidate.value());
+    current = std::move(opened.connection);
+    if (options.validation) options.validation->note_served({current->info.primary_id, current->info.generation});
     refused.reset();
+    clear_pending();
+    status.refused.reset();
     status.serving = true;
     status.snapshot = current->info;
     status.problem.clear();
 }
 
+void Directory::State::refuse(const Candidate& candidate, RefusalReason reason, const std::string& message) {
+    refused = candidate;
+    clear_pending();
+    status.problem = fmt::format("{}: {}", options.path, message);
+    ++status.refusals;
+    ++status.refusals_by_reason[static_cast<std::size_t>(reason)];
+    status.refused = RefusedFile{candidate.file, reason, message};
+}
+
+void Directory::State::set_pending(const Candidate& candidate) {
+    pending = candidate;
+    status.pending = candidate.file;
+}
+
+void Directory::State::clear_pending() noexcept {
+    pending.reset();
+    status.pending.reset();
+}
+
 void Directory::State::note_missing(int error) {
+    status.refused.reset();
     status.problem = fmt::format("{}: {}", options.path, std::strerror(error));
     if (current) status.problem += fmt::format(" (serving generation {})", current->info.generation);
 }
@@ -407,18 +701,29 @@ void Directory::refresh(bool force) noexcept {
     s.next_check = now + s.options.check_interval;
     if (s.options.validation) s.verdicts_seen = s.options.validation->verdicts_recorded();
     try {
-        int error = 0;
-        auto id = stat_file(s.options.path, error);
-        if (!id) return s.note_missing(error);
-        if (s.current && same_file(*id, s.current->info.file)) {
-            s.status.problem.clear();  // updated in place, or back after a refused replacement
-            return;
-        }
-        Candidate candidate{*id, wal_beside(s.options.path)};
-        if (s.refused && *s.refused == candidate) return;
-        s.try_switch(candidate);
+        auto candidate = s.look();
+        if (candidate && s.examine(*candidate) == State::Next::Open) s.open_and_switch(*candidate);
     } catch (const std::exception& e) {  // allocation failure: keep what we have
         s.status.problem = fmt::format("{}: {}", s.options.path, e.what());
+    }
+}
+
+bool Directory::replacement_pending() noexcept {
+    State& s = *state_;
+    if (!s.current) return false;
+    try {
+        auto candidate = s.look();
+        if (!candidate) return false;
+        if (s.pending && *s.pending == *candidate) return true;
+        // Newly noticed: refused at once when that needs no open(); otherwise
+        // pending, validated on the cache's thread or at the next read here.
+        if (s.examine(*candidate) == State::Next::Open) {
+            s.set_pending(*candidate);
+            s.next_check = std::chrono::steady_clock::now();
+        }
+        return s.pending.has_value();
+    } catch (const std::exception&) {  // allocation failure: in doubt
+        return true;
     }
 }
 

@@ -5,11 +5,30 @@
 // path is never open()ed or close()d outside SQLite: that would drop
 // SQLite's POSIX locks). At most once per check_interval (and at the first
 // read after a shared ValidationCache records a verdict) it stat()s the path;
-// when the device/inode changed (a replacement by rename) it opens the new
-// file and validates it (schema version supported, PRAGMA quick_check, meta
-// readable) before switching. A file that fails is refused: the previous good
-// snapshot keeps answering and status().problem says why. A file updated in
-// place (WAL or a live replicator) is seen by the next read transaction.
+// when the device/inode changed (a replacement by rename) it validates the
+// new file before switching: a regular file (stat() says so before anything
+// opens it: a FIFO or a device never reaches open()), readable by this
+// process, schema version supported, PRAGMA quick_check, meta readable, all
+// within validation_timeout; then its generation and primary identity
+// against the snapshot served (regression, foreign: see below). A file that
+// fails is refused: the previous good snapshot keeps answering,
+// status().refused says which file and why (a RefusalReason), and the
+// refusal holds until the file at the path changes. A file updated in place
+// (WAL or a live replicator) is seen by the next read transaction.
+//
+// Generations never go backwards by accident: while a snapshot is served
+// (by this Directory, or by any Directory of its ValidationCache), a
+// replacement with the same meta.primary_id and a lower generation is
+// refused (Regression) unless its meta.publish_override is "rollback" or
+// "takeover"; one with another primary_id (a missing one counts as "") is
+// refused (Foreign) unless publish_override is "takeover". With nothing
+// served yet, any valid file is taken.
+//
+// A replacement noticed at the path but neither served nor refused yet is
+// pending (status().pending): negative answers from the snapshot served are
+// then not final, since the newer file may hold the address. Before a
+// negative answer, the resolver calls replacement_pending(), which stat()s
+// the path at once (whatever check_interval says) without switching.
 //
 // Read transactions: by default each read() begins one and the Reader ends
 // it. With snapshot_hold, successive read()s share one transaction for up
@@ -27,9 +46,9 @@
 // replacement renamed over a replica that was written in WAL mode would be
 // read through the old file's WAL (old or mixed pages). A rollback-journal
 // snapshot (what publish writes) with a WAL holding frames beside it is
-// therefore refused, and retried when that WAL goes away. A WAL-mode file
-// renamed over another cannot be told from its own WAL: remove the -wal
-// and -shm of the file it replaces first.
+// therefore refused (StaleWal), and retried when that WAL goes away. A
+// WAL-mode file renamed over another cannot be told from its own WAL:
+// remove the -wal and -shm of the file it replaces first.
 //
 // When no good snapshot was ever opened (missing, corrupt, unsupported
 // schema), read() fails with Errc::Unavailable, so every lookup becomes a
@@ -40,6 +59,7 @@
 // Logs nothing: status() carries switches, refusals and the last problem.
 #pragma once
 
+#include <array>
 #include <chrono>
 #include <cstdint>
 #include <ctime>
@@ -60,15 +80,35 @@ inline constexpr int max_schema_version = 1;
 
 namespace detail { struct Connection; }
 
-// Identity of a file on disk, as stat() reports it.
+// Identity of a file on disk, as stat() reports it. ctime changes with the
+// file's mode or owner too, so that a file refused as unreadable is tried
+// again once its permissions are fixed.
 struct FileId {
     std::uint64_t device = 0, inode = 0;
-    std::int64_t size = 0, mtime_ns = 0;
+    std::int64_t size = 0, mtime_ns = 0, ctime_ns = 0;
     bool operator==(const FileId&) const = default;
 };
 
+// The file at `path` as stat() sees it; nullopt (errno in `error`) when stat fails.
+UNIT_EXPORT std::optional<FileId> file_id(const std::string& path, int& error) noexcept;
+
+// Why a replacement was refused (counters and logs carry the name).
+enum class RefusalReason { NotRegular, Unreadable, Timeout, Corrupt, UnsupportedSchema, StaleWal, Regression, Foreign };
+inline constexpr std::size_t refusal_reason_count = 8;
+UNIT_EXPORT std::string_view to_string(RefusalReason reason) noexcept;
+
+// What became of a file: good (no reason), or refused and why.
+struct Verdict {
+    std::optional<RefusalReason> refusal;
+    std::string message;  // refused: why, in words
+    bool good() const noexcept { return !refusal; }
+    bool operator==(const Verdict&) const = default;
+};
+
 // Remembers which files were already validated (and the verdict), so that
-// the Directories of one process quick_check a new file once. Thread-safe.
+// the Directories of one process quick_check a new file once, and the
+// newest snapshot any of them served (the baseline of the regression and
+// foreign checks for a Directory with nothing served yet). Thread-safe.
 //
 // In the background mode, a replacement found while a good snapshot is
 // being served is validated on the cache's own thread: the Directories keep
@@ -78,17 +118,25 @@ struct FileId {
 // place. In either mode, every Directory sharing the cache looks for a
 // replacement at its next read after any verdict is recorded, so that the
 // threads of a process switch together.
+//
+// A validation has validation_timeout: SQLite's work is interrupted then,
+// and one stuck in a system call (an open() or read() on a hung mount) is
+// abandoned to finish, or not, on its own: either way the file is refused
+// (Timeout). While max_abandoned validations are still stuck, a new file
+// is refused at once rather than given one more thread. The destructor
+// never waits for a stuck validation.
 class UNIT_EXPORT ValidationCache {
 public:
     enum class Mode { InPlace, Background };
+    static constexpr int max_abandoned = 4;
     explicit ValidationCache(Mode mode = Mode::InPlace);
-    ~ValidationCache();  // waits for a validation under way
+    ~ValidationCache();  // interrupts a validation under way; waits for none
     ValidationCache(const ValidationCache&) = delete;
     ValidationCache& operator=(const ValidationCache&) = delete;
 
-    // nullopt: not validated yet; "" good; otherwise why it was refused.
-    std::optional<std::string> verdict(const FileId& id) const;
-    void record(const FileId& id, std::string verdict);
+    // nullopt: not judged yet (a validation past its timeout is judged now).
+    std::optional<Verdict> verdict(const FileId& id);
+    void record(const FileId& id, Verdict verdict);
     bool in_background() const noexcept;
     // How many verdicts were recorded so far: a Directory that sees the count
     // change looks for a replacement at its next read.
@@ -96,11 +144,24 @@ public:
     // Background mode: validates the file at `path`, if it is still `id`,
     // on the cache's thread, unless that is done or under way already. A
     // failure that may pass (a lock) records nothing: asked again later.
-    void validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout);
+    void validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout,
+                        std::chrono::milliseconds timeout);
+    // The file being validated on the cache's thread, if any.
+    std::optional<FileId> under_way() const;
+    // The newest snapshot a Directory of this cache switched to, and noting one.
+    struct Served {
+        std::string primary_id;
+        std::int64_t generation = 0;
+    };
+    std::optional<Served> served() const;
+    void note_served(const Served& served);
+    // True the first time it is asked about a refusal of `id` for `reason`:
+    // the daemons log and count each refused file once, not once per thread.
+    bool first_report(const FileId& id, RefusalReason reason);
 
 private:
     struct State;
-    std::unique_ptr<State> state_;
+    std::shared_ptr<State> state_;  // shared with a validation thread that may outlive the cache
 };
 
 struct DirectoryOptions {
@@ -114,6 +175,9 @@ struct DirectoryOptions {
     // How long one read transaction may serve successive read()s; 0: one
     // transaction per read(). See the top of this file.
     std::chrono::milliseconds snapshot_hold{0};
+    // How long validating a replacement may take before it is refused
+    // (RefusalReason::Timeout).
+    std::chrono::milliseconds validation_timeout{30'000};
 };
 
 struct SnapshotInfo {
@@ -121,6 +185,15 @@ struct SnapshotInfo {
     int schema_version = 0;
     std::int64_t generation = 0;
     std::optional<std::time_t> published_at;  // meta.published_at, when stamped
+    std::string primary_id;                   // meta.primary_id; "" when missing
+    std::string publish_override;             // meta.publish_override: "", "rollback" or "takeover"
+};
+
+// A replacement refused, until the file at the path changes.
+struct RefusedFile {
+    FileId file;
+    RefusalReason reason = RefusalReason::Corrupt;
+    std::string message;
 };
 
 struct DirectoryStatus {
@@ -130,6 +203,9 @@ struct DirectoryStatus {
     std::string problem;          // why the file at path is not served; empty when it is
     std::uint64_t switches = 0;   // good replacements switched to
     std::uint64_t refusals = 0;   // replacements refused
+    std::array<std::uint64_t, refusal_reason_count> refusals_by_reason{};  // by RefusalReason
+    std::optional<RefusedFile> refused;  // the file at path, when it is refused
+    std::optional<FileId> pending;       // a replacement noticed, neither served nor refused yet
 };
 
 class Directory;
@@ -179,6 +255,12 @@ public:
     // Looks for a replacement now if check_interval has passed (always when
     // forced); switches to it when it is good.
     void refresh(bool force = false) noexcept;
+    // Whether a replacement is pending, looked at now (one stat() of the
+    // path, whatever check_interval says): noticed, not served nor refused.
+    // Never switches (a Reader may be open) and never opens the file here;
+    // in the background mode it starts the new file's validation, otherwise
+    // the next read() validates it. False when nothing is served.
+    bool replacement_pending() noexcept;
     // refresh(), then begins a read transaction on the current snapshot (or,
     // with snapshot_hold, goes on with the one held since less than that).
     Result<Reader> read() noexcept;

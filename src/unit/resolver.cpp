@@ -397,16 +397,35 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
             r.cause = lookup.cause() != TempfailCause::None ? lookup.cause() : cause_of(found.error(), directory_);
             return r;
         }
-        if (!found.value()) {
-            r.outcome = Outcome::Unknown;
-            if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count()) {
-                fail(r, trace, Outcome::Unconfirmed,
-                     fmt::format("unknown in a replica {} s old, over reject_max_age {} s", age,
-                                 options_.reject_max_age.count()));
-                return r;
-            }
-            if (trace) r.trace.push_back("unknown: no such address");
+        if (!found.value()) r.outcome = Outcome::Unknown;
+        // A negative answer is final only from a snapshot that is young
+        // enough and not being replaced: the newer file may hold the address.
+        // The path is stat()ed for negatives only, never on the hot path.
+        const bool deliverable_alias =
+            r.outcome == Outcome::Alias && std::any_of(r.targets.begin(), r.targets.end(), [](const AliasTarget& t) {
+                return t.kind == AliasTarget::Kind::Mailbox || t.kind == AliasTarget::Kind::External;
+            });
+        const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled ||
+                              (r.outcome == Outcome::Alias && !deliverable_alias);
+        if (negative) {
+            if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count())
+                r.doubt = fmt::format("replica is {} s old, over reject_max_age {} s", age,
+                                      options_.reject_max_age.count());
+            else if (directory_.replacement_pending())
+                r.doubt = fmt::format("a replacement of generation {} is being validated", r.generation);
+            else if (const auto& refused = directory_.status().refused;
+                     refused && refused->reason != RefusalReason::Regression &&
+                     refused->reason != RefusalReason::Foreign)
+                // A newer file that cannot be read may hold the address: a
+                // fault at the path must not turn into a 5xx.
+                r.doubt = fmt::format("the replacement of generation {} was refused ({})", r.generation,
+                                      to_string(refused->reason));
         }
+        if (!r.doubt.empty() && (r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled)) {
+            fail(r, trace, Outcome::Unconfirmed, fmt::format("{} in doubt: {}", to_string(r.outcome), r.doubt));
+            return r;
+        }
+        if (r.outcome == Outcome::Unknown && trace) r.trace.push_back("unknown: no such address");
         return r;
     } catch (const std::exception& e) {  // allocation failure
         Resolution broken;

@@ -23,8 +23,10 @@
 //                the interfaces decide what moving and suspended mean)
 //   Alias        an alias; targets holds the expansion
 //   Unknown      a served domain without such an address
-//   Unconfirmed  Unknown, but the replica is older than reject_max_age: it
-//                may not have the newest mailboxes yet (answer 4xx, not 5xx)
+//   Unconfirmed  Unknown or Disabled, but in doubt (Resolution::doubt): the
+//                replica is older than reject_max_age, or a replacement of
+//                it is pending, or was refused for anything but a regression
+//                or another primary (directory.hpp); answer 4xx, not 5xx
 //   Foreign      the domain is not served here
 //   Disabled     a disabled mailbox
 //   Tempfail     the database cannot answer (missing, locked, corrupt,
@@ -102,9 +104,10 @@ struct Resolution {
     TempfailCause cause = TempfailCause::None;  // Tempfail: the class of reason
     // Non-empty when a negative answer from this snapshot is not certain
     // (it is older than reject_max_age, or a replacement of it is being
-    // validated): says why. The interfaces then answer every negative
-    // (unknown, disabled, an alias without a deliverable target) with the
-    // unconfirmed 4xx / TEMP, never a 5xx or NOTFOUND.
+    // validated, or was refused as unreadable, corrupt ...): says why. The
+    // interfaces then answer every negative (unknown, disabled, an alias
+    // without a deliverable target) with the unconfirmed 4xx / TEMP, never
+    // a 5xx or NOTFOUND. Set for negative outcomes only (it costs a stat()).
     std::string doubt;
     std::vector<std::string> trace;
 };

@@ -412,6 +412,27 @@ it_check "converged: nothing bounced on unit3" 'maillog unit3: $(pf_log unit3 | 
     it_not pf_bounced unit3
 [ "$IT_FAILED" -gt 0 ] && { pf_log_tail mx 20; pf_log_tail unit3 20; um_log_tail mxmilter; um_log_tail u3milter; }
 
+# =============================================================== refused replica
+
+# A FIFO renamed over the MX's replica: the milter refuses it without
+# opening it, logs it once (not once per pooled connection), and keeps
+# serving the last good snapshot; a good replica after it is taken.
+mkfifo "$IT_WORK/fifo" && mv -f "$IT_WORK/fifo" "$mx_replica"
+sleep 0.3
+for n in 1 2 3; do
+    before=$(sink_rcpt_count unit2 bob@example.com)
+    it_smtp "$mxport" "$from" bob@example.com --header "Subject: fifo $n"
+    it_wait_until 20 eval '[ "$(sink_rcpt_count unit2 bob@example.com)" -gt '"$before"' ]' \
+        || it_diag "message $n to bob did not arrive"
+done
+it_expect_eq "refused replica: the milter logs the FIFO once" 1 \
+    "$(grep -c "warning: replica: refused $mx_replica: not_regular: not a regular file" "$IT_WORK/mxmilter.log")"
+it_check "refused replica: mail still flows from the last good snapshot" 'unit2 has: $(sink_list unit2)' \
+    sink_has_rcpt unit2 bob@example.com
+gen_after=$(it_publish_gen "$mx_replica")
+[ -n "$gen_after" ] || it_fatal "unitctl publish printed no generation"
+[ "$IT_FAILED" -gt 0 ] && um_log_tail mxmilter
+
 um_stop u3milter
 um_stop mxmilter
 

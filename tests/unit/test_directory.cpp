@@ -1,17 +1,22 @@
 // The replica reader: opening, noticing replacements, refusing bad files.
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <chrono>
+#include <condition_variable>
 #include <cstdio>
+#include <mutex>
 #include <random>
 #include <thread>
 
 #include "test_support.hpp"
 #include "unit/directory.hpp"
 #include "unit/primary.hpp"
+#include "unit/resolver.hpp"
 
 using namespace unit;
 using namespace unit::test;
@@ -203,7 +208,7 @@ TEST_CASE("directories sharing a validation cache remember a refused file") {
     o.validation = cache;
     Directory a(o);
     REQUIRE(a.status().serving);
-    REQUIRE(cache->verdict(a.status().snapshot.file) == std::optional<std::string>(""));
+    REQUIRE(cache->verdict(a.status().snapshot.file) == std::optional<Verdict>(Verdict{}));
     write_file(r.dir.path("bad.db"), std::string(10000, 'z'));
     REQUIRE(std::rename(r.dir.path("bad.db").c_str(), r.replica.c_str()) == 0);
     a.refresh(true);
@@ -246,7 +251,7 @@ TEST_CASE("a snapshot renamed over a replica written in WAL mode waits until the
     CHECK(d.status().problem.empty());
     CHECK(d.status().switches == 1);
     CHECK(d.read()->mailbox("next@example.com")->has_value());
-    CHECK(cache->verdict(d.status().snapshot.file) == std::optional<std::string>(""));  // the file itself was good
+    CHECK(cache->verdict(d.status().snapshot.file) == std::optional<Verdict>(Verdict{}));  // the file itself was good
 }
 
 TEST_CASE("after a wait for a lock runs out, lookups fail at once for the next busy_timeout") {
@@ -354,22 +359,20 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     REQUIRE(served_generation(other) == first);
 
     auto wait_for_verdict = [&] {
-        struct stat st {};
-        REQUIRE(stat(r.replica.c_str(), &st) == 0);
-        FileId id{static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
-                  static_cast<std::int64_t>(st.st_size),
-                  static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+        int error = 0;
+        auto id = file_id(r.replica, error);
+        REQUIRE(id.has_value());
         auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
-        while (!cache->verdict(id) && std::chrono::steady_clock::now() < deadline)
+        while (!cache->verdict(*id) && std::chrono::steady_clock::now() < deadline)
             std::this_thread::sleep_for(std::chrono::milliseconds(5));
-        return cache->verdict(id);
+        return cache->verdict(*id);
     };
 
     REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
     install(r.primary, r.dir.path("staging.db"), r.replica);
     d.refresh(true);  // starts the validation, keeps serving
     CHECK(served_generation(d) == first);
-    CHECK(wait_for_verdict() == std::optional<std::string>(""));
+    CHECK(wait_for_verdict() == std::optional<Verdict>(Verdict{}));
     CHECK(served_generation(d) > first);  // read() switches once the verdict is in
     CHECK(d.status().switches == 1);
     CHECK(served_generation(other) == served_generation(d));  // at its first read after the verdict
@@ -381,7 +384,7 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     d.refresh(true);
     auto verdict = wait_for_verdict();
     REQUIRE(verdict.has_value());
-    CHECK(!verdict->empty());
+    CHECK(!verdict->good());
     d.refresh();
     CHECK(d.status().refusals == 1);
     CHECK(!d.status().problem.empty());
@@ -389,4 +392,350 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     CHECK(served_generation(other) == second);
     CHECK(other.status().refusals == 1);
     CHECK(!other.status().problem.empty());
+}
+
+// ---------------------------------------------------------------- a replacement pending, refused or regressed
+
+namespace {
+
+// The Directory's reader: resolves with the clock given, untraced.
+Resolution resolve_now(Directory& d, std::string_view address) {
+    ResolverOptions o;
+    o.trace = false;
+    Resolver resolver(d, o);
+    return resolver.resolve(address);
+}
+
+}  // namespace
+
+TEST_CASE("right after the rename, an address of the pending generation is unconfirmed, not unknown") {
+    for (auto mode : {ValidationCache::Mode::Background, ValidationCache::Mode::InPlace}) {
+        CAPTURE(static_cast<int>(mode));
+        Replica r;
+        auto o = options_for(r.replica);
+        o.validation = std::make_shared<ValidationCache>(mode);
+        o.check_interval = std::chrono::hours(1);  // never looked at by the clock
+        Directory d(o);
+        const auto first = served_generation(d);
+        CHECK(resolve_now(d, "new@example.com").outcome == Outcome::Unknown);
+        CHECK(!d.replacement_pending());
+
+        REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
+        install(r.primary, r.dir.path("staging.db"), r.replica);
+        auto unconfirmed = resolve_now(d, "new@example.com");
+        CHECK(unconfirmed.outcome == Outcome::Unconfirmed);
+        CHECK(unconfirmed.generation == first);
+        CHECK(unconfirmed.doubt.find("being validated") != std::string::npos);
+        CHECK(unconfirmed.reason.find("being validated") != std::string::npos);
+        CHECK(d.status().pending.has_value());
+        CHECK(resolve_now(d, "bob@example.com").outcome == Outcome::Mailbox);  // positives still answer
+
+        // Validated (here at the next read, or on the cache's thread): served.
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        Resolution later;
+        do {
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+            later = resolve_now(d, "new@example.com");
+        } while (later.outcome != Outcome::Mailbox && std::chrono::steady_clock::now() < deadline);
+        CHECK(later.outcome == Outcome::Mailbox);
+        CHECK(later.generation > first);
+        CHECK(!d.status().pending.has_value());
+        CHECK(resolve_now(d, "nobody@example.com").outcome == Outcome::Unknown);
+    }
+}
+
+TEST_CASE("a FIFO renamed over the replica is refused at once, never opened, and the snapshot keeps serving") {
+    for (bool background : {false, true}) {
+        CAPTURE(background);
+        Replica r;
+        auto o = options_for(r.replica);
+        if (background) o.validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+        Directory d(o);
+        const auto good = served_generation(d);
+        REQUIRE(mkfifo(r.dir.path("fifo").c_str(), 0644) == 0);
+        REQUIRE(std::rename(r.dir.path("fifo").c_str(), r.replica.c_str()) == 0);
+        auto started = std::chrono::steady_clock::now();
+        d.refresh(true);  // an open() of the FIFO would block here for good
+        CHECK(!d.replacement_pending());
+        CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
+        REQUIRE(d.status().refused.has_value());
+        CHECK(d.status().refused->reason == RefusalReason::NotRegular);
+        CHECK(d.status().refusals_by_reason[static_cast<std::size_t>(RefusalReason::NotRegular)] == 1);
+        CHECK(d.status().problem.find("not a regular file") != std::string::npos);
+        CHECK(served_generation(d) == good);
+        // The newer file behind a refused one may hold the address: in doubt.
+        CHECK(resolve_now(d, "nobody@example.com").outcome == Outcome::Unconfirmed);
+        CHECK(resolve_now(d, "off@example.com").outcome == Outcome::Unconfirmed);  // disabled, in doubt too
+        install(r.primary, r.dir.path("staging.db"), r.replica);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+        while (d.status().switches == 0 && std::chrono::steady_clock::now() < deadline) {
+            d.refresh(true);
+            std::this_thread::sleep_for(std::chrono::milliseconds(5));
+        }
+        CHECK(d.status().switches == 1);
+        CHECK(!d.status().refused.has_value());
+    }
+}
+
+TEST_CASE("a replacement this process may not read is refused as unreadable, and taken once readable") {
+    if (geteuid() != 0) return;  // needs root to become another user
+    Replica r;
+    REQUIRE(chmod(r.dir.root().c_str(), 0777) == 0);  // nobody renames the file in
+    REQUIRE(chmod(r.replica.c_str(), 0644) == 0);
+    REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
+    REQUIRE(r.primary.publish(r.dir.path("next.db")).ok());
+    REQUIRE(chmod(r.dir.path("next.db").c_str(), 0600) == 0);  // published under umask 077
+    int ignored = 0;
+    const auto next_inode = file_id(r.dir.path("next.db"), ignored).value().inode;
+    // Permissions hold for another user only: the checks run in a child as nobody.
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int failures = 0;
+        auto expect = [&failures](bool ok, int bit) {
+            if (!ok) failures |= bit;
+        };
+        if (setresgid(65534, 65534, 65534) != 0 || setresuid(65534, 65534, 65534) != 0) _exit(100);
+        auto o = options_for(r.replica);
+        o.validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+        Directory d(o);
+        expect(d.status().serving, 1);
+        const auto first = d.status().snapshot.generation;
+        if (std::rename(r.dir.path("next.db").c_str(), r.replica.c_str()) != 0) _exit(101);
+        auto unknown = resolve_now(d, "new@example.com");
+        expect(unknown.outcome == Outcome::Unconfirmed, 2);
+        for (int i = 0; i < 200 && !d.status().refused; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            d.refresh(true);
+        }
+        expect(d.status().refused && d.status().refused->reason == RefusalReason::Unreadable, 4);
+        expect(d.status().problem.find("permission denied") != std::string::npos, 8);
+        expect(d.status().snapshot.generation == first, 16);
+        expect(resolve_now(d, "new@example.com").outcome == Outcome::Unconfirmed, 32);  // never a 5xx
+        expect(resolve_now(d, "bob@example.com").outcome == Outcome::Mailbox, 64);
+        // Once the administrator (the parent) fixes the mode, the same file
+        // is taken: its ctime changed, so it is tried again.
+        struct stat st {};
+        for (int i = 0; i < 500 && (stat(r.replica.c_str(), &st) != 0 || (st.st_mode & 0777) != 0644); ++i)
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        for (int i = 0; i < 500 && resolve_now(d, "new@example.com").outcome != Outcome::Mailbox; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+            d.refresh(true);
+        }
+        expect(resolve_now(d, "new@example.com").outcome == Outcome::Mailbox, 128);
+        _exit(failures);
+    }
+    // Once the child renamed the file in, it has it refused within moments
+    // (it polls for the mode fix meanwhile).
+    for (int i = 0; i < 500; ++i) {
+        int error = 0;
+        auto at_path = file_id(r.replica, error);
+        if (at_path && at_path->inode == next_inode) break;
+        std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(500));
+    REQUIRE(chmod(r.replica.c_str(), 0644) == 0);
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 0);
+}
+
+namespace {
+
+// An SQLite VFS that makes open() of one file hang until released, as on a
+// hung network mount. Registered as the default while it lives.
+class HangingOpen {
+public:
+    explicit HangingOpen(std::string suffix) {
+        real_ = sqlite3_vfs_find(nullptr);
+        REQUIRE(real_ != nullptr);
+        wrapper_ = *real_;
+        wrapper_.zName = "hanging";
+        wrapper_.pAppData = this;
+        wrapper_.xOpen = [](sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int flags, int* out) {
+            auto* self = static_cast<HangingOpen*>(vfs->pAppData);
+            std::string_view n = name ? name : "";
+            {
+                std::unique_lock lock(self->mutex_);
+                if (self->hanging_ && n.size() >= self->suffix_.size() &&
+                    n.substr(n.size() - self->suffix_.size()) == self->suffix_) {
+                    ++self->hung_;
+                    self->released_cv_.wait(lock, [self] { return !self->hanging_; });
+                }
+            }
+            return self->real_->xOpen(self->real_, name, file, flags, out);
+        };
+        suffix_ = std::move(suffix);
+        REQUIRE(sqlite3_vfs_register(&wrapper_, 1) == SQLITE_OK);
+    }
+    ~HangingOpen() {
+        release();
+        std::this_thread::sleep_for(std::chrono::milliseconds(200));  // the threads it held finish
+        sqlite3_vfs_register(real_, 1);
+        sqlite3_vfs_unregister(&wrapper_);
+    }
+    void hang() {
+        std::lock_guard lock(mutex_);
+        hanging_ = true;
+    }
+    void release() {
+        {
+            std::lock_guard lock(mutex_);
+            hanging_ = false;
+        }
+        released_cv_.notify_all();
+    }
+    int hung() {
+        std::lock_guard lock(mutex_);
+        return hung_;
+    }
+
+private:
+    sqlite3_vfs* real_ = nullptr;
+    sqlite3_vfs wrapper_{};
+    std::string suffix_;
+    std::mutex mutex_;
+    std::condition_variable released_cv_;
+    bool hanging_ = false;
+    int hung_ = 0;
+};
+
+}  // namespace
+
+TEST_CASE("a validation past validation_timeout is refused, and a stuck one never delays destruction") {
+    using namespace std::chrono;
+    Replica r;
+    HangingOpen vfs("/units.db");
+    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    o.check_interval = milliseconds(20);
+    o.validation_timeout = milliseconds(300);
+    Directory d(o);
+    const auto good = served_generation(d);
+
+    vfs.hang();
+    REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    CHECK(d.replacement_pending());  // its validation starts, and hangs in open()
+    auto started = steady_clock::now();
+    while (!d.status().refused && steady_clock::now() - started < seconds(5)) {
+        std::this_thread::sleep_for(milliseconds(10));
+        CHECK(served_generation(d) == good);
+    }
+    REQUIRE(d.status().refused.has_value());
+    CHECK(d.status().refused->reason == RefusalReason::Timeout);
+    CHECK(steady_clock::now() - started >= milliseconds(250));
+    CHECK(steady_clock::now() - started < seconds(2));
+    CHECK(d.status().problem.find("validation_timeout (300 ms)") != std::string::npos);
+    CHECK(vfs.hung() == 1);
+
+    // Another file, its validation stuck too: destroying the cache does not wait for it.
+    REQUIRE(r.primary.add_mailbox("newer@example.com", "u1").ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    CHECK(d.replacement_pending());
+    for (int i = 0; i < 100 && vfs.hung() < 2; ++i) std::this_thread::sleep_for(milliseconds(5));
+    CHECK(vfs.hung() == 2);
+    started = steady_clock::now();
+    d = Directory(options_for(r.dir.path("none.db")));
+    cache.reset();
+    CHECK(steady_clock::now() - started < milliseconds(200));
+    vfs.release();
+}
+
+TEST_CASE("SQLite's own work on a replacement is interrupted at validation_timeout") {
+    Replica r;
+    auto o = options_for(r.replica);
+    o.validation_timeout = std::chrono::milliseconds(0);
+    Directory d(o);
+    CHECK(!d.status().serving);
+    REQUIRE(d.status().refused.has_value());
+    CHECK(d.status().refused->reason == RefusalReason::Timeout);
+}
+
+namespace {
+
+// A snapshot of the primary at `out` with its meta rewritten as given
+// (the unitctl side writes these; here they are set directly).
+void stage(Replica& r, const std::string& out, const std::string& primary_id, std::int64_t generation,
+           const std::string& override_value = "") {
+    REQUIRE(r.primary.publish(out).ok());
+    raw_sql(out, fmt::format("DELETE FROM meta WHERE key IN ('primary_id', 'publish_override');"
+                             "UPDATE meta SET value = '{}' WHERE key = 'generation';",
+                             generation));
+    if (!primary_id.empty())
+        raw_sql(out, fmt::format("INSERT INTO meta (key, value) VALUES ('primary_id', '{}')", primary_id));
+    if (!override_value.empty())
+        raw_sql(out, fmt::format("INSERT INTO meta (key, value) VALUES ('publish_override', '{}')", override_value));
+}
+
+void rename_in(Replica& r, const std::string& from) { REQUIRE(std::rename(from.c_str(), r.replica.c_str()) == 0); }
+
+}  // namespace
+
+TEST_CASE("a lower generation of the same primary, or another primary, is refused unless published so") {
+    const std::string a(32, 'a'), b(32, 'b');
+    Replica r;
+    const std::string next = r.dir.path("next.db");
+    stage(r, next, a, 1019);
+    rename_in(r, next);
+    auto cache = std::make_shared<ValidationCache>();
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    Directory d(o);
+    REQUIRE(served_generation(d) == 1019);
+
+    auto expect_refused = [&](RefusalReason reason, const std::vector<std::string>& words) {
+        d.refresh(true);
+        REQUIRE(d.status().refused.has_value());
+        CHECK(d.status().refused->reason == reason);
+        for (const auto& w : words) CHECK_MESSAGE(d.status().problem.find(w) != std::string::npos, w);
+        CHECK(served_generation(d) == 1019);
+    };
+    auto expect_taken = [&](std::int64_t generation) {
+        d.refresh(true);
+        CHECK(!d.status().refused.has_value());
+        CHECK(served_generation(d) == generation);
+    };
+
+    stage(r, next, a, 3);
+    rename_in(r, next);
+    expect_refused(RefusalReason::Regression, {"generation 3", "generation 1019", a, "--rollback"});
+    CHECK(resolve_now(d, "nobody@example.com").outcome == Outcome::Unknown);  // the newer snapshot is sure
+
+    stage(r, next, b, 5000);
+    rename_in(r, next);
+    expect_refused(RefusalReason::Foreign, {"generation 5000", b, "generation 1019", a, "--takeover"});
+    stage(r, next, b, 5000, "rollback");
+    rename_in(r, next);
+    expect_refused(RefusalReason::Foreign, {b});
+    stage(r, next, "", 2000);  // a primary without an identity is another one
+    rename_in(r, next);
+    expect_refused(RefusalReason::Foreign, {"(none)"});
+    CHECK(d.status().refusals_by_reason[static_cast<std::size_t>(RefusalReason::Foreign)] == 3);
+
+    // A Directory with nothing served takes any valid file, unless its cache
+    // knows what the process serves.
+    stage(r, next, a, 3);
+    rename_in(r, next);
+    Directory alone(options_for(r.replica));
+    CHECK(served_generation(alone) == 3);
+    Directory sharing(o);
+    CHECK(!sharing.status().serving);
+    REQUIRE(sharing.status().refused.has_value());
+    CHECK(sharing.status().refused->reason == RefusalReason::Regression);
+
+    stage(r, next, a, 3, "rollback");
+    rename_in(r, next);
+    expect_taken(3);
+    stage(r, next, a, 4);
+    rename_in(r, next);
+    expect_taken(4);
+    stage(r, next, b, 1, "takeover");
+    rename_in(r, next);
+    expect_taken(1);
+    stage(r, next, b, 2);
+    rename_in(r, next);
+    expect_taken(2);
 }

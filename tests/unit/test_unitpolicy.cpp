@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "test_support.hpp"
+#include "policyd/stats.hpp"
 #include "unit/primary.hpp"
 
 using namespace unit;
@@ -380,4 +381,94 @@ TEST_CASE("the soft open file limit is raised to the hard one, and max_connectio
     for (int fd : clients) close(fd);
     CHECK(log_has(w.dir.path("log"),
                   "warning: max_connections: the open file limit leaves room for 128 connections only"));
+}
+
+TEST_CASE("a replacement the daemon's user cannot read, or a FIFO, is refused once, loudly, never with a 5xx") {
+    if (geteuid() != 0) return;  // only root can change users
+    World w;
+    REQUIRE(chmod(w.dir.root().c_str(), 0755) == 0);
+    REQUIRE(chmod(w.db.c_str(), 0644) == 0);
+    const auto first = w.primary.generation().value();
+    std::string policy = w.dir.path("policy"), map = w.dir.path("map"), control = w.dir.path("control");
+    std::string log = w.dir.path("log");
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map,
+              "--control", control, "--log", "stderr", "--user", "nobody", "--threads", "2"},
+             log);
+    d.wait_until_started();
+    int p = connect_to(policy);
+    int m = connect_to(map);
+    check_exchange(p, policy_request("new@example.com"), "action=550 5.1.1 User unknown\n\n");
+
+    auto wait_for_counter = [&](const std::string& field) {
+        std::string json;
+        for (int i = 0; i < 100 && json.find(field) == std::string::npos; ++i) {
+            std::this_thread::sleep_for(std::chrono::milliseconds(20));
+            json = counters(control);
+        }
+        return json.find(field) != std::string::npos;
+    };
+    auto not_5xx = [&] {
+        auto answer = exchange(p, policy_request("new@example.com"), 20);
+        CHECK(answer.find("action=450 4.1.1") == 0);
+        auto reply = exchange(m, netstring("recipient new@example.com"), 8);
+        CHECK(reply.find("TEMP") != std::string::npos);
+    };
+
+    // Published under umask 077: mode 0600, root's.
+    REQUIRE(w.primary.add_mailbox("new@example.com", "u1").ok());
+    std::string next = w.dir.path("next.db");
+    REQUIRE(w.primary.publish(next).ok());
+    REQUIRE(chmod(next.c_str(), 0600) == 0);
+    REQUIRE(std::rename(next.c_str(), w.db.c_str()) == 0);
+    not_5xx();
+    CHECK(wait_for_counter("\"replica_refusals_unreadable\":1,"));
+    not_5xx();
+    auto dump = run_command({env_or_fail("UNITPOLICY"), "--db", w.db, "--dump", "--control", control});
+    CHECK(dump.out.find(fmt::format("daemon_generation: {}\n", first)) != std::string::npos);
+    CHECK(dump.out.find("daemon_refused: " + w.db + ": unreadable: ") != std::string::npos);
+    auto text = read_file(log);
+    auto refused = text.find("warning: replica: refused " + w.db + ": unreadable: cannot be read by this process");
+    CHECK(refused != std::string::npos);
+    CHECK(text.find("warning: replica: refused", refused + 1) == std::string::npos);  // once, not per worker
+
+    // A FIFO renamed in: refused without being opened.
+    REQUIRE(mkfifo(next.c_str(), 0644) == 0);
+    REQUIRE(std::rename(next.c_str(), w.db.c_str()) == 0);
+    not_5xx();
+    CHECK(wait_for_counter("\"replica_refusals_not_regular\":1,"));
+    CHECK(counters(control).find("\"replica_refusals\":2,") != std::string::npos);
+    CHECK(log_has(log, "warning: replica: refused " + w.db + ": not_regular: not a regular file"));
+
+    // A good replica after them is taken.
+    REQUIRE(w.primary.publish(next).ok());
+    REQUIRE(chmod(next.c_str(), 0644) == 0);
+    REQUIRE(std::rename(next.c_str(), w.db.c_str()) == 0);
+    std::string answer;
+    for (int i = 0; i < 100 && answer != "action=DUNNO\n\n"; ++i) {
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        answer = exchange(p, policy_request("new@example.com"), 14);
+    }
+    CHECK(answer == "action=DUNNO\n\n");
+    close(p);
+    close(m);
+    auto stopping = std::chrono::steady_clock::now();
+    CHECK(d.stop() == 0);
+    CHECK(std::chrono::steady_clock::now() - stopping < std::chrono::seconds(2));
+}
+
+TEST_CASE("refusals are counted by reason on the control socket and in Prometheus, the total kept") {
+    unit::policyd::Stats stats;
+    stats.count(RefusalReason::Unreadable);
+    stats.count(RefusalReason::Timeout);
+    stats.count(RefusalReason::Timeout);
+    stats.set_refused("units.db: timeout: validation did not finish");
+    auto json = unit::policyd::stats_json(stats, unit::policyd::ReplicaView{true});
+    CHECK(json.find("\"replica_refusals\":3,") != std::string::npos);
+    CHECK(json.find("\"replica_refusals_timeout\":2,") != std::string::npos);
+    CHECK(json.find("\"replica_validating\":1,") != std::string::npos);
+    CHECK(json.find("\"replica_refused\":\"units.db: timeout: validation did not finish\"") != std::string::npos);
+    auto prometheus = unit::policyd::stats_prometheus(stats);
+    CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"unreadable\"} 1\n") != std::string::npos);
+    CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"timeout\"} 2\n") != std::string::npos);
+    CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"foreign\"} 0\n") != std::string::npos);
 }
