@@ -369,7 +369,10 @@ std::optional<Failure> inspect(Connection& c, bool run_quick_check) {
 std::optional<Failure> check_lineage(const ValidationCache::Served& served, const SnapshotInfo& next) {
     if (next.publish_override == "takeover") return std::nullopt;
     auto name = [](const std::string& id) { return id.empty() ? std::string("(none)") : id; };
-    if (next.primary_id != served.primary_id)
+    // A snapshot served without an identity (published before primaries had
+    // one) is adopted by the first replacement that carries one: only the
+    // generations are compared, so that upgrading needs no --takeover.
+    if (!served.primary_id.empty() && next.primary_id != served.primary_id)
         return refusal(RefusalReason::Foreign,
                        fmt::format("generation {} of primary {} would replace generation {} of primary {}: another "
                                    "primary (publish it with --takeover if that is meant)",

@@ -78,9 +78,9 @@ Result<std::optional<DatabaseMeta>> previous_snapshot(const std::string& out, bo
 // Identity and generation against the snapshot being replaced.
 Result<void> check_lineage(const std::string& out, const DatabaseMeta& previous, const DatabaseMeta& fresh,
                            PublishOverride override_generation) {
-    // A snapshot without primary_id (published before identities) is
-    // another primary too, as the daemons see it: --takeover, once.
-    const bool same_primary = previous.primary_id == fresh.primary_id;
+    // A snapshot without primary_id (published before identities) is taken
+    // for this primary's, as the daemons take it: only generations compare.
+    const bool same_primary = !previous.primary_id || previous.primary_id == fresh.primary_id;
     if (!same_primary && override_generation != PublishOverride::Takeover)
         return make_error(Errc::Conflict,
                           fmt::format("{} holds a snapshot of another primary (primary_id {}, generation {}; this "

@@ -360,9 +360,15 @@ TEST_CASE("publish refuses a snapshot of another primary unless it is a takeover
     // And the old primary is now the foreign one.
     check_refused(d.primary.publish(out), Errc::Conflict, "another primary");
 
-    // A snapshot from before primary identities is another primary too.
+    // A snapshot from before primary identities is adopted by the next
+    // publish, generations compared: upgrading needs no --takeover.
     raw_sql(out, "DELETE FROM meta WHERE key = 'primary_id'");
-    check_refused(rebuilt->publish(out), Errc::Conflict, "another primary (primary_id (none)");
+    raw_sql(out, "UPDATE meta SET value = '999999' WHERE key = 'generation'");
+    check_refused(rebuilt->publish(out), Errc::Conflict, "refusing to go back");
+    raw_sql(out, "UPDATE meta SET value = '1' WHERE key = 'generation'");
+    auto adopted = rebuilt->publish(out);
+    REQUIRE_MESSAGE(adopted.ok(), adopted.error().message);
+    CHECK(meta_of(out).primary_id == new_id);
 }
 
 TEST_CASE("publish refuses a snapshot that removes too many mailboxes, and says which") {
