@@ -303,6 +303,13 @@ RecipientPlan plan_recipients(Resolver& resolver, const Settings& settings, cons
                 plan.elsewhere.push_back(fmt::format("{}: {}", printable(raws[i]), where));
         }
         bool expand = settings.expand_aliases && r.outcome == Outcome::Alias;
+        if (expand && !r.doubt.empty()) {
+            // A target unknown or disabled here may receive mail in the newer
+            // replica: expanding now would leave its copy out for good.
+            plan.tempfails.push_back(fmt::format("{}: alias with undeliverable targets, in doubt: {}",
+                                                 printable(raws[i]), r.doubt));
+            continue;
+        }
         if (expand) {
             RecipientPlan::Expansion e{raws[i], false, {}};
             for (const auto& t : r.targets) {

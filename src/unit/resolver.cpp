@@ -401,12 +401,13 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         // A negative answer is final only from a snapshot that is young
         // enough and not being replaced: the newer file may hold the address.
         // The path is stat()ed for negatives only, never on the hot path.
-        const bool deliverable_alias =
+        // An alias with a target it cannot deliver to is partly negative: a
+        // copy for that target would be left out (unitmilter's expansion).
+        const bool undeliverable_target =
             r.outcome == Outcome::Alias && std::any_of(r.targets.begin(), r.targets.end(), [](const AliasTarget& t) {
-                return t.kind == AliasTarget::Kind::Mailbox || t.kind == AliasTarget::Kind::External;
+                return t.kind == AliasTarget::Kind::Unknown || t.kind == AliasTarget::Kind::Disabled;
             });
-        const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled ||
-                              (r.outcome == Outcome::Alias && !deliverable_alias);
+        const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled || undeliverable_target;
         if (negative) {
             if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count())
                 r.doubt = fmt::format("replica is {} s old, over reject_max_age {} s", age,

@@ -3,13 +3,16 @@
 # Debian's miltertest(8), one Lua script per rule (tests/milter/*.lua).
 #
 # It makes a small directory with unitctl (domain example.com; units u1 and
-# u2; a@ and b@ on u1, c@ on u2; sales@ -> a@, c@), publishes a replica, and
-# starts four filters on unix sockets in a temporary directory:
+# u2; a@ and b@ on u1, c@ on u2, d@ on u2 disabled; sales@ -> a@, c@;
+# team@ -> a@, d@), publishes a replica, and starts five filters on unix sockets in a temporary directory:
 #   sock_mx           role mx, trusted_networks 10.0.0.0/8 2001:db8::/32,
 #                     max_hops 6, hostname mx.test
 #   sock_alias        the same with expand_aliases
 #   sock_nodb         a database that does not exist (tempfail_action tempfail)
 #   sock_nodb_accept  the same with tempfail_action accept
+#   sock_doubt        role mx with expand_aliases, whose replica is replaced
+#                     by a FIFO once it serves (a replacement refused: the
+#                     negatives of the snapshot it keeps are in doubt)
 # Each script gets the sockets and the replica's generation (gen) as globals
 # (-D). Prints "ok NAME" or "not ok NAME" with the script's output, then
 #   milter: N passed, M failed
@@ -59,6 +62,9 @@ db=$tmp/units.db
     "$unitctl" --db "$db" mailbox add b@example.com --unit u1 &&
     "$unitctl" --db "$db" mailbox add c@example.com --unit u2 &&
     "$unitctl" --db "$db" alias add sales@example.com a@example.com c@example.com &&
+    "$unitctl" --db "$db" mailbox add d@example.com --unit u2 &&
+    "$unitctl" --db "$db" mailbox set d@example.com --state disabled &&
+    "$unitctl" --db "$db" alias add team@example.com a@example.com d@example.com &&
     "$unitctl" --db "$db" publish "$tmp/replica.db"
 } >"$tmp/setup.log" 2>&1
 gen=$(sed -n -E 's/^published .* generation ([0-9]+) .*/\1/p' "$tmp/setup.log")
@@ -82,12 +88,26 @@ start mx "${common[@]}"
 start alias "${common[@]}" --expand-aliases
 start nodb --db "$tmp/missing.db"
 start nodb_accept --db "$tmp/missing.db" --tempfail-action accept
-for name in mx alias nodb nodb_accept; do
+cp "$tmp/replica.db" "$tmp/doubt.db"
+start doubt --db "$tmp/doubt.db" --trusted-networks '10.0.0.0/8' --expand-aliases
+for name in mx alias nodb nodb_accept doubt; do
     for _ in $(seq 100); do
         [ -S "$tmp/$name.sock" ] && break
         sleep 0.1
     done
 done
+# One message makes the doubt filter serve its snapshot; then a replacement
+# it cannot serve arrives.
+cat >"$tmp/warm.lua" <<'LUA'
+local conn = mt.connect("unix:" .. sock_doubt, 40, 0.25)
+assert(conn and mt.conninfo(conn, "outside.example.net", "192.0.2.10") == nil)
+assert(mt.rcptto(conn, "<a@example.com>") == nil and mt.eom(conn) == nil)
+assert(mt.getreply(conn) == SMFIR_CONTINUE)
+mt.disconnect(conn)
+LUA
+miltertest -D sock_doubt="$tmp/doubt.sock" -s "$tmp/warm.lua" >"$tmp/warm.log" 2>&1 ||
+    echo "# warming the doubt filter failed: $(cat "$tmp/warm.log")"
+mkfifo "$tmp/fifo" && mv "$tmp/fifo" "$tmp/doubt.db"
 
 passed=0
 failed=0
@@ -111,7 +131,7 @@ for script in "$here"/*.lua; do
         echo 'if not ok then print("error: " .. tostring(err)) error(err) end'
     } >"$tmp/$name.lua"
     out=$(timeout 120 miltertest -D sock_mx="$tmp/mx.sock" -D sock_alias="$tmp/alias.sock" \
-        -D sock_nodb="$tmp/nodb.sock" -D sock_nodb_accept="$tmp/nodb_accept.sock" -D gen="$gen" -D gen_older="$((gen - 1))" -D gen_newer="$((gen + 1))" \
+        -D sock_nodb="$tmp/nodb.sock" -D sock_nodb_accept="$tmp/nodb_accept.sock" -D sock_doubt="$tmp/doubt.sock" -D gen="$gen" -D gen_older="$((gen - 1))" -D gen_newer="$((gen + 1))" \
         -s "$tmp/$name.lua" 2>&1)
     report "$name" $? "$out"
 done
@@ -181,7 +201,7 @@ for pid in "${pids[@]}"; do
     fi
 done
 if [ "$failed" -gt 0 ]; then
-    for name in mx alias nodb nodb_accept; do
+    for name in mx alias nodb nodb_accept doubt; do
         echo "# $name filter log:"
         tail -n 20 "$tmp/$name.log" | sed 's/^/#   /'
     done

@@ -444,6 +444,28 @@ TEST_CASE("right after the rename, an address of the pending generation is uncon
     }
 }
 
+TEST_CASE("an alias with a target it cannot deliver to is in doubt while a replacement is pending") {
+    Replica r;
+    REQUIRE(r.primary.add_alias("crew@example.com", {"bob@example.com", "later@example.com"}).ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    auto o = options_for(r.replica);
+    o.validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    o.check_interval = std::chrono::hours(1);
+    Directory d(o);
+    auto sure = resolve_now(d, "crew@example.com");
+    REQUIRE(sure.outcome == Outcome::Alias);
+    CHECK(sure.doubt.empty());
+    CHECK(resolve_now(d, "sales@example.com").doubt.empty());  // every target delivers: no stat needed
+
+    // later@ arrives in the next generation: unitmilter must not expand
+    // crew@ without it while that file is pending.
+    REQUIRE(r.primary.add_mailbox("later@example.com", "u1").ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    auto pending = resolve_now(d, "crew@example.com");
+    REQUIRE(pending.outcome == Outcome::Alias);
+    CHECK(pending.doubt.find("being validated") != std::string::npos);
+}
+
 TEST_CASE("a FIFO renamed over the replica is refused at once, never opened, and the snapshot keeps serving") {
     for (bool background : {false, true}) {
         CAPTURE(background);
