@@ -20,8 +20,10 @@
 // (by this Directory, or by any Directory of its ValidationCache), a
 // replacement with the same meta.primary_id and a lower generation is
 // refused (Regression) unless its meta.publish_override is "rollback" or
-// "takeover"; one with another primary_id (a missing one counts as "") is
-// refused (Foreign) unless publish_override is "takeover". With nothing
+// "takeover"; one with another primary_id (or none, over a snapshot that
+// has one) is refused (Foreign) unless publish_override is "takeover". A
+// snapshot served without a primary_id (an older unitctl's) is adopted by
+// a replacement that has one: only the generations compare. With nothing
 // served yet, any valid file is taken.
 //
 // A replacement noticed at the path but neither served nor refused yet is
