@@ -34,7 +34,7 @@ namespace unit::policyd {
 // The reply texts (configurable): "CODE X.Y.Z text", as in access(5).
 struct ReplyTexts {
     std::string unknown = "550 5.1.1 User unknown";
-    std::string unconfirmed = "450 4.1.1 User unknown in a stale directory replica, try again later";
+    std::string unconfirmed = "450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later";
     std::string disabled = "550 5.2.1 Mailbox disabled";
     std::string suspended = "450 4.2.1 Mailbox temporarily unavailable";
     std::string tempfail = "451 4.3.0 Directory temporarily unavailable";

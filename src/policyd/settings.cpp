@@ -126,7 +126,7 @@ const Key keys[] = {
      }},
     {"unknown_reply", "550 5.1.1 User unknown", "policy reply for an unknown recipient",
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unknown, v); }},
-    {"unconfirmed_reply", "450 4.1.1 User unknown in a stale directory replica, try again later",
+    {"unconfirmed_reply", "450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later",
      "policy reply for an unknown recipient in a replica older than reject_max_age",
      [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unconfirmed, v, true); }},
     {"disabled_reply", "550 5.2.1 Mailbox disabled", "policy reply for a disabled mailbox",

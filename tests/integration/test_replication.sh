@@ -353,13 +353,13 @@ field_history() {
 it_expect_eq "cut off: alice is DUNNO, then 451 4.3.0 past max_replica_age" \
     "DUNNO > 451 4.3.0 Directory temporarily unavailable" "$(field_history 1)"
 it_expect_match "cut off: nobody is 550 5.1.1, 450 4.1.1 past reject_max_age, 451 4.3.0 past max_replica_age" \
-    '^(550 5\.1\.1 User unknown > )?450 4\.1\.1 User unknown in a stale directory replica, try again later > 451 4\.3\.0 Directory temporarily unavailable$' \
+    '^(550 5\.1\.1 User unknown > )?450 4\.1\.1 Recipient not confirmed by an up-to-date directory, try again later > 451 4\.3\.0 Directory temporarily unavailable$' \
     "$(field_history 2)"
 it_expect_match "cut off: the recipient table answers TEMP for nobody past reject_max_age" '^(NOTFOUND > )?TEMP$' \
     "$(field_history 3)"
 it_check "cut off: past reject_max_age, a mailbox is still DUNNO while the unknown is 450" \
     'states: $(printf "%s" "$phases" | tr "\n" " ")' \
-    grep -qxF 'alice=DUNNO|nobody=450 4.1.1 User unknown in a stale directory replica, try again later|table=TEMP' \
+    grep -qxF 'alice=DUNNO|nobody=450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later|table=TEMP' \
     <<<"$phases"
 it_expect_match "cut off: past max_replica_age, the tables answer TEMP" '^TEMP ' \
     "$(host_map hostC transportmx alice@example.com)"

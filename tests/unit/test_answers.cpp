@@ -144,7 +144,7 @@ TEST_CASE("policy: every row of the table") {
     CHECK(policy_action(self_alias(), s) == "DUNNO");
     CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 User unknown");
     CHECK(policy_action(make(Outcome::Unconfirmed), s) ==
-          "450 4.1.1 User unknown in a stale directory replica, try again later");
+          "450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later");
     CHECK(policy_action(make(Outcome::Foreign, "x@elsewhere.org"), s) == "DUNNO");
     CHECK(policy_action(make(Outcome::Tempfail), s) == "451 4.3.0 Directory temporarily unavailable");
     CHECK(policy_action(make(Outcome::Malformed, "no-domain"), s) == "DUNNO");
@@ -605,7 +605,7 @@ TEST_CASE("policy: an alias answers for its targets") {
 }
 
 TEST_CASE("policy and maps: in doubt, a dead alias is unconfirmed, never a 5xx or NOTFOUND") {
-    const std::string unconfirmed = "450 4.1.1 User unknown in a stale directory replica, try again later";
+    const std::string unconfirmed = "450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later";
     for (const auto& targets : {std::vector<AliasTarget>{target_disabled("a@my.com")},
                                 std::vector<AliasTarget>{target_unknown("gone@my.com")},
                                 std::vector<AliasTarget>{target_unknown("gone@my.com"), target_disabled("a@my.com")}}) {
