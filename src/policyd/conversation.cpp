@@ -121,6 +121,15 @@ void Worker::note_replica_changes() {
     }
 }
 
+void Worker::tick() noexcept {
+    directory_.end_expired_read();
+    directory_.refresh();
+    try {
+        note_replica_changes();
+    } catch (const std::exception&) {  // allocation failure: the next request notes it
+    }
+}
+
 Resolution Worker::resolve(std::string_view address) {
     Resolution r = resolver_->resolve(address);
     note_replica_changes();

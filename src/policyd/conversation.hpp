@@ -29,7 +29,7 @@ namespace unit::policyd {
 // resolver over it (without traces: nobody reads them on the request path),
 // and the settings snapshot it answers with. With a snapshot_hold the
 // worker's lookups share read transactions (directory.hpp), and its owner
-// calls end_expired_read() at least that often.
+// calls tick() at least that often.
 class Worker {
 public:
     Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation,
@@ -42,7 +42,11 @@ public:
     void reconfigure(std::shared_ptr<const Settings> settings);
     Stats& stats() noexcept { return stats_; }
     Directory& directory() noexcept { return directory_; }
-    void end_expired_read() noexcept { directory_.end_expired_read(); }
+    // Called by the owner at least every snapshot_hold, with or without
+    // traffic: ends an expired read, and takes (or refuses, logs and counts)
+    // a replacement whose verdict came in, so that an idle daemon reports a
+    // refused file too.
+    void tick() noexcept;
 
 private:
     void note_replica_changes();

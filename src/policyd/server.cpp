@@ -339,7 +339,7 @@ struct WorkerThread {
             // still runs, with no error: it must not arm the timer again,
             // or the worker's io_context would never run out of work.
             if (ec || stopping) return;
-            worker->end_expired_read();
+            worker->tick();
             tick();
         });
     }
