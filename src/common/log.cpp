@@ -47,6 +47,17 @@ int priority(Severity severity) {
 
 }  // namespace
 
+std::string printable(std::string_view text, std::size_t max) {
+    std::string out;
+    for (char c : text.substr(0, max)) {
+        const auto byte = static_cast<unsigned char>(c);
+        if (byte < 0x20 || byte == 0x7f) out += fmt::format("\\x{:02x}", byte);
+        else out += c;
+    }
+    if (text.size() > max) out += "...";
+    return out;
+}
+
 void open_log(LogSink sink, const char* program, bool debug) {
     LogState& s = state();
     s.program = program;

@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <string>
 #include <string_view>
 
 namespace unit::common {
@@ -18,6 +19,11 @@ enum class LogSink { Syslog, Stderr, None };
 enum class Severity { Debug, Info, Warning, Error, Fatal };
 
 void open_log(LogSink sink, const char* program, bool debug);
+
+// A value from a client or the database, fit for a log line: control
+// bytes as \xNN (a line stays one line), at most `max` bytes of it, "..."
+// when cut.
+std::string printable(std::string_view text, std::size_t max = 320);
 bool debug_logging() noexcept;
 void log_line(Severity severity, std::string_view message) noexcept;
 

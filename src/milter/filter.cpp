@@ -22,6 +22,7 @@ namespace {
 
 using common::Severity;
 using common::log;
+using common::printable;
 
 // ------------------------------------------------------------ resolver pool
 
@@ -197,12 +198,6 @@ std::string queue_id(SMFICTX* ctx) {
         return (c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z');
     });
     return clean ? id : "NOQUEUE";
-}
-
-std::string printable(std::string_view text, std::size_t max = 320) {
-    std::string out;
-    for (char c : text.substr(0, max)) out += static_cast<unsigned char>(c) >= ' ' && c != 0x7f ? c : '?';
-    return out;
 }
 
 // "<user@example.com>" -> "user@example.com".

@@ -9,6 +9,7 @@
 namespace unit::policyd {
 
 using common::Severity;
+using common::printable;
 
 namespace {
 
@@ -38,19 +39,6 @@ ReplyKind reply_kind(std::string_view reply) {
     if (reply.rfind("NOTFOUND", 0) == 0) return ReplyKind::NotFound;
     if (reply.rfind("TEMP", 0) == 0) return ReplyKind::Temp;
     return ReplyKind::Perm;
-}
-
-// A value from a client or the database, for a log line: control bytes as
-// \xNN (a line stays one line), at most 320 bytes of it.
-std::string printable(std::string_view text) {
-    std::string out;
-    for (char c : text.substr(0, 320)) {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte < 0x20 || byte == 0x7f) out += fmt::format("\\x{:02x}", byte);
-        else out += c;
-    }
-    if (text.size() > 320) out += "...";
-    return out;
 }
 
 // Times one request into the latency histogram.
