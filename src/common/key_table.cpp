@@ -33,6 +33,14 @@ std::string set_duration(std::chrono::seconds& field, std::string_view value) {
     return {};
 }
 
+std::string set_timeout(std::chrono::seconds& field, std::string_view value) {
+    std::chrono::seconds parsed{};
+    if (auto problem = set_duration(parsed, value); !problem.empty()) return problem;
+    if (parsed.count() <= 0) return "must be at least 1s";
+    field = parsed;
+    return {};
+}
+
 std::string set_log_sink(LogSink& field, std::string_view value) {
     if (value == "syslog") field = LogSink::Syslog;
     else if (value == "stderr") field = LogSink::Stderr;

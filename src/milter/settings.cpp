@@ -25,6 +25,7 @@ using common::set_bool;
 using common::set_duration;
 using common::set_number;
 using common::set_text;
+using common::set_timeout;
 
 bool all_digits(std::string_view s) {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
@@ -119,13 +120,7 @@ const Key keys[] = {
     {"max_alias_targets", "1000", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
      [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
     {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
-     [](std::string_view v, Settings& s) -> std::string {
-         std::chrono::seconds parsed{};
-         if (auto problem = set_duration(parsed, v); !problem.empty()) return problem;
-         if (parsed.count() <= 0) return "must be at least 1s";
-         s.validation_timeout = parsed;
-         return {};
-     }},
+     [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); }},
     {"hostname", "", "this host's name in the route's by= (default: the system's host name)",
      [](std::string_view v, Settings& s) { return set_text(s.hostname, v); }},
     {"user", "", "user to run as after binding the socket",
@@ -203,7 +198,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"max_replica_age", fmt::format("{}s", s.resolver.max_replica_age.count())},
         {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
         {"validation_timeout",
-         fmt::format("{}s", std::chrono::duration_cast<std::chrono::seconds>(s.validation_timeout).count())},
+         fmt::format("{}s", s.validation_timeout.count())},
         {"hostname", s.hostname},
         {"user", s.user},
         {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},

@@ -48,7 +48,7 @@ struct Settings {
     bool debug = false;
     std::string hostname;  // by= in the route; default: gethostname()
     // How long validating a replacement of the replica may take (directory.hpp).
-    std::chrono::milliseconds validation_timeout{30'000};
+    std::chrono::seconds validation_timeout{30};
 
     ResolverOptions resolver;
 };

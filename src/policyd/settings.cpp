@@ -23,22 +23,7 @@ using common::set_bool;
 using common::set_duration;
 using common::set_number;
 using common::set_text;
-
-// A duration of at least one second.
-std::string set_timeout(std::chrono::seconds& field, std::string_view value) {
-    std::chrono::seconds parsed{};
-    if (auto problem = set_duration(parsed, value); !problem.empty()) return problem;
-    if (parsed.count() <= 0) return "must be at least 1s";
-    field = parsed;
-    return {};
-}
-
-std::string set_validation_timeout(std::chrono::milliseconds& field, std::string_view value) {
-    std::chrono::seconds parsed{};
-    if (auto problem = set_timeout(parsed, value); !problem.empty()) return problem;
-    field = parsed;
-    return {};
-}
+using common::set_timeout;
 
 std::string add_endpoint(std::vector<std::string>& list, std::string_view value) {
     auto e = common::parse_endpoint(value);
@@ -100,7 +85,7 @@ const Key keys[] = {
     {"max_alias_targets", "1000", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
      [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
     {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
-     [](std::string_view v, Settings& s) { return set_validation_timeout(s.validation_timeout, v); }},
+     [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); }},
     {"threads", "0", "worker threads, one SQLite connection each (0: one per core)",
      [](std::string_view v, Settings& s) { return set_number(s.threads, v, 0u, 256u); }},
     {"user", "", "user to run as after binding the sockets",
@@ -216,7 +201,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"reject_max_age", seconds(s.resolver.reject_max_age)},
         {"max_replica_age", seconds(s.resolver.max_replica_age)},
         {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
-        {"validation_timeout", seconds(std::chrono::duration_cast<std::chrono::seconds>(s.validation_timeout))},
+        {"validation_timeout", seconds(s.validation_timeout)},
         {"threads", std::to_string(s.threads)},
         {"user", s.user},
         {"socket_mode", fmt::format("{:04o}", s.socket_mode)},

@@ -46,7 +46,7 @@ struct Settings {
     std::size_t max_line = 8 * 1024;
     std::size_t max_request = 64 * 1024;
     // How long validating a replacement of the replica may take (directory.hpp).
-    std::chrono::milliseconds validation_timeout{30'000};
+    std::chrono::seconds validation_timeout{30};
 
     ResolverOptions resolver;
     AnswerSettings answers;
