@@ -60,18 +60,12 @@ public:
                 slot_->switches_seen = status.switches;
                 log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
             }
-            // Each refused file counted and logged once: the pool's
-            // connections share the validation cache.
             if (status.refusals != slot_->refusals_seen) {
                 slot_->refusals_seen = status.refusals;
-                const auto& refused = status.refused;
-                const auto& cache = pool_.directory_.validation;
-                if (refused && (!cache || cache->first_report(refused->file, refused->reason))) {
+                if (auto text = refusal_to_report(status, pool_.directory_.validation.get())) {
                     MilterStats::add(filter_stats().replica_refusals);
-                    MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(refused->reason)]);
-                    log(Severity::Warning, "replica: refused {}: {}: {}{}", status.path, to_string(refused->reason),
-                        refused->message,
-                        status.serving ? fmt::format(" (serving generation {})", status.snapshot.generation) : "");
+                    MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(status.refused->reason)]);
+                    log(Severity::Warning, "replica: refused {}", *text);
                 }
             }
         }

@@ -90,17 +90,12 @@ void Worker::note_replica_changes() {
         stats_.set_refused({});
         common::log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
     }
-    // A refused file is counted and logged once, by the first worker to
-    // report it (the workers share the validation cache).
     if (status.refusals != refusals_seen_) {
         refusals_seen_ = status.refusals;
-        const auto& refused = status.refused;
-        if (refused && (!validation_ || validation_->first_report(refused->file, refused->reason))) {
-            stats_.count(refused->reason);
-            std::string text = fmt::format("{}: {}: {}", status.path, to_string(refused->reason), refused->message);
-            if (status.serving) text += fmt::format(" (serving generation {})", status.snapshot.generation);
-            common::log(Severity::Warning, "replica: refused {}", text);
-            stats_.set_refused(std::move(text));
+        if (auto text = refusal_to_report(status, validation_.get())) {
+            stats_.count(status.refused->reason);
+            common::log(Severity::Warning, "replica: refused {}", *text);
+            stats_.set_refused(std::move(*text));
         }
     }
     if (status.problem != problem_seen_) {  // each new problem once, not per request

@@ -497,6 +497,14 @@ bool ValidationCache::first_report(const FileId& id, RefusalReason reason) {
     return state_->reported.emplace(cache_key(id), static_cast<int>(reason)).second;
 }
 
+std::optional<std::string> refusal_to_report(const DirectoryStatus& status, ValidationCache* cache) {
+    const auto& refused = status.refused;
+    if (!refused || (cache != nullptr && !cache->first_report(refused->file, refused->reason))) return std::nullopt;
+    std::string text = fmt::format("{}: {}: {}", status.path, to_string(refused->reason), refused->message);
+    if (status.serving) text += fmt::format(" (serving generation {})", status.snapshot.generation);
+    return text;
+}
+
 void ValidationCache::validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout,
                                      std::chrono::milliseconds timeout) {
     std::lock_guard lock(state_->mutex);

@@ -212,6 +212,13 @@ struct DirectoryStatus {
 
 class Directory;
 
+// The refused file of `status` in words, for a daemon's log line
+// ("PATH: reason: why (serving generation N)"), when it is news: the first
+// time that file is reported for that reason among the Directories sharing
+// `cache` (every time without one); nullopt otherwise. The daemons log and
+// count each refused file once, not once per thread or pooled connection.
+UNIT_EXPORT std::optional<std::string> refusal_to_report(const DirectoryStatus& status, ValidationCache* cache);
+
 // Counts for diagnostics (--dump).
 struct DirectorySummary {
     std::int64_t domains = 0, aliases = 0, alias_targets = 0;
