@@ -558,7 +558,6 @@ struct Directory::State {
     DirectoryStatus status;
     std::unique_ptr<Connection> current;
     std::optional<Candidate> refused;  // the last candidate refused, not retried until it changes
-    std::optional<Candidate> pending;  // noticed, neither served nor refused yet
     std::chrono::steady_clock::time_point next_check{};
     // The cache's verdict count at the last check. A verdict recorded since
     // (this or another thread validated a replacement) makes the next read
@@ -571,8 +570,8 @@ struct Directory::State {
     Next examine(const Candidate& candidate);
     void open_and_switch(const Candidate& candidate);
     void refuse(const Candidate& candidate, RefusalReason reason, const std::string& message);
-    void set_pending(const Candidate& candidate);
-    void clear_pending() noexcept;
+    void set_pending(const Candidate& candidate) { status.pending = candidate.file; }
+    void clear_pending() noexcept { status.pending.reset(); }
     void note_missing(int error);
     bool new_verdicts() const noexcept {
         return options.validation && options.validation->verdicts_recorded() != verdicts_seen;
@@ -678,16 +677,6 @@ void Directory::State::refuse(const Candidate& candidate, RefusalReason reason, 
     status.refused = RefusedFile{candidate.file, reason, message};
 }
 
-void Directory::State::set_pending(const Candidate& candidate) {
-    pending = candidate;
-    status.pending = candidate.file;
-}
-
-void Directory::State::clear_pending() noexcept {
-    pending.reset();
-    status.pending.reset();
-}
-
 void Directory::State::note_missing(int error) {
     status.refused.reset();
     status.problem = fmt::format("{}: {}", options.path, std::strerror(error));
@@ -725,14 +714,14 @@ bool Directory::replacement_pending() noexcept {
     try {
         auto candidate = s.look();
         if (!candidate) return false;
-        if (s.pending && *s.pending == *candidate) return true;
+        if (s.status.pending == candidate->file) return true;
         // Newly noticed: refused at once when that needs no open(); otherwise
         // pending, validated on the cache's thread or at the next read here.
         if (s.examine(*candidate) == State::Next::Open) {
             s.set_pending(*candidate);
             s.next_check = std::chrono::steady_clock::now();
         }
-        return s.pending.has_value();
+        return s.status.pending.has_value();
     } catch (const std::exception&) {  // allocation failure: in doubt
         return true;
     }
