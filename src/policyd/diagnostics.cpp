@@ -7,8 +7,11 @@
 #include <fmt/format.h>
 #include <fmt/ostream.h>
 
+#include <boost/property_tree/json_parser.hpp>
+#include <boost/property_tree/ptree.hpp>
 #include <ctime>
 #include <ostream>
+#include <sstream>
 #include <vector>
 
 #include "policyd/answers.hpp"
@@ -93,38 +96,16 @@ std::optional<std::string> read_control(const std::string& path, std::string& er
     return text;
 }
 
-// "name":value pairs of the control socket's flat JSON object (numbers and
-// strings, the strings unescaped), in order.
+// "name": value pairs of the control socket's flat JSON object, in order
+// (none when it cannot be read).
 std::vector<std::pair<std::string, std::string>> json_pairs(const std::string& object) {
     std::vector<std::pair<std::string, std::string>> pairs;
-    std::size_t at = 1;
-    auto string_at = [&](std::string& out) {
-        if (at >= object.size() || object[at] != '"') return false;
-        for (++at; at < object.size() && object[at] != '"'; ++at) {
-            if (object[at] == '\\' && at + 1 < object.size()) {
-                ++at;
-                if (object[at] == 'u' && at + 4 < object.size()) {
-                    out += static_cast<char>(std::stoi(object.substr(at + 1, 4), nullptr, 16));
-                    at += 4;
-                    continue;
-                }
-            }
-            out += object[at];
-        }
-        ++at;  // the closing quote
-        return true;
-    };
-    while (at + 1 < object.size()) {
-        std::string name, value;
-        if (!string_at(name) || at >= object.size() || object[at] != ':') break;
-        ++at;
-        if (!string_at(value)) {
-            auto end = object.find_first_of(",}", at);
-            value = object.substr(at, end - at);
-            at = end;
-        }
-        pairs.emplace_back(std::move(name), std::move(value));
-        if (at < object.size() && object[at] == ',') ++at;
+    try {
+        boost::property_tree::ptree tree;
+        std::istringstream in(object);
+        boost::property_tree::read_json(in, tree);
+        for (const auto& [name, value] : tree) pairs.emplace_back(name, value.data());
+    } catch (const boost::property_tree::json_parser_error&) {
     }
     return pairs;
 }
