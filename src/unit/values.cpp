@@ -59,10 +59,6 @@ bool is_inet_nexthop(std::string_view s) noexcept {
     return is_hostname(s.substr(0, colon)) && is_port(s.substr(colon + 1));
 }
 
-Error bad(std::string_view what, std::string_view value, std::string_view why) {
-    return make_error(Errc::Invalid, fmt::format("bad {} \"{}\": {}", what, value, why));
-}
-
 bool has_control_or_space(std::string_view s) noexcept {
     return std::any_of(s.begin(), s.end(), [](char c) {
         auto u = static_cast<unsigned char>(c);
@@ -82,59 +78,65 @@ std::string shown(std::string_view s) {
     return out;
 }
 
+// Why each value is refused, or nullptr when it is good.
+const char* transport_problem(std::string_view transport, std::string_view hold_transport) noexcept {
+    if (transport.empty()) return "empty";
+    if (transport.size() > max_transport_length) return "longer than 64 bytes";
+    if (!std::all_of(transport.begin(), transport.end(),
+                     [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; }))
+        return "a master.cf service name is letters, digits, '-', '_' and '.'";
+    for (auto reserved : reserved_transports)
+        if (transport == reserved) return "Postfix's own special service, not a route to a unit";
+    if (transport == hold_transport) return "the hold transport: mail routed through it is never delivered";
+    return nullptr;
+}
+
+const char* nexthop_problem(std::string_view nexthop) noexcept {
+    if (nexthop.empty()) return "empty";
+    if (nexthop.size() > max_nexthop_length) return "longer than 255 bytes";
+    if (has_control_or_space(nexthop) || nexthop.find(',') != std::string_view::npos)
+        return "white space, a control character or a comma";
+    if (nexthop.substr(0, 5) == "unix:")
+        return is_unix_path(nexthop.substr(5)) ? nullptr : "unix: takes an absolute path";
+    auto inet = nexthop.substr(0, 5) == "inet:" ? nexthop.substr(5) : nexthop;
+    return is_inet_nexthop(inet) ? nullptr : "expected host, host:port, [host], [host]:port or [IPv6]:port";
+}
+
+const char* alias_target_problem(std::string_view target) noexcept {
+    if (target.empty()) return "empty";
+    if (target.size() > max_address_length) return "longer than 320 bytes";
+    if (has_control_or_space(target)) return "white space or a control character";
+    constexpr std::string_view specials = ",\"<>();:\\[]";
+    if (target.find_first_of(specials) != std::string_view::npos)
+        return "not exactly one address (a comma, quote, bracket or ';' ':')";
+    auto at = target.find('@');
+    if (at == std::string_view::npos || at == 0 || at + 1 == target.size() || target.find('@', at + 1) != std::string_view::npos)
+        return "not exactly one address local@domain";
+    return nullptr;
+}
+
+// The verdict on a value: nothing, or Errc::Invalid saying why.
+Result<void> verdict(std::string_view what, std::string_view value, const char* problem) noexcept {
+    if (problem == nullptr) return {};
+    try {
+        return make_error(Errc::Invalid, fmt::format("bad {} \"{}\": {}", what, shown(value), problem));
+    } catch (const std::exception& e) {  // allocation failure: still a refusal
+        return make_error(Errc::Invalid, e.what());
+    }
+}
+
 }  // namespace
 
 Result<void> check_transport(std::string_view transport, std::string_view hold_transport) noexcept {
-    try {
-        if (transport.empty()) return bad("transport", "", "empty");
-        if (transport.size() > max_transport_length) return bad("transport", shown(transport), "longer than 64 bytes");
-        if (!std::all_of(transport.begin(), transport.end(),
-                         [](char c) { return is_alnum(c) || c == '-' || c == '_' || c == '.'; }))
-            return bad("transport", shown(transport), "a master.cf service name is letters, digits, '-', '_' and '.'");
-        for (auto reserved : reserved_transports)
-            if (transport == reserved)
-                return bad("transport", transport, "Postfix's own special service, not a route to a unit");
-        if (transport == hold_transport)
-            return bad("transport", transport, "the hold transport: mail routed through it is never delivered");
-        return {};
-    } catch (const std::exception& e) {
-        return make_error(Errc::Invalid, e.what());
-    }
+    return verdict("transport", transport, transport_problem(transport, hold_transport));
 }
 
 Result<void> check_nexthop(std::string_view nexthop) noexcept {
-    try {
-        if (nexthop.empty()) return bad("nexthop", "", "empty");
-        if (nexthop.size() > max_nexthop_length) return bad("nexthop", shown(nexthop), "longer than 255 bytes");
-        if (has_control_or_space(nexthop) || nexthop.find(',') != std::string_view::npos)
-            return bad("nexthop", shown(nexthop), "white space, a control character or a comma");
-        if (nexthop.substr(0, 5) == "unix:") {
-            if (is_unix_path(nexthop.substr(5))) return {};
-            return bad("nexthop", shown(nexthop), "unix: takes an absolute path");
-        }
-        auto inet = nexthop.substr(0, 5) == "inet:" ? nexthop.substr(5) : nexthop;
-        if (is_inet_nexthop(inet)) return {};
-        return bad("nexthop", shown(nexthop), "expected host, host:port, [host], [host]:port or [IPv6]:port");
-    } catch (const std::exception& e) {
-        return make_error(Errc::Invalid, e.what());
-    }
+    return verdict("nexthop", nexthop, nexthop_problem(nexthop));
 }
 
 Result<void> check_alias_target(std::string_view target) noexcept {
-    try {
-        if (target.empty()) return bad("alias target", "", "empty");
-        if (target.size() > max_address_length) return bad("alias target", shown(target), "longer than 320 bytes");
-        if (has_control_or_space(target)) return bad("alias target", shown(target), "white space or a control character");
-        constexpr std::string_view specials = ",\"<>();:\\[]";
-        if (target.find_first_of(specials) != std::string_view::npos)
-            return bad("alias target", shown(target), "not exactly one address (a comma, quote, bracket or ';' ':')");
-        auto at = target.find('@');
-        if (at == std::string_view::npos || at == 0 || at + 1 == target.size() || target.find('@', at + 1) != std::string_view::npos)
-            return bad("alias target", shown(target), "not exactly one address local@domain");
-        return {};
-    } catch (const std::exception& e) {
-        return make_error(Errc::Invalid, e.what());
-    }
+    return verdict("alias target", target, alias_target_problem(target));
 }
 
 }  // namespace unit
