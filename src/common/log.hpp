@@ -3,7 +3,9 @@
 //
 // open_log() chooses the sink once, at start-up (syslog facility mail, or
 // stderr with the program name and PID in front, or nothing); after that
-// log() may be called from any thread. It is, with the configuration, the
+// log() may be called from any thread. A message is always one line of
+// at most max_log_line bytes: a control byte a caller let through is
+// escaped here, the last guard behind printable(). It is, with the configuration, the
 // only process-wide mutable state (STYLE §6). Debug lines are written only
 // when debug logging is on.
 #pragma once
@@ -20,10 +22,18 @@ enum class Severity { Debug, Info, Warning, Error, Fatal };
 
 void open_log(LogSink sink, const char* program, bool debug);
 
-// A value from a client or the database, fit for a log line: control
-// bytes as \xNN (a line stays one line), at most `max` bytes of it, "..."
-// when cut.
+// A value from a client, a message or the database, fit for a log line:
+// at most `max` bytes of it, "..." when cut, and every byte that could
+// break the line, drive a terminal or pass for an escape written as
+// \xNN: ASCII control bytes and DEL, the backslash itself, C1 controls
+// (U+0080..U+009F) and bytes that are not UTF-8. Valid UTF-8 (an
+// SMTPUTF8 address) stays readable. Every such value in a log line goes
+// through this one function.
 std::string printable(std::string_view text, std::size_t max = 320);
+
+// The longest line log() writes; the rest is cut ("...").
+inline constexpr std::size_t max_log_line = 4096;
+
 bool debug_logging() noexcept;
 void log_line(Severity severity, std::string_view message) noexcept;
 

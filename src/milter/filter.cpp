@@ -419,7 +419,8 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     std::size_t removed = 0;
     for (const auto& edit : edits) {
         if (!apply_header_edit(ctx, edit)) {
-            log(Severity::Error, "{}: milter: cannot edit header {}: refusing with 451 4.3.0", qid, edit.name);
+            log(Severity::Error, "{}: milter: cannot edit header {}: refusing with 451 4.3.0", qid,
+                printable(edit.name));
             return refuse(ctx, internal_reply());
         }
         if (edit.kind == HeaderEdit::Kind::Delete) ++removed;
@@ -443,11 +444,12 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
         for (const auto& target : e.targets) {
             std::string added = "<" + target + ">";
             if (smfi_addrcpt(ctx, added.data()) != MI_SUCCESS) {
-                log(Severity::Error, "{}: milter: cannot add recipient {}: refusing with 451 4.3.0", qid, added);
+                log(Severity::Error, "{}: milter: cannot add recipient {}: refusing with 451 4.3.0", qid,
+                    printable(added));
                 return refuse(ctx, internal_reply());
             }
             MilterStats::add(filter_stats().recipients_added);
-            log(Severity::Info, "{}: alias: added recipient {} for {}", qid, added, printable(e.raw));
+            log(Severity::Info, "{}: alias: added recipient {} for {}", qid, printable(added), printable(e.raw));
         }
     }
     log(Severity::Debug, "{}: {}: {} from {} client {}", qid, settings.header_prefix + "Route", value,

@@ -148,9 +148,10 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     Timer timer(worker_.stats());
     worker_.stats().policy_requests++;
     bool recipient_state = request.protocol_state == "RCPT" || request.protocol_state == "VRFY";
+    // Every client value of a log line below goes through printable().
+    const std::string state = request.protocol_state.empty() ? "(no state)" : printable(request.protocol_state, 32);
     if (!recipient_state || request.recipient.empty()) {
-        common::log(Severity::Debug, "policy: {} without a recipient check: DUNNO",
-                    request.protocol_state.empty() ? "(no state)" : request.protocol_state);
+        common::log(Severity::Debug, "policy: {} without a recipient check: DUNNO", state);
         worker_.stats().count(VerdictKind::NotRcpt);
         return "DUNNO";
     }
@@ -158,22 +159,23 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     std::string action = policy_action(r, worker_.settings().answers);
     VerdictKind kind = verdict_kind(action, worker_.settings().answers.texts);
     worker_.stats().count(kind);
-    const char* queue = request.queue_id.empty() ? "NOQUEUE" : request.queue_id.c_str();
+    const std::string queue = request.queue_id.empty() ? "NOQUEUE" : printable(request.queue_id, 64);
     switch (kind) {
     case VerdictKind::Dunno:
     case VerdictKind::NotRcpt:
-        common::log(Severity::Debug, "{}: {} <{}>: DUNNO: {}", queue, request.protocol_state, request.recipient,
-                    to_string(r.outcome));
+        if (common::debug_logging())
+            common::log(Severity::Debug, "{}: {} <{}>: DUNNO: {}", queue, state, printable(request.recipient),
+                        to_string(r.outcome));
         break;
     case VerdictKind::Reject:
     case VerdictKind::Defer:
-        common::log(Severity::Info, "{}: reject: {} from {}: <{}>: {}{}{}", queue, request.protocol_state,
-                    request.client_address.empty() ? "unknown" : request.client_address, printable(request.recipient),
-                    action, r.reason.empty() ? "" : "; ", printable(r.reason));
+        common::log(Severity::Info, "{}: reject: {} from {}: <{}>: {}{}{}", queue, state,
+                    request.client_address.empty() ? "unknown" : printable(request.client_address, 64),
+                    printable(request.recipient), action, r.reason.empty() ? "" : "; ", printable(r.reason));
         break;
     case VerdictKind::Tempfail:
-        common::log(Severity::Warning, "{}: defer: {} <{}>: {}: {}: {}", queue, request.protocol_state,
-                    printable(request.recipient), action, to_string(r.cause), printable(r.reason));
+        common::log(Severity::Warning, "{}: defer: {} <{}>: {}: {}: {}", queue, state, printable(request.recipient),
+                    action, to_string(r.cause), printable(r.reason));
         break;
     }
     return action;

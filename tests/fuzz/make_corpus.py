@@ -286,6 +286,19 @@ route_header = {
     "overflow_names": "".join(f"X-Unit-{i:x}:\n" for i in range(1010)),
 }
 
+# ---- printable: the escaping of every client value in a log line ------------------------
+# The first byte is the cut (max), the rest the value.
+
+printable = {
+    "plain": b"\x40alice@example.com",
+    "controls": b"\x10a\r\nunitpolicy[1]: forged\x1b[2J\x7f\x00",
+    "backslash_escape": b"\x10a\\x0ab\\",
+    "utf8": "\x20jörg@bücher.example € 📧".encode(),
+    "c1_and_bad_utf8": b"\x20\xc2\x9b2J \xc0\xaf \xed\xa0\x80 \xff\xfe \xe2\x82",
+    "cut_in_a_character": b"\x03\xc3\xa9t\xc3\xa9",
+    "long": b"\xff" + b"q" * 8000,
+}
+
 CORPORA = {
     "policy_request": policy_request,
     "netstring": netstring,
@@ -293,6 +306,7 @@ CORPORA = {
     "csv": csv,
     "csv_import": csv_import,
     "route_header": route_header,
+    "printable": printable,
 }
 
 

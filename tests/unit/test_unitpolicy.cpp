@@ -10,6 +10,7 @@
 
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -471,4 +472,50 @@ TEST_CASE("refusals are counted by reason on the control socket and in Prometheu
     CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"unreadable\"} 1\n") != std::string::npos);
     CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"timeout\"} 2\n") != std::string::npos);
     CHECK(prometheus.find("unitpolicy_replica_refusals_total{reason=\"foreign\"} 0\n") != std::string::npos);
+}
+
+TEST_CASE("client values reach the log escaped and cut: a hostile request writes no line of its own") {
+    World w;
+    std::string policy = w.dir.path("policy"), map = w.dir.path("map");
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
+              "stderr", "--debug", "yes"},
+             w.dir.path("log"));
+    const std::string forged = "unitpolicy[1]: warning: forged";
+    const std::string queue_id = "Q1\r\x1b[2J" + std::string(8000, 'q');
+    int p = connect_to(policy);
+    std::string rejected = fmt::format(
+        "request=smtpd_access_policy\nprotocol_state=RCPT\nqueue_id={}\nclient_address=10.0.0.1\x1b]0;{}\x07\n"
+        "recipient=nobody@example.com\n\n",
+        queue_id, forged);
+    check_exchange(p, rejected, "action=550 5.1.1 User unknown\n\n");
+    std::string not_rcpt = fmt::format("request=smtpd_access_policy\nprotocol_state=DATA\r{}{}\n\n", forged,
+                                       std::string(8000, 's'));
+    check_exchange(p, not_rcpt, "action=DUNNO\n\n");
+    close(p);
+    int m = connect_to(map);
+    check_exchange(m, netstring("transportmx\n" + forged + " john.doe@example.com"),
+                   netstring("PERM unknown map name"));
+    check_exchange(m, netstring("transportmx nobody\n" + forged + "@example.com"), netstring("NOTFOUND "));
+    close(m);
+    CHECK(d.stop() == 0);
+
+    const std::string log = read_file(w.dir.path("log"));
+    std::size_t lines = 0;
+    for (std::size_t start = 0, end; (end = log.find('\n', start)) != std::string::npos; start = end + 1) {
+        const std::string_view line(log.data() + start, end - start);
+        INFO("log line: " << line);
+        ++lines;
+        CHECK(line.rfind("unitpolicy[", 0) == 0);
+        CHECK(line.find("]: warning: forged") != 11);  // no line of the client's own
+        CHECK(line.size() < 1200);                      // each value cut
+        CHECK(std::none_of(line.begin(), line.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }));
+    }
+    CHECK(lines >= 4);
+    CHECK(log.find("Q1\\x0d\\x1b[2Jqqq") != std::string::npos);
+    CHECK(log.find(": reject: RCPT from 10.0.0.1\\x1b]0;unitpolicy[1]: warning: forged\\x07: <nobody@example.com>") !=
+          std::string::npos);
+    CHECK(log.find("policy: DATA\\x0dunitpolicy[1]: warning: for... without a recipient check") !=
+          std::string::npos);
+    CHECK(log.find("socketmap: transportmx\\x0aunitpolicy[1]: warning: forged") != std::string::npos);
 }
