@@ -507,11 +507,18 @@ for h in "${hosts[@]}"; do copy_replica "$h"; done
 copied_ns=$(date +%s%N)
 say "copied to mx/units.db, unit1/units.db and unit2/units.db"
 new_route="smtp:[127.0.0.1]:${port[unit2]}"
+# Every host, not the MX alone: were unit2's daemon still on the old copy,
+# it would answer 4xx for carol and the MX would hold her mail for its
+# whole backoff time (minimal_backoff_time, 300 s).
 route_is_new() {
-    [ "$(postmap -q carol@example.com "socketmap:unix:$demo/mx/sock/unitmap:transportmx" 2>/dev/null)" = "$new_route" ]
+    local h
+    for h in "${hosts[@]}"; do
+        [ "$(postmap -q carol@example.com "socketmap:unix:$demo/$h/sock/unitmap:transportmx" 2>/dev/null)" = "$new_route" ] \
+            || return 1
+    done
 }
-wait_for 15 route_is_new || die "the MX's unitpolicy does not answer the new route of carol@example.com"
-say "the MX's unitpolicy routes carol@example.com to $new_route" \
+wait_for 15 route_is_new || die "some host's unitpolicy does not answer the new route of carol@example.com"
+say "every host's unitpolicy routes carol@example.com to $new_route" \
     "$(( ($(date +%s%N) - copied_ns) / 1000000 )) ms after the copy, without a restart"
 # postqueue -i: this message only. ("postqueue -f" would also send dave's
 # held mail through the hold transport, to unit4's route: see unitpolicy(8).)

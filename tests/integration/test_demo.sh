@@ -110,7 +110,7 @@ it_expect_match "milters: alice's copy carries one route stamp, hop 2 on unit1" 
     '^  X-Unit-Route: hop=2; gen=[0-9]+; units=unit1; by=unit1\.demo\.invalid$' "$out"
 
 # --- the move, then the MX daemon's --dump
-it_expect_match "the MX's unitpolicy answers carol's new route without a restart" \
+it_expect_match "every host's unitpolicy answers carol's new route without a restart" \
     "routes carol@example\\.com to smtp:\\[127\\.0\\.0\\.1\\]:$((base + 2)) [0-9]+ ms after the copy" "$out"
 it_expect_eq "carol, once moved: in unit2's Maildir" "unit2 maildir example.com/carol/" "$(row carol@example.com)"
 it_expect_match "--dump: the MX daemon rejected 2 recipients (frank, nobody)" '^  policy_reject: 2$' "$out"
