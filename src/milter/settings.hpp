@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <iosfwd>
 #include <string>
 #include <utility>
@@ -41,6 +42,9 @@ struct Settings {
     Networks trusted_networks;
     int max_hops = 6;
     std::string header_prefix = "X-Unit-";
+    // The most routing headers one message may have deleted: more from an
+    // untrusted client refuse it with a 5xx (route_header.hpp).
+    std::size_t max_stripped_headers = 10;
     bool expand_aliases = false;
     TempfailAction tempfail_action = TempfailAction::Tempfail;
     std::string user;

@@ -194,6 +194,11 @@ PYTHON
 )
 report header_64k $? "$out"
 
+# forged_flood.lua's rejections are logged with the queue id and the count.
+grep -E 'warning: 4FL00D2: reject: 11 X-Unit-\* headers from untrusted client peer\.example\.net\[192\.0\.2\.10\], more than max_stripped_headers \(10\): 550 5\.7\.1 too many forged routing headers$' \
+    "$tmp/mx.log" >/dev/null
+report forged_flood_log $? "$(grep -E 'FL00D|reject' "$tmp/mx.log" | tail -n 5)"
+
 for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then
         echo "not ok filter $pid died"
