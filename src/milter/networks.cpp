@@ -16,6 +16,12 @@ constexpr std::uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 
 
 int bits_of(int family) noexcept { return family == AF_INET ? 32 : 128; }
 
+// The widest private range of each family: 10.0.0.0/8 (RFC 1918) and
+// fc00::/7 (unique local addresses, RFC 4193).
+int narrowest_trusted_prefix(int family) noexcept { return family == AF_INET ? 8 : 7; }
+
+std::string spelling(const Networks::Network& n) { return fmt::format("{}/{}", n.address.to_string(), n.prefix); }
+
 IpAddress unmap(IpAddress a) noexcept {
     if (a.family == AF_INET6 && std::memcmp(a.bytes.data(), mapped_prefix, sizeof mapped_prefix) == 0) {
         IpAddress v4;
@@ -153,9 +159,16 @@ std::string Networks::to_string() const {
     std::string out;
     for (const auto& n : networks_) {
         if (!out.empty()) out += ", ";
-        out += fmt::format("{}/{}", n.address.to_string(), n.prefix);
+        out += spelling(n);
     }
     return out;
+}
+
+std::vector<std::string> Networks::too_wide() const {
+    std::vector<std::string> wide;
+    for (const auto& n : networks_)
+        if (n.prefix < narrowest_trusted_prefix(n.address.family)) wide.push_back(spelling(n));
+    return wide;
 }
 
 }  // namespace unit::milter

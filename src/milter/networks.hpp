@@ -15,6 +15,12 @@
 // "[192.0.2.1]"). An IPv4-mapped IPv6 address (::ffff:192.0.2.1) matches the
 // IPv4 networks. Anything unparsable matches nothing.
 //
+// too_wide() names the networks wider than the widest private range of their
+// family (10.0.0.0/8; fc00::/7): IPv4 shorter than /8, IPv6 shorter than /7,
+// 0.0.0.0/0 and ::/0 above all. Such a list trusts clients of the whole
+// Internet, or of a large part of it, with the routing headers: unitmilter
+// warns about it at start-up and reload (settings.hpp, warnings()).
+//
 // Values; const members are thread-safe; no logging; noexcept but parse().
 #pragma once
 
@@ -56,6 +62,8 @@ public:
     const std::vector<Network>& networks() const noexcept { return networks_; }
     // The canonical spelling, "10.0.0.0/8, 2001:db8::/32", for --help and logs.
     std::string to_string() const;
+    // The networks wider than private ranges, each as "0.0.0.0/0", in order.
+    std::vector<std::string> too_wide() const;
 
 private:
     std::vector<Network> networks_;

@@ -182,6 +182,14 @@ void print_help(std::ostream& out) {
         << table.options(common::settings_title);
 }
 
+std::vector<std::string> warnings(const Settings& s) {
+    std::vector<std::string> lines;
+    for (const auto& network : s.trusted_networks.too_wide())
+        lines.push_back(fmt::format("trusted_networks: {} is wider than any private network (IPv4 /8, IPv6 /7): "
+                                    "every client in it may forge routing headers and hop counts", network));
+    return lines;
+}
+
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
     auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
     return {

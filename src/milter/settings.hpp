@@ -62,6 +62,10 @@ inline constexpr const char* default_config_file = "/etc/unitpolicy/unitmilter.c
 Settings load_settings(int argc, const char* const argv[]);
 
 void print_help(std::ostream& out);
+// What is valid but likely a mistake, one line each, for the start-up and
+// reload log: a trusted_networks entry wider than private ranges
+// (Networks::too_wide()).
+std::vector<std::string> warnings(const Settings& settings);
 // key = value lines of the effective configuration (start-up log, tests).
 std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
 

@@ -142,3 +142,17 @@ TEST_CASE("addresses from libmilter's sockaddr") {
     CHECK_FALSE(IpAddress::from_sockaddr(&un));
     CHECK_FALSE(IpAddress::from_sockaddr(nullptr));
 }
+
+TEST_CASE("networks wider than private ranges are named: /0 and anything shorter than /8 (IPv4) or /7 (IPv6)") {
+    CHECK(parse_ok("0.0.0.0/0").too_wide() == std::vector<std::string>{"0.0.0.0/0"});
+    CHECK(parse_ok("::/0").too_wide() == std::vector<std::string>{"::/0"});
+    CHECK(parse_ok("10.0.0.0/8, 0.0.0.0/0 2000::/3 ::/0 64.0.0.0/2")
+              .too_wide() == std::vector<std::string>{"0.0.0.0/0", "2000::/3", "::/0", "64.0.0.0/2"});
+    CHECK(parse_ok("128.0.0.0/1").too_wide() == std::vector<std::string>{"128.0.0.0/1"});
+    // The widest private ranges, and anything narrower, are not.
+    CHECK(parse_ok("10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7 2001:db8::/32 127.0.0.1").too_wide().empty());
+    CHECK(parse_ok("").too_wide().empty());
+    // An IPv4-mapped network counts as IPv4.
+    CHECK(parse_ok("::ffff:0.0.0.0/96").too_wide() == std::vector<std::string>{"0.0.0.0/0"});
+    CHECK(parse_ok("::ffff:10.0.0.0/104").too_wide().empty());
+}
