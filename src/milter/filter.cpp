@@ -541,14 +541,14 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     MilterStats::add(filter_stats().connections);
     s->trusted = false;  // also when what follows fails: untrusted is the safe side
     return guarded("connect", carry_on(s, SMFIP_NR_CONN), [&]() -> sfsistat {
-        auto address = IpAddress::from_sockaddr(hostaddr);
-        if (!address) address = IpAddress::parse(symbol(ctx, "{client_addr}"));
-        s->trusted = address && s->settings().trusted_networks.contains(*address);
+        Peer peer = Peer::from_connect(hostaddr, symbol(ctx, "{client_addr}"));
+        s->trusted = peer.trusted_by(s->settings().trusted_networks);
         // Postfix passes "[addr]" as the name of a client without one: log it
         // as Postfix does, "unknown[addr]".
         std::string_view name = hostname != nullptr ? hostname : "";
         if (name.empty() || name.front() == '[') name = "unknown";
-        s->client = fmt::format("{}[{}]", printable(name, 255), address ? address->to_string() : "unknown");
+        s->client = fmt::format("{}[{}]{}", printable(name, 255), peer.address ? peer.address->to_string() : "unknown",
+                                peer.local_submission ? " (local submission)" : "");
         return carry_on(s, SMFIP_NR_CONN);
     });
 }

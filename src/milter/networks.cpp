@@ -88,6 +88,31 @@ std::optional<IpAddress> IpAddress::from_sockaddr(const sockaddr* address) noexc
     return std::nullopt;
 }
 
+Peer Peer::from_connect(const sockaddr* hostaddr, std::string_view client_addr_macro) noexcept {
+    Peer peer;
+    peer.address = IpAddress::from_sockaddr(hostaddr);
+    if (!peer.address) {
+        peer.address = IpAddress::parse(client_addr_macro);
+        return peer;
+    }
+    in_port_t port = 0;
+    if (hostaddr->sa_family == AF_INET) {
+        sockaddr_in in{};
+        std::memcpy(&in, hostaddr, sizeof in);
+        port = in.sin_port;
+    } else {
+        sockaddr_in6 in6{};
+        std::memcpy(&in6, hostaddr, sizeof in6);
+        port = in6.sin6_port;
+    }
+    peer.local_submission = port == 0;
+    return peer;
+}
+
+bool Peer::trusted_by(const Networks& networks) const noexcept {
+    return !local_submission && address && networks.contains(*address);
+}
+
 std::string IpAddress::to_string() const {
     char buffer[INET6_ADDRSTRLEN];
     if (family != AF_INET && family != AF_INET6) return "unknown";

@@ -156,3 +156,49 @@ TEST_CASE("networks wider than private ranges are named: /0 and anything shorter
     CHECK(parse_ok("::ffff:0.0.0.0/96").too_wide() == std::vector<std::string>{"0.0.0.0/0"});
     CHECK(parse_ok("::ffff:10.0.0.0/104").too_wide().empty());
 }
+
+namespace {
+
+sockaddr_in v4(const char* address, std::uint16_t port) {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_port = htons(port);
+    REQUIRE(inet_pton(AF_INET, address, &in.sin_addr) == 1);
+    return in;
+}
+
+}  // namespace
+
+TEST_CASE("Postfix's stand-in for mail without an SMTP client (port 0) is never trusted") {
+    auto loopback = parse_ok("127.0.0.0/8, ::1, 192.0.2.0/24");
+    // sendmail(1) through non_smtpd_milters: localhost, 127.0.0.1, port 0.
+    auto local = v4("127.0.0.1", 0);
+    auto peer = Peer::from_connect(reinterpret_cast<const sockaddr*>(&local), "127.0.0.1");
+    CHECK(peer.local_submission);
+    REQUIRE(peer.address);
+    CHECK(peer.address->to_string() == "127.0.0.1");
+    CHECK_FALSE(peer.trusted_by(loopback));
+    // The same address over SMTP is trusted.
+    auto smtp = v4("127.0.0.1", 40312);
+    auto client = Peer::from_connect(reinterpret_cast<const sockaddr*>(&smtp), "127.0.0.1");
+    CHECK_FALSE(client.local_submission);
+    CHECK(client.trusted_by(loopback));
+    // IPv6 first in inet_protocols: ::1, port 0.
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    REQUIRE(inet_pton(AF_INET6, "::1", &in6.sin6_addr) == 1);
+    auto six = Peer::from_connect(reinterpret_cast<const sockaddr*>(&in6), "::1");
+    CHECK(six.local_submission);
+    CHECK_FALSE(six.trusted_by(loopback));
+    in6.sin6_port = htons(25);
+    CHECK(Peer::from_connect(reinterpret_cast<const sockaddr*>(&in6), "::1").trusted_by(loopback));
+    // No address in the callback: the {client_addr} macro, no port to judge.
+    auto macro = Peer::from_connect(nullptr, "192.0.2.5");
+    CHECK_FALSE(macro.local_submission);
+    CHECK(macro.trusted_by(loopback));
+    CHECK_FALSE(Peer::from_connect(nullptr, "").trusted_by(loopback));
+    sockaddr un{};
+    un.sa_family = AF_UNIX;
+    CHECK(Peer::from_connect(&un, "192.0.2.5").trusted_by(loopback));
+    CHECK_FALSE(Peer::from_connect(&un, "unknown").address);
+}
