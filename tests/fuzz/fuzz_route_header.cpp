@@ -132,7 +132,7 @@ HeaderScan scan_all(const Headers& headers, std::size_t max_stripped) {
 }
 
 void check_scan(const HeaderScan& scan, const Headers& headers) {
-    int routes = 0;
+    std::size_t routes = 0;
     std::optional<int> hop;
     std::optional<std::int64_t> gen;
     std::size_t prefixed = 0;
