@@ -140,7 +140,9 @@ std::shared_ptr<Runtime> current_runtime() {
 // ------------------------------------------------------------ per connection
 
 struct Session {
-    explicit Session(std::shared_ptr<Runtime> r) : runtime(std::move(r)), headers(runtime->settings->header_prefix) {}
+    explicit Session(std::shared_ptr<Runtime> r)
+        : runtime(std::move(r)),
+          headers(runtime->settings->header_prefix, runtime->settings->max_stripped_headers) {}
 
     void reset_message() noexcept {
         headers.clear();
@@ -343,13 +345,14 @@ bool apply_header_edit(SMFICTX* ctx, const HeaderEdit& edit) {
     return false;
 }
 
+// Refuses the message with `reply`: rejected when it is a 5xx, else tempfailed.
 sfsistat refuse(SMFICTX* ctx, const Reply& reply) {
     auto& stats = filter_stats();
     MilterStats::add(reply.xcode == "4.4.6"   ? stats.refused_loop
-                     : reply.xcode == "4.7.0" ? stats.refused_header_flood
+                     : reply.xcode == "5.7.1" ? stats.refused_header_flood
                                               : stats.refused_other);
     set_reply(ctx, reply);
-    return SMFIS_TEMPFAIL;
+    return reply.code.front() == '5' ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 }
 
 sfsistat end_of_message(SMFICTX* ctx, Session& s) {
@@ -358,6 +361,19 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     if (s.failed) {
         log(Severity::Error, "{}: milter: an earlier stage failed: refusing with 451 4.3.0", qid);
         return refuse(ctx, internal_reply());
+    }
+
+    // An untrusted client's verdict needs no directory: a header flood is
+    // refused before any lookup.
+    HeaderVerdict verdict;
+    if (!s.trusted) {
+        verdict = check_headers(s.headers, false, settings.max_hops);
+        if (verdict.refuse) {
+            log(Severity::Warning, "{}: reject: {} {}* headers from untrusted client {}, more than "
+                "max_stripped_headers ({}): {} {} {}", qid, s.headers.occurrences(), settings.header_prefix, s.client,
+                s.headers.max_stripped(), verdict.refuse->code, verdict.refuse->xcode, verdict.refuse->text);
+            return refuse(ctx, *verdict.refuse);
+        }
     }
 
     RecipientPlan plan;
@@ -379,21 +395,23 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
         log(Severity::Warning, "{}: directory unavailable for {} recipient(s): accepting, route incomplete", qid,
             plan.tempfails.size());
     }
-    // The loop guard decides after the recipients are resolved: whether the
-    // loop is over depends on where they go now and on this host's generation.
+    // A trusted client's loop guard decides after the recipients are resolved:
+    // whether the loop is over depends on where they go now and on this
+    // host's generation.
     LoopContext here{plan.generation, settings.role == Role::Unit && plan.elsewhere.empty() &&
                                           plan.tempfails.empty() && !s.recipients.empty()};
-    HeaderVerdict verdict = check_headers(s.headers, s.trusted, settings.max_hops, here);
-    if (verdict.refuse) {
-        if (verdict.refuse->xcode == "4.4.6")
+    if (s.trusted) {
+        verdict = check_headers(s.headers, true, settings.max_hops, here);
+        if (verdict.refuse) {
             log(Severity::Warning, "{}: reject: routing loop: hop {} from {} reaches max_hops {}: {} {} {}", qid,
                 verdict.incoming, s.client, settings.max_hops, verdict.refuse->code, verdict.refuse->xcode,
                 verdict.refuse->text);
-        else
-            log(Severity::Warning, "{}: reject: more than {} distinct {}* header names from {}: {} {} {}", qid,
-                max_prefixed_names, settings.header_prefix, s.client, verdict.refuse->code, verdict.refuse->xcode,
-                verdict.refuse->text);
-        return refuse(ctx, *verdict.refuse);
+            return refuse(ctx, *verdict.refuse);
+        }
+        if (s.headers.routes_flooded())
+            log(Severity::Warning, "{}: {} {} headers from trusted client {}, more than max_stripped_headers ({}) "
+                "besides the first: the first changed, the others kept", qid, s.headers.route_count(),
+                s.headers.route_name(), s.client, s.headers.max_stripped());
     }
     if (verdict.released) MilterStats::add(filter_stats().loops_released);
     if (verdict.released)
@@ -525,14 +543,14 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     MilterStats::add(filter_stats().connections);
     s->trusted = false;  // also when what follows fails: untrusted is the safe side
     return guarded("connect", carry_on(s, SMFIP_NR_CONN), [&]() -> sfsistat {
-        auto address = IpAddress::from_sockaddr(hostaddr);
-        if (!address) address = IpAddress::parse(symbol(ctx, "{client_addr}"));
-        s->trusted = address && s->settings().trusted_networks.contains(*address);
+        Peer peer = Peer::from_connect(hostaddr, symbol(ctx, "{client_addr}"));
+        s->trusted = peer.trusted_by(s->settings().trusted_networks);
         // Postfix passes "[addr]" as the name of a client without one: log it
         // as Postfix does, "unknown[addr]".
         std::string_view name = hostname != nullptr ? hostname : "";
         if (name.empty() || name.front() == '[') name = "unknown";
-        s->client = fmt::format("{}[{}]", printable(name, 255), address ? address->to_string() : "unknown");
+        s->client = fmt::format("{}[{}]{}", printable(name, 255), peer.address ? peer.address->to_string() : "unknown",
+                                peer.local_submission ? " (local submission)" : "");
         return carry_on(s, SMFIP_NR_CONN);
     });
 }

@@ -17,9 +17,9 @@
 // any thread of its worker pool, one at a time, so nothing per connection may
 // live in thread-locals. The session keeps the configuration snapshot it
 // started with, so a reload never changes a message half-way. Per message it
-// keeps a HeaderScan and the raw recipients (at most max_recipients; memory is
-// bounded whatever the client sends), and forgets both at end of message and
-// on abort.
+// keeps a HeaderScan (at most max_stripped_headers names) and the raw
+// recipients (at most max_recipients; memory is bounded whatever the client
+// sends), and forgets both at end of message and on abort.
 //
 // Resolver pool (the choice): SQLite connections (Directory + Resolver) are
 // not tied to libmilter's threads, which libmilter creates and retires as it
@@ -32,13 +32,15 @@
 // the last session using it ends. Only end of message resolves, so one
 // checkout per message.
 //
-// End of message, in order: resolve every recipient in one checkout; on a
+// End of message, in order: from an untrusted client, reject a flood of
+// routing headers (more than max_stripped_headers: 550 5.7.1, the only 5xx,
+// before any lookup); resolve every recipient in one checkout; on a
 // directory tempfail, 451 4.3.0 (tempfail_action = tempfail) or go on with
 // a warning (accept: hygiene and the hop stamp still apply, the route lists
-// the units that resolved); refuse a loop (451 4.4.6, unless LoopContext
-// says it is over: every recipient delivered on this unit, or this host's
-// generation at least the route's) or an unstrippable header flood
-// (451 4.7.0); then the header edits (smfi_chgheader by index,
+// the units that resolved); from a trusted client, refuse a loop (451 4.4.6,
+// unless LoopContext says it is over: every recipient delivered on this
+// unit, or this host's generation at least the route's); then the header
+// edits, at most max_stripped_headers + 1 (smfi_chgheader by index,
 // highest first, then smfi_chgheader/smfi_addheader for the one route) and,
 // with expand_aliases, the envelope edits (smfi_delrcpt/smfi_addrcpt, each
 // logged with the queue id). A failed libmilter call tempfails the message.

@@ -79,6 +79,7 @@ private:
             install_settings(next);
             running_ = next;
             unit::common::log(Severity::Info, "reload: configuration reloaded");
+            for (const auto& line : warnings(*next)) unit::common::log(Severity::Warning, "{}", line);
         } catch (const std::exception& e) {
             unit::common::log(Severity::Error, "reload: {}: keeping the running configuration", e.what());
         }
@@ -154,6 +155,7 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
     unit::common::log(Severity::Info, "starting: listen {}, role {}{}, database {}, trusted networks: {}", s.listen,
                       s.role == Role::Unit ? "unit " : "mx", s.unit, s.db,
                       s.trusted_networks.empty() ? std::string("none") : s.trusted_networks.to_string());
+    for (const auto& line : warnings(s)) unit::common::log(Severity::Warning, "{}", line);
     int status = 0;
     {
         Reloader reloader(argc, argv, settings);

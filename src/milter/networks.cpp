@@ -16,6 +16,12 @@ constexpr std::uint8_t mapped_prefix[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 
 
 int bits_of(int family) noexcept { return family == AF_INET ? 32 : 128; }
 
+// The widest private range of each family: 10.0.0.0/8 (RFC 1918) and
+// fc00::/7 (unique local addresses, RFC 4193).
+int narrowest_trusted_prefix(int family) noexcept { return family == AF_INET ? 8 : 7; }
+
+std::string spelling(const Networks::Network& n) { return fmt::format("{}/{}", n.address.to_string(), n.prefix); }
+
 IpAddress unmap(IpAddress a) noexcept {
     if (a.family == AF_INET6 && std::memcmp(a.bytes.data(), mapped_prefix, sizeof mapped_prefix) == 0) {
         IpAddress v4;
@@ -80,6 +86,31 @@ std::optional<IpAddress> IpAddress::from_sockaddr(const sockaddr* address) noexc
         return unmap(a);
     }
     return std::nullopt;
+}
+
+Peer Peer::from_connect(const sockaddr* hostaddr, std::string_view client_addr_macro) noexcept {
+    Peer peer;
+    peer.address = IpAddress::from_sockaddr(hostaddr);
+    if (!peer.address) {
+        peer.address = IpAddress::parse(client_addr_macro);
+        return peer;
+    }
+    in_port_t port = 0;
+    if (hostaddr->sa_family == AF_INET) {
+        sockaddr_in in{};
+        std::memcpy(&in, hostaddr, sizeof in);
+        port = in.sin_port;
+    } else {
+        sockaddr_in6 in6{};
+        std::memcpy(&in6, hostaddr, sizeof in6);
+        port = in6.sin6_port;
+    }
+    peer.local_submission = port == 0;
+    return peer;
+}
+
+bool Peer::trusted_by(const Networks& networks) const noexcept {
+    return !local_submission && address && networks.contains(*address);
 }
 
 std::string IpAddress::to_string() const {
@@ -153,9 +184,16 @@ std::string Networks::to_string() const {
     std::string out;
     for (const auto& n : networks_) {
         if (!out.empty()) out += ", ";
-        out += fmt::format("{}/{}", n.address.to_string(), n.prefix);
+        out += spelling(n);
     }
     return out;
+}
+
+std::vector<std::string> Networks::too_wide() const {
+    std::vector<std::string> wide;
+    for (const auto& n : networks_)
+        if (n.prefix < narrowest_trusted_prefix(n.address.family)) wide.push_back(spelling(n));
+    return wide;
 }
 
 }  // namespace unit::milter

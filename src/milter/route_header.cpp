@@ -52,7 +52,7 @@ std::string sanitise(std::string_view s, std::size_t max, Allowed allowed) {
 }  // namespace
 
 Reply loop_reply() { return {"451", "4.4.6", "routing loop: directory replicas disagree"}; }
-Reply too_many_headers_reply() { return {"451", "4.7.0", "too many routing headers"}; }
+Reply forged_headers_reply() { return {"550", "5.7.1", "too many forged routing headers"}; }
 
 bool is_unit_name_char(char c) noexcept {
     return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
@@ -134,19 +134,27 @@ std::string format_route(const Route& route) {
     return out;
 }
 
-HeaderScan::HeaderScan(std::string prefix) : prefix_(std::move(prefix)), route_name_(prefix_ + "Route") {}
+HeaderScan::HeaderScan(std::string prefix, std::size_t max_stripped)
+    : prefix_(std::move(prefix)), route_name_(prefix_ + "Route"), max_stripped_(max_stripped) {}
 
 void HeaderScan::add(std::string_view name, std::string_view value) {
     if (!has_prefix(name, prefix_)) return;
-    std::string key(name);
-    std::transform(key.begin(), key.end(), key.begin(), lower);
-    if (auto known = index_.find(key); known != index_.end()) {
-        ++prefixed_[known->second].count;
-    } else if (prefixed_.size() < max_prefixed_names) {
-        index_.emplace(std::move(key), prefixed_.size());
-        prefixed_.push_back(Name{std::string(name), 1});
+    ++occurrences_;
+    if (flooded()) {
+        // Nothing will be deleted by name any more: free the names at once.
+        if (!prefixed_.empty()) {
+            prefixed_ = {};
+            index_ = {};
+        }
     } else {
-        overflowed_ = true;
+        std::string key(name);
+        std::transform(key.begin(), key.end(), key.begin(), lower);
+        if (auto known = index_.find(key); known != index_.end()) {
+            ++prefixed_[known->second].count;
+        } else {
+            index_.emplace(std::move(key), prefixed_.size());
+            prefixed_.push_back(Name{std::string(name), 1});
+        }
     }
     if (iequals(name, route_name_)) {
         ++route_count_;
@@ -161,16 +169,16 @@ void HeaderScan::add(std::string_view name, std::string_view value) {
 void HeaderScan::clear() noexcept {
     prefixed_.clear();
     index_.clear();
+    occurrences_ = 0;
     route_count_ = 0;
     hop_.reset();
     gen_.reset();
-    overflowed_ = false;
 }
 
 HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops, const LoopContext& here) {
     HeaderVerdict verdict;
     if (!trusted) {
-        if (scan.overflowed()) verdict.refuse = too_many_headers_reply();
+        if (scan.flooded()) verdict.refuse = forged_headers_reply();
         return verdict;  // a forged hop counts for nothing: it is deleted
     }
     verdict.incoming = scan.incoming_hop().value_or(0);
@@ -188,12 +196,12 @@ HeaderVerdict check_headers(const HeaderScan& scan, bool trusted, int max_hops, 
 
 std::vector<HeaderEdit> plan_headers(const HeaderScan& scan, bool trusted, const std::string& route_value) {
     std::vector<HeaderEdit> edits;
-    auto delete_all = [&](const std::string& name, int count, int down_to) {
-        for (int index = count; index >= down_to; --index)
-            edits.push_back(HeaderEdit{HeaderEdit::Kind::Delete, name, index, {}});
+    auto delete_all = [&](const std::string& name, std::size_t count, std::size_t down_to) {
+        for (std::size_t index = count; index >= down_to; --index)
+            edits.push_back(HeaderEdit{HeaderEdit::Kind::Delete, name, static_cast<int>(index), {}});
     };
     if (!trusted) {
-        for (const auto& n : scan.prefixed()) delete_all(n.name, n.count, 1);
+        for (const auto& n : scan.prefixed()) delete_all(n.name, static_cast<std::size_t>(n.count), 1);
         edits.push_back(HeaderEdit{HeaderEdit::Kind::Add, scan.route_name(), 0, route_value});
         return edits;
     }
@@ -201,7 +209,7 @@ std::vector<HeaderEdit> plan_headers(const HeaderScan& scan, bool trusted, const
         edits.push_back(HeaderEdit{HeaderEdit::Kind::Add, scan.route_name(), 0, route_value});
         return edits;
     }
-    delete_all(scan.route_name(), scan.route_count(), 2);
+    if (!scan.routes_flooded()) delete_all(scan.route_name(), scan.route_count(), 2);
     edits.push_back(HeaderEdit{HeaderEdit::Kind::Change, scan.route_name(), 1, route_value});
     return edits;
 }

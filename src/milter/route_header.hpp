@@ -20,19 +20,29 @@
 // address: nothing but the four parameters is written.
 //
 // HeaderScan collects, header by header, what the end-of-message decision
-// needs: the distinct header names that start with the prefix (compared
-// without case) with their occurrence counts, and the highest hop of the
-// route headers. Its memory is bounded: at most max_prefixed_names distinct
-// names are remembered (overflowed() tells when more came); values are parsed
-// and dropped. Each header costs one hash lookup of its name, however many
-// names are remembered, so a message of many headers costs linear time.
+// needs: how many headers start with the prefix (compared without case), the
+// distinct such names with their occurrence counts, and the route headers'
+// count and highest hop. Its memory and time are bounded by max_stripped,
+// the most prefixed headers one message may have deleted (unitmilter's
+// max_stripped_headers, at most max_stripped_limit): names are remembered
+// only while the message has no more than that many prefixed headers; past
+// it (flooded()) they are forgotten and only counted, since such a message
+// is refused (untrusted) or keeps them (trusted). Values are parsed and
+// dropped. Each header costs one hash lookup of its name at most, so a
+// message of many headers costs linear time and a bounded amount of memory.
 //
-// check_headers() and plan_headers() are the decision:
+// check_headers() and plan_headers() are the decision. Their edits are
+// bounded for every client: at most max_stripped deletions and one change
+// or addition. (The MTA pays for each deletion by index: Postfix's cleanup
+// finds the header by reading the queue file's headers from the start, so n
+// deletions cost n times the header section.)
 //   - untrusted client: every prefixed header is deleted (every occurrence,
 //     by index, highest index first), the incoming hop is ignored and the
-//     route is added with hop=1; when more distinct prefixed names came than
-//     HeaderScan remembers, they cannot all be deleted and the message is
-//     refused with too_many_headers_reply (a 4xx: never a 5xx on doubt);
+//     route is added with hop=1; a message with more prefixed headers than
+//     max_stripped (flooded()) is refused with forged_headers_reply(), a
+//     5xx: those headers did not come from a peer (a unitmilter host sends
+//     one) and cannot all be deleted at a bounded cost, and a retry would
+//     carry them again;
 //   - trusted client: other prefixed headers are kept; the incoming route's
 //     highest hop is the incoming hop; a hop >= max_hops refuses the message
 //     with loop_reply, unless the loop is over (LoopContext): every
@@ -43,7 +53,10 @@
 //     that agree (a configuration loop, not a disagreement);
 //     otherwise the first route header is changed to the new value (hop+1)
 //     and any further route headers are deleted, so that exactly one route
-//     header leaves.
+//     header leaves; but when there are more further ones than max_stripped
+//     (routes_flooded()), they are left in place, unchanged: the message is
+//     system mail and is not refused for it, the changed route carries the
+//     highest hop, and the next host counts the highest.
 //
 // Pure functions and values: thread-safe, no logging, nothing throws but
 // std::bad_alloc.
@@ -60,7 +73,9 @@
 namespace unit::milter {
 
 inline constexpr int max_hop_value = 1000000;
-inline constexpr std::size_t max_prefixed_names = 1000;
+// The highest max_stripped_headers: what a message may make the MTA delete,
+// and the names HeaderScan may remember (each up to a header's size).
+inline constexpr std::size_t max_stripped_limit = 100;
 inline constexpr std::size_t max_unit_name = 64;
 inline constexpr std::size_t max_host_name = 255;
 
@@ -71,7 +86,7 @@ struct Reply {
 };
 
 Reply loop_reply();              // 451 4.4.6 routing loop: directory replicas disagree
-Reply too_many_headers_reply();  // 451 4.7.0 too many routing headers
+Reply forged_headers_reply();    // 550 5.7.1 too many forged routing headers
 
 struct Route {
     std::optional<int> hop;
@@ -93,7 +108,9 @@ bool has_prefix(std::string_view name, std::string_view prefix) noexcept;
 class HeaderScan {
 public:
     // prefix: the routing prefix ("X-Unit-"); the route header is prefix+"Route".
-    explicit HeaderScan(std::string prefix);
+    // max_stripped: the most prefixed headers a message may have deleted
+    // (at most max_stripped_limit).
+    HeaderScan(std::string prefix, std::size_t max_stripped);
 
     // Every header of the message, in order, as the MTA sends it.
     void add(std::string_view name, std::string_view value);
@@ -104,23 +121,30 @@ public:
         std::string name;  // as first seen
         int count = 0;     // occurrences
     };
+    // The distinct prefixed names; empty once flooded().
     const std::vector<Name>& prefixed() const noexcept { return prefixed_; }
+    // Every prefixed header, the route headers included.
+    std::size_t occurrences() const noexcept { return occurrences_; }
+    std::size_t max_stripped() const noexcept { return max_stripped_; }
+    // More prefixed headers than max_stripped.
+    bool flooded() const noexcept { return occurrences_ > max_stripped_; }
+    // More route headers than max_stripped besides the first one.
+    bool routes_flooded() const noexcept { return route_count_ > max_stripped_ + 1; }
     const std::string& route_name() const noexcept { return route_name_; }
-    int route_count() const noexcept { return route_count_; }
+    std::size_t route_count() const noexcept { return route_count_; }
     // The highest valid hop among the route headers; nullopt when none had one.
     std::optional<int> incoming_hop() const noexcept { return hop_; }
     // The generation in the route header with that hop; nullopt when none.
     std::optional<std::int64_t> incoming_generation() const noexcept { return gen_; }
-    bool overflowed() const noexcept { return overflowed_; }
 
 private:
     std::string prefix_, route_name_;
+    std::size_t max_stripped_;
     std::vector<Name> prefixed_;
     std::unordered_map<std::string, std::size_t> index_;  // lowercased name -> its entry in prefixed_
-    int route_count_ = 0;
+    std::size_t occurrences_ = 0, route_count_ = 0;
     std::optional<int> hop_;
     std::optional<std::int64_t> gen_;
-    bool overflowed_ = false;
 };
 
 struct HeaderVerdict {
@@ -148,7 +172,10 @@ struct HeaderEdit {
     bool operator==(const HeaderEdit&) const = default;
 };
 
-// The edits that leave exactly one route header with `route_value`.
+// The edits that leave exactly one route header with `route_value` (for a
+// trusted client whose routes_flooded(): the first one with it, the others
+// untouched); at most scan.max_stripped() + 1 of them. Not for an untrusted
+// message that is flooded() (it is refused).
 std::vector<HeaderEdit> plan_headers(const HeaderScan& scan, bool trusted, const std::string& route_value);
 
 }  // namespace unit::milter

@@ -102,6 +102,11 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 24); }},  // 2 x 24 < hop_count_limit (50)
     {"header_prefix", "X-Unit-", "the routing header prefix; the route header is PREFIX + Route",
      [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); }},
+    {"max_stripped_headers", "10", "the most routing headers deleted from one message; more from an untrusted client "
+                                   "refuse it (550 5.7.1)",
+     [](std::string_view v, Settings& s) {
+         return set_number(s.max_stripped_headers, v, std::size_t{0}, max_stripped_limit);
+     }},
     {"expand_aliases", "no", "replace alias recipients by their targets (for MTAs without socketmap)",
      [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); }, KeyKind::Flag},
     {"tempfail_action", "tempfail", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
@@ -177,6 +182,14 @@ void print_help(std::ostream& out) {
         << table.options(common::settings_title);
 }
 
+std::vector<std::string> warnings(const Settings& s) {
+    std::vector<std::string> lines;
+    for (const auto& network : s.trusted_networks.too_wide())
+        lines.push_back(fmt::format("trusted_networks: {} is wider than any private network (IPv4 /8, IPv6 /7): "
+                                    "every client in it may forge routing headers and hop counts", network));
+    return lines;
+}
+
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
     auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
     return {
@@ -191,6 +204,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"trusted_networks", s.trusted_networks.to_string()},
         {"max_hops", std::to_string(s.max_hops)},
         {"header_prefix", s.header_prefix},
+        {"max_stripped_headers", std::to_string(s.max_stripped_headers)},
         {"expand_aliases", yes_no(s.expand_aliases)},
         {"tempfail_action", s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail"},
         {"recipient_delimiter", s.resolver.address.recipient_delimiter},

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstddef>
 #include <iosfwd>
 #include <string>
 #include <utility>
@@ -41,6 +42,9 @@ struct Settings {
     Networks trusted_networks;
     int max_hops = 6;
     std::string header_prefix = "X-Unit-";
+    // The most routing headers one message may have deleted: more from an
+    // untrusted client refuse it with a 5xx (route_header.hpp).
+    std::size_t max_stripped_headers = 10;
     bool expand_aliases = false;
     TempfailAction tempfail_action = TempfailAction::Tempfail;
     std::string user;
@@ -58,6 +62,10 @@ inline constexpr const char* default_config_file = "/etc/unitpolicy/unitmilter.c
 Settings load_settings(int argc, const char* const argv[]);
 
 void print_help(std::ostream& out);
+// What is valid but likely a mistake, one line each, for the start-up and
+// reload log: a trusted_networks entry wider than private ranges
+// (Networks::too_wide()).
+std::vector<std::string> warnings(const Settings& settings);
 // key = value lines of the effective configuration (start-up log, tests).
 std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
 

@@ -17,10 +17,10 @@ std::string stats_prometheus(const MilterStats& s) {
     m.sample("unitmilter_uptime_seconds",
              std::chrono::duration<double>(std::chrono::system_clock::now() - s.started).count());
     counter("unitmilter_connections_total", "MTA connections.", s.connections);
-    m.family("unitmilter_messages_total", Type::Counter, "Messages at end of data, by result (refused: 451 code).");
+    m.family("unitmilter_messages_total", Type::Counter, "Messages at end of data, by result (refused: the reply's code).");
     m.sample("unitmilter_messages_total", value(s.messages_accepted), {{"result", "accepted"}});
     m.sample("unitmilter_messages_total", value(s.refused_loop), {{"result", "refused_4.4.6_loop"}});
-    m.sample("unitmilter_messages_total", value(s.refused_header_flood), {{"result", "refused_4.7.0_header_flood"}});
+    m.sample("unitmilter_messages_total", value(s.refused_header_flood), {{"result", "refused_5.7.1_header_flood"}});
     m.sample("unitmilter_messages_total", value(s.refused_other), {{"result", "refused_4.3.0"}});
     counter("unitmilter_loops_released_total", "Messages past max_hops taken again because the loop was over.",
             s.loops_released);

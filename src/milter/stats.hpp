@@ -21,8 +21,8 @@ struct MilterStats {
 
     Counter connections{0};
     Counter messages_accepted{0};
-    // Refused with 451, by enhanced status code: 4.4.6 routing loop,
-    // 4.7.0 header flood, 4.3.0 directory unavailable or internal error.
+    // Refused, by enhanced status code: 451 4.4.6 routing loop, 550 5.7.1
+    // forged header flood, 451 4.3.0 directory unavailable or internal error.
     Counter refused_loop{0}, refused_header_flood{0}, refused_other{0};
     Counter loops_released{0};
     Counter headers_removed{0};  // forged routing headers from untrusted clients

@@ -178,7 +178,7 @@ unitpolicy_mx() {
     pf_start "$name"
 }
 unitpolicy_mx c
-[[ $configs != *d* ]] || unitpolicy_mx d "smtpd_milters ="
+[[ $configs != *d* ]] || unitpolicy_mx d "smtpd_milters =" "non_smtpd_milters ="
 
 # ---------------------------------------------------------------- one run
 

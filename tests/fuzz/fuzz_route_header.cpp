@@ -9,16 +9,22 @@
 //     header value (printable ASCII, every line break followed by a tab, no
 //     '@'), that parses back to the same hop, generation and units and
 //     formats to the same bytes;
-//   - HeaderScan counts the route headers, finds the highest hop and its
-//     generation, and counts the prefixed names as a plain recount does;
+//   - HeaderScan, for several max_stripped (0, 2, 10): counts the route
+//     headers and the prefixed ones, finds the highest hop and its
+//     generation, and counts the prefixed names as a plain recount does,
+//     remembering none once there are more than max_stripped;
 //   - check_headers(), for trusted and untrusted clients, several max_hops
-//     and loop contexts: a refusal is always a 4xx; an untrusted hop counts
-//     for nothing; a trusted hop below max_hops is never refused; a hop past
-//     2 x max_hops is refused unless every recipient is delivered here;
-//   - plan_headers(), applied to the header list as the MTA would, leaves
-//     exactly one route header with the new value, every header without the
-//     prefix untouched and in order, and no other prefixed header from an
-//     untrusted client.
+//     and loop contexts: an untrusted message is refused exactly when it has
+//     more prefixed headers than max_stripped, with 550 5.7.1, and any other
+//     refusal is a 4xx; an untrusted hop counts for nothing; a trusted hop
+//     below max_hops is never refused; a hop past 2 x max_hops is refused
+//     unless every recipient is delivered here;
+//   - plan_headers(), applied to the header list as the MTA would, makes at
+//     most max_stripped + 1 edits and leaves exactly one route header with
+//     the new value (a trusted client with more extra routes than
+//     max_stripped: the first one with it, the others as they were), every
+//     header without the prefix untouched and in order, and no other
+//     prefixed header from an untrusted client.
 #include <algorithm>
 #include <cstddef>
 #include <cstdint>
@@ -119,14 +125,14 @@ void check_route_value(std::string_view value) {
 
 // ---- HeaderScan ----------------------------------------------------------------
 
-HeaderScan scan_all(const Headers& headers) {
-    HeaderScan scan(prefix);
+HeaderScan scan_all(const Headers& headers, std::size_t max_stripped) {
+    HeaderScan scan(prefix, max_stripped);
     for (const auto& h : headers) scan.add(h.name, h.value);
     return scan;
 }
 
 void check_scan(const HeaderScan& scan, const Headers& headers) {
-    int routes = 0;
+    std::size_t routes = 0;
     std::optional<int> hop;
     std::optional<std::int64_t> gen;
     std::size_t prefixed = 0;
@@ -141,9 +147,12 @@ void check_scan(const HeaderScan& scan, const Headers& headers) {
         }
     }
     require(scan.route_count() == routes, "the scan counts every route header");
+    require(scan.occurrences() == prefixed, "the scan counts every prefixed header");
+    require(scan.flooded() == (prefixed > scan.max_stripped()), "flooded: more prefixed headers than max_stripped");
     require(scan.incoming_hop() == hop, "the scan finds the highest hop");
     require(scan.incoming_generation() == gen, "the scan keeps the generation of the highest hop");
-    require(scan.prefixed().size() <= max_prefixed_names, "the scan remembers at most max_prefixed_names names");
+    require(scan.prefixed().size() <= scan.max_stripped(), "the scan remembers at most max_stripped names");
+    if (scan.flooded()) require(scan.prefixed().empty(), "a flooded scan remembers no name");
     std::size_t counted = 0;
     std::vector<std::string> names;
     for (const auto& n : scan.prefixed()) {
@@ -154,25 +163,26 @@ void check_scan(const HeaderScan& scan, const Headers& headers) {
     std::sort(names.begin(), names.end());
     require(std::adjacent_find(names.begin(), names.end()) == names.end(),
             "remembered names are distinct without case");
-    if (!scan.overflowed()) require(counted == prefixed, "the scan counts every prefixed header");
+    if (!scan.flooded()) require(counted == prefixed, "the scan counts every prefixed header by name");
 }
 
 // ---- check_headers ---------------------------------------------------------------
 
 void require_temporary(const Reply& reply) {
     require(reply.code.size() == 3 && reply.code[0] == '4' && reply.xcode.rfind("4.", 0) == 0,
-            "a refusal is a 4xx, never a 5xx");
+            "a refusal but the forged header flood is a 4xx");
 }
 
 void check_verdict(const HeaderScan& scan, bool trusted, int max_hops, const LoopContext& here) {
     HeaderVerdict v = check_headers(scan, trusted, max_hops, here);
-    if (v.refuse) require_temporary(*v.refuse);
     require(!(v.refuse && v.released), "a released message is not refused");
     if (!trusted) {
         require(v.incoming == 0 && v.outgoing == 1, "an untrusted hop counts for nothing");
-        require(v.refuse.has_value() == scan.overflowed(), "an untrusted message is refused only for too many names");
+        require(v.refuse.has_value() == scan.flooded(), "an untrusted message is refused only for a flood");
+        if (v.refuse) require(*v.refuse == forged_headers_reply(), "a flood is refused with 550 5.7.1");
         return;
     }
+    if (v.refuse) require_temporary(*v.refuse);
     require(v.incoming == scan.incoming_hop().value_or(0), "a trusted hop counts");
     require(v.outgoing == std::min(v.incoming + 1, max_hop_value), "the outgoing hop is one more, saturated");
     if (v.incoming < max_hops) require(!v.refuse && !v.released, "a hop below max_hops passes");
@@ -239,9 +249,19 @@ bool is_prefixed(const Header& h) { return has_prefix(h.name, prefix); }
 bool is_route(const Header& h) { return iequals(h.name, route_name); }
 
 void check_plan(const HeaderScan& scan, const Headers& headers, bool trusted, const std::string& value) {
-    Headers after = apply_edits(headers, plan_headers(scan, trusted, value));
+    auto edits = plan_headers(scan, trusted, value);
+    require(edits.size() <= scan.max_stripped() + 1, "at most max_stripped + 1 edits");
+    Headers after = apply_edits(headers, edits);
     auto routes = without(after, [](const Header& h) { return !is_route(h); });
-    require(routes.size() == 1 && routes.front().value == value, "exactly one route header leaves, with the new value");
+    if (trusted && scan.routes_flooded()) {
+        auto before = without(headers, [](const Header& h) { return !is_route(h); });
+        require(routes.size() == before.size() && routes.front().value == value &&
+                    std::equal(routes.begin() + 1, routes.end(), before.begin() + 1),
+                "a trusted route flood: the first route has the new value, the others stay");
+    } else {
+        require(routes.size() == 1 && routes.front().value == value,
+                "exactly one route header leaves, with the new value");
+    }
     require(without(after, is_prefixed) == without(headers, is_prefixed), "headers without the prefix are untouched");
     if (trusted)
         require(without(after, is_route) == without(headers, is_route),
@@ -257,22 +277,23 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     Headers headers = read_headers(std::string_view(reinterpret_cast<const char*>(data), size));
     for (const auto& h : headers) check_route_value(h.value);
 
-    HeaderScan scan = scan_all(headers);
-    check_scan(scan, headers);
-
     const LoopContext contexts[] = {
         {-1, false},
         {0, false},
         {std::numeric_limits<std::int64_t>::max(), false},
         {-1, true},
     };
-    for (bool trusted : {false, true}) {
-        for (int max_hops : {1, 3, 24})
-            for (const auto& here : contexts) check_verdict(scan, trusted, max_hops, here);
-        if (!trusted && scan.overflowed()) continue;  // refused: nothing is planned
-        Route route = headers.empty() ? Route{} : parse_route(headers.back().value);
-        route.hop = check_headers(scan, trusted, 3).outgoing;
-        check_plan(scan, headers, trusted, format_route(route));
+    for (std::size_t max_stripped : {0, 2, 10}) {
+        HeaderScan scan = scan_all(headers, max_stripped);
+        check_scan(scan, headers);
+        for (bool trusted : {false, true}) {
+            for (int max_hops : {1, 3, 24})
+                for (const auto& here : contexts) check_verdict(scan, trusted, max_hops, here);
+            if (!trusted && scan.flooded()) continue;  // refused: nothing is planned
+            Route route = headers.empty() ? Route{} : parse_route(headers.back().value);
+            route.hop = check_headers(scan, trusted, 3).outgoing;
+            check_plan(scan, headers, trusted, format_route(route));
+        }
     }
     return 0;
 }

@@ -282,8 +282,12 @@ route_header = {
                   + ",".join(f"unit{i:03d}.example.com" for i in range(40)) + "; by=" + "h" * 200 + "\n",
     "continuation_first": "\tno header before\nX-Unit-Route: hop=1\n",
     "crlf": crlf(MESSAGE + "X-Unit-Route: hop=1; gen=42; units=unit1; by=mx1.example.com\n"),
-    # More distinct prefixed names than HeaderScan remembers (max_prefixed_names).
+    # More distinct prefixed names than HeaderScan remembers (max_stripped_limit).
     "overflow_names": "".join(f"X-Unit-{i:x}:\n" for i in range(1010)),
+    # A flood of one name: past every max_stripped, by occurrences.
+    "flood_one_name": MESSAGE + "X-Unit-Route: hop=1\n" * 120,
+    # A trusted peer's flood of routes: the extra ones kept past max_stripped.
+    "flood_routes": "".join(f"X-Unit-Route: hop={i % 9}; gen={i}\n" for i in range(40)) + "Subject: x\n",
 }
 
 # ---- printable: the escaping of every client value in a log line ------------------------

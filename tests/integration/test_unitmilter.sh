@@ -19,6 +19,11 @@
 #   converged   the MX's replica catches up: its generation reaches the
 #               route's, so unit3's retry (hop=4) is taken and
 #               delivered to unit2, without a bounce
+#   local       sendmail(1) on unit3, which trusts 127.0.0.0/8: the
+#               example's non_smtpd_milters runs the filter, which does not
+#               trust Postfix's stand-in client (127.0.0.1, port 0): the
+#               forged X-Unit-* headers are gone at unit2's sink and the
+#               route counts from unit3's hop=1
 #   filter down both filters stop with status 0 on SIGTERM; the MX then
 #               answers 451 4.7.1 (milter_default_action = tempfail)
 #
@@ -324,6 +329,8 @@ pf_master_fragment unit3 "$IT_EXAMPLES/unit/master.cf"
 it_expect_eq "unit3: main.cf has the example's milter lines" \
     "unix:$IT_WORK/u3/unitmilter tempfail 6" \
     "$(postconf -c "${PF_CONF[unit3]}" -h smtpd_milters milter_default_action milter_protocol | tr '\n' ' ' | sed 's/ $//')"
+it_expect_eq "unit3: main.cf runs the filter on local submissions" "unix:$IT_WORK/u3/unitmilter" \
+    "$(postconf -c "${PF_CONF[unit3]}" -h non_smtpd_milters)"
 pf_start unit3
 
 # The MX's filter now trusts loopback (unit3 and the MX itself), max_hops 4.
@@ -411,6 +418,39 @@ it_check "converged: nothing bounced on the MX" 'maillog mx: $(pf_log mx | grep 
 it_check "converged: nothing bounced on unit3" 'maillog unit3: $(pf_log unit3 | grep -E "bounce" | head -2)' \
     it_not pf_bounced unit3
 [ "$IT_FAILED" -gt 0 ] && { pf_log_tail mx 20; pf_log_tail unit3 20; um_log_tail mxmilter; um_log_tail u3milter; }
+
+# =============================================================== local
+
+# A local user on unit3 submits with sendmail(1) a message carrying a forged
+# route and another X-Unit-* header. unit3's filter (trusted_networks
+# 127.0.0.0/8) sees Postfix's stand-in client, localhost[127.0.0.1] with
+# port 0, and trusts it not: both headers go and hop=1 is stamped; bob@ is
+# on unit2, so unit3 sends it to the MX (trusting loopback), which counts
+# hop=2 and relays it to unit2.
+cat >"$IT_WORK/local.eml" <<'EOM'
+From: <sender@sender.invalid>
+To: <bob@example.com>
+Subject: local submission
+Message-Id: <local.1@sender.invalid>
+X-Unit-Route: hop=3; gen=1; units=unit9; by=local.forger.invalid
+X-Unit-Note: forged locally
+
+submitted with sendmail(1)
+EOM
+timeout 20 sendmail -C "${PF_CONF[unit3]}" -f "$from" -i bob@example.com <"$IT_WORK/local.eml"
+it_expect_eq "local: sendmail on unit3 takes the message" 0 "$?"
+it_check "local: delivered to unit2" 'unit2 has: $(sink_list unit2); maillog unit3: $(pf_log unit3 | grep -i "local\.1\|milter" | tail -2)' \
+    it_wait_until 30 eval '[ -n "$(sink_file unit2 "^Message-Id: <local\.1@")" ]'
+f=$(sink_file unit2 '^Message-Id: <local\.1@')
+it_expect_eq "local: one route, counted from unit3's hop=1" \
+    "X-Unit-Route: hop=2; gen=$gen_conv; units=unit2; by=mx.it.invalid" "$(route_headers "$f")"
+it_expect_eq "local: no X-Unit-* header but the route" \
+    "X-Unit-Route" "$(unit_headers "$f" | sed 's/:.*//' | tr '\n' ' ' | sed 's/ $//')"
+it_check "local: nothing of the forged values is left" 'headers: $(msg_headers "$f" | tr "\n" "|")' \
+    it_not grep -Ei 'forger\.invalid|unit9|forged locally' "$f"
+it_check "local: unit3's filter removed both as from an untrusted client" 'log: $(grep -i "local\|removed" "$IT_WORK/u3milter.log" | tail -n 3)' \
+    um_log_has u3milter ': removed 2 X-Unit-\* header\(s\) from untrusted client localhost\[127\.0\.0\.1\] \(local submission\)$'
+[ "$IT_FAILED" -gt 0 ] && { pf_log_tail unit3 20; um_log_tail u3milter; }
 
 # =============================================================== refused replica
 

@@ -137,8 +137,8 @@ busy_mx() {
 }
 
 # No unitmilter runs in these scenarios (test_unitmilter.sh has its own):
-# the examples' smtpd_milters line is dropped.
-no_milter_sed='s|^smtpd_milters = .*|smtpd_milters =|'
+# the examples' smtpd_milters and non_smtpd_milters lines are emptied.
+no_milter_sed='s|^\(non_\)\{0,1\}smtpd_milters = .*|\1smtpd_milters =|'
 
 # mx_fragment_seds DIR: sed expressions pointing the example's private/
 # sockets at DIR (Postfix takes an absolute path in unix:/abs/path).

@@ -194,6 +194,69 @@ PYTHON
 )
 report header_64k $? "$out"
 
+# forged_flood.lua's rejections are logged with the queue id and the count.
+grep -E 'warning: 4FL00D2: reject: 11 X-Unit-\* headers from untrusted client peer\.example\.net\[192\.0\.2\.10\], more than max_stripped_headers \(10\): 550 5\.7\.1 too many forged routing headers$' \
+    "$tmp/mx.log" >/dev/null
+report forged_flood_log $? "$(grep -E 'FL00D|reject' "$tmp/mx.log" | tail -n 5)"
+
+# Mail without an SMTP client: Postfix's non_smtpd_milters present it as
+# localhost, 127.0.0.1 and port 0 (cleanup_milter.c). miltertest always
+# sends a port, so this goes through the same minimal client: a connect from
+# 10.1.2.3 (inside trusted_networks) with port 0 is not trusted: its route
+# is deleted and hop=1 added, not incremented to hop=3.
+out=$(timeout 60 python3 - "$tmp/mx.sock" <<'PYTHON' 2>&1
+import socket, struct, sys
+
+def packet(cmd, data=b""):
+    return struct.pack(">I", len(data) + 1) + cmd + data
+
+def read_packet(s):
+    def exactly(n):
+        buf = b""
+        while len(buf) < n:
+            chunk = s.recv(n - len(buf))
+            if not chunk:
+                sys.exit("the filter closed the connection")
+            buf += chunk
+        return buf
+    size = struct.unpack(">I", exactly(4))[0]
+    body = exactly(size)
+    return body[:1], body[1:]
+
+s = socket.socket(socket.AF_UNIX)
+s.settimeout(30)
+s.connect(sys.argv[1])
+s.sendall(packet(b"O", struct.pack(">III", 6, 0x1FF, 0x1FFFFF)))
+_, data = read_packet(s)
+_, actions, steps = struct.unpack(">III", data[:12])
+SMFIP_NR_HDR, SMFIP_NR_CONN, SMFIP_NR_RCPT = 0x80, 0x1000, 0x8000
+s.sendall(packet(b"C", b"localhost\0" + b"4" + struct.pack(">H", 0) + b"10.1.2.3\0"))
+if not steps & SMFIP_NR_CONN:
+    read_packet(s)
+s.sendall(packet(b"R", b"<a@example.com>\0"))
+if not steps & SMFIP_NR_RCPT:
+    read_packet(s)
+s.sendall(packet(b"L", b"X-Unit-Route\0hop=2; gen=1; units=u9; by=local.forger\0"))
+if not steps & SMFIP_NR_HDR:
+    read_packet(s)
+s.sendall(packet(b"E"))
+edits = []
+while True:
+    cmd, data = read_packet(s)
+    if cmd in (b"m", b"h"):
+        edits.append((cmd, data))
+    elif cmd in (b"c", b"a"):
+        break
+    elif cmd in (b"t", b"r", b"y", b"d"):
+        sys.exit("message refused: %r %r" % (cmd, data))
+deleted = any(c == b"m" and d[4:].startswith(b"X-Unit-Route\0\0") for c, d in edits)
+added = any(c == b"h" and d.startswith(b"X-Unit-Route\0hop=1;") for c, d in edits)
+if not deleted or not added or len(edits) != 2:
+    sys.exit("port 0 from a trusted address: edits %r" % edits)
+PYTHON
+)
+report local_submission_untrusted $? "$out"
+
 for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then
         echo "not ok filter $pid died"

@@ -142,3 +142,63 @@ TEST_CASE("addresses from libmilter's sockaddr") {
     CHECK_FALSE(IpAddress::from_sockaddr(&un));
     CHECK_FALSE(IpAddress::from_sockaddr(nullptr));
 }
+
+TEST_CASE("networks wider than private ranges are named: /0 and anything shorter than /8 (IPv4) or /7 (IPv6)") {
+    CHECK(parse_ok("0.0.0.0/0").too_wide() == std::vector<std::string>{"0.0.0.0/0"});
+    CHECK(parse_ok("::/0").too_wide() == std::vector<std::string>{"::/0"});
+    CHECK(parse_ok("10.0.0.0/8, 0.0.0.0/0 2000::/3 ::/0 64.0.0.0/2")
+              .too_wide() == std::vector<std::string>{"0.0.0.0/0", "2000::/3", "::/0", "64.0.0.0/2"});
+    CHECK(parse_ok("128.0.0.0/1").too_wide() == std::vector<std::string>{"128.0.0.0/1"});
+    // The widest private ranges, and anything narrower, are not.
+    CHECK(parse_ok("10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7 2001:db8::/32 127.0.0.1").too_wide().empty());
+    CHECK(parse_ok("").too_wide().empty());
+    // An IPv4-mapped network counts as IPv4.
+    CHECK(parse_ok("::ffff:0.0.0.0/96").too_wide() == std::vector<std::string>{"0.0.0.0/0"});
+    CHECK(parse_ok("::ffff:10.0.0.0/104").too_wide().empty());
+}
+
+namespace {
+
+sockaddr_in v4(const char* address, std::uint16_t port) {
+    sockaddr_in in{};
+    in.sin_family = AF_INET;
+    in.sin_port = htons(port);
+    REQUIRE(inet_pton(AF_INET, address, &in.sin_addr) == 1);
+    return in;
+}
+
+}  // namespace
+
+TEST_CASE("Postfix's stand-in for mail without an SMTP client (port 0) is never trusted") {
+    auto loopback = parse_ok("127.0.0.0/8, ::1, 192.0.2.0/24");
+    // sendmail(1) through non_smtpd_milters: localhost, 127.0.0.1, port 0.
+    auto local = v4("127.0.0.1", 0);
+    auto peer = Peer::from_connect(reinterpret_cast<const sockaddr*>(&local), "127.0.0.1");
+    CHECK(peer.local_submission);
+    REQUIRE(peer.address);
+    CHECK(peer.address->to_string() == "127.0.0.1");
+    CHECK_FALSE(peer.trusted_by(loopback));
+    // The same address over SMTP is trusted.
+    auto smtp = v4("127.0.0.1", 40312);
+    auto client = Peer::from_connect(reinterpret_cast<const sockaddr*>(&smtp), "127.0.0.1");
+    CHECK_FALSE(client.local_submission);
+    CHECK(client.trusted_by(loopback));
+    // IPv6 first in inet_protocols: ::1, port 0.
+    sockaddr_in6 in6{};
+    in6.sin6_family = AF_INET6;
+    REQUIRE(inet_pton(AF_INET6, "::1", &in6.sin6_addr) == 1);
+    auto six = Peer::from_connect(reinterpret_cast<const sockaddr*>(&in6), "::1");
+    CHECK(six.local_submission);
+    CHECK_FALSE(six.trusted_by(loopback));
+    in6.sin6_port = htons(25);
+    CHECK(Peer::from_connect(reinterpret_cast<const sockaddr*>(&in6), "::1").trusted_by(loopback));
+    // No address in the callback: the {client_addr} macro, no port to judge.
+    auto macro = Peer::from_connect(nullptr, "192.0.2.5");
+    CHECK_FALSE(macro.local_submission);
+    CHECK(macro.trusted_by(loopback));
+    CHECK_FALSE(Peer::from_connect(nullptr, "").trusted_by(loopback));
+    sockaddr un{};
+    un.sa_family = AF_UNIX;
+    CHECK(Peer::from_connect(&un, "192.0.2.5").trusted_by(loopback));
+    CHECK_FALSE(Peer::from_connect(&un, "unknown").address);
+}

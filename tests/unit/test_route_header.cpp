@@ -108,7 +108,7 @@ TEST_CASE("has_prefix compares without case") {
 namespace {
 
 HeaderScan scan_of(std::initializer_list<std::pair<const char*, const char*>> headers) {
-    HeaderScan scan("X-Unit-");
+    HeaderScan scan("X-Unit-", 10);
     for (const auto& [name, value] : headers) scan.add(name, value);
     return scan;
 }
@@ -233,48 +233,103 @@ TEST_CASE("loop guard: a loop that is over is released, up to a ceiling") {
 }
 
 TEST_CASE("a custom prefix") {
-    HeaderScan scan("X-Route-");
+    HeaderScan scan("X-Route-", 10);
     scan.add("X-Route-Route", "hop=2");
     scan.add("X-Unit-Route", "hop=5");
     CHECK(scan.route_name() == "X-Route-Route");
     CHECK(scan.incoming_hop() == 2);
     CHECK(scan.prefixed().size() == 1);
+    CHECK(scan.occurrences() == 1);
 }
 
-TEST_CASE("memory is bounded: too many distinct names refuse an untrusted message with a 4xx") {
-    HeaderScan scan("X-Unit-");
-    std::string big(64 * 1024, 'a');
-    for (int i = 0; i < 10000; ++i) scan.add("X-Unit-N" + std::to_string(i), big.substr(0, 16));
-    scan.add("X-Unit-Route", "hop=1; units=" + big);
-    CHECK(scan.prefixed().size() == max_prefixed_names);
-    CHECK(scan.overflowed());
-    CHECK(scan.route_count() == 1);
-    CHECK(scan.incoming_hop() == 1);
-    auto verdict = check_headers(scan, false, 6);
+TEST_CASE("flood: occurrences count, not names: one more than max_stripped refuses an untrusted message with a 5xx") {
+    HeaderScan at("X-Unit-", 10), over("X-Unit-", 10);
+    for (int i = 0; i < 10; ++i) at.add(i % 2 ? "X-Unit-Route" : "x-unit-ROUTE", "hop=1");
+    for (int i = 0; i < 11; ++i) over.add("X-Unit-Route", "hop=1");
+    CHECK(at.occurrences() == 10);
+    CHECK_FALSE(at.flooded());
+    CHECK_FALSE(check_headers(at, false, 6).refuse);
+    auto edits = plan_headers(at, false, "v");
+    CHECK(edits.size() == 11);  // ten deletions and the route
+    CHECK(std::count_if(edits.begin(), edits.end(), [](const auto& e) { return e.kind == Kind::Delete; }) == 10);
+
+    CHECK(over.occurrences() == 11);
+    CHECK(over.flooded());
+    auto verdict = check_headers(over, false, 6);
     REQUIRE(verdict.refuse);
-    CHECK(verdict.refuse->code == "451");
-    CHECK_FALSE(check_headers(scan, true, 6).refuse);
+    CHECK(*verdict.refuse == Reply{"550", "5.7.1", "too many forged routing headers"});
+    CHECK(verdict.refuse == forged_headers_reply());
+    // A trusted client is never refused for it (its extra routes are kept instead).
+    CHECK_FALSE(check_headers(over, true, 6).refuse);
 }
 
-TEST_CASE("many names, many times each, in mixed case: one entry per name, in order of first sight") {
-    HeaderScan scan("X-Unit-");
-    for (int round = 0; round < 50; ++round)
-        for (int i = 0; i < 1000; ++i) scan.add((round % 2 ? "x-unit-n" : "X-UNIT-N") + std::to_string(i), "x");
-    REQUIRE(scan.prefixed().size() == 1000);
-    CHECK_FALSE(scan.overflowed());
-    CHECK(scan.prefixed()[7].name == "X-UNIT-N7");
-    CHECK(std::all_of(scan.prefixed().begin(), scan.prefixed().end(), [](const auto& n) { return n.count == 50; }));
+TEST_CASE("flood: max_stripped 0 refuses any prefixed header from an untrusted client") {
+    HeaderScan scan("X-Unit-", 0);
+    scan.add("Subject", "x");
+    CHECK_FALSE(check_headers(scan, false, 6).refuse);
+    scan.add("X-Unit-Note", "x");
+    CHECK(check_headers(scan, false, 6).refuse == forged_headers_reply());
+}
+
+TEST_CASE("flood: memory is bounded: past max_stripped the names are forgotten, the route still read") {
+    HeaderScan scan("X-Unit-", 100);
+    std::string big(64 * 1024, 'a');
+    for (int i = 0; i < 10000; ++i) {
+        scan.add("X-Unit-N" + std::to_string(i), big);
+        CHECK(scan.prefixed().size() <= 100);
+    }
+    scan.add("X-Unit-Route", "hop=3; units=" + big);
+    CHECK(scan.prefixed().empty());
+    CHECK(scan.occurrences() == 10001);
+    CHECK(scan.route_count() == 1);
+    CHECK(scan.incoming_hop() == 3);
+    CHECK(check_headers(scan, false, 6).refuse == forged_headers_reply());
     scan.clear();
+    CHECK(scan.occurrences() == 0);
+    CHECK_FALSE(scan.flooded());
     scan.add("x-unit-n7", "x");
     REQUIRE(scan.prefixed().size() == 1);
     CHECK(scan.prefixed()[0].count == 1);
 }
 
-TEST_CASE("10,000 occurrences of one name stay one entry") {
-    HeaderScan scan("X-Unit-");
-    for (int i = 0; i < 10000; ++i) scan.add("X-Unit-Spam", "x");
-    REQUIRE(scan.prefixed().size() == 1);
-    CHECK(scan.prefixed()[0].count == 10000);
-    CHECK_FALSE(scan.overflowed());
-    CHECK(plan_headers(scan, false, "v").size() == 10001);
+TEST_CASE("flood: a trusted client's extra routes are deleted up to max_stripped, kept beyond") {
+    HeaderScan some("X-Unit-", 10), many("X-Unit-", 10);
+    for (int i = 1; i <= 11; ++i) some.add("X-Unit-Route", "hop=" + std::to_string(i));
+    for (int i = 1; i <= 20000; ++i) many.add("X-Unit-Route", "hop=" + std::to_string(i % 7));
+    many.add("X-Unit-Note", "kept");
+
+    CHECK_FALSE(some.routes_flooded());
+    auto edits = plan_headers(some, true, "v");
+    REQUIRE(edits.size() == 11);  // routes 11 down to 2, then the change of the first
+    CHECK(edits.front() == HeaderEdit{Kind::Delete, "X-Unit-Route", 11, ""});
+    CHECK(edits.back() == HeaderEdit{Kind::Change, "X-Unit-Route", 1, "v"});
+
+    CHECK(many.routes_flooded());
+    CHECK(many.route_count() == 20000);
+    auto verdict = check_headers(many, true, 12);
+    CHECK_FALSE(verdict.refuse);
+    CHECK(verdict.outgoing == 7);  // the highest hop (6) plus one: the changed route carries the highest
+    std::vector<HeaderEdit> want{{Kind::Change, "X-Unit-Route", 1, "v"}};
+    CHECK(plan_headers(many, true, "v") == want);
+    // The loop guard still applies.
+    CHECK(check_headers(many, true, 6).refuse == loop_reply());
+}
+
+TEST_CASE("flood: mixed case is one name; edits never pass max_stripped + 1 for any client") {
+    HeaderScan scan("X-Unit-", 100);
+    for (int round = 0; round < 50; ++round)
+        for (int i = 0; i < 2; ++i) scan.add((round % 2 ? "x-unit-n" : "X-UNIT-N") + std::to_string(i), "x");
+    REQUIRE(scan.prefixed().size() == 2);
+    CHECK(scan.prefixed()[1].name == "X-UNIT-N1");
+    CHECK(scan.prefixed()[0].count == 50);
+    CHECK(plan_headers(scan, false, "v").size() == 101);
+    for (std::size_t max : {0, 1, 10, 100}) {
+        for (int routes : {0, 1, 2, 50, 500}) {
+            HeaderScan s("X-Unit-", max);
+            for (int i = 0; i < routes; ++i) s.add("X-Unit-Route", "hop=1");
+            for (int i = 0; i < routes; ++i) s.add("X-Unit-Other", "x");
+            CHECK(plan_headers(s, true, "v").size() <= max + 1);
+            if (!check_headers(s, false, 6).refuse) CHECK(plan_headers(s, false, "v").size() <= max + 1);
+        }
+    }
 }

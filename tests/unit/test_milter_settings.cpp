@@ -1,0 +1,52 @@
+// unitmilter's configuration: max_stripped_headers and the start-up
+// warnings (every key against the man page and the example: test_docs.cpp).
+#include <doctest/doctest.h>
+
+#include <string>
+#include <vector>
+
+#include "common/config_file.hpp"
+#include "milter/settings.hpp"
+
+using namespace unit;
+using namespace unit::milter;
+
+namespace {
+
+Settings load(std::vector<std::string> args) {
+    args.insert(args.begin(), {"unitmilter", "--config", "/dev/null", "--listen", "unix:/x"});
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    return load_settings(static_cast<int>(argv.size()), argv.data());
+}
+
+std::string load_error(std::vector<std::string> args) {
+    try {
+        load(std::move(args));
+    } catch (const common::ConfigError& e) {
+        return e.what();
+    }
+    return "(no error)";
+}
+
+}  // namespace
+
+TEST_CASE("max_stripped_headers: 10 by default, 0 to 100") {
+    CHECK(Settings{}.max_stripped_headers == 10);
+    CHECK(load({}).max_stripped_headers == 10);
+    CHECK(load({"--max-stripped-headers", "0"}).max_stripped_headers == 0);
+    CHECK(load({"--max-stripped-headers", "100"}).max_stripped_headers == 100);
+    CHECK(load_error({"--max-stripped-headers", "101"}).find("expected 0 to 100") != std::string::npos);
+    CHECK(load_error({"--max-stripped-headers", "-1"}).find("max-stripped-headers") != std::string::npos);
+}
+
+TEST_CASE("a trusted network wider than private ranges is a warning, not an error") {
+    CHECK(warnings(load({"--trusted-networks", "192.0.2.0/24 10.0.0.0/8 fc00::/7"})).empty());
+    CHECK(warnings(load({})).empty());
+    auto lines = warnings(load({"--trusted-networks", "10.0.0.0/8, 0.0.0.0/0, ::/0"}));
+    REQUIRE(lines.size() == 2);
+    CHECK(lines[0] ==
+          "trusted_networks: 0.0.0.0/0 is wider than any private network (IPv4 /8, IPv6 /7): every client in it may "
+          "forge routing headers and hop counts");
+    CHECK(lines[1].rfind("trusted_networks: ::/0 is wider", 0) == 0);
+}
