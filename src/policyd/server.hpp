@@ -14,9 +14,12 @@
 // answers be read, within request_timeout, and a connection idle for
 // idle_timeout is closed. Every client is accepted at once: past
 // max_connections (or what the open file limit allows, whose soft value is
-// raised to the hard one) the connection that has gone longest without a
-// request answered is closed to make room, since Postfix's clients
-// reconnect when they find theirs closed. One connection holds at most
+// raised to the hard one), or past max_connections_per_peer from one inet
+// client (among its own connections), another connection is closed to make
+// room, since Postfix's clients reconnect when they find theirs closed:
+// first one that never had a request answered (Postfix's clients ask as
+// they connect), else the one idle the longest, and one in the middle of a
+// request or with answers unread only when all are. One connection holds at most
 // max_request (+ one read) of request bytes and twice 16 KiB (+ the answers
 // to 128 bytes of requests) of answers its client has not read, with 32 KiB
 // more in the kernel's socket buffer; an idle one holds no buffer. A
