@@ -480,14 +480,60 @@ void prepare_unix_path(const std::string& path) {
     }
 }
 
-void set_socket_access(const std::string& path, const Settings& s) {
+// The process's umask while it lives: bind() creates a socket file with
+// the mode the umask leaves, and a client that connects before the socket
+// has its group and mode stays connected.
+class UmaskScope {
+public:
+    explicit UmaskScope(mode_t mask) : saved_(umask(mask)) {}
+    ~UmaskScope() { umask(saved_); }
+    UmaskScope(const UmaskScope&) = delete;
+    UmaskScope& operator=(const UmaskScope&) = delete;
+
+private:
+    mode_t saved_;
+};
+
+// Binds a unix listener that only its owner can reach until it has
+// socket_group, then socket_mode.
+std::unique_ptr<asio::local::stream_protocol::acceptor> bind_unix(asio::io_context& io, const std::string& path,
+                                                                  const Settings& s) {
+    prepare_unix_path(path);
+    std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
+    {
+        UmaskScope owner_only(0177);
+        acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(io, asio::local::stream_protocol::endpoint(path));
+    }
+    if (!s.socket_group.empty()) {
+        struct group* g = getgrnam(s.socket_group.c_str());
+        if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
+        if (chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+            throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
+    }
     if (chmod(path.c_str(), static_cast<mode_t>(s.socket_mode)) != 0)
         throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
-    if (s.socket_group.empty()) return;
-    struct group* g = getgrnam(s.socket_group.c_str());
-    if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
-    if (chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
-        throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
+    // Postfix's processes run as user postfix: a socket of group root that
+    // others may not use is one they cannot connect to.
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && st.st_gid == 0 && (s.socket_mode & 0002) == 0)
+        common::log(Severity::Warning,
+                    "unix:{}: group root, mode {:04o}: only root can connect (Postfix needs socket_group = postfix)",
+                    path, s.socket_mode);
+    return acceptor;
+}
+
+// An inet listener beyond loopback lets every host that reaches it read the
+// directory and use up connections: said once, at start-up.
+void warn_unless_loopback(const common::Endpoint& endpoint, const asio::ip::address& address) {
+    const bool loopback = address.is_v4()   ? address.to_v4().is_loopback()
+                          : address.to_v6().is_v4_mapped() ? asio::ip::make_address_v4(asio::ip::v4_mapped,
+                                                                                     address.to_v6()).is_loopback()
+                                                           : address.to_v6().is_loopback();
+    if (!loopback)
+        common::log(Severity::Warning,
+                    "{}: listening on {}, not loopback: every host that reaches it can query the directory; "
+                    "keep it behind a packet filter",
+                    endpoint.text, address.to_string());
 }
 
 }  // namespace
@@ -536,10 +582,7 @@ void Server::Impl::bind(const std::string& text, bool policy) {
     auto endpoint = common::parse_endpoint(text);
     if (!endpoint) throw std::runtime_error(endpoint.error().message);
     if (endpoint->kind == common::Endpoint::Kind::Unix) {
-        prepare_unix_path(endpoint->path);
-        auto a = std::make_unique<asio::local::stream_protocol::acceptor>(
-            main, asio::local::stream_protocol::endpoint(endpoint->path));
-        set_socket_access(endpoint->path, *settings);
+        auto a = bind_unix(main, endpoint->path, *settings);
         socket_files.push_back(endpoint->path);
         accept<asio::local::stream_protocol::acceptor, UnixSocket>(*a, policy);
         unix_acceptors.push_back(std::move(a));
@@ -549,6 +592,7 @@ void Server::Impl::bind(const std::string& text, bool policy) {
             asio::ip::tcp::resolver resolver(main);
             where = *resolver.resolve(endpoint->host, std::to_string(endpoint->port)).begin();
         }
+        warn_unless_loopback(*endpoint, where.address());
         auto a = std::make_unique<asio::ip::tcp::acceptor>(main, where);
         accept<asio::ip::tcp::acceptor, TcpSocket>(*a, policy);
         tcp_acceptors.push_back(std::move(a));
@@ -719,10 +763,9 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
         for (const auto& e : s.settings->socketmap_listen) s.bind(e, false);
         if (!s.settings->control.empty()) {
             prepare_unix_path(s.settings->control);
+            UmaskScope owner_only(0177);  // mode 0600: counters are for the administrator
             s.control = std::make_unique<asio::local::stream_protocol::acceptor>(
                 s.main, asio::local::stream_protocol::endpoint(s.settings->control));
-            if (chmod(s.settings->control.c_str(), 0600) != 0)  // counters are for the administrator
-                throw std::runtime_error(fmt::format("{}: chmod: {}", s.settings->control, std::strerror(errno)));
             s.socket_files.push_back(s.settings->control);
             s.accept_control();
         }

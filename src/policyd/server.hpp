@@ -1,8 +1,10 @@
 // server.hpp: the unitpolicy daemon's sockets (Boost.Asio).
 //
-// Server binds every listener of the settings (unix sockets get the
-// configured mode and group; a stale socket file is replaced), and the
-// control socket. run() serves until stop(): one thread per worker, each
+// Server binds every listener of the settings (a unix socket is created
+// for its owner only, then gets socket_group and socket_mode, with a
+// warning when that leaves it to root alone; a stale socket file is
+// replaced; an inet listener not on loopback is warned about), and the
+// control socket (mode 0600). run() serves until stop(): one thread per worker, each
 // with its own io_context and Worker (its own SQLite connection), so a
 // connection's requests are answered on one thread without locks; the main
 // io_context accepts and hands each connection to the next worker. SIGHUP

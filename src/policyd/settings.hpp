@@ -35,7 +35,7 @@ struct Settings {
     std::string metrics;  // inet:host:port for Prometheus, empty: off
     unsigned threads = 0;  // 0: one per core
     std::string user;
-    unsigned socket_mode = 0666;
+    unsigned socket_mode = 0660;
     std::string socket_group;
     common::LogSink log = common::LogSink::Syslog;
     bool debug = false;

@@ -1,6 +1,7 @@
 // The unitpolicy program itself: real sockets, real signals, its modes.
 #include <doctest/doctest.h>
 #include <arpa/inet.h>
+#include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
@@ -267,6 +268,8 @@ TEST_CASE("past max_connections, a connection never used makes room first, then 
     CHECK(poll(&busy_open, 1, 200) == 0);
     for (int fd : {asked, busy, silent, next, last}) close(fd);
     CHECK(d.stop() == 0);
+    if (geteuid() == 0)  // the default mode, 0660, and no socket_group: root's group
+        CHECK(log_has(w.dir.path("log"), "unix:" + policy + ": group root, mode 0660: only root can connect"));
 }
 
 namespace {
@@ -304,12 +307,13 @@ int connect_from(const char* from, std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("an inet client past max_connections_per_peer makes room among its own connections") {
+TEST_CASE("an inet client past max_connections_per_peer makes room among its own connections; "
+          "a listener beyond loopback is warned about") {
     World w;
-    const std::uint16_t port = free_port();
+    const std::uint16_t port = free_port(), wide = free_port();
     std::string control = w.dir.path("control");
     Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", fmt::format("inet:127.0.0.1:{}", port),
-              "--control", control, "--log", "stderr",
+              "--policy-listen", fmt::format("inet:0.0.0.0:{}", wide), "--control", control, "--log", "stderr",
               "--max-connections-per-peer", "2", "--threads", "1"},
              w.dir.path("log"));
     const std::string unknown = policy_request("nobody@example.com");
@@ -334,7 +338,27 @@ TEST_CASE("an inet client past max_connections_per_peer makes room among its own
     CHECK(dump.out.find("\"connections_closed_full\":0") != std::string::npos);
     CHECK(log_has(w.dir.path("log"),
                   "warning: max_connections_per_peer (2) reached by 127.0.0.1: closing its connections idle the longest"));
+    CHECK(log_has(w.dir.path("log"), fmt::format("warning: inet:0.0.0.0:{}: listening on 0.0.0.0, not loopback", wide)));
+    CHECK(!log_has(w.dir.path("log"), fmt::format("inet:127.0.0.1:{}: listening", port)));
     for (int fd : {other, first, second, third}) close(fd);
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("unix sockets are 0660 by default, of socket_group") {
+    if (geteuid() != 0) return;  // only root can give a file to a group it is not in
+    World w;
+    std::string policy = w.dir.path("policy");
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--socket-group",
+              "postfix"},
+             w.dir.path("log"));
+    int fd = connect_to(policy);
+    struct stat st {};
+    REQUIRE(stat(policy.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0660);
+    struct group* postfix = getgrnam("postfix");
+    REQUIRE(postfix != nullptr);
+    CHECK(st.st_gid == postfix->gr_gid);
+    close(fd);
     CHECK(d.stop() == 0);
 }
 
