@@ -17,8 +17,9 @@
 // idle_timeout is closed. Every client is accepted at once: past
 // max_connections (or what the open file limit allows, whose soft value is
 // raised to the hard one), or past max_connections_per_peer from one inet
-// client (among its own connections), another connection is closed to make
-// room, since Postfix's clients reconnect when they find theirs closed:
+// client (among its own connections; the new one itself while that client
+// holds one it never used), another connection is closed to make room,
+// since Postfix's clients reconnect when they find theirs closed:
 // first one that never had a request answered (Postfix's clients ask as
 // they connect), else the one idle the longest, and one in the middle of a
 // request or with answers unread only when all are. One connection holds at most

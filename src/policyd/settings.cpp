@@ -103,7 +103,7 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_timeout(s.request_timeout, v); }},
     {"max_connections", "1000", "client connections at once; a new one closes an idle one (the one never used, or idle longest)",
      [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); }},
-    {"max_connections_per_peer", "500", "inet listeners: connections from one address (IPv6: one /64); past it, its own idle ones close",
+    {"max_connections_per_peer", "500", "inet listeners: connections from one address (IPv6: one /64); past it, its unused or idle ones make room",
      [](std::string_view v, Settings& s) { return set_number(s.max_connections_per_peer, v, 1u, 1000000u); }},
     {"max_line", "8192", "longest policy request line, in bytes; longer closes the connection",
      [](std::string_view v, Settings& s) { return set_number(s.max_line, v, std::size_t{256}, std::size_t{1} << 20); }},

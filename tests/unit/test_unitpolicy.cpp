@@ -333,14 +333,23 @@ TEST_CASE("an inet client past max_connections_per_peer makes room among its own
     CHECK(closed_by_server(first, 2000));
     pollfd still[2] = {{other, POLLIN, 0}, {second, POLLIN, 0}};
     CHECK(poll(still, 2, 200) == 0);
+    // A peer at its limit that holds a connection it never used has its new
+    // one refused, the unused ones kept.
+    int unused = connect_from("127.0.0.2", port);
+    settle();
+    int refused = connect_from("127.0.0.2", port);
+    CHECK(closed_by_server(refused, 2000));
+    pollfd kept[2] = {{other, POLLIN, 0}, {unused, POLLIN, 0}};
+    CHECK(poll(kept, 2, 200) == 0);
     auto dump = run_command({unitpolicy(), "--db", w.db, "--dump", "--json", "--control", control});
-    CHECK(dump.out.find("\"connections_closed_peer\":1") != std::string::npos);
+    CHECK(dump.out.find("\"connections_closed_peer\":2") != std::string::npos);
     CHECK(dump.out.find("\"connections_closed_full\":0") != std::string::npos);
     CHECK(log_has(w.dir.path("log"),
-                  "warning: max_connections_per_peer (2) reached by 127.0.0.1: closing its connections idle the longest"));
+                  "warning: max_connections_per_peer (2) reached by 127.0.0.1: closing its new connections while it "
+                  "holds unused ones, else its connections idle the longest"));
     CHECK(log_has(w.dir.path("log"), fmt::format("warning: inet:0.0.0.0:{}: listening on 0.0.0.0, not loopback", wide)));
     CHECK(!log_has(w.dir.path("log"), fmt::format("inet:127.0.0.1:{}: listening", port)));
-    for (int fd : {other, first, second, third}) close(fd);
+    for (int fd : {other, first, second, third, unused, refused}) close(fd);
     CHECK(d.stop() == 0);
 }
 
