@@ -294,7 +294,8 @@ socketmap_up() {
 }
 
 # start_unitpolicy HOST [OPTION...]: the daemon on HOST's replica, its
-# sockets in HOST/sock, running as nobody, logging to HOST/unitpolicy.log.
+# sockets in HOST/sock (group postfix, mode 0660), running as nobody,
+# logging to HOST/unitpolicy.log.
 start_unitpolicy() {
     local h=$1
     shift
@@ -302,7 +303,7 @@ start_unitpolicy() {
         --policy-listen "unix:$demo/$h/sock/unitpolicy" \
         --socketmap-listen "unix:$demo/$h/sock/unitmap" \
         --control "$demo/$h/sock/control" \
-        --recipient-delimiter + --user nobody --log stderr "$@" \
+        --recipient-delimiter + --user nobody --socket-group postfix --log stderr "$@" \
         >"$demo/$h/unitpolicy.log" 2>&1 </dev/null &
     daemon_pid[$h-unitpolicy]=$!
     wait_for 30 socketmap_up "$h" || { cat "$demo/$h/unitpolicy.log" >&2; die "unitpolicy on $h did not start"; }

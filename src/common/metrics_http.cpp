@@ -5,7 +5,10 @@
 #include <boost/beast/http.hpp>
 #include <fmt/format.h>
 
+#include <algorithm>
 #include <chrono>
+#include <list>
+#include <memory>
 #include <optional>
 #include <stdexcept>
 #include <thread>
@@ -19,8 +22,9 @@ using tcp = asio::ip::tcp;
 
 namespace {
 
-constexpr auto request_time_limit = std::chrono::seconds(5);
-constexpr int max_sessions = 64;
+// A scraper sends its request as it connects and reads the reply at once.
+constexpr auto request_time_limit = std::chrono::seconds(3);
+constexpr auto reply_time_limit = std::chrono::seconds(5);
 constexpr std::uint32_t max_header_bytes = 8 * 1024;
 constexpr const char* content_type = "text/plain; version=0.0.4; charset=utf-8";
 
@@ -64,28 +68,12 @@ void MetricsText::sample(std::string_view name, double value, const Labels& labe
     fmt::format_to(std::back_inserter(text_), " {}\n", value);
 }
 
-// Destroyed from the bottom up: the io_context's pending handlers own the
-// sessions, whose destructors still count down `sessions`.
-struct MetricsServer::Impl {
-    Render render;
-    int sessions = 0;  // touched on the server thread only
-    asio::io_context io{1};
-    tcp::acceptor acceptor{io};
-    std::thread thread;
-
-    void accept();
-};
-
 namespace {
 
 // One scrape: read a request within the time limit, answer, close.
 class Session : public std::enable_shared_from_this<Session> {
 public:
-    Session(tcp::socket socket, const MetricsServer::Render& render, int& sessions)
-        : stream_(std::move(socket)), render_(render), sessions_(sessions) {
-        ++sessions_;
-    }
-    ~Session() { --sessions_; }
+    Session(tcp::socket socket, const MetricsServer::Render& render) : stream_(std::move(socket)), render_(render) {}
 
     void run() {
         parser_.emplace();
@@ -96,8 +84,13 @@ public:
                          [self = shared_from_this()](beast::error_code ec, std::size_t) { self->answer(ec); });
     }
 
+    // Still waiting for its whole request: such a connection makes room for a new one.
+    bool waiting() const noexcept { return waiting_ && stream_.socket().is_open(); }
+    void close() noexcept { stream_.close(); }
+
 private:
     void answer(beast::error_code ec) {
+        waiting_ = false;
         if (ec) return;  // timed out, closed or malformed: nothing to answer
         const auto& request = parser_->get();
         response_.version(request.version());
@@ -111,6 +104,7 @@ private:
             respond(http::status::ok, content_type, render_());
             if (request.method() == http::verb::head) response_.body().clear();
         }
+        stream_.expires_after(reply_time_limit);
         http::async_write(stream_, response_, [self = shared_from_this()](beast::error_code, std::size_t) {
             beast::error_code ignored;
             self->stream_.socket().shutdown(tcp::socket::shutdown_send, ignored);
@@ -129,17 +123,49 @@ private:
     std::optional<http::request_parser<http::empty_body>> parser_;
     http::response<http::string_body> response_;
     const MetricsServer::Render& render_;
-    int& sessions_;
+    bool waiting_ = true;
 };
 
 }  // namespace
 
+// Destroyed from the bottom up: the io_context's pending handlers own the
+// sessions, and go before the rendering function they use.
+struct MetricsServer::Impl {
+    Render render;
+    std::list<std::weak_ptr<Session>> sessions;  // in accept order; the server thread only
+    asio::io_context io{1};
+    tcp::acceptor acceptor{io};
+    std::thread thread;
+
+    void accept();
+    void admit(tcp::socket socket);
+};
+
 void MetricsServer::Impl::accept() {
     acceptor.async_accept([this](beast::error_code ec, tcp::socket socket) {
         if (ec == asio::error::operation_aborted) return;
-        if (!ec && sessions < max_sessions) std::make_shared<Session>(std::move(socket), render, sessions)->run();
-        accept();  // a refused or failed connection just closes
+        if (!ec) admit(std::move(socket));
+        accept();  // a failed connection just closes
     });
+}
+
+// Past max_connections, the connection that has waited longest for its
+// request is closed to make room; when every one is being answered, the new
+// one is closed instead.
+void MetricsServer::Impl::admit(tcp::socket socket) {
+    sessions.remove_if([](const auto& w) { return w.expired(); });
+    if (sessions.size() >= max_connections) {
+        auto oldest = std::find_if(sessions.begin(), sessions.end(), [](const auto& w) {
+            auto s = w.lock();
+            return s && s->waiting();
+        });
+        if (oldest == sessions.end()) return;
+        oldest->lock()->close();
+        sessions.erase(oldest);
+    }
+    auto session = std::make_shared<Session>(std::move(socket), render);
+    sessions.push_back(session);
+    session->run();
 }
 
 MetricsServer::MetricsServer(const Endpoint& where, Render render) : impl_(std::make_unique<Impl>()) {

@@ -6,8 +6,11 @@
 //
 // MetricsServer answers HTTP/1.1 GET /metrics (Boost.Beast) on one
 // inet:host:port endpoint, on a thread of its own so that a slow scraper
-// never delays mail. Each connection gets 5 s to send its request and read
-// the reply; at most 64 are served at once, more are closed at accept.
+// never delays mail. A connection has 3 s to send its whole request, then
+// 5 s to take the reply, and is closed after it. At most max_connections
+// are open at once: a new one closes the one that has waited longest for
+// its request (idle clients cannot lock a scraper out); only when every one
+// is being answered is the new one closed instead.
 // render() is called on that thread for every scrape: it must only read
 // thread-safe state (atomics). Other paths get 404, other methods 405.
 // The constructor binds (as root, before privileges are dropped) and throws
@@ -45,6 +48,7 @@ private:
 class MetricsServer {
 public:
     using Render = std::function<std::string()>;
+    static constexpr std::size_t max_connections = 16;
 
     MetricsServer(const Endpoint& where, Render render);
     ~MetricsServer();

@@ -16,10 +16,12 @@
 #include <functional>
 #include <limits>
 #include <list>
+#include <map>
 #include <optional>
 #include <span>
 #include <stdexcept>
 #include <thread>
+#include <type_traits>
 
 #include "common/endpoint.hpp"
 #include "common/log.hpp"
@@ -57,7 +59,7 @@ constexpr auto turn_budget = std::chrono::microseconds(50);
 constexpr std::size_t max_pending_output = 16 * 1024;
 constexpr int kernel_send_buffer = 16 * 1024;
 constexpr auto accept_retry_pause = std::chrono::milliseconds(100);
-constexpr auto full_warning_interval = std::chrono::minutes(1);
+constexpr auto full_warning_interval = std::chrono::minutes(1);  // between two warnings of a full limit
 // How long a worker's lookups share one read transaction: a change to the
 // replica made in place is seen this much later at most, and a writer in
 // rollback-journal mode waits at most this long for the worker's lock.
@@ -72,16 +74,43 @@ public:
     virtual void evict() = 0;  // close at once: a new client takes this connection's place
 };
 
+// An inet client's address (IPv6: its /64), and how many connections it has
+// open, for max_connections_per_peer. Unix clients have none.
+struct Peer {
+    explicit Peer(std::string key) : name(std::move(key)) {}
+    const std::string name;
+    std::atomic<std::size_t> open{0};
+};
+
+// How a connection stands when room must be made, in the order they are
+// closed: one that never had a request answered (Postfix's clients send
+// their first request as they connect: a connection that says nothing is
+// someone else's), then one idle between requests, and last one in the
+// middle of a request or with answers unread.
+enum class Standing : std::uint8_t { Fresh, Idle, Busy };
+
 // What the accepting thread knows of one connection, to choose which one to
-// close when max_connections are open. The session writes the atomics on
-// its worker's thread; the accepting thread reads them.
+// close when max_connections (or its peer's max_connections_per_peer) are
+// open. The session writes the atomics on its worker's thread; the
+// accepting thread reads them.
 struct Slot {
-    explicit Slot(asio::io_context& worker_context) : context(worker_context) {}
+    Slot(asio::io_context& worker_context, std::shared_ptr<Peer> from) : context(worker_context), peer(std::move(from)) {
+        if (peer) peer->open++;
+    }
+
+    // Takes the connection off connections_open and its peer's count, once:
+    // true for whoever does (the session closing, or the acceptor making room).
+    bool uncount() noexcept {
+        if (!counted.exchange(false)) return false;
+        if (peer) peer->open--;
+        return true;
+    }
 
     asio::io_context& context;  // the worker that serves it
+    const std::shared_ptr<Peer> peer;
     // Steady-clock ticks of the accept or of the last request answered.
     std::atomic<Clock::rep> progress{Clock::now().time_since_epoch().count()};
-    // Still counted in connections_open; whoever turns it false takes it off.
+    std::atomic<Standing> standing{Standing::Fresh};
     std::atomic<bool> counted{true};
     std::weak_ptr<SessionBase> session;  // the worker's thread only
 };
@@ -241,9 +270,12 @@ private:
     // its timeout afresh from now.
     void watch(Clock::time_point now, bool answered) {
         const bool busy = partial_ || paused_;
+        answered_once_ = answered_once_ || answered;
         if (busy != busy_ || answered) {
             const auto& s = worker_.settings();
             set_deadline(now + (busy ? s.request_timeout : s.idle_timeout));
+            slot_->standing.store(busy ? Standing::Busy : answered_once_ ? Standing::Idle : Standing::Fresh,
+                                  std::memory_order_relaxed);
         }
         busy_ = busy;
     }
@@ -291,7 +323,7 @@ private:
     }
 
     void release() {
-        if (slot_->counted.exchange(false)) worker_.stats().connections_open--;
+        if (slot_->uncount()) worker_.stats().connections_open--;
     }
 
     Socket socket_;
@@ -304,7 +336,7 @@ private:
     const char* protocol_;
     std::string unparsed_, pending_, sending_;
     bool reading_ = false, writing_ = false, yielding_ = false, closing_ = false;
-    bool partial_ = false, paused_ = false, busy_ = false;
+    bool partial_ = false, paused_ = false, busy_ = false, answered_once_ = false;
 };
 
 // A worker thread: its io_context, its Worker, its live sessions. Its
@@ -354,30 +386,73 @@ struct WorkerThread {
 };
 
 // The connections handed to the workers, to choose which one makes room for
-// a new client when max_connections are open. Accepting thread only.
+// a new client when max_connections (or max_connections_per_peer) are open,
+// and the inet clients' counts. Accepting thread only.
 class ConnectionTable {
 public:
+    // The count shared by every connection from the client of `socket`;
+    // null when the client is already gone.
+    std::shared_ptr<Peer> peer(const TcpSocket& socket) {
+        error_code ec;
+        const auto remote = socket.remote_endpoint(ec);
+        if (ec) return nullptr;
+        std::string name = peer_name(remote.address());
+        auto& peer = peers_[name];
+        if (!peer) peer = std::make_shared<Peer>(std::move(name));
+        return peer;
+    }
+
     void add(std::shared_ptr<Slot> slot, std::size_t open) {
-        if (slots_.size() > 2 * open + 64)  // forget closed ones, amortised O(1) per connection
+        if (slots_.size() > 2 * open + 64) {  // forget closed ones, amortised O(1) per connection
             std::erase_if(slots_, [](const auto& s) { return !s->counted.load(); });
+            std::erase_if(peers_, [](const auto& p) { return p.second.use_count() == 1; });  // no connection left
+            fresh_from_ = 0;
+        }
         slots_.push_back(std::move(slot));
     }
 
-    // The counted connection that has gone longest without a request
-    // answered (idle, or stuck in the middle of a request); null if none.
-    std::shared_ptr<Slot> longest_waiting() const {
-        std::shared_ptr<Slot> oldest;
-        Clock::rep oldest_progress = std::numeric_limits<Clock::rep>::max();
-        for (const auto& s : slots_) {
-            if (!s->counted.load()) continue;
-            const Clock::rep progress = s->progress.load(std::memory_order_relaxed);
-            if (progress < oldest_progress) oldest = s, oldest_progress = progress;
+    // The connection to close for `newcomer` (never itself), among all or
+    // `from` one peer's: the first by standing (Fresh, Idle, Busy), then the
+    // one that has gone longest without a request answered; null if none.
+    std::shared_ptr<Slot> victim(const Slot& newcomer, const Peer* from = nullptr) {
+        const auto candidate = [&](const Slot& s) {
+            return &s != &newcomer && s.counted.load() && (!from || s.peer.get() == from);
+        };
+        // Fresh ones in accept order: the first is the one open the longest.
+        // A slot never becomes Fresh again once closed or used, so those
+        // before the first Fresh one are passed over once, not at every call.
+        for (std::size_t i = fresh_from_; i < slots_.size(); ++i) {
+            const Slot& s = *slots_[i];
+            const bool fresh = s.counted.load() && s.standing.load(std::memory_order_relaxed) == Standing::Fresh;
+            if (!fresh && i == fresh_from_) ++fresh_from_;
+            if (fresh && candidate(s)) return slots_[i];
         }
-        return oldest;
+        std::shared_ptr<Slot> chosen;
+        std::pair<Standing, Clock::rep> chosen_rank{};
+        for (const auto& s : slots_) {
+            if (!candidate(*s)) continue;
+            const std::pair rank{s->standing.load(std::memory_order_relaxed),
+                                 s->progress.load(std::memory_order_relaxed)};
+            if (!chosen || rank < chosen_rank) chosen = s, chosen_rank = rank;
+        }
+        return chosen;
     }
 
 private:
-    std::vector<std::shared_ptr<Slot>> slots_;
+    // An IPv4 client by its address, an IPv6 one by its /64: a host
+    // usually has a whole /64 to pick addresses from.
+    static std::string peer_name(const asio::ip::address& address) {
+        if (address.is_v4()) return address.to_string();
+        const auto v6 = address.to_v6();
+        if (v6.is_v4_mapped()) return asio::ip::make_address_v4(asio::ip::v4_mapped, v6).to_string();
+        auto bytes = v6.to_bytes();
+        std::fill(bytes.begin() + 8, bytes.end(), 0);
+        return asio::ip::address_v6(bytes).to_string() + "/64";
+    }
+
+    std::vector<std::shared_ptr<Slot>> slots_;  // in accept order
+    std::size_t fresh_from_ = 0;  // no Fresh slot before this index
+    std::map<std::string, std::shared_ptr<Peer>> peers_;
 };
 
 // Raises the soft limit on open files to the hard one (systemd's default
@@ -405,14 +480,60 @@ void prepare_unix_path(const std::string& path) {
     }
 }
 
-void set_socket_access(const std::string& path, const Settings& s) {
+// The process's umask while it lives: bind() creates a socket file with
+// the mode the umask leaves, and a client that connects before the socket
+// has its group and mode stays connected.
+class UmaskScope {
+public:
+    explicit UmaskScope(mode_t mask) : saved_(umask(mask)) {}
+    ~UmaskScope() { umask(saved_); }
+    UmaskScope(const UmaskScope&) = delete;
+    UmaskScope& operator=(const UmaskScope&) = delete;
+
+private:
+    mode_t saved_;
+};
+
+// Binds a unix listener that only its owner can reach until it has
+// socket_group, then socket_mode.
+std::unique_ptr<asio::local::stream_protocol::acceptor> bind_unix(asio::io_context& io, const std::string& path,
+                                                                  const Settings& s) {
+    prepare_unix_path(path);
+    std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
+    {
+        UmaskScope owner_only(0177);
+        acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(io, asio::local::stream_protocol::endpoint(path));
+    }
+    if (!s.socket_group.empty()) {
+        struct group* g = getgrnam(s.socket_group.c_str());
+        if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
+        if (chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
+            throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
+    }
     if (chmod(path.c_str(), static_cast<mode_t>(s.socket_mode)) != 0)
         throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
-    if (s.socket_group.empty()) return;
-    struct group* g = getgrnam(s.socket_group.c_str());
-    if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
-    if (chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
-        throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
+    // Postfix's processes run as user postfix: a socket of group root that
+    // others may not use is one they cannot connect to.
+    struct stat st {};
+    if (stat(path.c_str(), &st) == 0 && st.st_gid == 0 && (s.socket_mode & 0002) == 0)
+        common::log(Severity::Warning,
+                    "unix:{}: group root, mode {:04o}: only root can connect (Postfix needs socket_group = postfix)",
+                    path, s.socket_mode);
+    return acceptor;
+}
+
+// An inet listener beyond loopback lets every host that reaches it read the
+// directory and use up connections: said once, at start-up.
+void warn_unless_loopback(const common::Endpoint& endpoint, const asio::ip::address& address) {
+    const bool loopback = address.is_v4()   ? address.to_v4().is_loopback()
+                          : address.to_v6().is_v4_mapped() ? asio::ip::make_address_v4(asio::ip::v4_mapped,
+                                                                                     address.to_v6()).is_loopback()
+                                                           : address.to_v6().is_loopback();
+    if (!loopback)
+        common::log(Severity::Warning,
+                    "{}: listening on {}, not loopback: every host that reaches it can query the directory; "
+                    "keep it behind a packet filter",
+                    endpoint.text, address.to_string());
 }
 
 }  // namespace
@@ -435,7 +556,7 @@ struct Server::Impl {
     std::vector<std::string> socket_files;
     ConnectionTable connections;
     std::size_t connection_capacity = std::numeric_limits<std::size_t>::max();  // what the open file limit allows
-    std::optional<Clock::time_point> last_full_warning;
+    std::optional<Clock::time_point> last_full_warning, last_peer_warning;
     bool accept_failing = false;
     bool stopping = false;
 
@@ -448,8 +569,9 @@ struct Server::Impl {
     template <class Acceptor, class Socket>
     void accept(Acceptor& acceptor, bool policy);
     void retry_accept_later(const error_code& ec, std::function<void()> again);
-    std::shared_ptr<Slot> admit(WorkerThread& worker);
-    void make_room();
+    std::shared_ptr<Slot> admit(WorkerThread& worker, std::shared_ptr<Peer> peer);
+    bool make_room(const Slot& newcomer);
+    static bool due(std::optional<Clock::time_point>& last);
     void check_file_limit() const;
     void accept_control();
     void on_signal(int signal);
@@ -460,10 +582,7 @@ void Server::Impl::bind(const std::string& text, bool policy) {
     auto endpoint = common::parse_endpoint(text);
     if (!endpoint) throw std::runtime_error(endpoint.error().message);
     if (endpoint->kind == common::Endpoint::Kind::Unix) {
-        prepare_unix_path(endpoint->path);
-        auto a = std::make_unique<asio::local::stream_protocol::acceptor>(
-            main, asio::local::stream_protocol::endpoint(endpoint->path));
-        set_socket_access(endpoint->path, *settings);
+        auto a = bind_unix(main, endpoint->path, *settings);
         socket_files.push_back(endpoint->path);
         accept<asio::local::stream_protocol::acceptor, UnixSocket>(*a, policy);
         unix_acceptors.push_back(std::move(a));
@@ -473,15 +592,17 @@ void Server::Impl::bind(const std::string& text, bool policy) {
             asio::ip::tcp::resolver resolver(main);
             where = *resolver.resolve(endpoint->host, std::to_string(endpoint->port)).begin();
         }
+        warn_unless_loopback(*endpoint, where.address());
         auto a = std::make_unique<asio::ip::tcp::acceptor>(main, where);
         accept<asio::ip::tcp::acceptor, TcpSocket>(*a, policy);
         tcp_acceptors.push_back(std::move(a));
     }
 }
 
-// Every client is accepted at once: at max_connections the one that has
-// waited longest for a request makes room (make_room), so idle or slow
-// connections never leave Postfix's own clients waiting in the kernel queue.
+// Every client is accepted at once: at max_connections (or its peer's
+// max_connections_per_peer) another connection makes room (make_room), so
+// idle or slow connections never leave Postfix's own clients waiting in the
+// kernel queue.
 template <class Acceptor, class Socket>
 void Server::Impl::accept(Acceptor& acceptor, bool policy) {
     if (stopping) return;
@@ -493,7 +614,15 @@ void Server::Impl::accept(Acceptor& acceptor, bool policy) {
             return;
         }
         accept_failing = false;
-        auto slot = admit(worker);
+        std::shared_ptr<Peer> peer;
+        if constexpr (std::is_same_v<Socket, TcpSocket>) peer = connections.peer(socket);
+        auto slot = admit(worker, std::move(peer));
+        if (!slot) {  // refused: see make_room()
+            error_code ignored;
+            socket.close(ignored);
+            accept<Acceptor, Socket>(acceptor, policy);
+            return;
+        }
         asio::post(worker.context, [&worker, policy, slot, socket = std::move(socket)]() mutable {
             if (policy) worker.adopt<Socket, PolicyConversation>(std::move(socket), std::move(slot), "policy");
             else worker.adopt<Socket, SocketmapConversation>(std::move(socket), std::move(slot), "socketmap");
@@ -516,40 +645,70 @@ void Server::Impl::retry_accept_later(const error_code& ec, std::function<void()
     pause->async_wait([pause, again = std::move(again)](const error_code&) { again(); });
 }
 
-// Counts a new connection, before the next accept, so that max_connections
-// holds exactly, and makes room for it when the limit is passed.
-std::shared_ptr<Slot> Server::Impl::admit(WorkerThread& worker) {
+// Counts a new connection, before the next accept, so that the limits hold
+// exactly, and makes room for it when one is passed; null when it is
+// refused instead.
+std::shared_ptr<Slot> Server::Impl::admit(WorkerThread& worker, std::shared_ptr<Peer> peer) {
     stats.connections_accepted++;
     const std::size_t open = ++stats.connections_open;
-    auto slot = std::make_shared<Slot>(worker.context);
+    auto slot = std::make_shared<Slot>(worker.context, std::move(peer));
     connections.add(slot, open);
-    make_room();
-    return slot;
+    if (make_room(*slot)) return slot;
+    if (slot->uncount()) stats.connections_open--;
+    stats.connections_closed_peer++;
+    return nullptr;
 }
 
-// Closes the connections that have waited longest for a request until no
-// more than the limit are open. Such a connection is idle or stuck in a
-// request; Postfix's clients reconnect when they find theirs closed.
-void Server::Impl::make_room() {
-    const std::size_t limit = connection_limit();
-    while (stats.connections_open.load() > limit) {
-        auto victim = connections.longest_waiting();
-        if (!victim) return;
-        if (!victim->counted.exchange(false)) continue;  // it closed by itself meanwhile
+// Closes connections until the newcomer's peer has no more than
+// max_connections_per_peer open (among its own), and no more than the
+// limit are open in all (among everyone's), choosing as victim() does: one
+// that never had a request answered, then the one idle the longest, and a
+// busy one only when there is no other. Postfix's clients reconnect when
+// they find theirs closed. A peer past its limit that still holds a
+// connection it never used gets its new one refused instead (false): the
+// same choice, the newest unused rather than the oldest, and far cheaper
+// against a client reopening hundreds of connections at once (no session
+// made, none closed on a worker thread).
+bool Server::Impl::make_room(const Slot& newcomer) {
+    const auto close = [this](const std::shared_ptr<Slot>& victim, Stats::Counter& reason) {
+        if (!victim->uncount()) return;  // it closed by itself meanwhile
         stats.connections_open--;
-        stats.connections_closed_full++;
+        reason++;
         asio::post(victim->context, [victim] {
             if (auto session = victim->session.lock()) session->evict();
         });
-        const auto now = Clock::now();
-        if (!last_full_warning || now - *last_full_warning >= full_warning_interval) {
-            last_full_warning = now;
+    };
+    const std::size_t per_peer = settings->max_connections_per_peer;
+    while (newcomer.peer && newcomer.peer->open.load() > per_peer) {
+        auto victim = connections.victim(newcomer, newcomer.peer.get());
+        if (due(last_peer_warning))
+            common::log(Severity::Warning,
+                        "max_connections_per_peer ({}) reached by {}: closing its new connections while it holds "
+                        "unused ones, else its connections idle the longest",
+                        per_peer, newcomer.peer->name);
+        if (!victim || victim->standing.load(std::memory_order_relaxed) == Standing::Fresh) return false;
+        close(victim, stats.connections_closed_peer);
+    }
+    const std::size_t limit = connection_limit();
+    while (stats.connections_open.load() > limit) {
+        auto victim = connections.victim(newcomer);
+        if (!victim) break;
+        close(victim, stats.connections_closed_full);
+        if (due(last_full_warning))
             common::log(Severity::Warning,
                         "max_connections ({}) reached: closing the connections idle the longest to make room for new "
                         "clients",
                         limit);
-        }
     }
+    return true;
+}
+
+// Whether a warning said at most once a minute is due now; if so, it is.
+bool Server::Impl::due(std::optional<Clock::time_point>& last) {
+    const auto now = Clock::now();
+    if (last && now - *last < full_warning_interval) return false;
+    last = now;
+    return true;
 }
 
 void Server::Impl::check_file_limit() const {
@@ -619,10 +778,9 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
         for (const auto& e : s.settings->socketmap_listen) s.bind(e, false);
         if (!s.settings->control.empty()) {
             prepare_unix_path(s.settings->control);
+            UmaskScope owner_only(0177);  // mode 0600: counters are for the administrator
             s.control = std::make_unique<asio::local::stream_protocol::acceptor>(
                 s.main, asio::local::stream_protocol::endpoint(s.settings->control));
-            if (chmod(s.settings->control.c_str(), 0600) != 0)  // counters are for the administrator
-                throw std::runtime_error(fmt::format("{}: chmod: {}", s.settings->control, std::strerror(errno)));
             s.socket_files.push_back(s.settings->control);
             s.accept_control();
         }

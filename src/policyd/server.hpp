@@ -1,8 +1,10 @@
 // server.hpp: the unitpolicy daemon's sockets (Boost.Asio).
 //
-// Server binds every listener of the settings (unix sockets get the
-// configured mode and group; a stale socket file is replaced), and the
-// control socket. run() serves until stop(): one thread per worker, each
+// Server binds every listener of the settings (a unix socket is created
+// for its owner only, then gets socket_group and socket_mode, with a
+// warning when that leaves it to root alone; a stale socket file is
+// replaced; an inet listener not on loopback is warned about), and the
+// control socket (mode 0600). run() serves until stop(): one thread per worker, each
 // with its own io_context and Worker (its own SQLite connection), so a
 // connection's requests are answered on one thread without locks; the main
 // io_context accepts and hands each connection to the next worker. SIGHUP
@@ -14,9 +16,13 @@
 // answers be read, within request_timeout, and a connection idle for
 // idle_timeout is closed. Every client is accepted at once: past
 // max_connections (or what the open file limit allows, whose soft value is
-// raised to the hard one) the connection that has gone longest without a
-// request answered is closed to make room, since Postfix's clients
-// reconnect when they find theirs closed. One connection holds at most
+// raised to the hard one), or past max_connections_per_peer from one inet
+// client (among its own connections; the new one itself while that client
+// holds one it never used), another connection is closed to make room,
+// since Postfix's clients reconnect when they find theirs closed:
+// first one that never had a request answered (Postfix's clients ask as
+// they connect), else the one idle the longest, and one in the middle of a
+// request or with answers unread only when all are. One connection holds at most
 // max_request (+ one read) of request bytes and twice 16 KiB (+ the answers
 // to 128 bytes of requests) of answers its client has not read, with 32 KiB
 // more in the kernel's socket buffer; an idle one holds no buffer. A

@@ -35,7 +35,7 @@ struct Settings {
     std::string metrics;  // inet:host:port for Prometheus, empty: off
     unsigned threads = 0;  // 0: one per core
     std::string user;
-    unsigned socket_mode = 0666;
+    unsigned socket_mode = 0660;
     std::string socket_group;
     common::LogSink log = common::LogSink::Syslog;
     bool debug = false;
@@ -43,6 +43,7 @@ struct Settings {
     std::chrono::seconds idle_timeout{330};
     std::chrono::seconds request_timeout{10};
     unsigned max_connections = 1000;
+    unsigned max_connections_per_peer = 500;  // inet listeners: from one address (IPv6: one /64)
     std::size_t max_line = 8 * 1024;
     std::size_t max_request = 64 * 1024;
     // How long validating a replacement of the replica may take (directory.hpp).

@@ -36,6 +36,7 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
         {"connections_open", get(s.connections_open)},
         {"connections_closed_idle", get(s.connections_closed_idle)},
         {"connections_closed_full", get(s.connections_closed_full)},
+        {"connections_closed_peer", get(s.connections_closed_peer)},
         {"connections_closed_slow", get(s.connections_closed_slow)},
         {"protocol_errors", get(s.protocol_errors)},
         {"policy_requests", get(s.policy_requests)},
@@ -152,6 +153,9 @@ std::string stats_prometheus(const Stats& s) {
     counter("unitpolicy_connections_closed_full_total",
             "Connections closed to make room at max_connections (the one waiting longest for a request).",
             s.connections_closed_full);
+    counter("unitpolicy_connections_closed_peer_total",
+            "Connections closed to make room for a new one from the same peer at max_connections_per_peer.",
+            s.connections_closed_peer);
     counter("unitpolicy_connections_closed_slow_total",
             "Connections closed after request_timeout (a request trickling in, or answers left unread).",
             s.connections_closed_slow);

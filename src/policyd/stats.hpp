@@ -41,6 +41,7 @@ struct Stats {
 
     Counter connections_accepted{0}, connections_open{0}, connections_closed_idle{0}, protocol_errors{0};
     Counter connections_closed_full{0};  // closed to make room for a new client (max_connections)
+    Counter connections_closed_peer{0};  // closed to make room for its peer's new one (max_connections_per_peer)
     Counter connections_closed_slow{0};  // a request or an answer stalled past request_timeout
     Counter policy_requests{0}, socketmap_requests{0};
     Counter socketmap_partial_keys{0};  // Postfix's "user", "@domain", "domain" lookups: no resolution

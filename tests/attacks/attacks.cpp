@@ -12,6 +12,7 @@ const Attack attacks[] = {
     {"bad_netstrings", "malformed netstrings on the socketmap socket", bad_netstrings},
     {"slowloris", "50 clients sending one byte a second", slowloris},
     {"idle_flood", "2,000 idle connections, twice max_connections", idle_flood},
+    {"idle_hold", "max_connections idle connections held, each one closed opened again", idle_hold},
     {"half_closed", "clients leaving mid-request, after shutdown(SHUT_WR), or with a reset", half_closed},
     {"unread_answers", "clients pipelining requests and never reading the answers", unread_answers},
 };

@@ -44,6 +44,7 @@ AttackOutcome bad_netstrings(const Target& target);
 // Connections that hold on or let go (attacks_connections.cpp).
 AttackOutcome slowloris(const Target& target);
 AttackOutcome idle_flood(const Target& target);
+AttackOutcome idle_hold(const Target& target);
 AttackOutcome half_closed(const Target& target);
 AttackOutcome unread_answers(const Target& target);
 

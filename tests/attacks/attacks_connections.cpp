@@ -1,10 +1,13 @@
 // The attacks with connections: clients that trickle, that never speak,
 // that let go half-way, that never read their answers. The server must
 // close what stalls within request_timeout, make room for new clients at
-// max_connections by closing the connections idle the longest, and never
-// lose track of a connection.
+// max_connections by closing connections that never asked anything first,
+// then the ones idle the longest, and never lose track of a connection.
+#include <poll.h>
+
 #include <fmt/format.h>
 
+#include <atomic>
 #include <optional>
 #include <thread>
 
@@ -157,6 +160,62 @@ AttackOutcome idle_flood(const Target& target) {
             fmt::format("only {} of the {} oldest idle connections closed", closed_old, quarter));
     if (closed_new > 0)
         outcome.problems.push_back(fmt::format("{} of the {} newest connections closed", closed_new, quarter));
+    return outcome;
+}
+
+// On the code before issue 13, a connection that had answered requests
+// went before the attacker's newer ones: a client idle longer than the
+// attacker took to cycle through max_connections lost its connection.
+AttackOutcome idle_hold(const Target& target) {
+    const std::size_t count = target.limits.max_connections;
+    constexpr auto ask_every = 1500ms;  // idle between requests, like an smtpd between two mails
+    constexpr int asks = 4;
+    Problems problems;
+    std::atomic<bool> held{false}, done{false};
+    std::atomic<std::uint64_t> reopened{0};
+    // The attacker: max_connections connections that never say a word, each
+    // one the server closes opened again (at most one every 500 µs).
+    std::thread attacker([&] {
+        std::vector<RawSocket> idle(count);
+        std::vector<pollfd> watched(count);
+        auto open = [&](std::size_t i) {
+            idle[i] = RawSocket::connect(i % 2 == 0 ? target.policy : target.socketmap);
+            if (!idle[i].ok()) problems.add("connect failed");
+            watched[i] = {idle[i].fd(), POLLIN, 0};
+        };
+        for (std::size_t i = 0; i < count; ++i) open(i);
+        held = true;
+        Pacer pacer(500us);
+        while (!done) {
+            if (poll(watched.data(), watched.size(), 10) <= 0) continue;
+            for (std::size_t i = 0; i < count && !done; ++i) {
+                if (watched[i].revents == 0) continue;
+                pacer.wait();
+                open(i);
+                ++reopened;
+            }
+        }
+    });
+    while (!held) std::this_thread::sleep_for(10ms);
+    // A client of Postfix's kind: one connection, idle between requests.
+    load::Client postfix(target.policy);
+    int answered = 0, failed = 0;
+    Pacer pacer(ask_every);
+    for (int i = 0; i < asks; ++i, pacer.wait()) {
+        load::Reply reply = postfix.ask({load::Protocol::Policy, "", target.mailbox, true});
+        if (reply.ok && reply.text == "DUNNO") ++answered;
+        else ++failed;
+    }
+    done = true;
+    attacker.join();
+    AttackOutcome outcome{problems.list(),
+                          fmt::format("{} idle connections held, {} reopened after the server closed them; a client "
+                                      "asking every {} ms: {} answered, {} found its connection closed",
+                                      count, reopened.load(), ask_every.count(), answered, failed),
+                          count, 0};
+    if (failed > 0)
+        outcome.problems.push_back(
+            fmt::format("{} of {} requests of a client idle between requests found its connection closed", failed, asks));
     return outcome;
 }
 

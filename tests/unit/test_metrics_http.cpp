@@ -3,10 +3,12 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <string>
 
 #include "common/metrics_http.hpp"
@@ -106,6 +108,43 @@ TEST_CASE("metrics server: idle connections do not block a scrape") {
     for (int i = 0; i < 40; ++i) idle.push_back(idle_connection(server.port()));
     CHECK(curl({url(server, "/metrics")}).out.find("HTTP/1.1 200 OK") == 0);
     for (int fd : idle) close(fd);
+}
+
+// Whether the server closes `fd` within `ms` milliseconds.
+bool closed_within(int fd, int ms) {
+    pollfd p{fd, POLLIN, 0};
+    char byte;
+    return poll(&p, 1, ms) == 1 && read(fd, &byte, 1) <= 0;
+}
+
+TEST_CASE("metrics server: a scrape is answered while more idle connections than the limit are held") {
+    MetricsServer server(loopback_any_port(), [] { return std::string("x 1\n"); });
+    server.start();
+    std::vector<int> idle;  // 100: more than any limit, the one before this test (64) included
+    for (int i = 0; i < 100; ++i) idle.push_back(idle_connection(server.port()));
+    auto started = std::chrono::steady_clock::now();
+    auto scrape = curl({"-m", "2", url(server, "/metrics")});
+    CHECK(scrape.out.find("HTTP/1.1 200 OK") == 0);
+    CHECK(std::chrono::steady_clock::now() - started < std::chrono::seconds(1));
+    // The newest idle connections are still open; the oldest made room.
+    CHECK(closed_within(idle.front(), 1000));
+    pollfd newest{idle.back(), POLLIN, 0};
+    CHECK(poll(&newest, 1, 0) == 0);
+    for (int fd : idle) close(fd);
+}
+
+TEST_CASE("metrics server: a request not whole within 3 s is closed") {
+    MetricsServer server(loopback_any_port(), [] { return std::string("x 1\n"); });
+    server.start();
+    int slow = idle_connection(server.port());
+    const std::string part = "GET /metrics HTTP/1.1\r\n";
+    REQUIRE(write(slow, part.data(), part.size()) == static_cast<ssize_t>(part.size()));
+    auto started = std::chrono::steady_clock::now();
+    CHECK(closed_within(slow, 4500));
+    auto after = std::chrono::steady_clock::now() - started;
+    CHECK(after > std::chrono::milliseconds(2500));
+    CHECK(after < std::chrono::milliseconds(4000));
+    close(slow);
 }
 
 TEST_CASE("metrics server: a unix endpoint or a busy port is a one-line error") {

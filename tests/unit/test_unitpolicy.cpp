@@ -1,5 +1,8 @@
 // The unitpolicy program itself: real sockets, real signals, its modes.
 #include <doctest/doctest.h>
+#include <arpa/inet.h>
+#include <grp.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <signal.h>
 #include <sys/resource.h>
@@ -230,6 +233,142 @@ TEST_CASE("a client past max_connections takes the place of the one idle the lon
     CHECK(read(b, &byte, 1) == 0);
     close(b);
     close(c);
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("past max_connections, a connection never used makes room first, then the one idle the longest, "
+          "never one in the middle of a request") {
+    World w;
+    std::string policy = w.dir.path("policy");
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
+              "--max-connections", "3", "--threads", "1"},
+             w.dir.path("log"));
+    const std::string unknown = policy_request("nobody@example.com");
+    const std::string answer = "action=550 5.1.1 User unknown\n\n";
+    const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
+    int asked = connect_to(policy);
+    check_exchange(asked, unknown, answer);
+    settle();
+    int busy = connect_to(policy);
+    REQUIRE(write(busy, unknown.data(), 10) == 10);  // a request begun, not finished
+    settle();
+    int silent = connect_to(policy);  // the newest, but it never asked
+    settle();
+    int next = connect_to(policy);
+    check_exchange(next, unknown, answer);
+    CHECK(closed_by_server(silent, 2000));
+    pollfd still[2] = {{asked, POLLIN, 0}, {busy, POLLIN, 0}};
+    CHECK(poll(still, 2, 200) == 0);
+    // Now every connection has been used: the one idle the longest goes,
+    // not the one in the middle of a request.
+    settle();
+    int last = connect_to(policy);
+    check_exchange(last, unknown, answer);
+    CHECK(closed_by_server(asked, 2000));
+    pollfd busy_open{busy, POLLIN, 0};
+    CHECK(poll(&busy_open, 1, 200) == 0);
+    for (int fd : {asked, busy, silent, next, last}) close(fd);
+    CHECK(d.stop() == 0);
+    if (geteuid() == 0)  // the default mode, 0660, and no socket_group: root's group
+        CHECK(log_has(w.dir.path("log"), "unix:" + policy + ": group root, mode 0660: only root can connect"));
+}
+
+namespace {
+
+// A free TCP port on loopback (the kernel's choice, released at once).
+std::uint16_t free_port() {
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0);
+    socklen_t size = sizeof a;
+    REQUIRE(getsockname(fd, reinterpret_cast<sockaddr*>(&a), &size) == 0);
+    close(fd);
+    return ntohs(a.sin_port);
+}
+
+// A TCP connection to 127.0.0.1:port from the loopback address `from`.
+int connect_from(const char* from, std::uint16_t port) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+    for (;;) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        sockaddr_in source{}, target{};
+        source.sin_family = target.sin_family = AF_INET;
+        REQUIRE(inet_pton(AF_INET, from, &source.sin_addr) == 1);
+        REQUIRE(bind(fd, reinterpret_cast<sockaddr*>(&source), sizeof source) == 0);
+        target.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+        target.sin_port = htons(port);
+        if (connect(fd, reinterpret_cast<sockaddr*>(&target), sizeof target) == 0) return fd;
+        close(fd);
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "cannot connect to port " << port);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    }
+}
+
+}  // namespace
+
+TEST_CASE("an inet client past max_connections_per_peer makes room among its own connections; "
+          "a listener beyond loopback is warned about") {
+    World w;
+    const std::uint16_t port = free_port(), wide = free_port();
+    std::string control = w.dir.path("control");
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", fmt::format("inet:127.0.0.1:{}", port),
+              "--policy-listen", fmt::format("inet:0.0.0.0:{}", wide), "--control", control, "--log", "stderr",
+              "--max-connections-per-peer", "2", "--threads", "1"},
+             w.dir.path("log"));
+    const std::string unknown = policy_request("nobody@example.com");
+    const std::string answer = "action=550 5.1.1 User unknown\n\n";
+    const auto settle = [] { std::this_thread::sleep_for(std::chrono::milliseconds(50)); };
+    int other = connect_from("127.0.0.2", port);  // idle the longest of all, from another peer
+    check_exchange(other, unknown, answer);
+    settle();
+    int first = connect_from("127.0.0.1", port);
+    check_exchange(first, unknown, answer);
+    settle();
+    int second = connect_from("127.0.0.1", port);
+    check_exchange(second, unknown, answer);
+    settle();
+    int third = connect_from("127.0.0.1", port);  // its peer's third: its own idle-longest makes room
+    check_exchange(third, unknown, answer);
+    CHECK(closed_by_server(first, 2000));
+    pollfd still[2] = {{other, POLLIN, 0}, {second, POLLIN, 0}};
+    CHECK(poll(still, 2, 200) == 0);
+    // A peer at its limit that holds a connection it never used has its new
+    // one refused, the unused ones kept.
+    int unused = connect_from("127.0.0.2", port);
+    settle();
+    int refused = connect_from("127.0.0.2", port);
+    CHECK(closed_by_server(refused, 2000));
+    pollfd kept[2] = {{other, POLLIN, 0}, {unused, POLLIN, 0}};
+    CHECK(poll(kept, 2, 200) == 0);
+    auto dump = run_command({unitpolicy(), "--db", w.db, "--dump", "--json", "--control", control});
+    CHECK(dump.out.find("\"connections_closed_peer\":2") != std::string::npos);
+    CHECK(dump.out.find("\"connections_closed_full\":0") != std::string::npos);
+    CHECK(log_has(w.dir.path("log"),
+                  "warning: max_connections_per_peer (2) reached by 127.0.0.1: closing its new connections while it "
+                  "holds unused ones, else its connections idle the longest"));
+    CHECK(log_has(w.dir.path("log"), fmt::format("warning: inet:0.0.0.0:{}: listening on 0.0.0.0, not loopback", wide)));
+    CHECK(!log_has(w.dir.path("log"), fmt::format("inet:127.0.0.1:{}: listening", port)));
+    for (int fd : {other, first, second, third, unused, refused}) close(fd);
+    CHECK(d.stop() == 0);
+}
+
+TEST_CASE("unix sockets are 0660 by default, of socket_group") {
+    if (geteuid() != 0) return;  // only root can give a file to a group it is not in
+    World w;
+    std::string policy = w.dir.path("policy");
+    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--socket-group",
+              "postfix"},
+             w.dir.path("log"));
+    int fd = connect_to(policy);
+    struct stat st {};
+    REQUIRE(stat(policy.c_str(), &st) == 0);
+    CHECK((st.st_mode & 0777) == 0660);
+    struct group* postfix = getgrnam("postfix");
+    REQUIRE(postfix != nullptr);
+    CHECK(st.st_gid == postfix->gr_gid);
+    close(fd);
     CHECK(d.stop() == 0);
 }
 
