@@ -125,3 +125,25 @@ TEST_CASE("a malformed netstring ends the socketmap conversation") {
     CHECK(out == netstring("OK example.com"));
     CHECK(!c.error().empty());
 }
+
+TEST_CASE("a lookup past lookup_timeout answers the tempfail action within the bound, counted by cause") {
+    Fixture f;
+    auto settings = std::make_shared<Settings>();
+    settings->db = f.dir.path("units.db");
+    settings->lookup_timeout = std::chrono::milliseconds(300);
+    f.worker = std::make_unique<Worker>(settings, f.stats, nullptr);
+    raw_sql(settings->db, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+                          " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+                          " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
+    PolicyConversation c(*f.worker);
+    std::string out;
+    auto started = std::chrono::steady_clock::now();
+    REQUIRE(c.feed(policy_request("john.doe@example.com"), out));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    MESSAGE("answered after ", took.count(), " ms");
+    CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
+    CHECK(took < std::chrono::milliseconds(900));
+    CHECK(f.stats.tempfail_causes[static_cast<std::size_t>(TempfailCause::LookupTimeout)] == 1);
+    CHECK(stats_text(f.stats).find("tempfail_lookup_timeout 1") != std::string::npos);
+    CHECK(stats_prometheus(f.stats).find("cause=\"lookup_timeout\"") != std::string::npos);
+}
