@@ -284,8 +284,8 @@ struct Deadline {
 Error explained(const Connection& c, Error e) {
     if (e.code == Errc::Timeout)
         e.message = fmt::format("lookup did not finish within lookup_timeout ({} ms)", c.lookup_timeout.count());
-    else if (hot_journal(c.db.get()))
-        e.message = hot_journal_message(sqlite3_db_filename(c.db.get(), "main"));
+    else if (const char* path = sqlite3_db_filename(c.db.get(), "main"); path != nullptr && hot_journal(c.db.get()))
+        e.message = hot_journal_message(path);
     return e;
 }
 
