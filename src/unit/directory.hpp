@@ -326,7 +326,7 @@ public:
     // Seconds since the snapshot was published (published_at, or the file's
     // mtime when it was never published); nullopt when not serving;
     // unknown_age (older than every limit: tempfails past max_replica_age,
-    // no 5xx past reject_max_age) when published_at is more than
+    // no 5xx past reject_max_age) when that time is more than
     // max_clock_skew_seconds in the future. Within the skew, it may be
     // negative.
     std::optional<std::int64_t> age_seconds(std::time_t now) const noexcept;
