@@ -603,15 +603,24 @@ std::optional<std::string> refusal_to_report(const DirectoryStatus& status, Vali
     return text;
 }
 
+namespace {
+
+// What a snapshot's age counts from: published_at, or the file's mtime when
+// it was never published.
+std::time_t age_origin(const SnapshotInfo& info) noexcept {
+    return info.published_at ? *info.published_at : static_cast<std::time_t>(info.file.mtime_ns / 1'000'000'000);
+}
+
+}  // namespace
+
 std::optional<std::string> clock_skew_to_report(const DirectoryStatus& status, ValidationCache* cache, std::time_t now) {
     const auto& snapshot = status.snapshot;
-    if (!status.serving || !snapshot.published_at || *snapshot.published_at - now <= max_clock_skew_seconds)
-        return std::nullopt;
+    if (!status.serving || age_origin(snapshot) - now <= max_clock_skew_seconds) return std::nullopt;
     if (cache != nullptr && !cache->first_notice(snapshot.file, "clock_skew")) return std::nullopt;
-    return fmt::format("{}: generation {} was published {} s in the future (published_at, more than the {} s of "
-                       "clock skew allowed): its age is unknown, so it counts as older than reject_max_age and "
-                       "max_replica_age",
-                       status.path, snapshot.generation, *snapshot.published_at - now, max_clock_skew_seconds);
+    return fmt::format("{}: generation {} was published {} s in the future ({}, more than the {} s of clock skew "
+                       "allowed): its age is unknown, so it counts as older than reject_max_age and max_replica_age",
+                       status.path, snapshot.generation, age_origin(snapshot) - now,
+                       snapshot.published_at ? "published_at" : "its modification time", max_clock_skew_seconds);
 }
 
 void ValidationCache::validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout,
@@ -849,8 +858,7 @@ const DirectoryStatus& Directory::status() const noexcept { return state_->statu
 std::optional<std::int64_t> Directory::age_seconds(std::time_t now) const noexcept {
     if (!state_->current) return std::nullopt;
     const SnapshotInfo& info = state_->current->info;
-    std::time_t since = info.published_at ? *info.published_at
-                                          : static_cast<std::time_t>(info.file.mtime_ns / 1'000'000'000);
+    std::time_t since = age_origin(info);
     if (since - now > max_clock_skew_seconds) return unknown_age;  // bad data: never younger than every limit
     return static_cast<std::int64_t>(now - since);
 }

@@ -258,8 +258,9 @@ UNIT_EXPORT std::optional<std::string> refusal_to_report(const DirectoryStatus& 
 inline constexpr std::int64_t max_clock_skew_seconds = 300;
 inline constexpr std::int64_t unknown_age = INT64_MAX;
 
-// The served snapshot of `status` in words when its published_at is more
-// than max_clock_skew_seconds after `now`, for a daemon's log line, once per
+// The served snapshot of `status` in words when its published_at (or,
+// never published, its mtime) is more than max_clock_skew_seconds after
+// `now`, for a daemon's log line, once per
 // file among the Directories sharing `cache` (every time without one);
 // nullopt otherwise.
 UNIT_EXPORT std::optional<std::string> clock_skew_to_report(const DirectoryStatus& status, ValidationCache* cache,
