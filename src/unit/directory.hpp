@@ -60,6 +60,11 @@
 // served when one appears fail (Errc::Unavailable) with a message that
 // says so.
 //
+// Lookups are bounded: the lookups through one Reader have lookup_timeout
+// from read() on (SQLite's progress handler interrupts them past it, with
+// Errc::Timeout), so that a file changed in place after its validation
+// into one whose SQL runs away cannot hold a thread.
+//
 // When no good snapshot was ever opened (missing, corrupt, unsupported
 // schema), read() fails with Errc::Unavailable, so every lookup becomes a
 // temporary failure, never "unknown".
