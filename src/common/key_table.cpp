@@ -41,6 +41,13 @@ std::string set_timeout(std::chrono::seconds& field, std::string_view value) {
     return {};
 }
 
+std::string set_milliseconds(std::chrono::milliseconds& field, std::string_view value) {
+    long long ms = 0;
+    if (auto problem = set_number(ms, value, 1LL, 600'000LL); !problem.empty()) return problem;
+    field = std::chrono::milliseconds(ms);
+    return {};
+}
+
 std::string set_log_sink(LogSink& field, std::string_view value) {
     if (value == "syslog") field = LogSink::Syslog;
     else if (value == "stderr") field = LogSink::Stderr;

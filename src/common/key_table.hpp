@@ -27,6 +27,8 @@ std::string set_text(std::string& field, std::string_view value, bool may_be_emp
 std::string set_bool(bool& field, std::string_view value);
 std::string set_duration(std::chrono::seconds& field, std::string_view value);
 std::string set_timeout(std::chrono::seconds& field, std::string_view value);  // a duration of at least 1s
+// A whole number of milliseconds, 1 to 600000 (ten minutes).
+std::string set_milliseconds(std::chrono::milliseconds& field, std::string_view value);
 std::string set_log_sink(LogSink& field, std::string_view value);  // syslog | stderr
 std::string set_inet_endpoint(std::string& field, std::string_view value);  // inet:host:port, or empty
 

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <algorithm>
+#include <ctime>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -45,33 +46,34 @@ public:
         Lease(const Lease&) = delete;
         Lease& operator=(const Lease&) = delete;
         ~Lease() {
-            note_replica_changes();
+            pool_.note_replica_changes(*slot_);
             pool_.give_back(std::move(slot_));
         }
         Resolver& resolver() noexcept { return slot_->resolver; }
 
     private:
-        void note_replica_changes() noexcept {
-            const auto& status = slot_->directory.status();
-            if (status.serving) filter_stats().replica_generation.store(
-                static_cast<std::uint64_t>(status.snapshot.generation), std::memory_order_relaxed);
-            if (status.switches != slot_->switches_seen) {
-                MilterStats::add(filter_stats().replica_switches, status.switches - slot_->switches_seen);
-                slot_->switches_seen = status.switches;
-                log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
-            }
-            if (status.refusals != slot_->refusals_seen) {
-                slot_->refusals_seen = status.refusals;
-                if (auto text = refusal_to_report(status, pool_.directory_.validation.get())) {
-                    MilterStats::add(filter_stats().replica_refusals);
-                    MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(status.refused->reason)]);
-                    log(Severity::Warning, "replica: refused {}", *text);
-                }
-            }
-        }
         ResolverPool& pool_;
         std::unique_ptr<Slot> slot_;
     };
+
+    // The idle connections look for a replacement of the replica now, as a
+    // busy one does at its next read: each switches to a good one, which
+    // closes the file it replaces (a replaced file stays open, on disk,
+    // while any connection holds it), and a refused one is reported. Each
+    // idle slot is taken out of the pool meanwhile: a checkout opens a new
+    // one rather than wait.
+    void tick_idle() noexcept {
+        std::vector<std::unique_ptr<Slot>> slots;
+        {
+            std::lock_guard lock(mutex_);
+            slots.swap(idle_);
+        }
+        for (auto& slot : slots) {
+            slot->directory.refresh();
+            note_replica_changes(*slot);
+            give_back(std::move(slot));
+        }
+    }
 
     Lease checkout() {
         {
@@ -90,6 +92,30 @@ public:
     }
 
 private:
+    void note_replica_changes(Slot& slot) noexcept {
+        const auto& status = slot.directory.status();
+        if (status.serving) filter_stats().replica_generation.store(
+            static_cast<std::uint64_t>(status.snapshot.generation), std::memory_order_relaxed);
+        try {
+            if (auto text = clock_skew_to_report(status, directory_.validation.get(), std::time(nullptr)))
+                log(Severity::Warning, "replica: {}", *text);
+            if (status.switches != slot.switches_seen) {
+                MilterStats::add(filter_stats().replica_switches, status.switches - slot.switches_seen);
+                slot.switches_seen = status.switches;
+                log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
+            }
+            if (status.refusals != slot.refusals_seen) {
+                slot.refusals_seen = status.refusals;
+                if (auto text = refusal_to_report(status, directory_.validation.get())) {
+                    MilterStats::add(filter_stats().replica_refusals);
+                    MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(status.refused->reason)]);
+                    log(Severity::Warning, "replica: refused {}", *text);
+                }
+            }
+        } catch (const std::exception&) {  // allocation failure: noted at the next lease
+        }
+    }
+
     void give_back(std::unique_ptr<Slot> slot) noexcept {
         std::lock_guard lock(mutex_);
         try {
@@ -109,6 +135,7 @@ private:
 DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation) {
     DirectoryOptions o{s.db, std::chrono::milliseconds(250), std::chrono::milliseconds(200), std::move(validation)};
     o.validation_timeout = s.validation_timeout;
+    o.lookup_timeout = s.lookup_timeout;
     return o;
 }
 
@@ -615,6 +642,10 @@ char filter_name[] = "unitmilter";
 MilterStats& filter_stats() noexcept {
     static MilterStats stats;
     return stats;
+}
+
+void tick_idle_readers() noexcept {
+    if (auto runtime = current_runtime()) runtime->pool.tick_idle();
 }
 
 void install_settings(std::shared_ptr<const Settings> settings) {

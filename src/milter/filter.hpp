@@ -72,6 +72,14 @@ inline constexpr std::size_t max_added_recipients = 1000;
 // connections use it. Thread-safe.
 void install_settings(std::shared_ptr<const Settings> settings);
 
+// Called about once a second (main's reloader thread) with or without
+// mail: the pooled SQLite connections nobody is using look for a
+// replacement of the replica and switch to a good one, closing the file it
+// replaces, so that idle connections do not keep replaced files open (their
+// descriptors and disk space), and report a refused or clock-skewed one.
+// Thread-safe.
+void tick_idle_readers() noexcept;
+
 // The process's counters, which every callback counts into. Thread-safe.
 MilterStats& filter_stats() noexcept;
 

@@ -5,8 +5,10 @@
 // need be) and gives a unix socket socket_mode and socket_group, drops
 // privileges, and runs smfi_main() until SIGTERM, SIGHUP or SIGINT
 // (libmilter's own signal thread stops it). SIGUSR1 reloads the
-// configuration: a thread of ours waits for it with sigwait() (the signal is
-// blocked everywhere else) and installs the new snapshot; listen, the
+// configuration: a thread of ours waits for it with sigtimedwait() (the
+// signal is blocked everywhere else) and installs the new snapshot; between
+// signals, once a second, it lets the idle directory connections look for a
+// replaced replica (tick_idle_readers()); listen, the
 // socket's mode and group, and user need a restart. Exit: 0 after a clean stop, 2 for bad configuration, 1 for
 // anything else that stops the filter.
 #include <fmt/format.h>
@@ -39,7 +41,8 @@ using unit::common::Severity;
 
 constexpr std::size_t max_packet = 1024 * 1024;
 
-// Waits for SIGUSR1 and reloads; ends when `stop` is set and SIGUSR1 comes.
+// Waits for SIGUSR1 and reloads, and ticks the idle readers every
+// tick_interval; ends when `stop` is set and SIGUSR1 comes.
 class Reloader {
 public:
     Reloader(int argc, const char* const* argv, std::shared_ptr<const Settings> running)
@@ -59,11 +62,12 @@ private:
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGUSR1);
+        const timespec tick_interval{1, 0};
         for (;;) {
-            int signal = 0;
-            if (sigwait(&set, &signal) != 0) continue;
+            int signal = sigtimedwait(&set, nullptr, &tick_interval);
             if (stop_) return;
-            reload();
+            if (signal == SIGUSR1) reload();
+            else if (signal < 0 && errno == EAGAIN) tick_idle_readers();
         }
     }
 

@@ -53,6 +53,8 @@ struct Settings {
     std::string hostname;  // by= in the route; default: gethostname()
     // How long validating a replacement of the replica may take (directory.hpp).
     std::chrono::seconds validation_timeout{30};
+    // How long one resolution's lookups may run (directory.hpp).
+    std::chrono::milliseconds lookup_timeout{1000};
 
     ResolverOptions resolver;
 };

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include <chrono>
+#include <ctime>
 
 #include "common/log.hpp"
 
@@ -20,6 +21,7 @@ DirectoryOptions directory_options(const Settings& s, std::shared_ptr<Validation
     o.validation = std::move(validation);
     o.snapshot_hold = snapshot_hold;
     o.validation_timeout = s.validation_timeout;
+    o.lookup_timeout = s.lookup_timeout;
     return o;
 }
 
@@ -83,6 +85,8 @@ void Worker::note_replica_changes() {
         stats_.replica_generation.store(static_cast<std::uint64_t>(generation_seen_), std::memory_order_relaxed);
         stats_.replica_published_at.store(static_cast<std::uint64_t>(status.snapshot.published_at.value_or(0)),
                                           std::memory_order_relaxed);
+        if (auto text = clock_skew_to_report(status, validation_.get(), std::time(nullptr)))
+            common::log(Severity::Warning, "replica: {}", *text);
     }
     if (status.switches != switches_seen_) {
         stats_.replica_switches += status.switches - switches_seen_;

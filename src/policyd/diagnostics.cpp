@@ -55,7 +55,9 @@ void print_answers(std::ostream& out, const char* role, const Resolution& r, con
 }  // namespace
 
 int run_query(const Settings& settings, std::ostream& out) {
-    Directory directory(DirectoryOptions{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}});
+    DirectoryOptions options{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}};
+    options.lookup_timeout = settings.lookup_timeout;  // answers as the daemon would
+    Directory directory(options);
     Resolver resolver(directory, settings.resolver);
     Resolution r = resolver.resolve(settings.query_address);
     auto at = r.address.rfind('@');
@@ -154,7 +156,7 @@ int run_dump(const Settings& settings, std::ostream& out) {
         db.emplace_back("schema_version", std::to_string(snap.schema_version));
         db.emplace_back("generation", std::to_string(snap.generation));
         db.emplace_back("published_at", snap.published_at ? utc(*snap.published_at) : "never");
-        db.emplace_back("age_seconds", age ? std::to_string(*age) : "");
+        db.emplace_back("age_seconds", !age ? "" : *age == unknown_age ? "unknown (published in the future)" : std::to_string(*age));
     }
     if (summary) {
         db.emplace_back("domains", std::to_string(summary->domains));

@@ -18,6 +18,7 @@
 #include <thread>
 #include <tuple>
 
+#include "unit/schema_check.hpp"
 #include "unit/sqlite.hpp"
 
 namespace unit {
@@ -41,6 +42,11 @@ struct Connection {
     StmtHandle begin, commit, generation, domain, mailbox, unit, aliases;
     SnapshotInfo info;
     BusyWait busy;  // its address is the busy handler's context
+    // The bound of the lookups through the current Reader (lookup_timeout
+    // after read()); time_point::max() between Readers. The progress
+    // handler interrupts SQLite's work past it.
+    std::chrono::milliseconds lookup_timeout{0};
+    std::chrono::steady_clock::time_point lookup_deadline = std::chrono::steady_clock::time_point::max();
     // The open read transaction, if any.
     bool reading = false;
     bool read_failed = false;    // a lookup in it failed: end it before the next
@@ -80,6 +86,16 @@ int wait_for_lock(void* context, int count) noexcept {
     return 1;
 }
 
+// SQLite calls this every lookup_check_steps virtual-machine steps of a
+// statement: past the deadline, the statement ends with SQLITE_INTERRUPT.
+// A point lookup takes fewer steps than that: it is never called for one.
+constexpr int lookup_check_steps = 1000;
+
+int lookup_overdue(void* context) noexcept {
+    const auto& c = *static_cast<const detail::Connection*>(context);
+    return std::chrono::steady_clock::now() >= c.lookup_deadline ? 1 : 0;
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------- file identity
@@ -92,6 +108,8 @@ std::string_view to_string(RefusalReason reason) noexcept {
     case RefusalReason::Corrupt: return "corrupt";
     case RefusalReason::UnsupportedSchema: return "unsupported_schema";
     case RefusalReason::StaleWal: return "stale_wal";
+    case RefusalReason::HotJournal: return "hot_journal";
+    case RefusalReason::SchemaMismatch: return "schema_mismatch";
     case RefusalReason::Regression: return "regression";
     case RefusalReason::Foreign: return "foreign";
     }
@@ -144,13 +162,35 @@ namespace {
 // A WAL file holds a 32-byte header, then frames.
 constexpr std::int64_t wal_header_bytes = 32;
 
-// The -wal beside the path, as far as a refusal for it goes: which file it
-// is and whether it holds frames (a WAL that grows stays the same refusal).
-std::optional<FileId> wal_beside(const std::string& path) noexcept {
+// The -wal or -journal beside the path, as far as a refusal for it goes:
+// which file it is and whether it is longer than `empty_bytes` (a WAL with
+// frames, a journal with anything in it; one that grows stays the same
+// refusal).
+std::optional<FileId> file_beside(const std::string& path, const char* suffix, std::int64_t empty_bytes) noexcept {
     int ignored = 0;
-    auto wal = stat_file(path + "-wal", ignored);
-    if (!wal) return std::nullopt;
-    return FileId{wal->id.device, wal->id.inode, wal->id.size > wal_header_bytes ? 1 : 0, 0, 0};
+    auto found = stat_file(path + suffix, ignored);
+    if (!found) return std::nullopt;
+    return FileId{found->id.device, found->id.inode, found->id.size > empty_bytes ? 1 : 0, 0, 0};
+}
+
+// Refusals about the files beside a snapshot, not the snapshot itself: not
+// remembered as the file's verdict, and tried again when those files change.
+bool about_surroundings(RefusalReason reason) noexcept {
+    return reason == RefusalReason::StaleWal || reason == RefusalReason::HotJournal;
+}
+
+// SQLite says SQLITE_READONLY_ROLLBACK when a -journal beside the file
+// looks hot (not empty, no writer holding the file): it must be rolled back
+// into the file before anyone reads, which a read-only reader cannot do. A
+// journal left by a writer that crashed on this file needs that writer (or
+// any read-write open) to recover it; one left by a file this one replaced
+// would lay that file's pages over this one's, and must be removed.
+bool hot_journal(sqlite3* db) noexcept { return sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK; }
+
+std::string hot_journal_message(const std::string& path) {
+    return fmt::format("hot journal: {}-journal needs rolling back, which a read-only reader cannot do: let the "
+                       "writer of this file recover it, or remove it if it belongs to a file this one replaced",
+                       path);
 }
 
 std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
@@ -239,6 +279,16 @@ struct Deadline {
     }
 };
 
+// A lookup interrupted at its bound says which bound, and one refused for a
+// hot journal says so; other errors pass.
+Error explained(const Connection& c, Error e) {
+    if (e.code == Errc::Timeout)
+        e.message = fmt::format("lookup did not finish within lookup_timeout ({} ms)", c.lookup_timeout.count());
+    else if (const char* path = sqlite3_db_filename(c.db.get(), "main"); path != nullptr && hot_journal(c.db.get()))
+        e.message = hot_journal_message(path);
+    return e;
+}
+
 int interrupt_when_due(void* context) noexcept { return static_cast<const Deadline*>(context)->passed() ? 1 : 0; }
 
 Result<void> prepare_statements(Connection& c);
@@ -295,6 +345,8 @@ Opening open_snapshot_file(const std::string& path, const FileId& id, std::chron
         if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return read_failure(r.error());
         return inspect(*c, !known_good);
     }();
+    if (checked && !checked->refusal && hot_journal(c->db.get()))
+        checked = refusal(RefusalReason::HotJournal, hot_journal_message(path));
     sqlite3_progress_handler(c->db.get(), 0, nullptr, nullptr);
     // Past the deadline, even a validation that ended is refused: the
     // bound holds for small files too (SQLite looks every 1000 steps).
@@ -335,6 +387,17 @@ Result<void> prepare_statements(Connection& c) {
 
 // Reads and checks what makes a file a usable snapshot.
 std::optional<Failure> inspect(Connection& c, bool run_quick_check) {
+    // Nothing is read from a table before it is known to be one: a view of
+    // its name would run its own SQL (schema_check.hpp). meta first: it
+    // holds the version that says what the other tables must be.
+    auto mismatch = [&](int version, std::string_view only) -> std::optional<Failure> {
+        auto why = detail::schema_mismatch(c.db.get(), version, only);
+        if (!why) return read_failure(why.error());
+        if (!why.value()) return std::nullopt;
+        return refusal(RefusalReason::SchemaMismatch,
+                       fmt::format("not the tables of schema {}: {}", version, *why.value()));
+    };
+    if (auto bad = mismatch(min_schema_version, "meta")) return bad;
     auto version_text = meta_value(c.db.get(), "schema_version");
     if (!version_text) {
         const auto& e = version_text.error();
@@ -346,6 +409,7 @@ std::optional<Failure> inspect(Connection& c, bool run_quick_check) {
         return refusal(RefusalReason::UnsupportedSchema,
                        fmt::format("schema version {} is not supported (this build reads {} to {})", *version_text,
                                    min_schema_version, max_schema_version));
+    if (auto bad = mismatch(version, {})) return bad;
     if (run_quick_check) {
         if (auto r = quick_check(c.db.get()); !r) return read_failure(r.error());
     }
@@ -402,13 +466,36 @@ struct ValidationCache::State {
     Mode mode = Mode::InPlace;
     mutable std::mutex mutex;
     std::condition_variable finished;
-    std::map<CacheKey, Verdict> verdicts;
+    // Each entry with the sequence number of its insertion: the smallest go
+    // first when there are more than max_files (prune()).
+    std::map<CacheKey, std::pair<Verdict, std::uint64_t>> verdicts;
+    std::uint64_t sequence = 0;
     std::atomic<std::uint64_t> recorded{0};  // verdicts that were news
     std::shared_ptr<ValidationJob> job;      // the validation under way
     std::thread validator;                   // its thread, or a finished one not joined yet
     int abandoned = 0;                       // validations past their timeout, still stuck
     std::optional<Served> served;
-    std::set<std::pair<CacheKey, int>> reported;
+    std::map<std::pair<CacheKey, std::string>, std::uint64_t> reported;  // refusals and notices, with sequence
+
+    // Under the mutex: forgets the oldest entries past max_files, never the
+    // file served.
+    template <class Map, class KeyOf, class SequenceOf>
+    void prune(Map& map, KeyOf key_of, SequenceOf sequence_of) {
+        while (map.size() > max_files) {
+            auto oldest = map.end();
+            for (auto it = map.begin(); it != map.end(); ++it) {
+                if (served && served->file && key_of(it->first) == cache_key(*served->file)) continue;
+                if (oldest == map.end() || sequence_of(it->second) < sequence_of(oldest->second)) oldest = it;
+            }
+            if (oldest == map.end()) return;
+            map.erase(oldest);
+        }
+    }
+    bool first_report(const FileId& id, std::string topic) {
+        if (!reported.try_emplace({cache_key(id), std::move(topic)}, ++sequence).second) return false;
+        prune(reported, [](const auto& key) { return key.first; }, [](std::uint64_t seq) { return seq; });
+        return true;
+    }
 
     // Under the mutex. Counts a verdict only when it is news, so that
     // readers switching to a file already judged do not make the others
@@ -420,11 +507,12 @@ struct ValidationCache::State {
 };
 
 void ValidationCache::State::store(const FileId& id, Verdict verdict) {
-    auto [it, inserted] = verdicts.try_emplace(cache_key(id), verdict);
+    auto [it, inserted] = verdicts.try_emplace(cache_key(id), verdict, ++sequence);
     if (!inserted) {
-        if (it->second == verdict) return;
-        it->second = std::move(verdict);
+        if (it->second.first == verdict) return;
+        it->second.first = std::move(verdict);
     }
+    prune(verdicts, [](const CacheKey& key) { return key; }, [](const auto& entry) { return entry.second; });
     recorded.fetch_add(1, std::memory_order_release);
 }
 
@@ -468,7 +556,7 @@ std::optional<Verdict> ValidationCache::verdict(const FileId& id) {
     state_->expire();
     auto it = state_->verdicts.find(cache_key(id));
     if (it == state_->verdicts.end()) return std::nullopt;
-    return it->second;
+    return it->second.first;
 }
 
 void ValidationCache::record(const FileId& id, Verdict verdict) {
@@ -494,7 +582,17 @@ void ValidationCache::note_served(const Served& served) {
 
 bool ValidationCache::first_report(const FileId& id, RefusalReason reason) {
     std::lock_guard lock(state_->mutex);
-    return state_->reported.emplace(cache_key(id), static_cast<int>(reason)).second;
+    return state_->first_report(id, std::string(to_string(reason)));
+}
+
+bool ValidationCache::first_notice(const FileId& id, std::string_view topic) {
+    std::lock_guard lock(state_->mutex);
+    return state_->first_report(id, "notice " + std::string(topic));
+}
+
+std::size_t ValidationCache::files_remembered() const {
+    std::lock_guard lock(state_->mutex);
+    return std::max(state_->verdicts.size(), state_->reported.size());
 }
 
 std::optional<std::string> refusal_to_report(const DirectoryStatus& status, ValidationCache* cache) {
@@ -503,6 +601,26 @@ std::optional<std::string> refusal_to_report(const DirectoryStatus& status, Vali
     std::string text = fmt::format("{}: {}: {}", status.path, to_string(refused->reason), refused->message);
     if (status.serving) text += fmt::format(" (serving generation {})", status.snapshot.generation);
     return text;
+}
+
+namespace {
+
+// What a snapshot's age counts from: published_at, or the file's mtime when
+// it was never published.
+std::time_t age_origin(const SnapshotInfo& info) noexcept {
+    return info.published_at ? *info.published_at : static_cast<std::time_t>(info.file.mtime_ns / 1'000'000'000);
+}
+
+}  // namespace
+
+std::optional<std::string> clock_skew_to_report(const DirectoryStatus& status, ValidationCache* cache, std::time_t now) {
+    const auto& snapshot = status.snapshot;
+    if (!status.serving || age_origin(snapshot) - now <= max_clock_skew_seconds) return std::nullopt;
+    if (cache != nullptr && !cache->first_notice(snapshot.file, "clock_skew")) return std::nullopt;
+    return fmt::format("{}: generation {} was published {} s in the future ({}, more than the {} s of clock skew "
+                       "allowed): its age is unknown, so it counts as older than reject_max_age and max_replica_age",
+                       status.path, snapshot.generation, age_origin(snapshot) - now,
+                       snapshot.published_at ? "published_at" : "its modification time", max_clock_skew_seconds);
 }
 
 void ValidationCache::validate_later(const FileId& id, const std::string& path, std::chrono::milliseconds busy_timeout,
@@ -532,7 +650,7 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
         }
         if (!job->cancel) {
             if (opened.connection) state->store(job->id, Verdict{});
-            else if (opened.failure.refusal && *opened.failure.refusal != RefusalReason::StaleWal)
+            else if (opened.failure.refusal && !about_surroundings(*opened.failure.refusal))
                 state->store(job->id, Verdict{opened.failure.refusal, opened.failure.message});
         }
         job->finished = true;
@@ -544,12 +662,13 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
 
 // ---------------------------------------------------------------- Directory
 
-// A file found at the path, with the WAL beside it: a refusal holds until
-// either changes (removing a stale WAL makes the same file worth a retry).
+// A file found at the path, with the WAL and journal beside it: a refusal
+// holds until one of them changes (removing a stale WAL or a hot journal
+// makes the same file worth a retry).
 struct Candidate {
     FileId file;
     bool regular = false;
-    std::optional<FileId> wal;
+    std::optional<FileId> wal, journal;
     bool operator==(const Candidate&) const = default;
 };
 
@@ -594,7 +713,8 @@ std::optional<Candidate> Directory::State::look() {
         status.problem.clear();  // updated in place, or back after a refused replacement
         return std::nullopt;
     }
-    Candidate candidate{found->id, found->regular, wal_beside(options.path)};
+    Candidate candidate{found->id, found->regular, file_beside(options.path, "-wal", wal_header_bytes),
+                        file_beside(options.path, "-journal", 0)};
     if (refused && *refused == candidate) return std::nullopt;
     return candidate;
 }
@@ -614,10 +734,11 @@ Directory::State::Next Directory::State::examine(const Candidate& candidate) {
         return Next::Wait;
     }
     // Keep answering from the current snapshot while the new file is
-    // validated elsewhere, unless a WAL with frames lies beside it (then the
-    // refusal for it must be seen here).
-    const bool wal_beside_it = candidate.wal && candidate.wal->size != 0;
-    if (!verdict && current && options.validation->in_background() && !wal_beside_it) {
+    // validated elsewhere, unless a WAL with frames or a journal lies beside
+    // it (then the refusal for it, not remembered by the cache, must be seen
+    // here).
+    const bool beside_it = (candidate.wal && candidate.wal->size != 0) || (candidate.journal && candidate.journal->size != 0);
+    if (!verdict && current && options.validation->in_background() && !beside_it) {
         set_pending(candidate);
         options.validation->validate_later(candidate.file, options.path, options.busy_timeout,
                                            options.validation_timeout);
@@ -640,8 +761,8 @@ void Directory::State::open_and_switch(const Candidate& found) {
             set_pending(found);
             return;
         }
-        // A stale WAL is about the file's surroundings, not the file.
-        if (options.validation && *f.refusal != RefusalReason::StaleWal)
+        // A stale WAL or a hot journal is about the file's surroundings, not the file.
+        if (options.validation && !about_surroundings(*f.refusal))
             options.validation->record(id, Verdict{f.refusal, f.message});
         refuse(found, *f.refusal, f.message);
         return;
@@ -649,7 +770,7 @@ void Directory::State::open_and_switch(const Candidate& found) {
     if (options.validation && !known_good) options.validation->record(id, Verdict{});
     const SnapshotInfo& next = opened.connection->info;
     std::optional<ValidationCache::Served> served;
-    if (current) served = ValidationCache::Served{current->info.primary_id, current->info.generation};
+    if (current) served = ValidationCache::Served{current->info.primary_id, current->info.generation, current->info.file};
     else if (options.validation) served = options.validation->served();
     if (served) {
         if (auto lineage = check_lineage(*served, next)) {
@@ -659,7 +780,12 @@ void Directory::State::open_and_switch(const Candidate& found) {
     }
     if (current) ++status.switches;
     current = std::move(opened.connection);
-    if (options.validation) options.validation->note_served({current->info.primary_id, current->info.generation});
+    if (options.lookup_timeout.count() > 0) {
+        current->lookup_timeout = options.lookup_timeout;
+        sqlite3_progress_handler(current->db.get(), lookup_check_steps, lookup_overdue, current.get());
+    }
+    if (options.validation)
+        options.validation->note_served({current->info.primary_id, current->info.generation, current->info.file});
     refused.reset();
     clear_pending();
     status.refused.reset();
@@ -732,14 +858,15 @@ const DirectoryStatus& Directory::status() const noexcept { return state_->statu
 std::optional<std::int64_t> Directory::age_seconds(std::time_t now) const noexcept {
     if (!state_->current) return std::nullopt;
     const SnapshotInfo& info = state_->current->info;
-    std::time_t since = info.published_at ? *info.published_at
-                                          : static_cast<std::time_t>(info.file.mtime_ns / 1'000'000'000);
+    std::time_t since = age_origin(info);
+    if (since - now > max_clock_skew_seconds) return unknown_age;  // bad data: never younger than every limit
     return static_cast<std::int64_t>(now - since);
 }
 
 namespace {
 
 void end_read(Connection& c) noexcept {
+    c.lookup_deadline = Clock::time_point::max();  // ending it is not a lookup
     Query commit(c.commit.get());
     if (!commit.run()) sqlite3_exec(c.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
     c.reading = false;
@@ -769,7 +896,7 @@ Result<void> begin_read(Connection& c, bool hold) noexcept {
     Query generation(c.generation.get());
     auto row = generation.step();
     Result<void> outcome;
-    if (!row) outcome = row.error();
+    if (!row) outcome = explained(c, row.error());  // before ROLLBACK resets the error code
     else if (!row.value()) outcome = make_error(Errc::Corrupt, "meta.generation is missing");
     if (!outcome) {
         sqlite3_exec(c.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
@@ -790,8 +917,12 @@ Result<Reader> Directory::read() noexcept {
     if (c == nullptr) return make_error(Errc::Unavailable, state_->status.problem);
     const auto hold = state_->options.snapshot_hold;
     if (c->reading && (c->read_failed || std::chrono::steady_clock::now() - c->read_since >= hold)) end_read(*c);
+    if (c->lookup_timeout.count() > 0) c->lookup_deadline = Clock::now() + c->lookup_timeout;
     if (!c->reading) {
-        if (auto r = begin_read(*c, hold.count() > 0); !r) return r.error();
+        if (auto r = begin_read(*c, hold.count() > 0); !r) {
+            c->lookup_deadline = Clock::time_point::max();
+            return explained(*c, r.error());
+        }
     }
     return Reader(c, hold.count() == 0 || c->writer_waiting);
 }
@@ -809,12 +940,14 @@ Reader::Reader(Reader&& other) noexcept : connection_(other.connection_), ends_t
 }
 
 Reader::~Reader() {
-    if (connection_ != nullptr && ends_transaction_) end_read(*connection_);
+    if (connection_ == nullptr) return;
+    if (ends_transaction_) end_read(*connection_);
+    else connection_->lookup_deadline = Clock::time_point::max();
 }
 
 Error Reader::failed(Error e) noexcept {
     connection_->read_failed = true;
-    return e;
+    return explained(*connection_, std::move(e));
 }
 
 std::int64_t Reader::generation() const noexcept { return connection_->read_generation; }
@@ -871,6 +1004,9 @@ Result<std::vector<std::string>> Reader::alias_targets(std::string_view address)
 }
 
 Result<DirectorySummary> Reader::summary() noexcept {
+    // Whole-table counts take seconds at ten million rows: diagnostics are
+    // not bound by lookup_timeout.
+    connection_->lookup_deadline = Clock::time_point::max();
     try {
         sqlite3* db = connection_->db.get();
         DirectorySummary summary;

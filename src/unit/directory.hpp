@@ -8,8 +8,10 @@
 // when the device/inode changed (a replacement by rename) it validates the
 // new file before switching: a regular file (stat() says so before anything
 // opens it: a FIFO or a device never reaches open()), readable by this
-// process, schema version supported, PRAGMA quick_check, meta readable, all
-// within validation_timeout; then its generation and primary identity
+// process, schema version supported, its tables the schema's tables (no
+// view, virtual table or extra trigger: schema_check.hpp), PRAGMA
+// quick_check, meta readable, no hot -journal beside it, all within
+// validation_timeout; then its generation and primary identity
 // against the snapshot served (regression, foreign: see below). A file that
 // fails is refused: the previous good snapshot keeps answering,
 // status().refused says which file and why (a RefusalReason), and the
@@ -50,7 +52,18 @@
 // snapshot (what publish writes) with a WAL holding frames beside it is
 // therefore refused (StaleWal), and retried when that WAL goes away. A
 // WAL-mode file renamed over another cannot be told from its own WAL:
-// remove the -wal and -shm of the file it replaces first.
+// remove the -wal and -shm of the file it replaces first. Likewise a hot
+// -journal beside the file (left by a writer that crashed on it, or by the
+// file it replaced) must be rolled back before anyone reads, which a
+// read-only reader cannot do: a replacement with one is refused
+// (HotJournal) and retried when it goes away, and lookups on a snapshot
+// served when one appears fail (Errc::Unavailable) with a message that
+// says so.
+//
+// Lookups are bounded: the lookups through one Reader have lookup_timeout
+// from read() on (SQLite's progress handler interrupts them past it, with
+// Errc::Timeout), so that a file changed in place after its validation
+// into one whose SQL runs away cannot hold a thread.
 //
 // When no good snapshot was ever opened (missing, corrupt, unsupported
 // schema), read() fails with Errc::Unavailable, so every lookup becomes a
@@ -94,9 +107,17 @@ struct FileId {
 // The file at `path` as stat() sees it; nullopt (errno in `error`) when stat fails.
 UNIT_EXPORT std::optional<FileId> file_id(const std::string& path, int& error) noexcept;
 
-// Why a replacement was refused (counters and logs carry the name).
-enum class RefusalReason { NotRegular, Unreadable, Timeout, Corrupt, UnsupportedSchema, StaleWal, Regression, Foreign };
-inline constexpr std::size_t refusal_reason_count = 8;
+// Why a replacement was refused (counters and logs carry the name):
+// not_regular, unreadable, timeout, corrupt, unsupported_schema (a schema
+// version this build does not read: upgrade it), stale_wal, regression,
+// foreign, hot_journal (a -journal beside the file that a read-only reader
+// cannot roll back), schema_mismatch (a supported version whose objects are
+// not that schema's: a view or virtual table for a table, a missing column,
+// a trigger or view of its own; schema_check.hpp: fix what wrote the file).
+enum class RefusalReason {
+    NotRegular, Unreadable, Timeout, Corrupt, UnsupportedSchema, StaleWal, Regression, Foreign, HotJournal, SchemaMismatch
+};
+inline constexpr std::size_t refusal_reason_count = 10;
 UNIT_EXPORT std::string_view to_string(RefusalReason reason) noexcept;
 
 // What became of a file: good (no reason), or refused and why.
@@ -150,16 +171,28 @@ public:
                         std::chrono::milliseconds timeout);
     // The file being validated on the cache's thread, if any.
     std::optional<FileId> under_way() const;
+    // How many files the cache remembers verdicts and reports for, at most:
+    // past it the oldest are forgotten (never the newest snapshot served),
+    // so that a long-running daemon over a replica replaced every minute
+    // keeps a bounded cache. A file forgotten and seen again is validated
+    // again.
+    static constexpr std::size_t max_files = 64;
     // The newest snapshot a Directory of this cache switched to, and noting one.
     struct Served {
         std::string primary_id;
         std::int64_t generation = 0;
+        std::optional<FileId> file;  // kept in the cache whatever max_files says
     };
     std::optional<Served> served() const;
     void note_served(const Served& served);
     // True the first time it is asked about a refusal of `id` for `reason`:
     // the daemons log and count each refused file once, not once per thread.
     bool first_report(const FileId& id, RefusalReason reason);
+    // The same for a notice about a served file that is not a refusal
+    // (clock_skew_to_report).
+    bool first_notice(const FileId& id, std::string_view topic);
+    // How many files it remembers now (at most max_files).
+    std::size_t files_remembered() const;
 
 private:
     struct State;
@@ -180,6 +213,11 @@ struct DirectoryOptions {
     // How long validating a replacement may take before it is refused
     // (RefusalReason::Timeout).
     std::chrono::milliseconds validation_timeout{30'000};
+    // How long the lookups through one Reader (one resolution) may run, from
+    // read() on; past it SQLite's work is interrupted and the lookup fails
+    // with Errc::Timeout. 0: no bound. A point lookup costs microseconds:
+    // the bound is for a file whose SQL does unbounded work.
+    std::chrono::milliseconds lookup_timeout{1000};
 };
 
 struct SnapshotInfo {
@@ -219,6 +257,20 @@ class Directory;
 // count each refused file once, not once per thread or pooled connection.
 UNIT_EXPORT std::optional<std::string> refusal_to_report(const DirectoryStatus& status, ValidationCache* cache);
 
+// A published_at later than the clock by more than this is bad data (a
+// publisher's clock far off, or a forged stamp): the snapshot's age cannot
+// be known, so it counts as older than every limit (Directory::age_seconds).
+inline constexpr std::int64_t max_clock_skew_seconds = 300;
+inline constexpr std::int64_t unknown_age = INT64_MAX;
+
+// The served snapshot of `status` in words when its published_at (or,
+// never published, its mtime) is more than max_clock_skew_seconds after
+// `now`, for a daemon's log line, once per
+// file among the Directories sharing `cache` (every time without one);
+// nullopt otherwise.
+UNIT_EXPORT std::optional<std::string> clock_skew_to_report(const DirectoryStatus& status, ValidationCache* cache,
+                                                            std::time_t now);
+
 // Counts for diagnostics (--dump).
 struct DirectorySummary {
     std::int64_t domains = 0, aliases = 0, alias_targets = 0;
@@ -228,7 +280,8 @@ struct DirectorySummary {
 
 // One read transaction: every lookup through it sees one committed snapshot.
 // Lookups: a value, "not found" (nullopt / empty / false), or an error
-// (Errc::Unavailable for a lock or I/O error, Errc::Corrupt for bad data).
+// (Errc::Unavailable for a lock or I/O error, Errc::Corrupt for bad data,
+// Errc::Timeout past lookup_timeout since read(); summary() has no bound).
 // An error ends a held transaction at the next read().
 class UNIT_EXPORT Reader {
 public:
@@ -277,7 +330,11 @@ public:
     void end_expired_read() noexcept;
     const DirectoryStatus& status() const noexcept;
     // Seconds since the snapshot was published (published_at, or the file's
-    // mtime when it was never published); nullopt when not serving.
+    // mtime when it was never published); nullopt when not serving;
+    // unknown_age (older than every limit: tempfails past max_replica_age,
+    // no 5xx past reject_max_age) when that time is more than
+    // max_clock_skew_seconds in the future. Within the skew, it may be
+    // negative.
     std::optional<std::int64_t> age_seconds(std::time_t now) const noexcept;
 
 private:

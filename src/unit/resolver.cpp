@@ -33,6 +33,7 @@ std::string_view to_string(TempfailCause cause) noexcept {
     case TempfailCause::Stale: return "stale";
     case TempfailCause::BadData: return "bad_data";
     case TempfailCause::AliasLimit: return "alias_limit";
+    case TempfailCause::LookupTimeout: return "lookup_timeout";
     }
     return "?";
 }
@@ -42,6 +43,7 @@ namespace {
 TempfailCause cause_of(const Error& e, const Directory& directory) noexcept {
     switch (e.code) {
     case Errc::Stale: return TempfailCause::Stale;
+    case Errc::Timeout: return TempfailCause::LookupTimeout;
     case Errc::Unavailable:
     case Errc::Io: return directory.status().serving ? TempfailCause::Busy : TempfailCause::NoDatabase;
     case Errc::Corrupt:
@@ -288,22 +290,28 @@ struct Snapshot {
     std::int64_t age;
 };
 
+// "N s old", or why the age is unknown (directory.hpp: unknown_age).
+std::string age_text(std::int64_t age) {
+    if (age == unknown_age) return "of unknown age (published_at in the future)";
+    return fmt::format("{} s old", age);
+}
+
 Result<Snapshot> open_snapshot(Directory& directory, const ResolverOptions& options, std::time_t now) {
     auto reader = directory.read();
     if (!reader) return reader.error();
     auto generation = reader->generation();
     auto age = directory.age_seconds(now).value_or(0);
     if (options.max_replica_age.count() > 0 && age > options.max_replica_age.count())
-        return make_error(Errc::Stale, fmt::format("replica is {} s old, over max_replica_age {} s", age,
-                                                         options.max_replica_age.count()));
+        return make_error(Errc::Stale, fmt::format("replica is {}, over max_replica_age {} s", age_text(age),
+                                                   options.max_replica_age.count()));
     return Snapshot{std::move(reader.value()), generation, age};
 }
 
 std::string describe(const Snapshot& snapshot, const Directory& directory) {
     const auto& info = directory.status().snapshot;
-    return fmt::format("snapshot generation {}, {}, age {} s", snapshot.generation,
+    return fmt::format("snapshot generation {}, {}, {}", snapshot.generation,
                        info.published_at ? "published " + format_time(*info.published_at) : std::string("never published"),
-                       snapshot.age);
+                       age_text(snapshot.age));
 }
 
 }  // namespace
@@ -410,7 +418,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled || undeliverable_target;
         if (negative) {
             if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count())
-                r.doubt = fmt::format("replica is {} s old, over reject_max_age {} s", age,
+                r.doubt = fmt::format("replica is {}, over reject_max_age {} s", age_text(age),
                                       options_.reject_max_age.count());
             else if (directory_.replacement_pending())
                 r.doubt = fmt::format("a replacement of generation {} is being validated", r.generation);

@@ -31,7 +31,8 @@
 //   Disabled     a disabled mailbox
 //   Tempfail     the database cannot answer (missing, locked, corrupt,
 //                unsupported schema, older than max_replica_age, bad alias
-//                data, a bad value, past max_alias_targets)
+//                data, a bad value, past max_alias_targets, its lookups past
+//                the Directory's lookup_timeout: cause LookupTimeout)
 //   Malformed    the address itself is unusable (reason says why)
 // Every Resolution carries the generation it was answered from (-1 when
 // none) and, unless ResolverOptions::trace is off (the daemons' request
@@ -60,8 +61,8 @@ enum class Outcome { Mailbox, Alias, Unknown, Unconfirmed, Foreign, Disabled, Te
 UNIT_EXPORT std::string_view to_string(Outcome outcome) noexcept;
 
 // Why an answer was a Tempfail, for counters and logs.
-enum class TempfailCause { None, NoDatabase, Busy, Stale, BadData, AliasLimit };
-inline constexpr std::size_t tempfail_cause_count = 6;  // counters are kept by cause
+enum class TempfailCause { None, NoDatabase, Busy, Stale, BadData, AliasLimit, LookupTimeout };
+inline constexpr std::size_t tempfail_cause_count = 7;  // counters are kept by cause
 UNIT_EXPORT std::string_view to_string(TempfailCause cause) noexcept;
 
 struct ResolverOptions {

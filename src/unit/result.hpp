@@ -21,6 +21,7 @@ enum class Errc {
     Stale,        // the replica is older than the configured maximum: retry later
     Corrupt,      // the database fails validation (integrity, schema version)
     Io,           // a file operation failed
+    Timeout,      // a lookup ran past its bound (lookup_timeout), interrupted: retry later
 };
 
 struct Error {

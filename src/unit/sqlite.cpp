@@ -22,6 +22,8 @@ Errc classify(int sqlite_code) noexcept {
         return Errc::Corrupt;
     case SQLITE_CONSTRAINT:
         return Errc::Conflict;
+    case SQLITE_INTERRUPT:  // a progress handler's bound (directory.cpp)
+        return Errc::Timeout;
     default:
         return Errc::Invalid;
     }

@@ -4,8 +4,9 @@
 //
 // Outcomes: Result with Errc::Unavailable for SQLITE_BUSY/LOCKED/CANTOPEN/
 // IOERR/READONLY (try again later), Errc::Corrupt for SQLITE_CORRUPT/
-// NOTADB/SCHEMA, Errc::Conflict for constraint violations, Errc::Invalid
-// otherwise. Thread safety: as the connection (one thread at a time).
+// NOTADB/SCHEMA, Errc::Conflict for constraint violations, Errc::Timeout
+// for SQLITE_INTERRUPT (a progress handler's bound), Errc::Invalid otherwise.
+// Thread safety: as the connection (one thread at a time).
 #pragma once
 
 #include <sqlite3.h>

@@ -10,7 +10,8 @@
 // generation, by a truncated copy, by random bytes, deleted (then
 // restored), locked by another process for 5 s, written in place in WAL
 // mode by unitctl, replaced by a newer generation while that WAL still lies
-// beside it, and replaced by a file of an unsupported schema version.
+// beside it, replaced by a file of an unsupported schema version, and by
+// one whose mailboxes is a view over an endless recursive CTE.
 // Every phase must show no existing address rejected and every request
 // answered; where a good snapshot exists, no tempfail and every unknown
 // address rejected (or, while a replacement is pending or refused,
@@ -578,6 +579,14 @@ int run_matrix(const Programs& programs) {
                      probe.until_accepted("fresh3@example.com", Clock::now(), 1s).has_value(),
                      "fresh3@example.com (added by the generation of phase 6b) is no longer answered as existing");
     }
+
+    Phase& p7b = phase("7b endless view");
+    refusals = w.refusals();
+    run_phase(w, p7b, [&](Phase&) { phase_bad_replacement(w, [&] { w.files->stage_endless_view(); }); });
+    check_answers(checks, w, p7b, p7b.tally.all(), true, {}, true);
+    check_refusal(checks, w, p7b, refusals);
+    checks.check(p7b.name + ": refused as schema_mismatch", log_since(w, p7b).find("schema_mismatch") != std::string::npos,
+                 "no \"schema_mismatch\" in the daemon's log during the phase");
 
     Phase& p8 = phase("8 publish every 100 ms");
     PublishResult published;

@@ -66,6 +66,13 @@ void ReplicaFiles::stage_unsupported_schema(int version) {
     raw_sql(staging_, fmt::format("UPDATE meta SET value = '{}' WHERE key = 'schema_version'", version));
 }
 
+void ReplicaFiles::stage_endless_view() {
+    stage_snapshot();
+    raw_sql(staging_, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+                      " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)"
+                      " SELECT 'x' || i || '@example.com', 'unit0001', 'active', NULL FROM n");
+}
+
 Clock::time_point ReplicaFiles::install() {
     if (std::rename(staging_.c_str(), replica_.c_str()) != 0)
         fail(fmt::format("rename {} {}: {}", staging_, replica_, std::strerror(errno)));

@@ -4,8 +4,9 @@
 // Every replacement is prepared beside the replica (same file system) and
 // then renamed onto it, as rsync and `unitctl publish` do; install() returns
 // the moment of the rename. The bad files start as a real snapshot of the
-// primary: truncated to half its size, overwritten with random bytes, or
-// with meta.schema_version set to a version no build reads.
+// primary: truncated to half its size, overwritten with random bytes, with
+// meta.schema_version set to a version no build reads, or with `mailboxes`
+// turned into a view that never ends.
 //
 // The lock holder is this same program run as
 //   fault_matrix --hold-lock DB MILLISECONDS MARKER_DIR
@@ -37,6 +38,8 @@ public:
     void stage_truncated();
     void stage_random_bytes();
     void stage_unsupported_schema(int version);
+    // A snapshot whose mailboxes is a view over an endless recursive CTE.
+    void stage_endless_view();
     // Renames the staged file onto the replica.
     Clock::time_point install();
     void remove_replica();

@@ -16,8 +16,10 @@
 # Each script gets the sockets and the replica's generation (gen) as globals
 # (-D). Prints "ok NAME" or "not ok NAME" with the script's output, then
 #   milter: N passed, M failed
-# and exits non-zero when anything failed. The filters are stopped (by pid)
-# and the directory removed on exit; their stderr is shown for failures.
+# and exits non-zero when anything failed. Last, the mx filter's replica is
+# replaced twice with no mail: it must not keep the replaced files open.
+# The filters are stopped (by pid) and the directory removed on exit; their
+# stderr is shown for failures.
 # BUILD_DIR selects the build (default build); UNITCTL and UNITMILTER name
 # the binaries directly.
 set -uo pipefail
@@ -256,6 +258,19 @@ if not deleted or not added or len(edits) != 2:
 PYTHON
 )
 report local_submission_untrusted $? "$out"
+# An idle filter lets go of a replaced replica: the mx filter has served
+# messages from replica.db; after two replacements by rename and no mail,
+# none of its descriptors may be left on a deleted file (each would pin the
+# file's disk space until the next message).
+"$unitctl" --db "$db" publish "$tmp/replica.db" >/dev/null 2>&1 &&
+    "$unitctl" --db "$db" publish "$tmp/replica.db" >/dev/null 2>&1
+held=
+for _ in $(seq 50); do
+    held=$(ls -l "/proc/${pids[0]}/fd" 2>/dev/null | grep -c 'replica\.db.* (deleted)')
+    [ "$held" -eq 0 ] && break
+    sleep 0.2
+done
+report idle_replaced_replica "$([ "$held" -eq 0 ]; echo $?)" "$held descriptor(s) of the idle filter on deleted replicas after 10 s"
 
 for pid in "${pids[@]}"; do
     if ! kill -0 "$pid" 2>/dev/null; then

@@ -3,7 +3,9 @@
 
 #include <fmt/format.h>
 
+#include <filesystem>
 #include <memory>
+#include <thread>
 
 #include "policyd/conversation.hpp"
 #include "test_support.hpp"
@@ -124,4 +126,59 @@ TEST_CASE("a malformed netstring ends the socketmap conversation") {
     CHECK(!c.feed("xyz;", out));
     CHECK(out == netstring("OK example.com"));
     CHECK(!c.error().empty());
+}
+
+TEST_CASE("a lookup past lookup_timeout answers the tempfail action within the bound, counted by cause") {
+    Fixture f;
+    auto settings = std::make_shared<Settings>();
+    settings->db = f.dir.path("units.db");
+    settings->lookup_timeout = std::chrono::milliseconds(300);
+    f.worker = std::make_unique<Worker>(settings, f.stats, nullptr);
+    raw_sql(settings->db, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+                          " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+                          " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
+    PolicyConversation c(*f.worker);
+    std::string out;
+    auto started = std::chrono::steady_clock::now();
+    REQUIRE(c.feed(policy_request("john.doe@example.com"), out));
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    MESSAGE("answered after ", took.count(), " ms");
+    CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
+    CHECK(took < std::chrono::milliseconds(900));
+    CHECK(f.stats.tempfail_causes[static_cast<std::size_t>(TempfailCause::LookupTimeout)] == 1);
+    CHECK(stats_text(f.stats).find("tempfail_lookup_timeout 1") != std::string::npos);
+    CHECK(stats_prometheus(f.stats).find("cause=\"lookup_timeout\"") != std::string::npos);
+}
+
+TEST_CASE("an idle worker's tick lets go of replaced replicas: no descriptor left on a deleted file") {
+    TempDir dir;
+    auto primary = make_sample_primary(dir.path("primary.db"));
+    REQUIRE(primary.publish(dir.path("units.db")).ok());
+    auto settings = std::make_shared<Settings>();
+    settings->db = dir.path("units.db");
+    Stats stats;
+    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    Worker worker(settings, stats, cache, std::chrono::milliseconds(100));
+    PolicyConversation c(worker);
+    std::string out;
+    REQUIRE(c.feed(policy_request("user@example.com"), out));  // the snapshot is open and read
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(primary.add_mailbox(fmt::format("new{}@example.com", i), "u1").ok());
+        REQUIRE(primary.publish(dir.path("staging.db")).ok());
+        REQUIRE(std::rename(dir.path("staging.db").c_str(), dir.path("units.db").c_str()) == 0);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (worker.directory().status().switches < static_cast<std::uint64_t>(i + 1) &&
+               std::chrono::steady_clock::now() < deadline) {
+            worker.tick();  // as the server's ticker, every snapshot_hold, with no request
+            std::this_thread::sleep_for(std::chrono::milliseconds(100));
+        }
+    }
+    CHECK(worker.directory().status().switches == 3);
+    int deleted = 0;
+    for (const auto& entry : std::filesystem::directory_iterator("/proc/self/fd")) {
+        std::error_code ec;
+        auto target = std::filesystem::read_symlink(entry.path(), ec).string();
+        if (!ec && target.rfind(dir.root(), 0) == 0 && target.find(" (deleted)") != std::string::npos) ++deleted;
+    }
+    CHECK(deleted == 0);
 }

@@ -774,3 +774,182 @@ TEST_CASE("a lower generation of the same primary, or another primary, is refuse
     rename_in(r, next);
     expect_taken(11);
 }
+
+// ---------------------------------------------------------------- hostile files (issue 13)
+
+namespace {
+
+// A `mailboxes` that is a view over a recursive CTE: every lookup through it
+// would count to thirty million before it answers (without a bound).
+const char* const endless_mailboxes =
+    "DROP TABLE mailboxes;"
+    "CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+    " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+    " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;";
+
+// Descriptors of this process open on deleted files under `root`.
+int deleted_files_open(const std::string& root) {
+    int count = 0;
+    for (int fd = 0; fd < 4096; ++fd) {
+        char target[4096];
+        auto n = readlink(fmt::format("/proc/self/fd/{}", fd).c_str(), target, sizeof target - 1);
+        if (n <= 0) continue;
+        std::string link(target, static_cast<std::size_t>(n));
+        if (link.rfind(root, 0) == 0 && link.find(" (deleted)") != std::string::npos) ++count;
+    }
+    return count;
+}
+
+}  // namespace
+
+TEST_CASE("a replacement whose tables are not the schema's is refused, and the snapshot keeps serving") {
+    const std::vector<std::pair<const char*, const char*>> cases = {
+        {"mailboxes is a view", endless_mailboxes},
+        {"extra trigger", "CREATE TRIGGER noisy AFTER INSERT ON domains BEGIN SELECT 1; END;"},
+        {"extra view", "CREATE VIEW everything AS SELECT * FROM mailboxes;"},
+        {"meta is a view",
+         "ALTER TABLE meta RENAME TO meta_data; CREATE VIEW meta (key, value) AS SELECT key, value FROM meta_data;"},
+        {"aliases without its primary key",
+         "DROP TABLE aliases; CREATE TABLE aliases (address TEXT NOT NULL, target TEXT NOT NULL);"},
+        {"units without nexthop",
+         "DROP TABLE units; CREATE TABLE units (name TEXT PRIMARY KEY, transport TEXT, state TEXT) WITHOUT ROWID;"},
+        {"generated state",
+         "DROP TABLE mailboxes; CREATE TABLE mailboxes (address TEXT PRIMARY KEY, unit TEXT, moving_to TEXT,"
+         " state TEXT AS ('active')) WITHOUT ROWID;"},
+    };
+    for (const auto& [name, sql] : cases) {
+        CAPTURE(name);
+        Replica r;
+        Directory d(options_for(r.replica));
+        const auto first = served_generation(d);
+        auto published = r.primary.publish(r.dir.path("hostile.db"));
+        REQUIRE(published.ok());
+        raw_sql(r.dir.path("hostile.db"), sql);
+        REQUIRE(std::rename(r.dir.path("hostile.db").c_str(), r.replica.c_str()) == 0);
+        d.refresh(true);
+        CHECK(served_generation(d) == first);
+        CHECK(d.status().switches == 0);
+        REQUIRE(d.status().refused.has_value());
+        CHECK(d.status().refused->reason == RefusalReason::SchemaMismatch);
+        CHECK(d.status().refusals_by_reason[static_cast<std::size_t>(RefusalReason::SchemaMismatch)] == 1);
+        MESSAGE(d.status().refused->message);
+        CHECK(d.read()->mailbox("user@example.com")->has_value());
+        // Nothing served before: the file is refused at once, never read.
+        Directory fresh(options_for(r.replica));
+        CHECK(!fresh.status().serving);
+        REQUIRE(fresh.status().refused.has_value());
+        CHECK(fresh.status().refused->reason == RefusalReason::SchemaMismatch);
+        CHECK(to_string(fresh.status().refused->reason) == "schema_mismatch");
+    }
+}
+
+TEST_CASE("extra tables, columns and indexes of a provider's own are allowed") {
+    Replica r;
+    raw_sql(r.replica, "CREATE TABLE provider_notes (address TEXT PRIMARY KEY, note TEXT);"
+                       "ALTER TABLE mailboxes ADD COLUMN quota INTEGER;"
+                       "CREATE INDEX units_by_state ON units (state);");
+    Directory d(options_for(r.replica));
+    CHECK(d.status().serving);
+    CHECK(!d.status().refused.has_value());
+}
+
+TEST_CASE("a lookup that runs past lookup_timeout is interrupted and fails as a timeout") {
+    Replica r;
+    auto o = options_for(r.replica);
+    o.lookup_timeout = std::chrono::milliseconds(200);
+    Directory d(o);
+    REQUIRE(d.status().serving);
+    // Changed in place after validation, as a live replicator may.
+    raw_sql(r.replica, endless_mailboxes);
+    auto started = std::chrono::steady_clock::now();
+    auto reader = d.read();
+    REQUIRE(reader.ok());
+    auto mailbox = reader->mailbox("user@example.com");
+    auto took = std::chrono::steady_clock::now() - started;
+    MESSAGE("interrupted after ", std::chrono::duration_cast<std::chrono::milliseconds>(took).count(), " ms");
+    REQUIRE(!mailbox.ok());
+    CHECK(mailbox.error().code == Errc::Timeout);
+    CHECK(mailbox.error().message.find("lookup_timeout (200 ms)") != std::string::npos);
+    CHECK(took < std::chrono::milliseconds(700));
+    // The connection still answers what does not run away.
+    CHECK(reader->domain_served("example.com").value());
+    // Diagnostics are not bound: summary() of a sane file still counts.
+}
+
+TEST_CASE("a hot journal beside the replica is refused as hot_journal, and said so on lookups") {
+    Replica r;
+    // Not empty, first byte not zero: SQLite takes it for a hot journal.
+    write_file(r.replica + "-journal", std::string(512, '\x5a'));
+    Directory d(options_for(r.replica));
+    CHECK(!d.status().serving);
+    REQUIRE(d.status().refused.has_value());
+    CHECK(d.status().refused->reason == RefusalReason::HotJournal);
+    CHECK(d.status().problem.find("-journal") != std::string::npos);
+    // Removed: the same file is taken at the next look.
+    REQUIRE(std::remove((r.replica + "-journal").c_str()) == 0);
+    d.refresh(true);
+    CHECK(d.status().serving);
+    // One that appears beside the served snapshot: each read fails, saying why.
+    write_file(r.replica + "-journal", std::string(512, '\x5a'));
+    auto reader = d.read();
+    REQUIRE(!reader.ok());
+    CHECK(reader.error().message.find("hot journal") != std::string::npos);
+    REQUIRE(std::remove((r.replica + "-journal").c_str()) == 0);
+    CHECK(d.read().ok());
+}
+
+TEST_CASE("a published_at beyond the clock skew makes the age unknown, older than every limit, reported once") {
+    Replica r;
+    auto cache = std::make_shared<ValidationCache>();
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    raw_sql(r.replica, "UPDATE meta SET value = '2099-01-01T00:00:00Z' WHERE key = 'published_at';");
+    Directory d(o);
+    REQUIRE(d.status().serving);
+    const std::time_t now = std::time(nullptr);
+    CHECK(d.age_seconds(now) == unknown_age);
+    auto text = clock_skew_to_report(d.status(), cache.get(), now);
+    REQUIRE(text.has_value());
+    CHECK(text->find("in the future") != std::string::npos);
+    Directory other(o);
+    CHECK(!clock_skew_to_report(other.status(), cache.get(), now).has_value());  // once per file
+    // Within the skew, the age is what it says.
+    CHECK(d.age_seconds(*d.status().snapshot.published_at - 60) == -60);
+}
+
+TEST_CASE("the validation cache keeps at most max_files files, never forgetting the one served") {
+    ValidationCache cache;
+    FileId served{1, 1, 10, 10, 10};
+    cache.record(served, Verdict{});
+    cache.note_served({"p", 1, served});
+    for (std::uint64_t i = 2; i < 3 * ValidationCache::max_files; ++i) {
+        FileId id{1, i, 10, 10, 10};
+        cache.record(id, Verdict{RefusalReason::Corrupt, "bad"});
+        CHECK(cache.first_report(id, RefusalReason::Corrupt));
+    }
+    CHECK(cache.files_remembered() <= ValidationCache::max_files);
+    CHECK(cache.verdict(served).has_value());
+    CHECK(cache.verdict(FileId{1, 3 * ValidationCache::max_files - 1, 10, 10, 10}).has_value());
+    CHECK(!cache.verdict(FileId{1, 2, 10, 10, 10}).has_value());
+}
+
+TEST_CASE("an idle directory lets go of a replaced file at its next refresh, without a read") {
+    Replica r;
+    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    o.check_interval = std::chrono::milliseconds(0);
+    Directory d(o);
+    REQUIRE(d.status().serving);
+    for (int i = 0; i < 3; ++i) {
+        REQUIRE(r.primary.add_mailbox(fmt::format("new{}@example.com", i), "u1").ok());
+        install(r.primary, r.dir.path("staging.db"), r.replica);
+        auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+        while (d.status().switches < static_cast<std::uint64_t>(i + 1) && std::chrono::steady_clock::now() < deadline) {
+            d.refresh();
+            std::this_thread::sleep_for(std::chrono::milliseconds(10));
+        }
+    }
+    CHECK(d.status().switches == 3);
+    CHECK(deleted_files_open(r.dir.root()) == 0);
+}

@@ -2,7 +2,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
+#include <ctime>
 
 #include "test_support.hpp"
 #include "unit/primary.hpp"
@@ -27,6 +29,10 @@ struct World {
     void publish() {
         auto p = primary.publish(replica);
         REQUIRE_MESSAGE(p.ok(), p.error().message);
+        directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    }
+    // Opens the replica as it is now (after raw_sql on it), without publishing.
+    void reopen() {
         directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
     }
     Resolution resolve(std::string_view address) { return Resolver(*directory, options).resolve(address); }
@@ -479,4 +485,54 @@ TEST_CASE("an alias with dead targets still lists them, for the interfaces to ju
     REQUIRE(r.outcome == Outcome::Alias);
     REQUIRE(r.targets.size() == 1);
     CHECK(r.targets[0].kind == AliasTarget::Kind::Disabled);
+}
+
+TEST_CASE("a lookup past lookup_timeout is a tempfail with cause lookup_timeout, within the bound") {
+    World w;
+    DirectoryOptions o{w.replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}};
+    o.lookup_timeout = std::chrono::milliseconds(250);
+    w.directory.emplace(o);
+    // The replica changed in place after validation into one whose mailboxes
+    // is a view over a recursive CTE (thirty million rows per lookup).
+    raw_sql(w.replica, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+                       " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+                       " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
+    auto started = std::chrono::steady_clock::now();
+    auto r = w.resolve("john.doe@example.com");
+    auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);
+    MESSAGE("tempfail after ", took.count(), " ms");
+    CHECK(r.outcome == Outcome::Tempfail);
+    CHECK(r.cause == TempfailCause::LookupTimeout);
+    CHECK(to_string(r.cause) == "lookup_timeout");
+    CHECK(r.reason.find("lookup_timeout") != std::string::npos);
+    CHECK(took < std::chrono::milliseconds(750));
+    // The next request gets its own bound, and what needs no mailbox answers.
+    CHECK(w.resolve("john.doe@example.com").cause == TempfailCause::LookupTimeout);
+    CHECK(w.resolve("someone@example.org").outcome == Outcome::Foreign);
+}
+
+TEST_CASE("a published_at in the future counts as older than every limit: no 5xx, tempfail past max_replica_age") {
+    World w;
+    raw_sql(w.replica, "UPDATE meta SET value = '2099-01-01T00:00:00Z' WHERE key = 'published_at';");
+    w.reopen();
+    auto r = w.resolve("nobody@example.com");
+    CHECK(r.outcome == Outcome::Unconfirmed);
+    CHECK(r.reason.find("unknown age") != std::string::npos);
+    CHECK(w.resolve("john.doe@example.com").outcome == Outcome::Mailbox);
+    w.options.max_replica_age = std::chrono::hours(24 * 365);
+    auto stale = w.resolve("john.doe@example.com");
+    CHECK(stale.outcome == Outcome::Tempfail);
+    CHECK(stale.cause == TempfailCause::Stale);
+}
+
+TEST_CASE("a published_at a little in the future (clock skew) is trusted") {
+    World w;
+    std::time_t soon = std::time(nullptr) + 120;
+    std::tm tm{};
+    gmtime_r(&soon, &tm);
+    char stamp[32];
+    std::strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%SZ", &tm);
+    raw_sql(w.replica, std::string("UPDATE meta SET value = '") + stamp + "' WHERE key = 'published_at';");
+    w.reopen();
+    CHECK(w.resolve("nobody@example.com").outcome == Outcome::Unknown);
 }
