@@ -12,17 +12,14 @@
 // socket's mode and group, and user need a restart. Exit: 0 after a clean stop, 2 for bad configuration, 1 for
 // anything else that stops the filter.
 #include <fmt/format.h>
-#include <grp.h>
 #include <pthread.h>
 #include <signal.h>
-#include <sys/stat.h>
 
 #include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <iostream>
 #include <memory>
-#include <optional>
 #include <stdexcept>
 #include <string>
 #include <thread>
@@ -31,6 +28,7 @@
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
 #include "common/privileges.hpp"
+#include "common/socket_access.hpp"
 #include "milter/filter.hpp"
 #include "milter/settings.hpp"
 
@@ -102,25 +100,6 @@ std::string socket_path(const std::string& listen) {
     return {};
 }
 
-// The group of the unix socket, looked up before the socket exists so that
-// a bad name leaves no socket behind; nullopt when socket_group is empty.
-std::optional<gid_t> socket_gid(const Settings& s) {
-    if (s.socket_group.empty()) return std::nullopt;
-    struct group* g = getgrnam(s.socket_group.c_str());
-    if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
-    return g->gr_gid;
-}
-
-// libmilter creates the socket with the identity and umask of the process:
-// set its mode and group while still privileged. Nothing to do for inet.
-void set_socket_access(const std::string& path, unsigned mode, std::optional<gid_t> gid) {
-    if (path.empty()) return;
-    if (chmod(path.c_str(), static_cast<mode_t>(mode)) != 0)
-        throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
-    if (gid && chown(path.c_str(), static_cast<uid_t>(-1), *gid) != 0)
-        throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
-}
-
 int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> settings) {
     const Settings& s = *settings;
     install_settings(settings);
@@ -134,10 +113,15 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
     // 100 KiB): accept packets up to max_packet so that a big header is
     // stripped rather than the message tempfailed for ever.
     smfi_setmaxdatasize(max_packet);
-    std::optional<gid_t> gid = socket_gid(s);
-    if (smfi_opensocket(true) != MI_SUCCESS)
-        throw std::runtime_error("listen " + s.listen + ": cannot open the socket (see the mail log)");
-    set_socket_access(socket_path(s.listen), s.socket_mode, gid);
+    // libmilter creates the socket with the process's identity and umask.
+    const auto gid = unit::common::socket_group_id(s.socket_group);
+    bool opened = false;
+    {
+        unit::common::OwnerOnlyUmask owner_only;
+        opened = smfi_opensocket(true) == MI_SUCCESS;
+    }
+    if (!opened) throw std::runtime_error("listen " + s.listen + ": cannot open the socket (see the mail log)");
+    if (const auto path = socket_path(s.listen); !path.empty()) unit::common::set_socket_access(path, s.socket_mode, gid);
     std::unique_ptr<unit::common::MetricsServer> metrics;  // bound while privileged, started below
     if (!s.metrics.empty()) {
         auto where = unit::common::parse_endpoint(s.metrics);

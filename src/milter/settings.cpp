@@ -2,6 +2,7 @@
 
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
+#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -81,7 +82,7 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_text(s.db, v, false); }},
     {"listen", "", "where the MTA connects: unix:/path or inet:PORT@HOST (libmilter's syntax)",
      [](std::string_view v, Settings& s) { return set_listen(s.listen, v); }},
-    {"socket_mode", "0666", "mode of a unix socket (octal)",
+    {"socket_mode", "0660", "mode of a unix socket (octal)",
      [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); }},
     {"socket_group", "", "group of a unix socket (empty: the group that started the filter)",
      [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
@@ -161,6 +162,20 @@ void complete(Settings& s) {
     }
 }
 
+// Whether libmilter's "inet:PORT@HOST" or "inet6:PORT@HOST" listens beyond
+// loopback (without @HOST it listens on every address).
+bool listens_beyond_loopback(const std::string& listen) {
+    const bool v4 = listen.rfind("inet:", 0) == 0, v6 = listen.rfind("inet6:", 0) == 0;
+    if (!v4 && !v6) return false;
+    const auto at = listen.find('@');
+    const std::string host = at == std::string::npos ? "" : listen.substr(at + 1);
+    if (host == "localhost") return false;
+    unsigned char address[16];
+    if (v4) return inet_pton(AF_INET, host.c_str(), address) != 1 || address[0] != 127;
+    static const unsigned char loopback6[16] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1};
+    return inet_pton(AF_INET6, host.c_str(), address) != 1 || !std::equal(address, address + 16, loopback6);
+}
+
 }  // namespace
 
 Settings load_settings(int argc, const char* const argv[]) {
@@ -189,6 +204,11 @@ std::vector<std::string> warnings(const Settings& s) {
     for (const auto& network : s.trusted_networks.too_wide())
         lines.push_back(fmt::format("trusted_networks: {} is wider than any private network (IPv4 /8, IPv6 /7): "
                                     "every client in it may forge routing headers and hop counts", network));
+    if (listens_beyond_loopback(s.listen))
+        lines.push_back(fmt::format("listen: {} is not loopback: every host that reaches it can take the filter's "
+                                    "threads and, with expand_aliases, read alias targets; keep it behind a packet "
+                                    "filter",
+                                    s.listen));
     return lines;
 }
 

@@ -34,7 +34,7 @@ struct Settings {
 
     std::string db = "/var/lib/unitpolicy/units.db";
     std::string listen;  // libmilter's syntax: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST]
-    unsigned socket_mode = 0666;  // of a unix socket, set after binding
+    unsigned socket_mode = 0660;  // of a unix socket, set after binding
     std::string socket_group;     // of a unix socket, set after binding; empty: unchanged
     std::string metrics;          // inet:host:port for Prometheus, empty: off
     Role role = Role::Mx;
@@ -66,7 +66,7 @@ Settings load_settings(int argc, const char* const argv[]);
 void print_help(std::ostream& out);
 // What is valid but likely a mistake, one line each, for the start-up and
 // reload log: a trusted_networks entry wider than private ranges
-// (Networks::too_wide()).
+// (Networks::too_wide()), an inet listener beyond loopback.
 std::vector<std::string> warnings(const Settings& settings);
 // key = value lines of the effective configuration (start-up log, tests).
 std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);

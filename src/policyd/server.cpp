@@ -1,6 +1,5 @@
 #include "policyd/server.hpp"
 
-#include <grp.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -26,6 +25,7 @@
 #include "common/endpoint.hpp"
 #include "common/log.hpp"
 #include "common/metrics_http.hpp"
+#include "common/socket_access.hpp"
 #include "policyd/conversation.hpp"
 
 namespace unit::policyd {
@@ -480,45 +480,18 @@ void prepare_unix_path(const std::string& path) {
     }
 }
 
-// The process's umask while it lives: bind() creates a socket file with
-// the mode the umask leaves, and a client that connects before the socket
-// has its group and mode stays connected.
-class UmaskScope {
-public:
-    explicit UmaskScope(mode_t mask) : saved_(umask(mask)) {}
-    ~UmaskScope() { umask(saved_); }
-    UmaskScope(const UmaskScope&) = delete;
-    UmaskScope& operator=(const UmaskScope&) = delete;
-
-private:
-    mode_t saved_;
-};
-
 // Binds a unix listener that only its owner can reach until it has
 // socket_group, then socket_mode.
 std::unique_ptr<asio::local::stream_protocol::acceptor> bind_unix(asio::io_context& io, const std::string& path,
                                                                   const Settings& s) {
+    const auto gid = common::socket_group_id(s.socket_group);
     prepare_unix_path(path);
     std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
     {
-        UmaskScope owner_only(0177);
+        common::OwnerOnlyUmask owner_only;
         acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(io, asio::local::stream_protocol::endpoint(path));
     }
-    if (!s.socket_group.empty()) {
-        struct group* g = getgrnam(s.socket_group.c_str());
-        if (g == nullptr) throw std::runtime_error(fmt::format("socket_group: no such group \"{}\"", s.socket_group));
-        if (chown(path.c_str(), static_cast<uid_t>(-1), g->gr_gid) != 0)
-            throw std::runtime_error(fmt::format("{}: chown: {}", path, std::strerror(errno)));
-    }
-    if (chmod(path.c_str(), static_cast<mode_t>(s.socket_mode)) != 0)
-        throw std::runtime_error(fmt::format("{}: chmod: {}", path, std::strerror(errno)));
-    // Postfix's processes run as user postfix: a socket of group root that
-    // others may not use is one they cannot connect to.
-    struct stat st {};
-    if (stat(path.c_str(), &st) == 0 && st.st_gid == 0 && (s.socket_mode & 0002) == 0)
-        common::log(Severity::Warning,
-                    "unix:{}: group root, mode {:04o}: only root can connect (Postfix needs socket_group = postfix)",
-                    path, s.socket_mode);
+    common::set_socket_access(path, s.socket_mode, gid);
     return acceptor;
 }
 
@@ -778,7 +751,7 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
         for (const auto& e : s.settings->socketmap_listen) s.bind(e, false);
         if (!s.settings->control.empty()) {
             prepare_unix_path(s.settings->control);
-            UmaskScope owner_only(0177);  // mode 0600: counters are for the administrator
+            common::OwnerOnlyUmask owner_only;  // mode 0600: counters are for the administrator
             s.control = std::make_unique<asio::local::stream_protocol::acceptor>(
                 s.main, asio::local::stream_protocol::endpoint(s.settings->control));
             s.socket_files.push_back(s.settings->control);

@@ -1,7 +1,10 @@
 // unitmilter's configuration: max_stripped_headers and the start-up
-// warnings (every key against the man page and the example: test_docs.cpp).
+// warnings: wide trusted networks, an inet listener beyond loopback (every
+// key against the man page and the example: test_docs.cpp).
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
+#include <algorithm>
 #include <string>
 #include <vector>
 
@@ -14,7 +17,8 @@ using namespace unit::milter;
 namespace {
 
 Settings load(std::vector<std::string> args) {
-    args.insert(args.begin(), {"unitmilter", "--config", "/dev/null", "--listen", "unix:/x"});
+    if (std::find(args.begin(), args.end(), "--listen") == args.end()) args.insert(args.begin(), {"--listen", "unix:/x"});
+    args.insert(args.begin(), {"unitmilter", "--config", "/dev/null"});
     std::vector<const char*> argv;
     for (const auto& a : args) argv.push_back(a.c_str());
     return load_settings(static_cast<int>(argv.size()), argv.data());
@@ -49,4 +53,19 @@ TEST_CASE("a trusted network wider than private ranges is a warning, not an erro
           "trusted_networks: 0.0.0.0/0 is wider than any private network (IPv4 /8, IPv6 /7): every client in it may "
           "forge routing headers and hop counts");
     CHECK(lines[1].rfind("trusted_networks: ::/0 is wider", 0) == 0);
+}
+
+TEST_CASE("an inet listener beyond loopback is a warning") {
+    for (const char* listen : {"unix:/x", "inet:8890@127.0.0.1", "inet:8890@127.1.2.3", "inet:8890@localhost",
+                               "inet6:8890@::1"})
+        CHECK_MESSAGE(warnings(load({"--listen", listen})).empty(), listen);
+    for (const char* listen : {"inet:8890", "inet:8890@0.0.0.0", "inet:8890@192.0.2.1", "inet:8890@mx.example",
+                               "inet6:8890@::", "inet6:8890"}) {
+        auto lines = warnings(load({"--listen", listen}));
+        REQUIRE_MESSAGE(lines.size() == 1, listen);
+        CHECK(lines[0] == fmt::format("listen: {} is not loopback: every host that reaches it can take the "
+                                      "filter's threads and, with expand_aliases, read alias targets; keep it "
+                                      "behind a packet filter",
+                                      listen));
+    }
 }
