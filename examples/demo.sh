@@ -316,7 +316,7 @@ start_unitmilter() {
     shift
     "$unitmilter" --db "$demo/$h/units.db" --listen "unix:$demo/$h/sock/unitmilter" \
         --trusted-networks 127.0.0.1/32 --hostname "$h.demo.invalid" \
-        --recipient-delimiter + --user nobody --log stderr "$@" \
+        --recipient-delimiter + --user nobody --socket-group postfix --log stderr "$@" \
         >"$demo/$h/unitmilter.log" 2>&1 </dev/null &
     daemon_pid[$h-unitmilter]=$!
     wait_for 30 grep -q 'starting: listen ' "$demo/$h/unitmilter.log" \
@@ -399,7 +399,7 @@ settled() {
 stored() {
     local u
     for u in unit1 unit2; do
-        grep -rx 'Subject: demo: for .*' "$demo/$u/mail" 2>/dev/null |
+        { grep -rx 'Subject: demo: for .*' "$demo/$u/mail" 2>/dev/null || true; } |
             sed -n "s|^$demo/$u/mail/\(.*/\)new/[^:]*:Subject: demo: for \(.*\)\$|\2\t$u maildir \1|p"
     done | sort
 }
