@@ -10,6 +10,7 @@
 
 #include "common/config_file.hpp"
 #include "milter/settings.hpp"
+#include "test_support.hpp"
 
 using namespace unit;
 using namespace unit::milter;
@@ -18,10 +19,8 @@ namespace {
 
 Settings load(std::vector<std::string> args) {
     if (std::find(args.begin(), args.end(), "--listen") == args.end()) args.insert(args.begin(), {"--listen", "unix:/x"});
-    args.insert(args.begin(), {"unitmilter", "--config", "/dev/null"});
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    return load_settings(static_cast<int>(argv.size()), argv.data());
+    args.insert(args.begin(), {"--config", "/dev/null"});
+    return test::load_command_line(load_settings, "unitmilter", std::move(args));
 }
 
 std::string load_error(std::vector<std::string> args) {

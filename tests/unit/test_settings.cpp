@@ -14,12 +14,7 @@ using namespace unit::test;
 
 namespace {
 
-Settings load(std::vector<std::string> args) {
-    args.insert(args.begin(), "unitpolicy");
-    std::vector<const char*> argv;
-    for (const auto& a : args) argv.push_back(a.c_str());
-    return load_settings(static_cast<int>(argv.size()), argv.data());
-}
+Settings load(std::vector<std::string> args) { return load_command_line(load_settings, "unitpolicy", std::move(args)); }
 
 std::string load_error(std::vector<std::string> args) {
     try {

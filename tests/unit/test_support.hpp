@@ -43,6 +43,16 @@ std::string env_or_fail(const char* name);
 std::string read_file(const std::string& path);
 void write_file(const std::string& path, std::string_view contents);
 
+// What a daemon's load_settings(argc, argv) makes of the command line
+// PROGRAM ARGS... (program options and configuration file).
+template <class LoadSettings>
+auto load_command_line(LoadSettings load_settings, const std::string& program, std::vector<std::string> args) {
+    args.insert(args.begin(), program);
+    std::vector<const char*> argv;
+    for (const auto& a : args) argv.push_back(a.c_str());
+    return load_settings(static_cast<int>(argv.size()), argv.data());
+}
+
 // A daemon run by the test (`program` is a path), its stderr in `log`, with
 // the open-file limit `files` when given; stopped with SIGTERM at the end.
 class Daemon {
