@@ -54,6 +54,11 @@ struct Invocation {
     boost::program_options::variables_map options;
     std::ostream& out;
     std::istream& in;
+    // What a write changed, for the audit line the dispatcher sends to syslog
+    // once the command has succeeded: set by the commands that change many
+    // objects (import, sync: counts, and each object with -v); empty for
+    // the others, whose words and operands say it.
+    std::string changed;
 
     // The command's option `name` (long name, no dashes), when given.
     std::optional<std::string> option(const char* name) const;

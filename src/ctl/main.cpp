@@ -40,7 +40,7 @@ int main(int argc, char* argv[]) {
         case Request::Action::Help: print_help(std::cout, request.command); break;
         case Request::Action::Run: {
             Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
-                           std::cout, std::cin};
+                           std::cout, std::cin, {}};
             request.command->run(inv);
             break;
         }

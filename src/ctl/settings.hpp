@@ -21,6 +21,8 @@
 #include <string>
 #include <string_view>
 
+#include "ctl/ldap_source.hpp"
+
 namespace unit::ctl {
 
 // The primary's path, never the replica's (units.db) that the daemons read:
@@ -36,6 +38,7 @@ struct Settings {
     std::optional<std::chrono::seconds> max_replica_age;
     std::string hold_transport = "unithold";
     int max_alias_targets = 1000;
+    LdapSettings ldap;  // the source of `sync --ldap`
 };
 
 // Applies the keys of the file at `path` to `settings`.
