@@ -32,8 +32,9 @@ ImportStats import_file(Primary& db, Invocation& inv, const std::string& file) {
 void run_import(Invocation& inv) {
     auto db = open_for_writing(inv);
     const auto stats = import_file(db, inv, inv.operands[0]);
-    inv.out << fmt::format("imported {} domains, {} units, {} mailboxes, {} aliases\n", stats.domains, stats.units,
-                           stats.mailboxes, stats.aliases);
+    inv.changed = fmt::format("imported {} domains, {} units, {} mailboxes, {} aliases", stats.domains, stats.units,
+                              stats.mailboxes, stats.aliases);
+    inv.out << inv.changed << '\n';
 }
 
 void run_export(Invocation& inv) { unwrap(open_primary(inv).export_csv(inv.out)); }
@@ -90,6 +91,8 @@ void run_publish(Invocation& inv) {
     if (auto mode = inv.option("mode")) options.mode = mode_or_usage(*mode);
     options.force = inv.options.count("force") != 0;
     const auto info = unwrap(open_for_writing(inv).publish(inv.operands[0], options));
+    inv.changed = fmt::format("published {} generation {} at {}", info.path, info.generation, info.published_at);
+    if (info.removed > 0) inv.changed += fmt::format(", {} mailboxes removed", info.removed);
     inv.out << fmt::format("published {} generation {} at {}\n", info.path, info.generation, info.published_at);
 }
 

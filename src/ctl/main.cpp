@@ -5,7 +5,10 @@
 // operation, 2 bad usage.
 #include <exception>
 #include <iostream>
+#include <string>
+#include <vector>
 
+#include "ctl/audit.hpp"
 #include "ctl/cli.hpp"
 #include "ctl/command.hpp"
 
@@ -41,7 +44,7 @@ int main(int argc, char* argv[]) {
         case Request::Action::Run: {
             Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
                            std::cout, std::cin, {}};
-            request.command->run(inv);
+            run_audited(*request.command, inv, std::vector<std::string>(argv, argv + argc));
             break;
         }
         }

@@ -68,7 +68,15 @@ std::string apply_max_alias_targets(std::string_view value, Settings& s) {
     return {};
 }
 
-constexpr std::array<ConfigKey, 7> config_keys{{
+std::string apply_audit_log(std::string_view value, Settings& s) {
+    if (value == "syslog") s.audit_log = AuditLog::Syslog;
+    else if (value == "stderr") s.audit_log = AuditLog::Stderr;
+    else if (value == "none") s.audit_log = AuditLog::None;
+    else return fmt::format("bad audit log '{}' (expected syslog, stderr or none)", value);
+    return {};
+}
+
+constexpr std::array<ConfigKey, 8> config_keys{{
     {"db", apply_db},
     {"recipient_delimiter", apply_delimiter},
     {"fold_local_case", apply_fold},
@@ -76,6 +84,7 @@ constexpr std::array<ConfigKey, 7> config_keys{{
     {"max_replica_age", [](std::string_view v, Settings& s) { return apply_duration(v, s.max_replica_age); }},
     {"hold_transport", apply_hold_transport},
     {"max_alias_targets", apply_max_alias_targets},
+    {"audit_log", apply_audit_log},
 }};
 
 }  // namespace

@@ -11,6 +11,7 @@
 //   fold_local_case      yes|no, for `resolve`
 //   reject_max_age       duration, for `resolve`
 //   max_replica_age      duration, for `resolve`
+//   audit_log            syslog|stderr|none, where the audit lines go (audit.hpp)
 // A duration is a number of seconds, or a number followed by s, m, h, d or
 // w (Postfix time units). Errors (unreadable file, a line without '=', an
 // unknown key, a bad value) throw UsageError naming FILE:LINE. Logs nothing.
@@ -29,6 +30,8 @@ namespace unit::ctl {
 // unitctl must not write a host's replica by default.
 inline constexpr std::string_view default_db_path = "/var/lib/unitpolicy/primary.db";
 
+enum class AuditLog { Syslog, Stderr, None };
+
 // Unset optionals mean "libunit's default" (resolver.hpp, address.hpp).
 struct Settings {
     std::string db{default_db_path};
@@ -39,6 +42,7 @@ struct Settings {
     std::string hold_transport = "unithold";
     int max_alias_targets = 1000;
     LdapSettings ldap;  // the source of `sync --ldap`
+    AuditLog audit_log = AuditLog::Syslog;
 };
 
 // Applies the keys of the file at `path` to `settings`.
