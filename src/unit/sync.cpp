@@ -227,14 +227,18 @@ std::string describe(const MailboxRecord& m) {
 Result<void> Planner::compare(const MailboxRecord& was, const MailboxRecord& source) {
     MailboxRecord is = source;
     SyncAction action = SyncAction::Change;
-    if (source.state != MailboxState::Moving && options_.direct) {
-        // The source changes the unit once the copy is done: take it as it is.
-    } else if (source.state == MailboxState::Active && source.unit != was.unit) {
-        if (was.state == MailboxState::Moving && was.moving_to == source.unit) return {};  // already under way
+    const bool moving = was.state == MailboxState::Moving;
+    if (source.state == MailboxState::Moving) {
+        // The source tracks moves itself: taken as it is.
+    } else if (source.state == MailboxState::Active && moving && source.unit == was.unit) {
+        return {};  // the source still names the unit it moves from: the move goes on
+    } else if (options_.direct || source.state != MailboxState::Active) {
+        // --direct: the source changes the unit once the copy is done. A
+        // suspended or disabled mailbox receives no mail to hold.
+    } else if (source.unit != was.unit) {
+        if (moving && was.moving_to == source.unit) return {};  // already under way
         is = MailboxRecord{was.address, was.unit, MailboxState::Moving, source.unit};
         action = SyncAction::MoveBegun;
-    } else if (source.state == MailboxState::Active && was.state == MailboxState::Moving) {
-        return {};  // the source still names the unit it moves from: the move goes on
     }
     if (is.unit == was.unit && is.state == was.state && is.moving_to == was.moving_to) return {};
     writes.change_mailboxes.push_back(is);
@@ -321,11 +325,12 @@ Result<void> Planner::check_kept(const SourceDirectory& source) {
                                                               "is still in it", domain_of(m.address), m.address));
         }
     }
-    // A moving mailbox the source changed keeps moving_to only when compare() kept it.
+    // A move begun keeps the mailbox on the unit it leaves until it is finished.
     for (const auto& m : writes.change_mailboxes)
-        if (m.state == MailboxState::Moving && !units_.count(m.moving_to))
-            return make_error(Errc::Conflict,
-                              fmt::format("unit {}: the source removes it, but mailbox {} moves to it", m.moving_to, m.address));
+        if (!units_.count(m.unit))
+            return make_error(Errc::Conflict, fmt::format("unit {}: the source removes it, but mailbox {} stays on it "
+                                                          "until its move to {} is finished (or use --direct)",
+                                                          m.unit, m.address, m.moving_to));
     if (!writes.remove_domains.empty() && !source.aliases) {
         for (const auto& [address, target] : now_.aliases)
             if (!domains_.count(std::string(domain_of(address))))

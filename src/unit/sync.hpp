@@ -13,14 +13,15 @@
 //     `unitctl move begin`), unless options.direct; a mailbox already moving
 //     to the source's unit, or still on it while moving elsewhere (the
 //     source has not switched yet), is left as it is. A suspended or
-//     disabled mailbox receives no mail, so its unit changes at once. A
-//     source that tracks moves itself (state moving:UNIT in the CSV) is
-//     taken as it is.
+//     disabled mailbox receives no mail, so its unit changes at once (a
+//     move under way ends there). A source that tracks moves itself (state
+//     moving:UNIT in the CSV) is taken as it is.
 //   - aliases: rows (address, target) added and removed.
 // Safety (each refuses the whole sync, changing nothing):
 //   - a mailbox on a unit the source's units lack (or, when the source has
 //     no units, the primary lacks), in a domain not served, or twice in the
-//     source; a unit removed while a kept mailbox uses it or moves to it; a
+//     source; a unit removed while a kept mailbox uses it or moves to it
+//     (a mailbox whose move away from it sync begins still uses it); a
 //     domain removed while a kept mailbox or alias is in it (Errc::Conflict
 //     or NotFound, naming the object);
 //   - more mailboxes removed than options.max_removed (RemovalLimit of the

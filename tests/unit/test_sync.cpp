@@ -172,6 +172,59 @@ TEST_CASE("a mailbox moving: kept while the source names either end, a new unit 
     CHECK(listed(*plan) == std::vector<std::string>{"begin move of mailbox bob@my.com (u1 moving to u2 -> u1 moving to u3)"});
 }
 
+TEST_CASE("a suspended mailbox changes unit at once; suspending a moving one ends its move") {
+    Db d;
+    auto plan = d.sync(replace(base_rows, "cat@my.com,u2,", "cat@my.com,u1,"));
+    REQUIRE(plan.ok());
+    CHECK(listed(*plan) == std::vector<std::string>{"change mailbox cat@my.com (u2 suspended -> u1 suspended)"});
+    REQUIRE(d.primary.begin_move("bob@my.com", "u2").ok());
+    plan = d.sync(replace(replace(base_rows, "cat@my.com,u2,", "cat@my.com,u1,"), "bob@my.com,u1,active", "bob@my.com,u1,disabled"));
+    REQUIRE(plan.ok());
+    CHECK(listed(*plan) == std::vector<std::string>{"change mailbox bob@my.com (u1 moving to u2 -> u1 disabled)"});
+}
+
+TEST_CASE("units removed: never from under a mailbox that still uses them") {
+    Db d;
+    const std::string without_u2 = replace(base_rows, "unit,u2,smtp:[u2.my.com],active\n", "");
+    // cat and dan leave u2 for u1: dan's move keeps it on u2 until finished.
+    const std::string moved = replace(replace(without_u2, "cat@my.com,u2,", "cat@my.com,u1,"), "dan@other.org,u2,", "dan@other.org,u1,");
+    check_refused(d.sync(moved), Errc::Conflict,
+                  "unit u2: the source removes it, but mailbox dan@other.org stays on it until its move to u1 is finished");
+    SyncOptions direct;
+    direct.direct = true;
+    auto plan = d.sync(moved, direct);
+    REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+    CHECK(plan->units.removed == 1);
+    CHECK(plan->mailboxes.changed == 2);
+    CHECK(d.primary.check().value().empty());
+}
+
+TEST_CASE("a source that does not speak of a kind keeps the primary's") {
+    Db d;
+    REQUIRE(d.primary.begin_move("bob@my.com", "u2").ok());
+    SourceDirectory source;  // as an LDAP tree: units and mailboxes, no domains or aliases
+    source.units = std::vector<UnitRecord>{{"u1", "smtp", "[u1.my.com]", UnitState::Active}};
+    source.mailboxes = std::vector<MailboxRecord>{{"ann@my.com", "u1", MailboxState::Active, ""},
+                                                  {"bob@my.com", "u1", MailboxState::Active, ""}};
+    SyncOptions options;
+    options.list_changes = true;
+    check_refused(d.primary.sync(source, options), Errc::Conflict,
+                  "unit u2: the source removes it, but mailbox bob@my.com still uses it");
+    source.units->push_back(UnitRecord{"u2", "smtp", "[u2.my.com]", UnitState::Active});
+    source.mailboxes->push_back(MailboxRecord{"x@else.org", "u1", MailboxState::Active, ""});
+    check_refused(d.primary.sync(source, options), Errc::Conflict, "mailbox x@else.org: domain else.org is not served");
+    source.mailboxes->pop_back();
+    auto plan = d.primary.sync(source, options);
+    REQUIRE_MESSAGE(plan.ok(), plan.error().message);
+    CHECK(listed(*plan) == std::vector<std::string>{"remove mailbox cat@my.com (u2 suspended)",
+                                                    "remove mailbox dan@other.org (u2 active)"});
+    CHECK(d.primary.aliases().value().size() == 1);  // sales@ -> ann@ is kept
+    CHECK(d.primary.domains().value().size() == 2);
+    // An alias the source keeps (by not speaking of aliases) may not lose its target.
+    source.mailboxes->erase(source.mailboxes->begin());
+    check_refused(d.primary.sync(source, options), Errc::Conflict, "sales@my.com");
+}
+
 TEST_CASE("--direct applies a unit change at once") {
     Db d;
     SyncOptions options;
