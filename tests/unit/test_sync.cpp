@@ -104,6 +104,17 @@ TEST_CASE("the same source twice: the second sync changes nothing, not even the 
     CHECK(plan->all().total() == 0);
     CHECK(d.generation() == generation);
     CHECK(plan->generation == generation);
+
+    // The primary's own export, moves included, is a source equal to it.
+    REQUIRE(d.primary.begin_move("bob@my.com", "u2").ok());
+    const auto moved = d.generation();
+    std::istringstream in(d.exported());
+    auto source = read_csv_source(in, "export", {});
+    REQUIRE(source.ok());
+    auto again = d.primary.sync(*source, {});
+    REQUIRE(again.ok());
+    CHECK(again->all().total() == 0);
+    CHECK(d.generation() == moved);
 }
 
 TEST_CASE("every kind of change, applied in one transaction") {
