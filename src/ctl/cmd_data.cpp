@@ -62,17 +62,6 @@ void declare_publish(po::options_description& options) {
         ("mode", po::value<std::string>()->value_name("OCTAL"), "the snapshot's permissions (default 0644)");
 }
 
-RemovalLimit removal_limit_or_usage(const std::string& text) {
-    const bool percent = !text.empty() && text.back() == '%';
-    const std::string_view digits(text.data(), text.size() - (percent ? 1 : 0));
-    RemovalLimit limit{0, percent};
-    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), limit.value);
-    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || limit.value < 0 ||
-        (percent && limit.value > 100))
-        throw UsageError(fmt::format("publish: bad --max-removed '{}' (expected a count N or a percentage P%)", text));
-    return limit;
-}
-
 unsigned mode_or_usage(const std::string& text) {
     unsigned mode = 0;
     auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), mode, 8);
@@ -87,7 +76,7 @@ void run_publish(Invocation& inv) {
     if (rollback && takeover) throw UsageError("publish: --rollback and --takeover exclude each other");
     if (rollback) options.override_generation = PublishOverride::Rollback;
     if (takeover) options.override_generation = PublishOverride::Takeover;
-    if (auto limit = inv.option("max-removed")) options.max_removed = removal_limit_or_usage(*limit);
+    if (auto limit = inv.option("max-removed")) options.max_removed = removal_limit_or_usage("publish", *limit);
     if (auto mode = inv.option("mode")) options.mode = mode_or_usage(*mode);
     options.force = inv.options.count("force") != 0;
     const auto info = unwrap(open_for_writing(inv).publish(inv.operands[0], options));

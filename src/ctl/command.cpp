@@ -2,11 +2,24 @@
 
 #include <fmt/format.h>
 
+#include <charconv>
+
 namespace unit::ctl {
 
 std::optional<std::string> Invocation::option(const char* name) const {
     if (options.count(name) == 0) return std::nullopt;
     return options[name].as<std::string>();
+}
+
+RemovalLimit removal_limit_or_usage(std::string_view command, const std::string& text) {
+    const bool percent = !text.empty() && text.back() == '%';
+    const std::string_view digits(text.data(), text.size() - (percent ? 1 : 0));
+    RemovalLimit limit{0, percent};
+    auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), limit.value);
+    if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || limit.value < 0 ||
+        (percent && limit.value > 100))
+        throw UsageError(fmt::format("{}: bad --max-removed '{}' (expected a count N or a percentage P%)", command, text));
+    return limit;
 }
 
 PrimaryOptions primary_options(const Settings& settings) {

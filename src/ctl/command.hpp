@@ -13,13 +13,16 @@
 //   - throws UsageError (exit 2) for an option value that the declaration
 //     cannot check (a bad --state, a bad duration).
 // main() catches once and writes the only stderr line, "unitctl: MESSAGE".
-// Handlers never write to stderr. Nothing here contains SQL: every read and
+// Handlers never write to stderr themselves: a long command (sync) reports
+// its progress through inv.progress, which the dispatcher shows on stderr
+// only when stderr is a terminal, and erases before any other output. Nothing here contains SQL: every read and
 // write goes through libunit (primary.hpp, directory.hpp, resolver.hpp).
 #pragma once
 
 #include <boost/program_options.hpp>
 
 #include <cstddef>
+#include <functional>
 #include <iosfwd>
 #include <optional>
 #include <span>
@@ -58,7 +61,12 @@ struct Invocation {
     // once the command has succeeded: set by the commands that change many
     // objects (import, sync: counts, and each object with -v); empty for
     // the others, whose words and operands say it.
+    // Several lines: the counts first, then one line per object with -v.
     std::string changed;
+    // Shows `line` as the progress of a long command ("rows read ...");
+    // main() draws it on a terminal's stderr, replacing the previous one,
+    // and does nothing when stderr is not a terminal. Never null.
+    std::function<void(std::string_view line)> progress = [](std::string_view) {};
 
     // The command's option `name` (long name, no dashes), when given.
     std::optional<std::string> option(const char* name) const;
@@ -82,6 +90,7 @@ std::span<const Command> mailbox_commands() noexcept; // cmd_mailbox.cpp
 std::span<const Command> move_commands() noexcept;    // cmd_move.cpp
 std::span<const Command> alias_commands() noexcept;   // cmd_alias.cpp
 std::span<const Command> data_commands() noexcept;    // cmd_data.cpp
+std::span<const Command> sync_commands() noexcept;    // cmd_sync.cpp
 std::span<const Command> resolve_commands() noexcept; // cmd_resolve.cpp
 
 // A libunit outcome, or Failure with its message.
@@ -106,5 +115,7 @@ Primary open_for_writing(const Invocation& inv);
 // or anything else (the call that opens it says what is wrong then).
 void refuse_snapshot(const std::string& path);
 PrimaryOptions primary_options(const Settings& settings);
+// --max-removed N|P% of `command`; UsageError for anything else.
+RemovalLimit removal_limit_or_usage(std::string_view command, const std::string& text);
 
 }  // namespace unit::ctl

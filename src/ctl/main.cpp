@@ -3,9 +3,13 @@
 // main() only parses, dispatches and turns the one exception that ends a
 // command into its exit status and stderr line: 0 success, 1 a failed
 // operation, 2 bad usage.
+#include <unistd.h>
+
 #include <exception>
+#include <functional>
 #include <iostream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "ctl/audit.hpp"
@@ -18,7 +22,14 @@
 
 namespace {
 
+// Erases the line and puts the cursor at its start (a progress line is
+// only ever drawn on a terminal).
+constexpr std::string_view erase_line = "\r\033[K";
+
+const bool stderr_is_terminal = ::isatty(STDERR_FILENO) == 1;
+
 int fail(int status, const char* message) {
+    if (stderr_is_terminal) std::cerr << erase_line;
     std::cerr << "unitctl: " << message << '\n';
     return status;
 }
@@ -43,7 +54,10 @@ int main(int argc, char* argv[]) {
         case Request::Action::Help: print_help(std::cout, request.command); break;
         case Request::Action::Run: {
             Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
-                           std::cout, std::cin, {}};
+                           std::cout, std::cin, {}, [](std::string_view) {}};
+            // The one thing a handler shows on stderr, and only on a terminal.
+            if (stderr_is_terminal)
+                inv.progress = [](std::string_view line) { std::cerr << erase_line << line << std::flush; };
             run_audited(*request.command, inv, std::vector<std::string>(argv, argv + argc));
             break;
         }

@@ -1,6 +1,9 @@
 // csv.cpp: the RFC 4180 reader and writer of csv.hpp.
 #include "unit/csv.hpp"
 
+#include <fmt/format.h>
+
+#include <charconv>
 #include <new>
 #include <streambuf>
 #include <string_view>
@@ -180,6 +183,99 @@ void write_csv_row(std::ostream& out, const std::vector<std::string>& fields) {
     }
     line += '\n';
     out.write(line.data(), static_cast<std::streamsize>(line.size()));
+}
+
+// ------------------------------------------------------------ the export format
+
+namespace {
+const std::vector<std::string> header_fields{"kind", "address", "value", "state"};
+}
+
+void write_export_header(std::ostream& out) { write_csv_row(out, header_fields); }
+
+void write_export_end(std::ostream& out, std::uint64_t rows) { write_csv_row(out, {"end", "", std::to_string(rows), ""}); }
+
+namespace detail {
+
+Result<std::optional<CsvRow>> ExportReader::next() noexcept {
+    auto at = [&](std::uint64_t line, const std::string& problem) -> Error {
+        return make_error(Errc::Invalid, fmt::format("{}:{}: {}", source_, line, problem));
+    };
+    try {
+        if (!header_) {
+            header_ = true;
+            auto header = reader_.next();
+            if (!header) return make_error(header.error().code, fmt::format("{}: {}", source_, header.error().message));
+            // The state column may be left out of a hand-written file.
+            if (!header.value() || (header.value()->fields != header_fields &&
+                                    header.value()->fields != std::vector<std::string>(header_fields.begin(), header_fields.end() - 1)))
+                return at(1, "the header must be kind,address,value,state");
+        }
+        auto row = reader_.next();
+        if (!row) return make_error(row.error().code, fmt::format("{}: {}", source_, row.error().message));
+        if (!row.value()) return row;
+        CsvRow& r = *row.value();
+        if (end_.ended) return at(r.line, "a row after the end row");
+        if (r.fields.size() < 3 || r.fields.size() > 4)
+            return at(r.line, fmt::format("expected 3 or 4 fields, found {}", r.fields.size()));
+        r.fields.resize(4);
+        const std::string& kind = r.fields[0];
+        if (kind == "end") {
+            std::uint64_t rows = 0;
+            const std::string& text = r.fields[2];
+            auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), rows);
+            if (text.empty() || ec != std::errc() || ptr != text.data() + text.size() || !r.fields[1].empty() ||
+                !r.fields[3].empty())
+                return at(r.line, fmt::format("bad end row (expected end,,ROWS,)"));
+            if (rows != end_.rows)
+                return at(r.line, fmt::format("truncated: the end row counts {} rows, the file has {}", rows, end_.rows));
+            end_.ended = true;
+            return next();  // only the end of input may follow
+        }
+        if (kind != "domain" && kind != "unit" && kind != "mailbox" && kind != "alias")
+            return at(r.line, fmt::format("unknown kind \"{}\"", kind));
+        ++end_.rows;
+        return row;
+    } catch (const std::exception& e) {
+        return make_error(Errc::Unavailable, fmt::format("{}: {}", source_, e.what()));
+    }
+}
+
+}  // namespace detail
+
+Result<UnitRecord> unit_from_row(const CsvRow& row) {
+    const auto& value = row.fields[2];
+    auto colon = value.find(':');
+    if (colon == std::string::npos)
+        return make_error(Errc::Invalid, fmt::format("unit {}: value \"{}\" is not transport:nexthop", row.fields[1], value));
+    UnitRecord unit{row.fields[1], value.substr(0, colon), value.substr(colon + 1), UnitState::Active};
+    if (!row.fields[3].empty()) {
+        auto state = parse_unit_state(row.fields[3]);
+        if (!state) return make_error(Errc::Invalid, fmt::format("unit {}: bad state \"{}\"", unit.name, row.fields[3]));
+        unit.state = *state;
+    }
+    return unit;
+}
+
+Result<MailboxRecord> mailbox_from_row(const CsvRow& row) {
+    MailboxRecord mailbox{row.fields[1], row.fields[2], MailboxState::Active, ""};
+    const std::string& text = row.fields[3];
+    if (text.rfind("moving:", 0) == 0) {
+        mailbox.state = MailboxState::Moving;
+        mailbox.moving_to = text.substr(7);
+        return mailbox;
+    }
+    auto state = text.empty() ? std::optional(MailboxState::Active) : parse_mailbox_state(text);
+    if (!state || *state == MailboxState::Moving)
+        return make_error(Errc::Invalid, fmt::format("mailbox {}: bad state \"{}\"", mailbox.address, text));
+    mailbox.state = *state;
+    return mailbox;
+}
+
+Result<AliasRecord> alias_from_row(const CsvRow& row) {
+    if (!row.fields[3].empty())
+        return make_error(Errc::Invalid, fmt::format("alias {}: an alias has no state", row.fields[1]));
+    return AliasRecord{row.fields[1], row.fields[2]};
 }
 
 }  // namespace unit

@@ -40,6 +40,9 @@
 namespace unit {
 
 namespace detail { struct PrimaryDb; }
+struct SourceDirectory;  // source.hpp
+struct SyncOptions;      // sync.hpp
+struct SyncPlan;
 
 struct UnitSummary {
     UnitRecord unit;
@@ -173,6 +176,10 @@ public:
     // Writes every object as CSV; importing it into an empty database gives
     // back the same data.
     Result<void> export_csv(std::ostream& out) noexcept;
+
+    // Makes the primary equal to `source` in one transaction (sync.hpp says
+    // how, and what it refuses).
+    Result<SyncPlan> sync(const SourceDirectory& source, const SyncOptions& options) noexcept;
 
     // Integrity and invariant check. Problems: integrity_check failures,
     // mailboxes or moves on unknown units, moving without moving_to,

@@ -38,44 +38,15 @@ Error at_line(const std::string& source, const CsvRow& row, const Error& e) {
 }
 
 Result<ImportPlan> read_plan(std::istream& in, const std::string& source) {
-    CsvReader reader(in);
-    auto header = reader.next();
-    if (!header) return make_error(Errc::Invalid, fmt::format("{}: {}", source, header.error().message));
-    const std::vector<std::string> expected{"kind", "address", "value", "state"};
-    if (!header.value() || (header.value()->fields != expected &&
-                            header.value()->fields != std::vector<std::string>(expected.begin(), expected.end() - 1)))
-        return make_error(Errc::Invalid, fmt::format("{}:1: the header must be kind,address,value,state", source));
     ImportPlan plan;
-    for (;;) {
-        auto row = reader.next();
-        if (!row) return make_error(Errc::Invalid, fmt::format("{}: {}", source, row.error().message));
-        if (!row.value()) return plan;
-        CsvRow& r = *row.value();
-        if (r.fields.size() < 3 || r.fields.size() > 4)
-            return make_error(Errc::Invalid, fmt::format("{}:{}: expected 3 or 4 fields, found {}", source, r.line,
-                                                         r.fields.size()));
-        r.fields.resize(4);
+    auto end = read_export(in, source, [&](CsvRow& r) -> Result<void> {
         const std::string& kind = r.fields[0];
-        if (kind == "domain") plan.domains.push_back(std::move(r));
-        else if (kind == "unit") plan.units.push_back(std::move(r));
-        else if (kind == "mailbox") plan.mailboxes.push_back(std::move(r));
-        else if (kind == "alias") plan.aliases.push_back(std::move(r));
-        else return make_error(Errc::Invalid, fmt::format("{}:{}: unknown kind \"{}\"", source, r.line, kind));
-    }
-}
-
-Result<UnitRecord> unit_from_row(const CsvRow& row) {
-    const auto& value = row.fields[2];
-    auto colon = value.find(':');
-    if (colon == std::string::npos)
-        return make_error(Errc::Invalid, fmt::format("unit {}: value \"{}\" is not transport:nexthop", row.fields[1], value));
-    UnitRecord unit{row.fields[1], value.substr(0, colon), value.substr(colon + 1), UnitState::Active};
-    if (!row.fields[3].empty()) {
-        auto state = parse_unit_state(row.fields[3]);
-        if (!state) return make_error(Errc::Invalid, fmt::format("unit {}: bad state \"{}\"", unit.name, row.fields[3]));
-        unit.state = *state;
-    }
-    return unit;
+        auto& rows = kind == "domain" ? plan.domains : kind == "unit" ? plan.units : kind == "mailbox" ? plan.mailboxes : plan.aliases;
+        rows.push_back(std::move(r));
+        return {};
+    });
+    if (!end) return end.error();
+    return plan;
 }
 
 // Imports mailboxes with one prepared statement and in-memory sets of the
@@ -92,26 +63,14 @@ public:
     }
 
     Result<void> add(const CsvRow& row) {
-        auto address = parse_address(row.fields[1]);
-        if (!address) return address.error();
-        if (!domains_.count(address->domain))
-            return make_error(Errc::Conflict, fmt::format("domain {} is not served", address->domain));
-        const std::string& unit = row.fields[2];
-        if (!units_.count(unit)) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", unit));
-        std::string state_text = row.fields[3].empty() ? "active" : row.fields[3];
+        auto mailbox = mailbox_from_row(row);
+        if (!mailbox) return mailbox.error();
+        if (auto r = check_mailbox(*mailbox, domains_, units_); !r) return r;
+        const std::string& key = mailbox->address;
         std::optional<std::string> moving_to;
-        if (state_text.rfind("moving:", 0) == 0) {
-            moving_to = state_text.substr(7);
-            state_text = "moving";
-            if (!units_.count(*moving_to)) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", *moving_to));
-            if (*moving_to == unit)
-                return make_error(Errc::Conflict, fmt::format("mailbox {}: moving to its own unit", address->full()));
-        } else if (state_text == "moving" || !parse_mailbox_state(state_text)) {
-            return make_error(Errc::Invalid, fmt::format("mailbox {}: bad state \"{}\"", address->full(), row.fields[3]));
-        }
-        std::string key = address->full();
+        if (mailbox->state == MailboxState::Moving) moving_to = mailbox->moving_to;
         Query q(insert_.get());
-        q.bind(1, key).bind(2, unit).bind(3, state_text).bind_optional(4, moving_to);
+        q.bind(1, key).bind(2, mailbox->unit).bind(3, std::string(to_string(mailbox->state))).bind_optional(4, moving_to);
         if (auto r = q.run(); !r) {
             if (r.error().code == Errc::Conflict)
                 return make_error(Errc::Conflict, fmt::format("mailbox {}: already exists", key));
@@ -158,11 +117,11 @@ struct StoredAlias {
 };
 
 Result<void> import_alias(sqlite3* db, const CsvRow& row, std::vector<StoredAlias>& stored) {
-    if (!row.fields[3].empty())
-        return make_error(Errc::Invalid, fmt::format("alias {}: an alias has no state", row.fields[1]));
-    auto key = alias_key(db, row.fields[1]);
+    auto alias = alias_from_row(row);
+    if (!alias) return alias.error();
+    auto key = alias_key(db, alias->address);
     if (!key) return key.error();
-    auto target = alias_target(db, row.fields[2]);
+    auto target = alias_target(db, alias->target);
     if (!target) return target.error();
     auto dup = exists(db, "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2", {*key, *target});
     if (!dup) return dup.error();
@@ -236,8 +195,11 @@ namespace {
 
 // Writes every row of `sql` through `row_fields`.
 template <class Fn>
-Result<void> export_rows(sqlite3* db, const char* sql, std::ostream& out, Fn&& row_fields) {
-    return for_each_row(db, sql, [&](Query& q) { write_csv_row(out, row_fields(q)); });
+Result<void> export_rows(sqlite3* db, const char* sql, std::ostream& out, std::uint64_t& rows, Fn&& row_fields) {
+    return for_each_row(db, sql, [&](Query& q) {
+        write_csv_row(out, row_fields(q));
+        ++rows;
+    });
 }
 
 }  // namespace
@@ -248,18 +210,20 @@ Result<void> Primary::export_csv(std::ostream& out) noexcept {
         // One read transaction: the export is one consistent generation.
         auto txn = Transaction::begin(db, false);
         if (!txn) return txn.error();
-        write_csv_row(out, {"kind", "address", "value", "state"});
-        auto r = export_rows(db, "SELECT name FROM domains ORDER BY name", out,
+        write_export_header(out);
+        std::uint64_t rows = 0;
+        auto r = export_rows(db, "SELECT name FROM domains ORDER BY name", out, rows,
                              [](Query& q) { return std::vector<std::string>{"domain", q.text(0), "", ""}; });
-        if (r) r = export_rows(db, "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name", out,
+        if (r) r = export_rows(db, "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name", out, rows,
                                [](Query& q) { return std::vector<std::string>{"unit", q.text(0), q.text(1), q.text(2)}; });
         if (r) r = export_rows(db,
                                "SELECT address, unit, CASE WHEN state = 'moving' THEN 'moving:' || moving_to"
                                " ELSE state END FROM mailboxes ORDER BY address",
-                               out, [](Query& q) { return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)}; });
-        if (r) r = export_rows(db, "SELECT address, target FROM aliases ORDER BY address, target", out,
+                               out, rows, [](Query& q) { return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)}; });
+        if (r) r = export_rows(db, "SELECT address, target FROM aliases ORDER BY address, target", out, rows,
                                [](Query& q) { return std::vector<std::string>{"alias", q.text(0), q.text(1), ""}; });
         if (!r) return r;
+        write_export_end(out, rows);
         out.flush();
         if (!out) return make_error(Errc::Io, "export: write failed");
         return {};

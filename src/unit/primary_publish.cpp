@@ -131,11 +131,6 @@ Result<Removal> removed_mailboxes(const std::string& previous_path, const std::s
     return removal;
 }
 
-std::int64_t removal_limit(const std::optional<RemovalLimit>& limit, std::int64_t previous) {
-    if (!limit) return std::max<std::int64_t>(500, previous * 5 / 100);
-    return limit->percent ? previous * limit->value / 100 : limit->value;
-}
-
 // OUT's directory (it may well be a symbolic link to one), so that the rename is on disk.
 Result<void> fsync_directory(const std::string& path) {
     int fd = ::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -271,13 +266,11 @@ Result<PublishInfo> Primary::publish(const std::string& out, const PublishOption
             removed = removal->removed;
             const auto limit = removal_limit(options.max_removed, removal->previous);
             if (removed > limit && !options.force) {
-                std::string first;
-                for (const auto& address : removal->first) first += (first.empty() ? "" : ", ") + address;
                 return fail(make_error(
                     Errc::Conflict,
-                    fmt::format("the snapshot removes {} of the {} mailboxes of the previous one, more than {} ({}{}): "
+                    fmt::format("the snapshot removes {} of the {} mailboxes of the previous one, more than {} ({}): "
                                 "refusing it (--max-removed raises the limit, --force publishes it anyway)",
-                                removed, removal->previous, limit, first, removed > 5 ? ", ..." : "")));
+                                removed, removal->previous, limit, first_addresses(removal->first, removed))));
             }
         }
         if (auto r = seal(tmp, options.mode); !r) return fail(r.error());

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 #include <ctime>
+#include <functional>
 #include <map>
 
 #include "unit/directory.hpp"
@@ -155,8 +156,12 @@ Result<bool> domain_served(sqlite3* db, std::string_view domain) {
     return exists(db, "SELECT 1 FROM domains WHERE name = ?1", {domain});
 }
 
+namespace {
+
+using Served = std::function<Result<bool>(std::string_view)>;
+
 // An alias key: an address, or "@domain" for the domain's catch-all.
-Result<std::string> alias_key(sqlite3* db, const std::string& text) {
+Result<std::string> key_of_alias(const Served& served, const std::string& text) {
     std::string key;
     std::string domain;
     if (!text.empty() && text[0] == '@') {
@@ -170,24 +175,71 @@ Result<std::string> alias_key(sqlite3* db, const std::string& text) {
         domain = a->domain;
         key = a->full();
     }
-    auto served = domain_served(db, domain);
-    if (!served) return served.error();
-    if (!served.value()) return make_error(Errc::Conflict, fmt::format("domain {} is not served", domain));
+    auto is_served = served(domain);
+    if (!is_served) return is_served.error();
+    if (!is_served.value()) return make_error(Errc::Conflict, fmt::format("domain {} is not served", domain));
     return key;
 }
 
 // An alias target: a local address is folded like every key; the local part
 // of an external address keeps its case (other systems may care).
-Result<std::string> alias_target(sqlite3* db, const std::string& text) {
+Result<std::string> target_of_alias(const Served& served, const std::string& text) {
     if (auto r = check_alias_target(text); !r) return r.error();
     auto folded = parse_address(text);
     if (!folded) return folded.error();
-    auto served = domain_served(db, folded->domain);
-    if (!served) return served.error();
-    if (served.value()) return folded->full();
+    auto is_served = served(folded->domain);
+    if (!is_served) return is_served.error();
+    if (is_served.value()) return folded->full();
     auto kept = normalize_address(text, AddressOptions{false, ""});
     if (!kept) return kept.error();
     return kept->full();
+}
+
+Served served_in(sqlite3* db) {
+    return [db](std::string_view domain) { return domain_served(db, domain); };
+}
+
+Served served_in(const DomainSet& domains) {
+    return [&domains](std::string_view domain) -> Result<bool> { return domains.count(std::string(domain)) != 0; };
+}
+
+}  // namespace
+
+Result<std::string> alias_key(sqlite3* db, const std::string& text) { return key_of_alias(served_in(db), text); }
+Result<std::string> alias_target(sqlite3* db, const std::string& text) { return target_of_alias(served_in(db), text); }
+Result<std::string> alias_key(const DomainSet& served, const std::string& text) {
+    return key_of_alias(served_in(served), text);
+}
+Result<std::string> alias_target(const DomainSet& served, const std::string& text) {
+    return target_of_alias(served_in(served), text);
+}
+
+Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains, const std::unordered_set<std::string>& units) {
+    auto address = parse_address(mailbox.address);
+    if (!address) return address.error();
+    if (!domains.count(address->domain))
+        return make_error(Errc::Conflict, fmt::format("domain {} is not served", address->domain));
+    mailbox.address = address->full();
+    if (!units.count(mailbox.unit)) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", mailbox.unit));
+    if (mailbox.state == MailboxState::Moving) {
+        if (!units.count(mailbox.moving_to))
+            return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", mailbox.moving_to));
+        if (mailbox.moving_to == mailbox.unit)
+            return make_error(Errc::Conflict, fmt::format("mailbox {}: moving to its own unit", mailbox.address));
+    }
+    return {};
+}
+
+std::int64_t removal_limit(const std::optional<RemovalLimit>& limit, std::int64_t total) {
+    if (!limit) return std::max<std::int64_t>(500, total * 5 / 100);
+    return limit->percent ? total * limit->value / 100 : limit->value;
+}
+
+std::string first_addresses(const std::vector<std::string>& first, std::int64_t removed) {
+    std::string text;
+    for (const auto& address : first) text += (text.empty() ? "" : ", ") + address;
+    if (removed > static_cast<std::int64_t>(first.size())) text += ", ...";
+    return text;
 }
 
 std::string utc_now() {

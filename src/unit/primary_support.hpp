@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "unit/address.hpp"
@@ -70,6 +71,19 @@ Result<bool> domain_served(sqlite3* db, std::string_view domain);
 Result<std::string> alias_key(sqlite3* db, const std::string& text);     // address or "@domain", served
 // local folded, external kept; exactly one address (check_alias_target)
 Result<std::string> alias_target(sqlite3* db, const std::string& text);
+// The same against a set of served domains (import's and sync's in-memory view).
+using DomainSet = std::unordered_set<std::string>;
+Result<std::string> alias_key(const DomainSet& served, const std::string& text);
+Result<std::string> alias_target(const DomainSet& served, const std::string& text);
+// A mailbox as it may be stored: its address normalised in place, its domain
+// served, its unit (and the unit it moves to) in `units`, not moving to its
+// own unit. Import and sync check every mailbox with it.
+Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains, const std::unordered_set<std::string>& units);
+// publish's and sync's limit on removed mailboxes: options.max_removed of
+// `total`, by default 5% of it or 500, whichever is larger.
+std::int64_t removal_limit(const std::optional<RemovalLimit>& limit, std::int64_t total);
+// "a@x, b@y, ..." for the first few of `removed` addresses.
+std::string first_addresses(const std::vector<std::string>& first, std::int64_t removed);
 std::string utc_now();                                                    // ISO 8601 UTC
 
 // Alias cycles, chains deeper than max_alias_depth and expansions visiting

@@ -249,6 +249,41 @@ csv_import = {
     "duplicate_domain": BASE + "domain,EXAMPLE.com.,,\n",
 }
 
+# ---- sync: read_csv_source and Primary::sync into fuzz_sync.cpp's seeded database ------
+
+
+def with_trailer(text):
+    """The export file of `text`: its rows, then the trailer counting them."""
+    import csv as csv_module
+    import io
+    body = text if text == "" or text.endswith("\n") else text + "\n"
+    rows = [r for r in csv_module.reader(io.StringIO(body)) if r]
+    return body + f"end,,{max(len(rows) - 1, 0)},\n"
+
+
+SEEDED = (HEAD + "domain,my.com,,\nunit,u1,smtp:[u1.my.com],active\nunit,u2,lmtp:[10.0.0.2]:24,draining\n"
+          "mailbox,ann@my.com,u1,active\nmailbox,bob@my.com,u1,moving:u2\nmailbox,cat@my.com,u2,suspended\n"
+          "alias,sales@my.com,ann@my.com,\n")
+
+sync = {name: with_trailer(text) for name, text in csv_import.items()}
+sync.update({
+    "same": with_trailer(SEEDED),
+    "moves": with_trailer(SEEDED.replace("ann@my.com,u1,active", "ann@my.com,u2,active")
+                          .replace("bob@my.com,u1,moving:u2", "bob@my.com,u2,active")),
+    "states": with_trailer(SEEDED.replace("cat@my.com,u2,suspended", "cat@my.com,u1,disabled")
+                           .replace("alias,sales@my.com,ann@my.com,\n", "alias,sales@my.com,Boss@example.org,\n")),
+    "units": with_trailer(SEEDED.replace("unit,u2,lmtp:[10.0.0.2]:24,draining\n", "")
+                          .replace("bob@my.com,u1,moving:u2", "bob@my.com,u1,active")
+                          .replace("cat@my.com,u2,suspended", "cat@my.com,u1,suspended")
+                          + "unit,u3,smtp:[u3],down\nmailbox,dan@my.com,u3,\n"),
+    "domains": with_trailer(SEEDED.replace("domain,my.com,,\n", "domain,my.com,,\ndomain,new.org,,\n")
+                            + "mailbox,Eve@NEW.org,u1,\n"),
+    "empty_source": with_trailer(HEAD),
+    "truncated": SEEDED,
+    "wrong_count": SEEDED + "end,,3,\n",
+    "row_after_end": with_trailer(SEEDED) + "mailbox,x@my.com,u1,\n",
+})
+
 # ---- route_header: unitmilter's X-Unit-Route logic -------------------------------------
 
 MESSAGE = """Received: from mx1.example.com (mx1.example.com [192.0.2.1])
@@ -309,6 +344,7 @@ CORPORA = {
     "address": address,
     "csv": csv,
     "csv_import": csv_import,
+    "sync": sync,
     "route_header": route_header,
     "printable": printable,
 }

@@ -16,7 +16,7 @@ set -uo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/../.."
 build=${BUILD_DIR_FUZZ:-build-fuzz}
 seconds=${FUZZ_SECONDS:-60}
-all_targets=(policy_request netstring address csv csv_import route_header printable)
+all_targets=(policy_request netstring address csv csv_import sync route_header printable)
 read -r -a targets <<<"${FUZZ_TARGETS:-${all_targets[*]}}"
 
 # Symbolised stacks in the reports: Debian names the tool llvm-symbolizer-14

@@ -117,7 +117,8 @@ std::string csv_backup() {
            "mailbox,dan@other.org,unit14,disabled\n"
            "alias,@other.org,dan@other.org,\n"
            "alias,sales@my.com,Boss@example.org,\n"
-           "alias,sales@my.com,ann@my.com,\n";
+           "alias,sales@my.com,ann@my.com,\n"
+           "end,,12,\n";
 }
 
 }  // namespace
@@ -321,7 +322,8 @@ TEST_CASE("import from a file and from stdin, export") {
           "unit,unit12,smtp:[unit12.my.com],active\n"
           "mailbox,ann@my.com,unit12,active\n"
           "mailbox,bob@my.com,unit12,active\n"
-          "alias,sales@my.com,ann@my.com,\n");
+          "alias,sales@my.com,ann@my.com,\n"
+          "end,,6,\n");
 
     expect_failure(ctl.run({"import", ctl.path("missing.csv")}), 1,
                    ctl.path("missing.csv") + ": cannot open: No such file or directory");
