@@ -11,6 +11,7 @@
 //   fold_local_case      yes|no, for `resolve`
 //   reject_max_age       duration, for `resolve`
 //   max_replica_age      duration, for `resolve`
+//   ldap_*               the LDAP source of `sync --ldap` (ldap_settings.hpp)
 // A duration is a number of seconds, or a number followed by s, m, h, d or
 // w (Postfix time units). Errors (unreadable file, a line without '=', an
 // unknown key, a bad value) throw UsageError naming FILE:LINE. Logs nothing.
