@@ -78,6 +78,7 @@ started=$EPOCHREALTIME
 sync_ldap
 status=$?
 it_diag "first sync of 3000 users and 2 lists: $(awk -v a="$started" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.2f", b - a }') s"
+it_diag "$SYNC_OUT"
 it_expect_eq "first sync succeeds" 0 "$status"
 it_expect_match "first sync: its summary" '^added [1-9][0-9]* changed 0 removed 0 moves begun 0' "$SYNC_OUT"
 it_expect_eq "first sync: 3000 mailboxes" 3000 "$(sqlite3 "$IT_DB" 'SELECT count(*) FROM mailboxes')"
@@ -175,7 +176,9 @@ replace: mailHost
 mailHost: unit4.hosts.example.com" || it_fatal "ldapmodify failed"
 
 sync_ldap
-it_expect_eq "second sync succeeds" 0 "$?"
+status=$?
+it_diag "$SYNC_OUT"
+it_expect_eq "second sync succeeds" 0 "$status"
 it_expect_match "second sync: added 1, removed 1, a move begun" '^added 1 changed [12] removed 1 moves begun 1' "$SYNC_OUT"
 it_expect_eq "resolve: the newcomer on unit1" "unit: unit1" "$(resolved newcomer@example.com unit)"
 it_expect_eq "resolve: user3 is gone" "outcome: unknown" "$(resolved user3@example.com outcome)"
