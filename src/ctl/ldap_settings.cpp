@@ -139,14 +139,16 @@ constexpr std::array<LdapKey, 21> ldap_keys{{
     {"ldap_page_size",
      [](std::string_view v, LdapSettings& s) -> std::string {
          const auto size = parse_number<int>(v);
-         if (!size || *size < 0 || *size > 1'000'000) return fmt::format("bad page size '{}' (expected 0 to 1000000)", v);
+         if (!size || *size < 0 || *size > 1'000'000)
+             return fmt::format("bad page size '{}' (expected 0 to 1000000)", v);
          s.page_size = *size;
          return {};
      }},
     {"ldap_timeout",
      [](std::string_view v, LdapSettings& s) -> std::string {
          const auto timeout = common::parse_duration(v);
-         if (!timeout || timeout->count() <= 0) return fmt::format("bad duration '{}' (expected N[s|m|h|d|w], not 0)", v);
+         if (!timeout || timeout->count() <= 0)
+             return fmt::format("bad duration '{}' (expected N[s|m|h|d|w], not 0)", v);
          s.timeout = *timeout;
          return {};
      }},

@@ -109,7 +109,8 @@ Result<std::string> read_password(const std::string& path) {
         got += static_cast<std::size_t>(n);
     }
     if (got > max_password_bytes)
-        return Error{Errc::Invalid, fmt::format("ldap_password_file {}: longer than {} bytes", path, max_password_bytes)};
+        return Error{Errc::Invalid,
+                     fmt::format("ldap_password_file {}: longer than {} bytes", path, max_password_bytes)};
     password.resize(std::min(got, password.find('\n')));
     if (!password.empty() && password.back() == '\r') password.pop_back();
     if (password.empty()) return Error{Errc::Invalid, fmt::format("ldap_password_file {}: empty password", path)};
@@ -160,7 +161,8 @@ Result<Handle> connect(const LdapSettings& s) {
     }
     if (rc != LDAP_SUCCESS)
         return Error{Errc::Unavailable,
-                     fmt::format("ldap: bind to {} {} failed: {}{}", s.uri, who, ldap_err2string(rc), diagnostic(ld.get()))};
+                     fmt::format("ldap: bind to {} {} failed: {}{}", s.uri, who, ldap_err2string(rc),
+                                 diagnostic(ld.get()))};
     return ld;
 }
 
@@ -198,7 +200,8 @@ Result<void> search_all(LDAP* ld, const LdapSettings& s, const Search& search, O
             // Not critical: a server without paging answers in one piece, or
             // with a size limit, which fails below.
             LDAPControl* made = nullptr;
-            if (ldap_create_page_control(ld, s.page_size, page == 1 ? nullptr : &cookie.value, 0, &made) != LDAP_SUCCESS)
+            berval* previous = page == 1 ? nullptr : &cookie.value;
+            if (ldap_create_page_control(ld, s.page_size, previous, 0, &made) != LDAP_SUCCESS)
                 return Error{Errc::Io, fmt::format("{}: cannot make the paged results control", what)};
             page_control.reset(made);
             controls[0] = made;
@@ -226,8 +229,8 @@ Result<void> search_all(LDAP* ld, const LdapSettings& s, const Search& search, O
                 ++entries;
                 if (auto taken = on_entry(message.get()); !taken) return taken;
             } else if (rc == LDAP_RES_SEARCH_REFERENCE) {
-                return Error{Errc::Io, fmt::format("{}: a referral, which is not followed (narrow ldap_base or the filter)",
-                                                   what)};
+                return Error{Errc::Io,
+                             fmt::format("{}: a referral, which is not followed (narrow ldap_base or the filter)", what)};
             } else if (rc == LDAP_RES_SEARCH_RESULT) {
                 done = std::move(message);
             }
@@ -241,10 +244,12 @@ Result<void> search_all(LDAP* ld, const LdapSettings& s, const Search& search, O
         LdapText text(raw_text);
         Referrals referrals(raw_referrals);
         Controls response_controls(raw_controls);
-        if (rc != LDAP_SUCCESS) return Error{Errc::Io, fmt::format("{}: unreadable result: {}", what, ldap_err2string(rc))};
+        if (rc != LDAP_SUCCESS)
+            return Error{Errc::Io, fmt::format("{}: unreadable result: {}", what, ldap_err2string(rc))};
         if (code != LDAP_SUCCESS)
             return Error{Errc::Io, fmt::format("{}: stopped after {} entries, in page {}: {}{}", what, entries, page,
-                                               ldap_err2string(code), text && *text ? fmt::format(" ({})", shown(text.get())) : "")};
+                                               ldap_err2string(code),
+                                               text && *text ? fmt::format(" ({})", shown(text.get())) : "")};
         if (s.page_size == 0) return {};
         LDAPControl* response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, response_controls.get(), nullptr);
         if (response == nullptr) {
@@ -295,8 +300,8 @@ public:
         if (!s_.alias_attribute.empty()) {
             for (auto& alias : values(entry, s_.alias_attribute)) {
                 if (!s_.alias_prefix.empty()) {
-                    if (!equal_ignoring_case(std::string_view(alias).substr(0, s_.alias_prefix.size()), s_.alias_prefix))
-                        continue;
+                    const auto start = std::string_view(alias).substr(0, s_.alias_prefix.size());
+                    if (!equal_ignoring_case(start, s_.alias_prefix)) continue;
                     alias.erase(0, s_.alias_prefix.size());
                 }
                 auto normal_alias = check_address(entry, s_.alias_attribute, alias, true);
@@ -360,7 +365,8 @@ private:
         return Error{Errc::Invalid, fmt::format("ldap: {}: no {}", dn(entry), attribute)};
     }
     Error several(LDAPMessage* entry, const std::string& attribute, std::size_t count) const {
-        return Error{Errc::Invalid, fmt::format("ldap: {}: {} values of {} (expected one)", dn(entry), count, attribute)};
+        return Error{Errc::Invalid,
+                     fmt::format("ldap: {}: {} values of {} (expected one)", dn(entry), count, attribute)};
     }
 
     Result<std::string> one_value(LDAPMessage* entry, const std::string& attribute) const {
