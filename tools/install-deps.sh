@@ -37,5 +37,7 @@ else
 fi
 
 "${as_root[@]}" apt-get update
+# The LDAP tests run their own slapd: the system's may stay unconfigured.
+echo "slapd slapd/no_configuration boolean true" | "${as_root[@]}" debconf-set-selections
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive \
     apt-get install -y --no-install-recommends "${packages[@]}"

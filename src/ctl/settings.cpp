@@ -92,6 +92,11 @@ constexpr std::array<ConfigKey, 8> config_keys{{
 void load_config_file(const std::string& path, Settings& settings) {
     try {
         common::read_config_file(path, [&](std::string_view key, std::string_view value) -> std::string {
+            if (key.starts_with("ldap_")) {
+                auto problem = apply_ldap_key(key, value, settings.ldap);
+                return problem.empty() || problem.starts_with("unknown key") ? problem
+                                                                             : fmt::format("{}: {}", key, problem);
+            }
             for (const auto& known : config_keys) {
                 if (known.name != key) continue;
                 auto problem = known.apply(value, settings);

@@ -12,6 +12,7 @@
 //   reject_max_age       duration, for `resolve`
 //   max_replica_age      duration, for `resolve`
 //   audit_log            syslog|stderr|none, where the audit lines go (audit.hpp)
+//   ldap_*               the LDAP source of `sync --ldap` (ldap_settings.hpp)
 // A duration is a number of seconds, or a number followed by s, m, h, d or
 // w (Postfix time units). Errors (unreadable file, a line without '=', an
 // unknown key, a bad value) throw UsageError naming FILE:LINE. Logs nothing.

@@ -314,3 +314,20 @@ TEST_CASE("the pages format without warnings") {
     }
     CHECK(pages >= 5);
 }
+
+TEST_CASE("the LDAP examples set keys of unitctl(8), all of them between the two, and unitctl takes them") {
+    const auto entries = configuration_entries(page("unitctl.8"));
+    std::set<std::string> shown;
+    TempDir dir;
+    for (const std::string file : {"examples/unitctl-ldap-openldap.conf", "examples/unitctl-ldap-ad.conf"}) {
+        for (const auto& line : example_lines(file)) {
+            CHECK_MESSAGE(entries.count(line.key) == 1, file << " sets \"" << line.key << "\", not in unitctl(8)");
+            shown.insert(line.key);
+        }
+        CommandResult r = run_command({env_or_fail("UNITCTL"), "--config", env_or_fail("UNIT_SOURCE_ROOT") + "/" + file,
+                                       "--db", dir.path(file.substr(9) + ".db"), "init"});
+        CHECK_MESSAGE(r.exit_code == 0, file << ": " << r.err);
+    }
+    for (const auto& entry : entries)
+        if (entry.rfind("ldap_", 0) == 0) CHECK_MESSAGE(shown.count(entry) == 1, "no LDAP example shows " << entry);
+}
