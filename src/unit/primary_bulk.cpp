@@ -70,7 +70,7 @@ public:
         std::optional<std::string> moving_to;
         if (mailbox->state == MailboxState::Moving) moving_to = mailbox->moving_to;
         Query q(insert_.get());
-        q.bind(1, key).bind(2, mailbox->unit).bind(3, std::string(to_string(mailbox->state))).bind_optional(4, moving_to);
+        q.bind(1, key).bind(2, mailbox->unit).bind(3, to_string(mailbox->state)).bind_optional(4, moving_to);
         if (auto r = q.run(); !r) {
             if (r.error().code == Errc::Conflict)
                 return make_error(Errc::Conflict, fmt::format("mailbox {}: already exists", key));

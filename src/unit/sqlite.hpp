@@ -53,10 +53,15 @@ public:
         sqlite3_clear_bindings(stmt_);
     }
 
+    // SQLITE_STATIC: SQLite reads `text` when the statement steps, not now,
+    // so it must outlive the Query; binding a temporary string is refused
+    // at compile time (it would be gone by then).
     Query& bind(int index, std::string_view text) noexcept {
         sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
         return *this;
     }
+    Query& bind(int index, const char* text) noexcept { return bind(index, std::string_view(text)); }
+    Query& bind(int index, std::string&& text) = delete;
     Query& bind_null(int index) noexcept {
         sqlite3_bind_null(stmt_, index);
         return *this;
@@ -64,6 +69,7 @@ public:
     Query& bind_optional(int index, const std::optional<std::string>& text) noexcept {
         return text ? bind(index, *text) : bind_null(index);
     }
+    Query& bind_optional(int index, std::optional<std::string>&& text) = delete;
 
     // true: a row is ready; false: done; error otherwise.
     Result<bool> step() noexcept;

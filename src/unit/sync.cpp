@@ -380,9 +380,6 @@ Result<void> run_each(sqlite3* db, const char* sql, const Items& items, Bind&& b
     return {};
 }
 
-std::optional<std::string> moving_to(const MailboxRecord& m) {
-    return m.state == MailboxState::Moving ? std::optional(m.moving_to) : std::nullopt;
-}
 
 Result<void> apply(sqlite3* db, const Writes& w) {
     auto name = [](Query& q, const std::string& n) { q.bind(1, n); };
@@ -390,7 +387,9 @@ Result<void> apply(sqlite3* db, const Writes& w) {
         q.bind(1, u.name).bind(2, u.transport).bind(3, u.nexthop).bind(4, to_string(u.state));
     };
     auto mailbox = [](Query& q, const MailboxRecord& m) {
-        q.bind(1, m.address).bind(2, m.unit).bind(3, to_string(m.state)).bind_optional(4, moving_to(m));
+        q.bind(1, m.address).bind(2, m.unit).bind(3, to_string(m.state));
+        if (m.state == MailboxState::Moving) q.bind(4, m.moving_to);
+        else q.bind_null(4);
     };
     auto alias = [](Query& q, const std::pair<std::string, std::string>& a) { q.bind(1, a.first).bind(2, a.second); };
     auto r = run_each(db, "INSERT INTO domains (name) VALUES (?1)", w.add_domains, name);
