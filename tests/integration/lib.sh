@@ -618,6 +618,32 @@ it_data_reply() {
         /^ *[-~*]*> \.$/ { found = 1 }'
 }
 
+# ---------------------------------------------------------------- policy client
+
+# it_policy_rcpt SOCKET RECIPIENT [CLIENT-ADDRESS]: one policy delegation
+# request at RCPT TO (as smtpd sends it, from CLIENT-ADDRESS, default
+# 127.0.0.2) on the unix SOCKET; prints the action ("DUNNO", "550 5.1.1
+# User unknown"), or "BAD REPLY ..." for anything else.
+it_policy_rcpt() {
+    timeout --foreground 10 python3 - "$1" "$2" "${3:-127.0.0.2}" <<'EOF_PY'
+import socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.settimeout(5)
+s.connect(sys.argv[1])
+s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
+           "client_address=%s\nsender=sender@sender.invalid\n"
+           "recipient=%s\nqueue_id=\n\n" % (sys.argv[3], sys.argv[2])).encode())
+reply = b""
+while not reply.endswith(b"\n\n"):
+    chunk = s.recv(4096)
+    if not chunk:
+        break
+    reply += chunk
+line = reply.decode(errors="replace").split("\n")[0]
+print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
+EOF_PY
+}
+
 # ---------------------------------------------------------------- databases
 
 # ctl ARGS...: unitctl on the test's primary database ($IT_DB).

@@ -118,25 +118,7 @@ up_map() {
 up_map_is() { [ "$(up_map "$1" "$2")" = "$3" ]; }
 
 # up_policy RECIPIENT: the action of one RCPT-time policy request.
-up_policy() {
-    timeout --foreground 10 python3 - "$sockets/unitpolicy" "$1" <<'EOF_PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-           "client_address=127.0.0.2\nsender=sender@sender.invalid\n"
-           "recipient=%s\nqueue_id=\n\n" % sys.argv[2]).encode())
-reply = b""
-while not reply.endswith(b"\n\n"):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-line = reply.decode(errors="replace").split("\n")[0]
-print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
-EOF_PY
-}
+up_policy() { it_policy_rcpt "$sockets/unitpolicy" "$1"; }
 
 if ! it_wait_until 10 up_map_is domain example.com "OK example.com"; then
     it_diag "unitpolicy log:" "$(tail -n 20 "$IT_WORK/unitpolicy.log")"

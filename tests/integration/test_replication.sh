@@ -87,24 +87,7 @@ host_map() {
 }
 
 # host_policy NAME RECIPIENT: the policy action at RCPT TO for RECIPIENT.
-host_policy() {
-    timeout 10 python3 - "$IT_WORK/$1/policy" "$2" <<'EOF_PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nclient_address=192.0.2.1\n"
-           "recipient=%s\n\n" % sys.argv[2]).encode())
-reply = b""
-while not reply.endswith(b"\n\n"):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-line = reply.decode(errors="replace").split("\n")[0]
-print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
-EOF_PY
-}
+host_policy() { it_policy_rcpt "$IT_WORK/$1/policy" "$2" 192.0.2.1; }
 host_policy_is() { [ "$(host_policy "$1" "$2")" = "$3" ]; }
 
 # host_dump NAME: unitpolicy --dump --control on NAME's replica and daemon.

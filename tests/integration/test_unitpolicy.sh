@@ -96,25 +96,7 @@ expect_map() {
 
 # up_policy NAME RECIPIENT: one policy delegation request (protocol_state
 # RCPT) on the daemon's policy socket; prints the action, e.g. "DUNNO".
-up_policy() {
-    timeout --foreground 10 python3 - "${UP_POLICY[$1]}" "$2" <<'EOF_PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-           "client_address=127.0.0.2\nsender=sender@sender.invalid\n"
-           "recipient=%s\nqueue_id=\n\n" % sys.argv[2]).encode())
-reply = b""
-while not reply.endswith(b"\n\n"):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-line = reply.decode(errors="replace").split("\n")[0]
-print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
-EOF_PY
-}
+up_policy() { it_policy_rcpt "${UP_POLICY[$1]}" "$2"; }
 
 # up_log_tail NAME: the daemon's log as diagnostics.
 up_log_tail() {
