@@ -13,6 +13,7 @@
 #include <set>
 #include <vector>
 
+#include "common/log.hpp"
 #include "unit/address.hpp"
 #include "unit/values.hpp"
 
@@ -62,14 +63,9 @@ struct Cookie {
 constexpr std::uint64_t progress_every = 1000;
 constexpr std::size_t max_password_bytes = 4096;
 
-// A value from the directory, shown in a message: control bytes would let
-// an entry write its own lines on the operator's terminal.
-std::string shown(std::string_view value) {
-    std::string text(value.substr(0, 200));
-    for (char& c : text)
-        if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = '?';
-    return text;
-}
+// A value from the directory, shown in a message: escaped, so that an
+// entry cannot write its own lines on the operator's terminal.
+std::string shown(std::string_view value) { return common::printable(value, 200); }
 
 timeval to_timeval(std::chrono::seconds seconds) noexcept { return timeval{static_cast<time_t>(seconds.count()), 0}; }
 
