@@ -3,7 +3,7 @@
 //
 // run_audited() runs a command and, when it succeeded and changed the
 // primary (its meta.generation moved, or the database was created) or says
-// it changed something (Invocation::changed: import, sync, publish), writes
+// it changed something (Invocation::changed: import, sync, move, publish), writes
 // one line to the audit log:
 //   audit: user root (sudo: alice): unitctl --db P mailbox add a@example.com unit1: generation 41 -> 42
 //   audit: user root: unitctl --db P sync users.csv: added 12 changed 3 removed 1 moves begun 2: generation 41 -> 59

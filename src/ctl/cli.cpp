@@ -97,7 +97,7 @@ std::pair<const Command*, std::size_t> find_command(const std::vector<std::strin
 }
 
 // How many operands the declaration allows: "NAME" 1..1, "ADDRESS [TARGET]"
-// 1..2, "ADDRESS TARGET..." 2..many.
+// 1..2, "ADDRESS TARGET..." 2..many, "[ADDRESS...]" 0..many.
 struct OperandCount {
     std::vector<std::string> names;  // without brackets and dots
     std::size_t min = 0, max = 0;
@@ -110,7 +110,7 @@ OperandCount operand_count(std::string_view declaration) {
         std::string_view token = declaration.substr(0, space);
         declaration = space == std::string_view::npos ? std::string_view() : declaration.substr(space + 1);
         const bool optional = token.front() == '[';
-        const bool repeated = token.ends_with("...");
+        const bool repeated = token.find("...") != std::string_view::npos;  // "NAME..." or "[NAME...]"
         std::string name(token);
         std::erase_if(name, [](char c) { return c == '[' || c == ']' || c == '.'; });
         count.names.push_back(name);

@@ -59,7 +59,7 @@ struct Invocation {
     std::istream& in;
     // What a write changed, for the audit line the dispatcher sends to syslog
     // once the command has succeeded: set by the commands that change many
-    // objects (import, sync: counts, and each object with -v); empty for
+    // objects (import, sync, move: counts, and each object with -v); empty for
     // the others, whose words and operands say it.
     // Several lines: the counts first, then one line per object with -v.
     std::string changed;

@@ -150,12 +150,16 @@ Result<std::optional<UnitRecord>> find_unit(sqlite3* db, std::string_view name) 
     return std::optional<UnitRecord>(std::move(unit.value()));
 }
 
-Result<UnitRecord> existing_unit(sqlite3* db, std::string_view name) {
+}  // namespace
+
+Result<UnitRecord> detail::existing_unit(sqlite3* db, std::string_view name) {
     auto unit = find_unit(db, name);
     if (!unit) return unit.error();
     if (!unit.value()) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", name));
     return std::move(*unit.value());
 }
+
+namespace {
 
 Result<void> insert_unit(sqlite3* db, const UnitRecord& u, std::string_view hold_transport) {
     if (auto r = check_unit_fields(u, hold_transport); !r) return r;
@@ -247,16 +251,15 @@ Result<MailboxRecord> existing_mailbox(sqlite3* db, const std::string& text) {
     return std::move(*found.value());
 }
 
-// A unit that may take a new mailbox (not draining).
-Result<void> check_receiving_unit(sqlite3* db, const std::string& name) {
+}  // namespace
+
+Result<void> detail::check_receiving_unit(sqlite3* db, const std::string& name) {
     auto unit = existing_unit(db, name);
     if (!unit) return unit.error();
     if (unit->state == UnitState::Draining)
         return make_error(Errc::Conflict, fmt::format("unit {} is draining: it takes no new mailboxes", name));
     return {};
 }
-
-}  // namespace
 
 Result<void> Primary::add_mailbox(const std::string& text, const std::string& unit) noexcept {
     sqlite3* db = db_->db.get();
@@ -325,52 +328,6 @@ Result<std::vector<MailboxRecord>> Primary::mailboxes(const std::optional<std::s
         if (!r) return r.error();
         return list;
     });
-}
-
-// ------------------------------------------------------------ moves
-
-Result<void> Primary::begin_move(const std::string& text, const std::string& to_unit) noexcept {
-    sqlite3* db = db_->db.get();
-    return in_transaction<void>(db, [&]() -> Result<void> {
-        auto mailbox = existing_mailbox(db, text);
-        if (!mailbox) return mailbox.error();
-        if (auto r = check_receiving_unit(db, to_unit); !r) return r;
-        if (mailbox->state == MailboxState::Moving)
-            return make_error(Errc::Conflict, fmt::format("mailbox {}: already moving to {}", mailbox->address,
-                                                          mailbox->moving_to));
-        if (mailbox->state != MailboxState::Active)
-            return make_error(Errc::Conflict, fmt::format("mailbox {}: is {}: only active mailboxes move",
-                                                          mailbox->address, to_string(mailbox->state)));
-        if (mailbox->unit == to_unit)
-            return make_error(Errc::Conflict, fmt::format("mailbox {}: already on unit {}", mailbox->address, to_unit));
-        return run(db, "UPDATE mailboxes SET state = 'moving', moving_to = ?2 WHERE address = ?1",
-                   {mailbox->address, to_unit});
-    });
-}
-
-namespace {
-
-Result<void> end_move(sqlite3* db, const std::string& text, bool finish) {
-    auto mailbox = existing_mailbox(db, text);
-    if (!mailbox) return mailbox.error();
-    if (mailbox->state != MailboxState::Moving)
-        return make_error(Errc::Conflict, fmt::format("mailbox {}: not moving", mailbox->address));
-    return run(db,
-               finish ? "UPDATE mailboxes SET unit = moving_to, state = 'active', moving_to = NULL WHERE address = ?1"
-                      : "UPDATE mailboxes SET state = 'active', moving_to = NULL WHERE address = ?1",
-               {mailbox->address});
-}
-
-}  // namespace
-
-Result<void> Primary::finish_move(const std::string& address) noexcept {
-    sqlite3* db = db_->db.get();
-    return in_transaction<void>(db, [&] { return end_move(db, address, true); });
-}
-
-Result<void> Primary::abort_move(const std::string& address) noexcept {
-    sqlite3* db = db_->db.get();
-    return in_transaction<void>(db, [&] { return end_move(db, address, false); });
 }
 
 // ------------------------------------------------------------ aliases

@@ -34,6 +34,7 @@
 #include <vector>
 
 #include "unit/export.hpp"
+#include "unit/moves.hpp"
 #include "unit/records.hpp"
 #include "unit/result.hpp"
 
@@ -159,9 +160,14 @@ public:
     Result<MailboxRecord> mailbox(const std::string& address) noexcept;
     Result<std::vector<MailboxRecord>> mailboxes(const std::optional<std::string>& unit) noexcept;
 
+    // Moves, one mailbox or many per call (moves.hpp says which and how);
+    // the single-address forms are the one-element case.
+    Result<MoveCounts> begin_moves(const MoveSelection& selection, const std::string& to_unit) noexcept;
+    Result<MoveCounts> finish_moves(const MoveSelection& selection) noexcept;  // they now live on moving_to
+    Result<MoveCounts> abort_moves(const MoveSelection& selection) noexcept;   // they stay where they were
     Result<void> begin_move(const std::string& address, const std::string& to_unit) noexcept;
-    Result<void> finish_move(const std::string& address) noexcept;  // the mailbox now lives on moving_to
-    Result<void> abort_move(const std::string& address) noexcept;   // the mailbox stays where it was
+    Result<void> finish_move(const std::string& address) noexcept;
+    Result<void> abort_move(const std::string& address) noexcept;
 
     Result<void> add_alias(const std::string& address, const std::vector<std::string>& targets) noexcept;
     // Removes one target, or every target of the address when none is given.

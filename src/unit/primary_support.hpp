@@ -1,5 +1,5 @@
 // primary_support.hpp (internal): the statement helpers and value rules
-// shared by the Primary modules (primary.cpp, primary_bulk.cpp). Same error
+// shared by the Primary modules (primary*.cpp). Same error
 // classes as primary.hpp; nothing here logs or throws past the templates'
 // catch.
 #pragma once
@@ -61,6 +61,11 @@ Result<T> guarded(Body&& body) noexcept {
         return make_error(Errc::Unavailable, e.what());
     }
 }
+
+// Units: the existing unit `name` (Errc::NotFound naming it otherwise), and
+// one that may take a new mailbox (Errc::Conflict when it is draining).
+Result<UnitRecord> existing_unit(sqlite3* db, std::string_view name);
+Result<void> check_receiving_unit(sqlite3* db, const std::string& name);
 
 // Value rules.
 bool is_name(std::string_view s);

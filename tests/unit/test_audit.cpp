@@ -89,12 +89,27 @@ TEST_CASE("every write is audited with who, the command line and the generation;
     CHECK(audit_line(r) == "audit: user " + user + " (sudo: ad\\x0amin): " + line + " import " + csv +
                                ": imported 0 domains, 0 units, 2 mailboxes, 0 aliases: generation 3 -> 5\n");
 
+    // A bulk move says what it changed, each mailbox with -v.
+    r = ctl.run({"move", "begin", "a@my.com", "c@my.com", "--to", "unit2", "-v"});
+    CHECK(r.exit_code == 1);  // no unit2 yet
+    REQUIRE(ctl.run({"unit", "add", "unit2", "--nexthop", "[u2.my.com]"}).exit_code == 0);
+    r = ctl.run({"move", "begin", "a@my.com", "c@my.com", "--to", "unit2", "-v"});
+    const std::string pid = r.err.substr(8, r.err.find(']') - 8);  // "unitctl[PID]: "
+    CHECK(audit_line(r) == "audit: user " + user + ": " + line +
+                               " move begin a@my.com c@my.com --to unit2 -v: moves begun 2 (held 1, direct 1), "
+                               "unchanged 0: generation 6 -> 8\n"
+                               "unitctl[" + pid + "]: audit: user " + user + ": generation 8: a@my.com: unit1 -> unit2 held\n"
+                               "unitctl[" + pid + "]: audit: user " + user +
+                               ": generation 8: c@my.com: unit1 -> unit2 direct, suspended\n");
+    r = ctl.run({"move", "abort", "a@my.com"});
+    REQUIRE(r.exit_code == 0);
+
     // publish changes no generation, but is audited with what it wrote.
     r = ctl.run({"publish", ctl.path("units.db")});
     REQUIRE(r.exit_code == 0);
     CHECK(std::regex_match(audit_line(r),
                            std::regex("audit: user " + user + ": .* publish .*units\\.db: published .*units\\.db "
-                                      "generation 5 at [0-9TZ:-]+: generation 5 -> 5\n")));
+                                      "generation 9 at [0-9TZ:-]+: generation 9 -> 9\n")));
 }
 
 TEST_CASE("audit_log: syslog by default, facility mail; none; a bad value") {

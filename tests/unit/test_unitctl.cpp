@@ -137,8 +137,10 @@ TEST_CASE("--version and --help") {
          {"init", "domain add DOMAIN", "domain rm DOMAIN", "domain list", "unit add NAME --nexthop NH [--transport T]",
           "unit set NAME [--state active|draining|down] [--nexthop NH] [--transport T]", "unit rm NAME", "unit list",
           "mailbox add ADDRESS --unit NAME", "mailbox set ADDRESS --state active|suspended|disabled",
-          "mailbox rm ADDRESS", "mailbox show ADDRESS", "mailbox list [--unit NAME]", "move begin ADDRESS --to UNIT",
-          "move finish ADDRESS", "move abort ADDRESS", "alias add ADDRESS TARGET...", "alias rm ADDRESS [TARGET]",
+          "mailbox rm ADDRESS", "mailbox show ADDRESS", "mailbox list [--unit NAME]",
+          "move begin [ADDRESS...] --to UNIT [--file FILE|--from-unit UNIT [--limit N]] [-v]",
+          "move finish [ADDRESS...] [--file FILE|--from-unit UNIT [--limit N]] [-v]", "move abort [ADDRESS...]",
+          "alias add ADDRESS TARGET...", "alias rm ADDRESS [TARGET]",
           "alias list", "import FILE", "export", "check", "publish OUT", "resolve ADDRESS", "--db", "--config"}) {
         INFO(synopsis);
         CHECK(r.out.find(synopsis) != std::string::npos);
@@ -253,23 +255,24 @@ TEST_CASE("moves") {
     populate(ctl);
     ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
 
-    CHECK(ctl.ok({"move", "begin", "ann@my.com", "--to", "unit13"}) == "");
+    CHECK(ctl.ok({"move", "begin", "ann@my.com", "--to", "unit13"}) == "moves begun 1 (held 1, direct 0), unchanged 0\n");
     CHECK(ctl.ok({"mailbox", "show", "ann@my.com"}) ==
           "address: ann@my.com\nunit: unit12\nstate: moving\nmoving_to: unit13\n");
     CHECK(ctl.ok({"mailbox", "list"}) == "ann@my.com\tunit12\tmoving:unit13\n");
-    expect_failure(ctl.run({"move", "begin", "ann@my.com", "--to", "unit13"}), 1,
-                   "mailbox ann@my.com: already moving to unit13");
+    // Idempotent: a second run changes nothing.
+    CHECK(ctl.ok({"move", "begin", "ann@my.com", "--to", "unit13"}) ==
+          "moves begun 0 (held 0, direct 0), unchanged 1\n");
     expect_failure(ctl.run({"mailbox", "set", "ann@my.com", "--state", "suspended"}), 1,
                    "mailbox ann@my.com: moving to unit13: finish or abort the move first");
 
-    CHECK(ctl.ok({"move", "finish", "ann@my.com"}) == "");
+    CHECK(ctl.ok({"move", "finish", "ann@my.com"}) == "moves finished 1\n");
     CHECK(ctl.ok({"mailbox", "show", "ann@my.com"}) == "address: ann@my.com\nunit: unit13\nstate: active\n");
     CHECK(ctl.ok({"unit", "list"}) ==
           "unit12\tsmtp:[unit12.my.com]\tactive\t0\n"
           "unit13\tlmtp:[10.0.0.12]:2525\tactive\t1\n");
 
-    expect_failure(ctl.run({"move", "begin", "ann@my.com", "--to", "unit13"}), 1,
-                   "mailbox ann@my.com: already on unit unit13");
+    CHECK(ctl.ok({"move", "begin", "ann@my.com", "--to", "unit13"}) ==
+          "moves begun 0 (held 0, direct 0), unchanged 1\n");  // already there
     expect_failure(ctl.run({"move", "begin", "ann@my.com", "--to", "unit99"}), 1, "unit unit99: no such unit");
     expect_failure(ctl.run({"move", "begin", "zed@my.com", "--to", "unit12"}), 1,
                    "mailbox zed@my.com: no such mailbox");
@@ -277,8 +280,53 @@ TEST_CASE("moves") {
     expect_failure(ctl.run({"move", "abort", "ann@my.com"}), 1, "mailbox ann@my.com: not moving");
 
     ctl.ok({"move", "begin", "ann@my.com", "--to", "unit12"});
-    CHECK(ctl.ok({"move", "abort", "ann@my.com"}) == "");
+    CHECK(ctl.ok({"move", "abort", "ann@my.com"}) == "moves aborted 1\n");
     CHECK(ctl.ok({"mailbox", "show", "ann@my.com"}) == "address: ann@my.com\nunit: unit13\nstate: active\n");
+}
+
+TEST_CASE("bulk moves: addresses, a file, stdin, a unit in slices; unit rm after an evacuation") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"unit", "add", "unit14", "--nexthop", "[unit14.my.com]"});
+    for (const char* a : {"ann@my.com", "bob@my.com", "cat@my.com", "dan@my.com", "eve@my.com", "fay@my.com"})
+        ctl.ok({"mailbox", "add", a, "--unit", "unit12"});
+    ctl.ok({"mailbox", "set", "fay@my.com", "--state", "suspended"});
+
+    CHECK(ctl.ok({"move", "begin", "ann@my.com", "Bob@my.com", "fay@my.com", "--to", "unit13", "-v"}) ==
+          "ann@my.com: unit12 -> unit13 held\n"
+          "bob@my.com: unit12 -> unit13 held\n"
+          "fay@my.com: unit12 -> unit13 direct, suspended\n"
+          "moves begun 3 (held 2, direct 1), unchanged 0\n");
+    CHECK(ctl.ok({"mailbox", "show", "fay@my.com"}) == "address: fay@my.com\nunit: unit13\nstate: suspended\n");
+    // All or nothing: one unknown address and nothing changes.
+    expect_failure(ctl.run({"move", "abort", "ann@my.com", "zed@my.com"}), 1, "mailbox zed@my.com: no such mailbox");
+    CHECK(ctl.ok({"move", "abort", "--file", "-"}, "# a comment\n\n  ann@my.com  \nbob@my.com\n") ==
+          "moves aborted 2\n");
+    const auto list = ctl.path("list.txt");
+    write_file(list, "ann@my.com\n# cat stays\ndan@my.com\n");
+    CHECK(ctl.ok({"move", "begin", "--file", list, "--to", "unit14"}) ==
+          "moves begun 2 (held 2, direct 0), unchanged 0\n");
+    CHECK(ctl.ok({"move", "finish", "--file", list}) == "moves finished 2\n");
+    expect_failure(ctl.run({"move", "finish", "--file", ctl.path("missing.txt")}), 1,
+                   ctl.path("missing.txt") + ": cannot open: No such file or directory");
+
+    // An evacuation of unit12 (bob, cat, eve left) to unit13, two at a time.
+    ctl.ok({"unit", "set", "unit12", "--state", "draining"});
+    CHECK(ctl.ok({"move", "begin", "--from-unit", "unit12", "--to", "unit13", "--limit", "2", "-v"}) ==
+          "bob@my.com: unit12 -> unit13 held\ncat@my.com: unit12 -> unit13 held\n"
+          "moves begun 2 (held 2, direct 0), unchanged 0\n");
+    CHECK(ctl.ok({"move", "begin", "--from-unit", "unit12", "--to", "unit13", "--limit", "2"}) ==
+          "moves begun 1 (held 1, direct 0), unchanged 0\n");
+    CHECK(ctl.ok({"move", "begin", "--from-unit", "unit12", "--to", "unit13", "--limit", "2"}) ==
+          "moves begun 0 (held 0, direct 0), unchanged 0\n");
+    expect_failure(ctl.run({"unit", "rm", "unit12"}), 1, "unit unit12: still has 3 mailbox(es)");
+    CHECK(ctl.ok({"move", "finish", "--from-unit", "unit12"}) == "moves finished 3\n");
+    CHECK(ctl.ok({"unit", "rm", "unit12"}) == "");
+    CHECK(ctl.ok({"mailbox", "list"}) ==
+          "ann@my.com\tunit14\tactive\nbob@my.com\tunit13\tactive\ncat@my.com\tunit13\tactive\n"
+          "dan@my.com\tunit14\tactive\neve@my.com\tunit13\tactive\nfay@my.com\tunit13\tsuspended\n");
+    expect_failure(ctl.run({"move", "begin", "--from-unit", "unit12", "--to", "unit13"}), 1,
+                   "unit unit12: no such unit");
 }
 
 TEST_CASE("aliases") {
@@ -561,7 +609,13 @@ TEST_CASE("usage errors exit 2 and touch no database") {
                    "mailbox add: the option '--unit' is required but missing");
     expect_failure(ctl.run({"move", "begin", "ann@my.com"}), 2,
                    "move begin: the option '--to' is required but missing");
-    expect_failure(ctl.run({"move", "finish"}), 2, "move finish: missing ADDRESS (usage: unitctl move finish ADDRESS)");
+    expect_failure(ctl.run({"move", "finish"}), 2, "move finish: give one of ADDRESS..., --file FILE or --from-unit UNIT");
+    expect_failure(ctl.run({"move", "abort", "a@my.com", "--from-unit", "unit12"}), 2,
+                   "move abort: give one of ADDRESS..., --file FILE or --from-unit UNIT");
+    expect_failure(ctl.run({"move", "begin", "a@my.com", "--to", "unit12", "--limit", "3"}), 2,
+                   "move begin: --limit needs --from-unit");
+    expect_failure(ctl.run({"move", "begin", "--from-unit", "unit13", "--to", "unit12", "--limit", "0"}), 2,
+                   "move begin: --limit must be at least 1");
     expect_failure(ctl.run({"alias", "add", "sales@my.com"}), 2,
                    "alias add: missing TARGET (usage: unitctl alias add ADDRESS TARGET...)");
     expect_failure(ctl.run({"alias", "rm", "a@my.com", "b@my.com", "c@my.com"}), 2,
