@@ -230,6 +230,8 @@ csv_import = {
     "quoted_local": BASE + 'mailbox,"""john doe""@example.com",unit1,\n',
     "catch_all": BASE + "mailbox,a@example.com,unit1,\nalias,@example.com,a@example.com,\n",
     "external_target_case": BASE + "alias,fwd@example.com,Some.One@Other.ORG,\n",
+    # normalised, the target's local part would need quoting: refused as given
+    "alias_target_needs_quoting": BASE + "mailbox,a@example.com,unit1,\nalias,c@example.com,m.@other.example,\n",
     "alias_chain": BASE + "mailbox,a@example.com,unit1,\nalias,b@example.com,a@example.com,\n"
                    "alias,c@example.com,b@example.com,\n",
     "moving": BASE + "mailbox,a@example.com,unit1,moving:unit2\n",

@@ -502,6 +502,9 @@ TEST_CASE("only well-formed transports, nexthops and alias targets are stored") 
     check_error(d.primary.add_alias("x@example.com", {"a@elsewhere.org,b@elsewhere.org"}), Errc::Invalid,
                 "bad alias target");
     check_error(d.primary.add_alias("x@example.com", {"\"a b\"@elsewhere.org"}), Errc::Invalid, "bad alias target");
+    // Normalised, these would be stored quoted ("m."@...), which check() refuses.
+    for (const char* target : {"m.@elsewhere.org", "a..b@example.com"})
+        check_error(d.primary.add_alias("x@example.com", {target}), Errc::Invalid, "its local part needs quoting");
     std::istringstream units("kind,address,value,state\nunit,u8,error:[u8.example.com],\n");
     CHECK(!d.primary.import_csv(units, "in.csv").ok());
     std::istringstream aliases("kind,address,value,state\nalias,x@example.com,\"a@x.org,b@y.org\",\n");

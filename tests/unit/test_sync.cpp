@@ -284,6 +284,10 @@ TEST_CASE("what a sync refuses, changing nothing") {
         options.max_removed = RemovalLimit{10, false};
         check_refused(d.sync(rows, options), Errc::Conflict, "sales@my.com");
     }
+    SUBCASE("an alias target whose local part needs quoting") {  // found by fuzz_sync
+        check_refused(d.sync(base_rows + "alias,info@my.com,m.@elsewhere.org,\n"), Errc::Invalid,
+                      "bad alias target \"m.@elsewhere.org\": its local part needs quoting");
+    }
     SUBCASE("a source without mailboxes") {
         check_refused(d.sync("domain,my.com,,\ndomain,other.org,,\n"), Errc::Conflict,
                       "the source has no mailboxes at all: refusing to remove all 4");
