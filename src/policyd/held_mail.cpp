@@ -22,6 +22,10 @@ namespace {
 
 constexpr std::string_view deferred_transport = "deferred transport";  // Postfix's reason under defer_transports
 constexpr std::chrono::seconds poll_interval{1};  // how often the thread looks for a new generation
+// After a scan that released mail, the next comes this soon (or at the
+// interval, when shorter): a message the queue manager sent along its cached,
+// held route (30 s) is released again quickly once that cache expires.
+constexpr std::chrono::seconds after_release{3};
 const ProgramLimits list_limits{std::chrono::milliseconds(60'000), 16 << 20};
 const ProgramLimits release_limits{std::chrono::milliseconds(10'000), 64 << 10};
 
@@ -121,7 +125,8 @@ struct HeldMailWatcher::Impl {
         return stopping;
     }
     void run();
-    void scan(const Settings& s);
+    // Returns whether it released mail.
+    bool scan(const Settings& s);
     std::vector<std::string> postqueue(const Settings& s, std::initializer_list<std::string> args) const;
     void note_error(const std::string& error);
 };
@@ -142,7 +147,7 @@ void HeldMailWatcher::Impl::note_error(const std::string& error) {
     error_seen = error;
 }
 
-void HeldMailWatcher::Impl::scan(const Settings& s) {
+bool HeldMailWatcher::Impl::scan(const Settings& s) {
     if (!directory) directory.emplace(directory_options(s, validation, std::chrono::milliseconds(0)));
     ResolverOptions options = s.resolver;
     options.trace = false;
@@ -155,7 +160,7 @@ void HeldMailWatcher::Impl::scan(const Settings& s) {
     if (!listed) {
         stats.held_scan_errors++;
         note_error(listed.error().message);
-        return;
+        return false;
     }
     std::uint64_t released = 0;
     std::string release_error;
@@ -173,12 +178,14 @@ void HeldMailWatcher::Impl::scan(const Settings& s) {
     if (released)
         common::log(Severity::Info, "held mail: released {} message{} (generation {})", released,
                     released == 1 ? "" : "s", scanned_generation);
+    return released > 0;
 }
 
 // Scans as soon as the daemon serves a generation this thread has not
 // scanned with, and every held_mail_interval.
 void HeldMailWatcher::Impl::run() {
     std::optional<std::chrono::steady_clock::time_point> last_scan;  // none yet: scan at once
+    bool released = false;
     std::unique_lock lock(mutex);
     while (!stopping) {
         auto s = settings;
@@ -186,10 +193,13 @@ void HeldMailWatcher::Impl::run() {
         const auto now = std::chrono::steady_clock::now();
         const auto serving = static_cast<std::int64_t>(stats.replica_generation.load(std::memory_order_relaxed));
         const bool new_generation = serving > 0 && serving != scanned_generation;
-        if (s->held_mail_interval.count() > 0 && (new_generation || !last_scan || now - *last_scan >= s->held_mail_interval)) {
+        const auto interval = released ? std::min<std::chrono::seconds>(s->held_mail_interval, after_release)
+                                        : s->held_mail_interval;
+        if (s->held_mail_interval.count() > 0 && (new_generation || !last_scan || now - *last_scan >= interval)) {
             try {
-                scan(*s);
+                released = scan(*s);
             } catch (const std::exception& e) {  // allocation failure: the next scan tries again
+                released = false;
                 stats.held_scan_errors++;
                 note_error(e.what());
             }

@@ -8,7 +8,8 @@
 // route changed. The watcher releases it within seconds instead.
 //
 // Contract of a scan (one per served generation, right after the daemon
-// serves it, and one every held_mail_interval):
+// serves it, and one every held_mail_interval; 3 s after a scan that
+// released mail, when that is sooner):
 // - `postqueue [-c DIR] -j` lists the queue (run_program: no shell, bounded
 //   time and line length). Only messages of the deferred queue count.
 // - Each recipient is resolved with the current snapshot and routed as the
@@ -26,8 +27,8 @@
 //   disabled and tempfailing recipients are never released: Postfix's own
 //   queue runs decide for them. A release that the queue manager answers
 //   from its 30 s resolution cache (the old, held route) leaves the message
-//   deferred with the hold nexthop as its reason: the next scan releases it
-//   again, until a delivery attempt replaces that reason.
+//   deferred with the hold nexthop as its reason: the next scan (within
+//   3 s) releases it again, until a delivery attempt replaces that reason.
 // - The results go to Stats: held messages per unit, the scan's time,
 //   messages released, scans that failed. A failing postqueue is logged
 //   once per change of its error (and once when it works again); a scan
