@@ -97,6 +97,7 @@ Result<void> run_program(const std::vector<std::string>& argv, const ProgramLimi
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
     posix_spawn_file_actions_adddup2(&actions, out.fd[1], 1);
     posix_spawn_file_actions_adddup2(&actions, err.fd[1], 2);
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);  // the daemon's sockets and databases stay its own
     std::vector<char*> args;
     for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
     args.push_back(nullptr);

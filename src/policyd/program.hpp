@@ -2,7 +2,8 @@
 // within bounds, for the held-mail watcher (held_mail.hpp).
 //
 // run_program() starts argv[0] (an absolute path; argv as given, never
-// through a shell) with posix_spawn, stdin from /dev/null, and hands each
+// through a shell) with posix_spawn, stdin from /dev/null and no other
+// descriptor of the caller than its stdout and stderr pipes, and hands each
 // line of its standard output, without the newline, to on_line as it
 // arrives. Its standard error is kept (the first max_error bytes) to say why
 // it failed. A line longer than max_line is a failure, and so is a run
