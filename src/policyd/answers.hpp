@@ -59,7 +59,7 @@ std::string policy_action(const Resolution& r, const AnswerSettings& settings);
 
 // The nexthop of a held route: "unix:/dev/null/unitpolicy-held/UNIT", a
 // UNIX socket under /dev/null, which can never exist (ENOTDIR; ENOENT in a
-// chroot). Mail routed there by a flush (postqueue -f, -i, sendmail -q:
+// chroot without /dev/null). Mail routed there by a flush (postqueue -f, -i, sendmail -q:
 // each overrides defer_transports) is deferred again, never sent, never
 // bounced; its delay reason then names held_socket_prefix and the unit.
 // Characters of UNIT other than letters, digits, '-', '_', '.' become '_'.

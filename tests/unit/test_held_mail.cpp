@@ -234,3 +234,22 @@ TEST_CASE("the watcher scans at once and every interval, releases, counts, and s
     CHECK(stats.held().at("u1") == 1);
     watcher.stop();
 }
+
+TEST_CASE("the held counts are served on the control socket and to Prometheus") {
+    Stats stats;
+    stats.set_held({{"u1", 2}, {std::string(no_route_unit), 1}});
+    stats.held_released = 5;
+    stats.held_scan_errors = 1;
+    stats.held_scanned_at = 1796276021;
+    const auto json = stats_json(stats);
+    CHECK(json.find(R"("held_messages":3)") != std::string::npos);
+    CHECK(json.find(R"("held_released":5)") != std::string::npos);
+    CHECK(json.find(R"("held_scan_errors":1)") != std::string::npos);
+    const auto text = stats_prometheus(stats);
+    CHECK(text.find("# TYPE unitpolicy_held_messages gauge\n") != std::string::npos);
+    CHECK(text.find("unitpolicy_held_messages{unit=\"u1\"} 2\n") != std::string::npos);
+    CHECK(text.find("unitpolicy_held_messages{unit=\"(none)\"} 1\n") != std::string::npos);
+    CHECK(text.find("unitpolicy_held_scan_timestamp_seconds 1796276021\n") != std::string::npos);
+    CHECK(text.find("unitpolicy_held_released_total 5\n") != std::string::npos);
+    CHECK(text.find("unitpolicy_held_scan_errors_total 1\n") != std::string::npos);
+}
