@@ -125,8 +125,9 @@ struct HeldMailWatcher::Impl {
         return stopping;
     }
     void run();
-    // Returns whether it released mail.
-    bool scan(const Settings& s);
+    // Returns whether it released mail. `serving`: the generation the
+    // workers serve, the one this scan is for.
+    bool scan(const Settings& s, std::int64_t serving);
     std::vector<std::string> postqueue(const Settings& s, std::initializer_list<std::string> args) const;
     void note_error(const std::string& error);
 };
@@ -147,8 +148,14 @@ void HeldMailWatcher::Impl::note_error(const std::string& error) {
     error_seen = error;
 }
 
-bool HeldMailWatcher::Impl::scan(const Settings& s) {
+bool HeldMailWatcher::Impl::scan(const Settings& s, std::int64_t serving) {
     if (!directory) directory.emplace(directory_options(s, validation, std::chrono::milliseconds(0)));
+    // Switch to the newest good snapshot now, even with an empty queue (no
+    // lookup), and note which generation this scan answers for: while this
+    // thread is still on an older one than the workers (its validation under
+    // way), it scans again a second later; with none at all, at the interval.
+    (void)directory->read();
+    scanned_generation = directory->status().serving ? directory->status().snapshot.generation : serving;
     ResolverOptions options = s.resolver;
     options.trace = false;
     Resolver resolver(*directory, options);
@@ -156,7 +163,6 @@ bool HeldMailWatcher::Impl::scan(const Settings& s) {
     auto listed = run_program(postqueue(s, {"-j"}), list_limits, [&](std::string_view line) {
         if (auto message = parse_queue_line(line)) decision.add(*message);
     });
-    if (directory->status().serving) scanned_generation = directory->status().snapshot.generation;
     if (!listed) {
         stats.held_scan_errors++;
         note_error(listed.error().message);
@@ -197,7 +203,7 @@ void HeldMailWatcher::Impl::run() {
                                         : s->held_mail_interval;
         if (s->held_mail_interval.count() > 0 && (new_generation || !last_scan || now - *last_scan >= interval)) {
             try {
-                released = scan(*s);
+                released = scan(*s, serving);
             } catch (const std::exception& e) {  // allocation failure: the next scan tries again
                 released = false;
                 stats.held_scan_errors++;
