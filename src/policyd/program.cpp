@@ -19,7 +19,7 @@ namespace unit::policyd {
 
 namespace {
 
-constexpr std::size_t max_error = 512;  // bytes of standard error kept for the message
+constexpr std::size_t max_error = 4096;  // bytes of standard error kept for the message
 
 // A pipe whose ends close themselves; close-on-exec, so that the child only
 // gets the ends dup2()ed onto its standard descriptors.
@@ -37,8 +37,13 @@ Error failed(std::string_view program, std::string why) {
     return make_error(Errc::Unavailable, fmt::format("{}: {}", program, why));
 }
 
-std::string first_line(const std::string& text) {
-    auto line = text.substr(0, text.find('\n'));
+// The line of standard error that says why: the first "fatal:" one (Postfix
+// programs warn about their configuration first), else the first.
+std::string why(const std::string& text) {
+    std::size_t at = text.find("fatal:");
+    at = at == std::string::npos ? 0 : text.rfind('\n', at);
+    at = at == std::string::npos ? 0 : at + (text[at] == '\n');
+    auto line = text.substr(at, text.find('\n', at) - at);
     return line.empty() ? std::string("no message") : line;
 }
 
@@ -124,7 +129,7 @@ Result<void> run_program(const std::vector<std::string>& argv, const ProgramLimi
     if (!problem.empty()) return failed(program, problem);
     if (WIFSIGNALED(status)) return failed(program, fmt::format("killed by signal {}", WTERMSIG(status)));
     if (WEXITSTATUS(status) != 0)
-        return failed(program, fmt::format("exit status {}: {}", WEXITSTATUS(status), first_line(errors)));
+        return failed(program, fmt::format("exit status {}: {}", WEXITSTATUS(status), why(errors)));
     return {};
 }
 

@@ -10,7 +10,8 @@
 // longer than `timeout`: the program is then killed (SIGKILL) and reaped.
 // The result is an error (Errc::Unavailable) with one line of text when the
 // program cannot be started, is killed, exits non-zero ("exit status N:
-// first line of its standard error") or dies of a signal. Blocks the
+// LINE", LINE the first line of its standard error with "fatal:", else its
+// first line) or dies of a signal. Blocks the
 // calling thread; thread-safe (no shared state). Logs nothing.
 #pragma once
 

@@ -173,6 +173,15 @@ TEST_CASE("run_program hands over stdout lines and fails with a reason") {
     auto failing = run_program({"/bin/sh", "-c", "echo 'postqueue: fatal: bad -c' >&2; exit 75"}, {}, collect);
     REQUIRE_FALSE(failing.ok());
     CHECK(failing.error().message == "/bin/sh: exit status 75: postqueue: fatal: bad -c");
+    auto warned = run_program({"/bin/sh", "-c", "echo 'postqueue: warning: main.cf, line 27: overriding' >&2; "
+                                                 "echo 'postqueue: fatal: Queue report unavailable - mail system is down' >&2; "
+                                                 "exit 69"},
+                              {}, collect);
+    REQUIRE_FALSE(warned.ok());
+    CHECK(warned.error().message == "/bin/sh: exit status 69: postqueue: fatal: Queue report unavailable - mail system is down");
+    auto silent = run_program({"/bin/sh", "-c", "exit 3"}, {}, collect);
+    REQUIRE_FALSE(silent.ok());
+    CHECK(silent.error().message == "/bin/sh: exit status 3: no message");
 
     const auto start = std::chrono::steady_clock::now();
     auto slow = run_program({"/bin/sleep", "30"}, {200ms, 1024}, collect);
