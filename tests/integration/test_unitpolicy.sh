@@ -377,6 +377,18 @@ it_smtp "$port" "$from" nobody@example.com
 it_expect_match "mx database deleted: unknown still 550 5.1.1" '^550 5\.1\.1 ' "$(it_rcpt_reply nobody@example.com)"
 it_publish
 
+it_check "mx: the daemon logged its releases" 'log: $(grep "held mail" "$IT_WORK/mx.log" | head -3)' \
+    grep -q 'held mail: released [0-9]* message' "$IT_WORK/mx.log"
+# The daemon starts before Postfix (whose tables it serves): its first scan
+# may find the mail system down, said once, then "works again".
+mx_watcher_recovered() {
+    local warnings
+    warnings=$(grep -c 'warning: held mail' "$IT_WORK/mx.log")
+    [ "$warnings" -eq 0 ] || { [ "$warnings" -eq 1 ] && grep -q 'held mail: postqueue works again' "$IT_WORK/mx.log"; }
+}
+it_check "mx: postqueue failed for the watcher at most before Postfix started" \
+    'log: $(grep "held mail" "$IT_WORK/mx.log" | grep -v released | head -3)' mx_watcher_recovered
+
 mx_bounces() { pf_log_has mx 0 'status=bounced|sender non-delivery notification'; }
 it_check "mx: nothing bounced" '$(pf_log mx | grep -E "status=bounced" | head -2)' it_not mx_bounces
 up_stop mx
@@ -490,7 +502,7 @@ pf_start unit1
 uport=${PF_PORT[unit1]}
 private=${PF_DIR[unit1]}/queue/private
 up_start unit "$IT_REPLICA" "$private" --unit unit1 --local-transport unitlocal \
-    --mx-relay "smtp:[127.0.0.1]:${SINK_PORT[mxpool]}"
+    --mx-relay "smtp:[127.0.0.1]:${SINK_PORT[mxpool]}" --postfix-config-directory "${PF_CONF[unit1]}"
 pf_reload unit1   # daemons that looked up "*" before unitpolicy was there
 
 expect_map unit transportunit alice@example.com "OK unitlocal"
@@ -519,6 +531,8 @@ it_check "unit alice: not relayed to the MX pool" 'mxpool has: $(sink_list mxpoo
 it_smtp "$uport" "$from" nobody@example.com
 it_expect_match "unit unknown: 550 5.1.1 at RCPT" '^550 5\.1\.1 ' "$(it_rcpt_reply nobody@example.com)"
 it_check "unit: queue drained" '$(pf_queue_count unit1) messages left' pf_wait_drained unit1 20
+it_check "unit: the watcher scans unit1's queue" 'held_scan_errors: $(up_counter unit held_scan_errors), log: $(grep "held mail" "$IT_WORK/unit.log" | head -2)' \
+    eval '[ "$(up_counter unit held_scan_errors)" = 0 ] && ! grep -q "warning: held mail" "$IT_WORK/unit.log"'
 it_check "unit: nothing bounced" 'maillog: $(pf_log unit1 | grep bounced | head -2)' \
     it_not pf_log_has unit1 0 'status=bounced|sender non-delivery notification'
 [ "$IT_FAILED" -gt 0 ] && { pf_log_tail unit1 30; up_log_tail unit; }
