@@ -1,6 +1,8 @@
 // answers.cpp: DESIGN §5 as code, one function per protocol edge.
 #include "policyd/answers.hpp"
 
+#include <cctype>
+
 #include "common/netstring.hpp"
 
 namespace unit::policyd {
@@ -89,10 +91,12 @@ std::string dead_alias(const Resolution& r) {
     return r.doubt.empty() ? std::string(not_found) : temp(r.doubt);
 }
 
-// Where mail is held while it cannot go to the mailbox's unit.
+// Where mail is held while it cannot go to the mailbox's unit: a route
+// that names no reachable place (held_nexthop), so that a flush, which
+// overrides defer_transports, defers it again instead of sending it.
 std::string hold(const Destination& d, const AnswerSettings& s) {
     if (s.hold_mode == HoldMode::Defer) return "retry:" + sanitise(s.hold_defer_text);
-    return s.hold_transport + ':' + d.unit.nexthop;
+    return s.hold_transport + ':' + held_nexthop(d.unit.name);
 }
 
 // transportmx: the unit's route, or held.
@@ -208,6 +212,16 @@ std::string alias(const Resolution& r) {
 }
 
 }  // namespace
+
+std::string held_nexthop(std::string_view unit) {
+    std::string out = "unix:";
+    out += held_socket_prefix;
+    for (char c : unit) {
+        const auto byte = static_cast<unsigned char>(c);
+        out += std::isalnum(byte) || c == '-' || c == '_' || c == '.' ? c : '_';
+    }
+    return out;
+}
 
 std::string policy_action(const Resolution& r, const AnswerSettings& settings) {
     const ReplyTexts& t = settings.texts;

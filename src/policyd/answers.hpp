@@ -44,7 +44,7 @@ enum class HoldMode { Transport, Defer };
 
 struct AnswerSettings {
     ReplyTexts texts;
-    std::string hold_transport = "unithold";  // a defer_transports clone of smtp
+    std::string hold_transport = "unithold";  // an lmtp clone listed in defer_transports
     HoldMode hold_mode = HoldMode::Transport;
     std::string hold_defer_text = "4.2.1 Mailbox temporarily held";  // hold_mode defer: retry:TEXT
     std::string unit;             // this host's unit; empty on an MX
@@ -56,6 +56,15 @@ struct AnswerSettings {
 // such as "550 5.1.1 User unknown" (Postfix adds the recipient and
 // "Recipient address rejected:" itself).
 std::string policy_action(const Resolution& r, const AnswerSettings& settings);
+
+// The nexthop of a held route: "unix:/dev/null/unitpolicy-held/UNIT", a
+// UNIX socket under /dev/null, which can never exist (ENOTDIR; ENOENT in a
+// chroot without /dev/null). Mail routed there by a flush (postqueue -f, -i, sendmail -q:
+// each overrides defer_transports) is deferred again, never sent, never
+// bounced; its delay reason then names held_socket_prefix and the unit.
+// Characters of UNIT other than letters, digits, '-', '_', '.' become '_'.
+inline constexpr std::string_view held_socket_prefix = "/dev/null/unitpolicy-held/";
+std::string held_nexthop(std::string_view unit);
 
 // A socketmap reply payload: "OK data", "NOTFOUND ", "TEMP reason",
 // "PERM reason"; never longer than common::max_socketmap_reply.

@@ -12,8 +12,6 @@ namespace unit::policyd {
 using common::Severity;
 using common::printable;
 
-namespace {
-
 DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation,
                                    std::chrono::milliseconds snapshot_hold) {
     DirectoryOptions o;
@@ -24,6 +22,8 @@ DirectoryOptions directory_options(const Settings& s, std::shared_ptr<Validation
     o.lookup_timeout = s.lookup_timeout;
     return o;
 }
+
+namespace {
 
 ResolverOptions untraced(ResolverOptions o) {
     o.trace = false;

@@ -25,6 +25,11 @@
 
 namespace unit::policyd {
 
+// The replica as a thread of the daemon opens it: the settings' database,
+// validation and lookup bounds.
+DirectoryOptions directory_options(const Settings& settings, std::shared_ptr<ValidationCache> validation,
+                                   std::chrono::milliseconds snapshot_hold);
+
 // What one worker thread owns: its own SQLite connection (Directory), the
 // resolver over it (without traces: nobody reads them on the request path),
 // and the settings snapshot it answers with. With a snapshot_hold the

@@ -27,6 +27,7 @@
 #include "common/metrics_http.hpp"
 #include "common/socket_access.hpp"
 #include "policyd/conversation.hpp"
+#include "policyd/held_mail.hpp"
 
 namespace unit::policyd {
 
@@ -526,6 +527,7 @@ struct Server::Impl {
     std::vector<std::unique_ptr<asio::ip::tcp::acceptor>> tcp_acceptors;
     std::unique_ptr<asio::local::stream_protocol::acceptor> control;
     std::unique_ptr<common::MetricsServer> metrics;  // its own thread: a slow scraper never delays mail
+    std::unique_ptr<HeldMailWatcher> held;           // its own thread: postqueue never delays mail
     std::vector<std::string> socket_files;
     ConnectionTable connections;
     std::size_t connection_capacity = std::numeric_limits<std::size_t>::max();  // what the open file limit allows
@@ -708,6 +710,7 @@ void Server::Impl::on_signal(int signal) {
     if (signal == SIGHUP) {
         if (auto fresh = reload()) {
             settings = fresh;
+            held->reconfigure(fresh);
             for (auto& w : workers)
                 asio::post(w->context, [&w, fresh] { w->worker->reconfigure(fresh); });
             common::log(Severity::Info, "reload: configuration reloaded");
@@ -744,6 +747,7 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
         w->tick();
         s.workers.push_back(std::move(w));
     }
+    s.held = std::make_unique<HeldMailWatcher>(s.settings, s.stats, s.validation);
     s.connection_capacity = raise_open_file_limit(threads);
     s.check_file_limit();
     try {
@@ -775,8 +779,10 @@ Stats& Server::stats() noexcept { return impl_->stats; }
 void Server::run() {
     if (impl_->metrics) impl_->metrics->start();
     for (auto& w : impl_->workers) w->thread = std::thread([&w] { w->context.run(); });
+    impl_->held->start();
     impl_->main.run();
     for (auto& w : impl_->workers) w->thread.join();
+    impl_->held->stop();
 }
 
 }  // namespace unit::policyd

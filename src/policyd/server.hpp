@@ -10,7 +10,9 @@
 // io_context accepts and hands each connection to the next worker. SIGHUP
 // re-reads the configuration (given as a callback), SIGTERM and SIGINT stop
 // accepting, let every connection send what it has answered, and make run()
-// return. Logs connection problems once each, in Postfix's style.
+// return. Logs connection problems once each, in Postfix's style. The
+// held-mail watcher (held_mail.hpp) runs beside the workers, from run()
+// until it returns.
 //
 // Client limits (unitpolicy.conf(5)): a request must arrive whole, and its
 // answers be read, within request_timeout, and a connection idle for

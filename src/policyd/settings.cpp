@@ -61,7 +61,7 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_text(s.answers.local_transport, v, false); }},
     {"mx_relay", "", "transport:nexthop for everything else from a unit (unit role)",
      [](std::string_view v, Settings& s) { return set_text(s.answers.mx_relay, v); }},
-    {"hold_transport", "unithold", "defer_transports clone of smtp that holds mail on the MX",
+    {"hold_transport", "unithold", "the lmtp clone listed in defer_transports that holds mail on the MX",
      [](std::string_view v, Settings& s) {
          auto problem = set_text(s.answers.hold_transport, v, false);
          s.resolver.hold_transport = s.answers.hold_transport;  // no unit may be routed through it
@@ -74,6 +74,15 @@ const Key keys[] = {
          else return fmt::format("bad hold mode \"{}\" (expected transport or defer)", v);
          return {};
      }},
+    {"held_mail_interval", "10s", "scan Postfix's queue this often for held mail whose route changed, and release it (0: off)",
+     [](std::string_view v, Settings& s) { return set_duration(s.held_mail_interval, v); }},
+    {"postqueue", "/usr/sbin/postqueue", "Postfix's postqueue program, for the held-mail scans (an absolute path)",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v.empty() || v.front() != '/') return fmt::format("\"{}\" is not an absolute path", v);
+         return set_text(s.postqueue, v, false);
+     }},
+    {"postfix_config_directory", "", "the Postfix instance whose queue is scanned (postqueue -c DIR; empty: the default)",
+     [](std::string_view v, Settings& s) { return set_text(s.postfix_config_directory, v); }},
     {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
      [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); }},
     {"fold_local_case", "yes", "fold local parts to lowercase",
@@ -200,6 +209,9 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"mx_relay", a.mx_relay},
         {"hold_transport", a.hold_transport},
         {"hold_mode", a.hold_mode == HoldMode::Transport ? "transport" : "defer"},
+        {"held_mail_interval", seconds(s.held_mail_interval)},
+        {"postqueue", s.postqueue},
+        {"postfix_config_directory", s.postfix_config_directory},
         {"recipient_delimiter", s.resolver.address.recipient_delimiter},
         {"fold_local_case", s.resolver.address.fold_local_case ? "yes" : "no"},
         {"reject_max_age", seconds(s.resolver.reject_max_age)},

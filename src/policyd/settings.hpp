@@ -51,6 +51,13 @@ struct Settings {
     // How long one resolution's lookups may run (directory.hpp).
     std::chrono::milliseconds lookup_timeout{1000};
 
+    // The held-mail watcher (held_mail.hpp): how often it scans the queue
+    // (0: never), with which postqueue, for which Postfix instance ("": its
+    // default configuration directory).
+    std::chrono::seconds held_mail_interval{10};
+    std::string postqueue = "/usr/sbin/postqueue";
+    std::string postfix_config_directory;
+
     ResolverOptions resolver;
     AnswerSettings answers;
 };

@@ -58,6 +58,11 @@ std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
                        get(s.refusal_reasons[i]));
     v.emplace_back("replica_generation", get(s.replica_generation));
     v.emplace_back("replica_published_at", get(s.replica_published_at));
+    std::uint64_t held = 0;
+    for (const auto& [unit, count] : s.held()) held += count;
+    v.emplace_back("held_messages", held);
+    v.emplace_back("held_released", get(s.held_released));
+    v.emplace_back("held_scan_errors", get(s.held_scan_errors));
     v.emplace_back("latency_count", s.latency.count());
     v.emplace_back("latency_p50_us", s.latency.percentile(50));
     v.emplace_back("latency_p99_us", s.latency.percentile(99));
@@ -112,6 +117,16 @@ void Stats::set_refused(std::string text) {
 std::string Stats::refused() const {
     std::lock_guard lock(refused_mutex_);
     return refused_;
+}
+
+void Stats::set_held(std::map<std::string, std::uint64_t> by_unit) {
+    std::lock_guard lock(held_mutex_);
+    held_ = std::move(by_unit);
+}
+
+std::map<std::string, std::uint64_t> Stats::held() const {
+    std::lock_guard lock(held_mutex_);
+    return held_;
 }
 
 std::string json_string(std::string_view text) {
@@ -195,6 +210,18 @@ std::string stats_prometheus(const Stats& s) {
           static_cast<double>(get(s.replica_generation)));
     gauge("unitpolicy_replica_published_timestamp_seconds", "When that snapshot was published (0: not stamped).",
           static_cast<double>(get(s.replica_published_at)));
+
+    m.family("unitpolicy_held_messages", Type::Gauge,
+             "Deferred messages held for a unit, at the last scan of the queue (unit=\"(none)\": held recipients "
+             "without a route now).");
+    for (const auto& [unit, count] : s.held())
+        m.sample("unitpolicy_held_messages", static_cast<double>(count), {{"unit", unit}});
+    gauge("unitpolicy_held_scan_timestamp_seconds", "When the last scan of the queue ended (0: none yet).",
+          static_cast<double>(get(s.held_scanned_at)));
+    counter("unitpolicy_held_released_total", "Held messages released (postqueue -i) once their route changed.",
+            s.held_released);
+    counter("unitpolicy_held_scan_errors_total", "Scans of the queue that failed (postqueue missing or failing).",
+            s.held_scan_errors);
 
     // Bucket bounds are those of the latency histogram nearest below each le.
     m.family("unitpolicy_request_duration_seconds", Type::Histogram, "Time to answer one request.");

@@ -7,6 +7,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <map>
 #include <mutex>
 #include <string>
 
@@ -59,6 +60,12 @@ struct Stats {
     void set_refused(std::string text);
     std::string refused() const;
     LatencyHistogram latency;
+    // The held-mail watcher (held_mail.hpp): messages released, scans that
+    // failed, when the last scan ended (Unix time, 0: none yet), and what it
+    // found held, per unit.
+    Counter held_released{0}, held_scan_errors{0}, held_scanned_at{0};
+    void set_held(std::map<std::string, std::uint64_t> by_unit);
+    std::map<std::string, std::uint64_t> held() const;
 
     void count(VerdictKind v) noexcept { verdicts[static_cast<int>(v)].fetch_add(1, std::memory_order_relaxed); }
     void count(ReplyKind r) noexcept { replies[static_cast<int>(r)].fetch_add(1, std::memory_order_relaxed); }
@@ -74,6 +81,8 @@ struct Stats {
 private:
     mutable std::mutex refused_mutex_;
     std::string refused_;
+    mutable std::mutex held_mutex_;
+    std::map<std::string, std::uint64_t> held_;
 };
 
 // What the daemon says of its replica beyond the counters: whether a

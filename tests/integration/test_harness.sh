@@ -3,8 +3,8 @@
 # alone, no unitpolicy: an MX instance relays a served domain to two
 # smtp-sink "units" with Postfix's own sqlite: tables read from a database
 # made with unitctl (the baseline configuration (b), tests/integration/
-# baseline/), and holds mail on the unithold transport (defer_transports)
-# until its route changes.
+# baseline/), and holds mail on the unithold transport (defer_transports,
+# an lmtp clone to a socket that cannot exist) until its route changes.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 it_init "$@"
@@ -149,21 +149,29 @@ it_check "unit up: sent by smtp, not unithold" 'maillog: $(pf_log_since mx "$mar
     pf_log_has mx "$mark" 'postfix/smtp\[.*to=<dave@example.com>.*status=sent'
 
 # --- a fact the design depends on: "postqueue -f" (like "sendmail -q")
-# overrides defer_transports: mail still routed to unithold is then sent
-# through unithold to its nexthop. (A periodic queue run keeps it deferred.)
+# overrides defer_transports: mail still routed to unithold is then handed
+# to unithold, an lmtp clone whose nexthop is a socket under /dev/null,
+# and is deferred again (Not a directory): never sent, never bounced.
 ctl unit set unit2 --state down >/dev/null || it_fatal "unit set down failed"
 it_publish
 pf_reload mx
+before2=$(sink_count unit2)
 it_smtp "$port" "$from" dave@example.com --header "Subject: to dave, flushed while held"
 it_check "held mail: deferred" 'queue: $(pf_queue mx | head -c 300)' pf_wait_queue mx 1 deferred 20
 mark=$(pf_log_mark mx)
 pf_flush mx
-it_check "held mail: postqueue -f sends it through unithold anyway" \
+it_check "held mail: postqueue -f only defers it again at the hold nexthop" \
     'maillog: $(pf_log_since mx "$mark" | grep dave)' \
-    pf_log_wait mx "$mark" 'postfix/unithold/smtp\[.*to=<dave@example.com>.*status=sent' 20
-it_check "held mail: queue drained" '$(pf_queue_count mx) messages left' pf_wait_drained mx 20
+    pf_log_wait mx "$mark" 'postfix/unithold/lmtp\[.*to=<dave@example.com>.*status=deferred .*unitpolicy-held/unit2\]: Not a directory' 20
+it_check "held mail: still deferred" 'queue: $(pf_queue mx | head -c 300)' pf_queue_is mx 1 deferred
+it_expect_eq "held mail: nothing reached unit2" "$before2" "$(sink_count unit2)"
 ctl unit set unit2 --state active >/dev/null
 it_publish
+pf_reload mx
+pf_flush mx
+it_check "held mail: delivered once unit2 is back" 'unit2 has: $(sink_list unit2)' \
+    it_wait_until 20 eval '[ "$(sink_count unit2)" -gt "$before2" ]'
+it_check "held mail: queue drained" '$(pf_queue_count mx) messages left' pf_wait_drained mx 20
 
 # --- nothing bounced, nothing went anywhere else
 it_check "no bounces" '$(pf_log mx | grep -E "status=bounced|sender non-delivery" | head -3)' \

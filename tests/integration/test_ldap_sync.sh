@@ -177,7 +177,7 @@ it_check "unitpolicy: the newcomer's route" 'got $(up_map transportmx newcomer@e
     it_wait_until 10 up_map_is transportmx newcomer@example.com "OK smtp:[unit1.example.test]"
 it_expect_eq "unitpolicy: user3 is no recipient" "NOTFOUND" "$(up_map recipient user3@example.com)"
 it_expect_match "unitpolicy: user4 gets 550 (disabled)" '^550 ' "$(up_policy user4@example.com)"
-it_expect_eq "unitpolicy: user7's mail is held while it moves" "OK unithold:[unit2.example.test]" \
+it_expect_eq "unitpolicy: user7's mail is held while it moves" "OK unithold:unix:/dev/null/unitpolicy-held/unit2" \
     "$(up_map transportmx user7@example.com)"
 
 # --------------------------------------------------------------- an incomplete read changes nothing

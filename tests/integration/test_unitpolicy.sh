@@ -6,7 +6,9 @@
 #
 #   MX role     policy + socketmap tables: unknown, known, user+tag, alias
 #               fan-out, aliases with disabled targets, a moving mailbox and a unit that is down (held on
-#               the MX, released after the change), suspended, disabled, a
+#               the MX; postqueue -f during the move sends nothing and bounces
+#               nothing; released by the daemon's held-mail watcher, with no
+#               command, after the change: seconds measured), suspended, disabled, a
 #               database deleted while running, a daemon started on a
 #               missing database (451, then mail flows once it appears)
 #   socketmap   postmap -q against every map
@@ -17,6 +19,7 @@
 # UNITPOLICY=/path/to/unitpolicy (or BUILD_DIR) selects the binary; without
 # one the script says "skip:" and passes.
 set -uo pipefail
+IT_TIME_LIMIT=${IT_TIME_LIMIT:-240}  # the held-mail releases wait out qmgr's 30 s cache
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IT_UNITPOLICY=${UNITPOLICY:-$IT_UNITPOLICY}
 if [ ! -x "$IT_UNITPOLICY" ]; then
@@ -104,19 +107,17 @@ up_log_tail() {
     tail -n 15 "$IT_WORK/$1.log" 2>/dev/null | sed -e 's/^/#   /'
 }
 
-# busy_mx: one message to bob through the MX, as traffic on a busy MX
-# would. The queue manager's resolve client caches its last answer for 30 s
-# (one entry); a message held a moment ago would be flushed along that
-# cached, stale route, and "postqueue -f" overrides defer_transports, so it
-# would leave through unithold to the old nexthop. Other traffic replaces
-# the entry.
-busy_mx() {
-    local before
-    before=$(sink_rcpt_count unit2 bob@example.com)
-    it_smtp "$port" "$from" bob@example.com --header "Subject: traffic"
-    it_wait_until 20 eval '[ "$(sink_rcpt_count unit2 bob@example.com)" -gt '"$before"' ]' \
-        || it_diag "busy_mx: the message to bob did not arrive"
+# held_route UNIT: the transport answer of a held recipient of UNIT.
+held_route() { echo "OK unithold:unix:/dev/null/unitpolicy-held/$1"; }
+
+# up_counter NAME COUNTER: one integer of the daemon's control socket.
+up_counter() {
+    "$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$IT_WORK/$1.control" 2>/dev/null \
+        | sed -n "s/^  $2: //p" | head -n 1
 }
+
+# seconds_since T0: seconds (0.1 s) since T0, a "date +%s.%N" value.
+seconds_since() { awk -v t0="$1" -v t1="$(date +%s.%N)" 'BEGIN { printf "%.1f", t1 - t0 }'; }
 
 # No unitmilter runs in these scenarios (test_unitmilter.sh has its own):
 # the examples' smtpd_milters and non_smtpd_milters lines are emptied.
@@ -166,11 +167,13 @@ route3="smtp:[127.0.0.1]:${SINK_PORT[unit3]}"
 mxsock=$IT_WORK/mx
 mkdir -p "$mxsock"
 chmod 0755 "$mxsock"
-up_start mx "$IT_REPLICA" "$mxsock"
+pf_new mx
+# The held-mail watcher scans this instance's queue every 2 s.
+held_opts=(--held-mail-interval 2 --postfix-config-directory "${PF_CONF[mx]}")
+up_start mx "$IT_REPLICA" "$mxsock" "${held_opts[@]}"
 it_ok "unitpolicy mx answers on $mxsock"
 
 mapfile -t seds < <(mx_fragment_seds "$mxsock")
-pf_new mx
 pf_main_fragment mx "$IT_EXAMPLES/mx/main.cf" "${seds[@]}"
 pf_master_fragment mx "$IT_EXAMPLES/mx/master.cf"
 pf_start mx
@@ -190,7 +193,7 @@ expect_map mx recipient alice@example.org NOTFOUND
 expect_map mx transportmx alice@example.com "OK $route1"
 expect_map mx transportmx bob@example.com "OK $route2"
 expect_map mx transportmx bob+x@example.com "OK $route2"
-expect_map mx transportmx erin@example.com "OK unithold:[127.0.0.1]:${SINK_PORT[unit1]}"
+expect_map mx transportmx erin@example.com "$(held_route unit1)"
 expect_map mx transportmx nobody@example.com NOTFOUND
 expect_map mx transportmx frank@example.com NOTFOUND
 expect_map mx transportmx '*' NOTFOUND
@@ -285,12 +288,16 @@ it_check "mx dead targets: nothing at the disabled mailbox's unit" 'unit2 has: $
 it_check "mx dead targets: nothing bounced" 'maillog: $(pf_log_since mx "$mark" | grep -E "bounced|frank" | head -3)' \
     it_not pf_log_has mx "$mark" 'status=bounced|sender non-delivery notification|to=<frank@example.com>'
 
-# --- a moving mailbox: accepted, held on the MX, delivered to the new
-# unit after move finish + publish + postqueue -f
+# --- a moving mailbox: accepted, held on the MX; "postqueue -f" during the
+# move sends it nowhere (the hold route is an lmtp clone to a socket under
+# /dev/null) and bounces nothing; once the finished move is published, the
+# daemon's watcher releases it to the new unit with no command
+it_check "mx: the hold transport is the examples' lmtp clone" 'master.cf: $(grep "^unithold" "${PF_CONF[mx]}/master.cf")' \
+    grep -Eq '^unithold +unix +- +- +n +- +- +lmtp$' "${PF_CONF[mx]}/master.cf"
 ctl move begin carol@example.com --to unit2 >/dev/null || it_fatal "move begin failed"
 it_publish
 it_check "mx moving: the daemon notices the new replica" 'answer: $(up_map mx transportmx carol@example.com)' \
-    up_wait_map mx transportmx carol@example.com "OK unithold:[127.0.0.1]:${SINK_PORT[unit1]}"
+    up_wait_map mx transportmx carol@example.com "$(held_route unit1)"
 held1=$(sink_count unit1)
 held2=$(sink_count unit2)
 it_smtp "$port" "$from" carol@example.com --header "Subject: carol moving"
@@ -299,29 +306,45 @@ it_check "mx moving: deferred on the MX" 'queue: $(pf_queue mx | head -c 300)' \
     pf_wait_queue mx 1 deferred 20
 it_check "mx moving: reason 'deferred transport'" 'queue: $(pf_queue mx | head -c 300)' \
     pf_queue_has mx 'deferred transport'
+it_check "mx moving: the watcher counts it held for unit1" 'held_messages: $(up_counter mx held_messages)' \
+    it_wait_until 10 eval '[ "$(up_counter mx held_messages)" = 1 ]'
+mark=$(pf_log_mark mx)
+pf_flush mx
+it_check "mx moving: postqueue -f defers it again at the hold nexthop" 'queue: $(pf_queue mx | head -c 300)' \
+    it_wait_until 20 pf_queue_has mx 'unitpolicy-held/unit1\]: Not a directory'
+it_check "mx moving: the flush went to the lmtp clone and was deferred" 'maillog: $(pf_log_since mx "$mark" | grep carol)' \
+    pf_log_has mx "$mark" 'postfix/unithold/lmtp\[.*to=<carol@example.com>.*status=deferred'
 sleep 2
-it_check "mx moving: still held after 2 s" 'queue: $(pf_queue mx | head -c 300)' pf_queue_is mx 1 deferred
+it_check "mx moving: still held after the flush" 'queue: $(pf_queue mx | head -c 300)' pf_queue_is mx 1 deferred
 it_expect_eq "mx moving: nothing sent to unit1" "$held1" "$(sink_count unit1)"
 it_expect_eq "mx moving: nothing sent to unit2" "$held2" "$(sink_count unit2)"
+it_check "mx moving: nothing bounced" 'maillog: $(pf_log_since mx "$mark" | grep -E "bounced|non-delivery")' \
+    it_not pf_log_has mx "$mark" 'status=bounced|sender non-delivery notification'
 ctl move finish carol@example.com >/dev/null || it_fatal "move finish failed"
+mark=$(pf_log_mark mx)
+released=$(up_counter mx held_released)
+t0=$(date +%s.%N)
 it_publish
 it_check "mx moved: the daemon routes to unit2" 'answer: $(up_map mx transportmx carol@example.com)' \
     up_wait_map mx transportmx carol@example.com "OK $route2"
-busy_mx
-mark=$(pf_log_mark mx)
-pf_flush mx
-it_check "mx moved: delivered to unit2 after postqueue -f" 'unit2 has: $(sink_list unit2)' \
-    it_wait_until 20 sink_has_rcpt unit2 carol@example.com
+it_check "mx moved: delivered to unit2 with no command" 'unit2 has: $(sink_list unit2)' \
+    it_wait_until 45 sink_has_rcpt unit2 carol@example.com
+it_diag "held mail for carol reached unit2 $(seconds_since "$t0") s after the publish (flushed just before; qmgr caches a resolution 30 s)"
 it_check "mx moved: not at unit1" 'unit1 has: $(sink_list unit1)' it_not sink_has_rcpt unit1 carol@example.com
 it_check "mx moved: queue drained" '$(pf_queue_count mx) messages left' pf_wait_drained mx 20
 it_check "mx moved: sent by smtp, not through unithold" 'maillog: $(pf_log_since mx "$mark" | grep carol)' \
     pf_log_has mx "$mark" 'postfix/smtp\[.*to=<carol@example.com>.*status=sent'
+it_check "mx moved: the watcher released it" 'held_released: $(up_counter mx held_released) (was $released)' \
+    it_wait_until 5 eval '[ "$(up_counter mx held_released)" -gt "$released" ]'
+it_check "mx moved: nothing held any more" 'held_messages: $(up_counter mx held_messages)' \
+    it_wait_until 10 eval '[ "$(up_counter mx held_messages)" = 0 ]'
 
-# --- a unit that is down: its mail is held, and released when it is active
+# --- a unit that is down: its mail is held, and released by the watcher,
+# with no command, when the unit is active again
 ctl unit set unit3 --state down >/dev/null || it_fatal "unit set down failed"
 it_publish
 it_check "mx unit down: the daemon holds unit3" 'answer: $(up_map mx transportmx dave@example.com)' \
-    up_wait_map mx transportmx dave@example.com "OK unithold:[127.0.0.1]:${SINK_PORT[unit3]}"
+    up_wait_map mx transportmx dave@example.com "$(held_route unit3)"
 it_smtp "$port" "$from" dave@example.com --header "Subject: dave, unit3 down"
 it_expect_match "mx unit down: accepted" '^250 ' "$(it_data_reply)"
 it_check "mx unit down: deferred on the MX" 'queue: $(pf_queue mx | head -c 300)' \
@@ -329,14 +352,14 @@ it_check "mx unit down: deferred on the MX" 'queue: $(pf_queue mx | head -c 300)
 sleep 1
 it_expect_eq "mx unit down: nothing sent to unit3" 0 "$(sink_count unit3)"
 ctl unit set unit3 --state active >/dev/null || it_fatal "unit set active failed"
+mark=$(pf_log_mark mx)
+t0=$(date +%s.%N)
 it_publish
 it_check "mx unit up: the daemon routes to unit3" 'answer: $(up_map mx transportmx dave@example.com)' \
     up_wait_map mx transportmx dave@example.com "OK $route3"
-busy_mx
-mark=$(pf_log_mark mx)
-pf_flush mx
-it_check "mx unit up: delivered to unit3" 'unit3 has: $(sink_list unit3)' \
-    it_wait_until 20 sink_has_rcpt unit3 dave@example.com
+it_check "mx unit up: delivered to unit3 with no command" 'unit3 has: $(sink_list unit3)' \
+    it_wait_until 45 sink_has_rcpt unit3 dave@example.com
+it_diag "held mail for dave reached unit3 $(seconds_since "$t0") s after the publish (no flush)"
 it_check "mx unit up: queue drained" '$(pf_queue_count mx) messages left' pf_wait_drained mx 20
 it_check "mx unit up: sent by smtp, not through unithold" 'maillog: $(pf_log_since mx "$mark" | grep dave)' \
     pf_log_has mx "$mark" 'postfix/smtp\[.*to=<dave@example.com>.*status=sent'
@@ -354,6 +377,18 @@ it_smtp "$port" "$from" nobody@example.com
 it_expect_match "mx database deleted: unknown still 550 5.1.1" '^550 5\.1\.1 ' "$(it_rcpt_reply nobody@example.com)"
 it_publish
 
+it_check "mx: the daemon logged its releases" 'log: $(grep "held mail" "$IT_WORK/mx.log" | head -3)' \
+    grep -q 'held mail: released [0-9]* message' "$IT_WORK/mx.log"
+# The daemon starts before Postfix (whose tables it serves): its first scan
+# may find the mail system down, said once, then "works again".
+mx_watcher_recovered() {
+    local warnings
+    warnings=$(grep -c 'warning: held mail' "$IT_WORK/mx.log")
+    [ "$warnings" -eq 0 ] || { [ "$warnings" -eq 1 ] && grep -q 'held mail: postqueue works again' "$IT_WORK/mx.log"; }
+}
+it_check "mx: postqueue failed for the watcher at most before Postfix started" \
+    'log: $(grep "held mail" "$IT_WORK/mx.log" | grep -v released | head -3)' mx_watcher_recovered
+
 mx_bounces() { pf_log_has mx 0 'status=bounced|sender non-delivery notification'; }
 it_check "mx: nothing bounced" '$(pf_log mx | grep -E "status=bounced" | head -2)' it_not mx_bounces
 up_stop mx
@@ -363,7 +398,7 @@ up_stop mx
 late=$IT_WORK/late
 mkdir -p "$late"
 chmod 0755 "$late"
-up_start late "$late/units.db" "$mxsock"
+up_start late "$late/units.db" "$mxsock" "${held_opts[@]}"
 pf_reload mx
 it_expect_eq "missing database: policy answers 451 4.3.0" "451 4.3.0 Directory temporarily unavailable" \
     "$(up_policy late alice@example.com)"
@@ -401,7 +436,7 @@ pf_teardown mx
 # The daemon still serves the socketmap tables; the policy protocol comes
 # from "unitpolicy --stdio" under spawn(8): the examples' commented-out
 # alternative, uncommented (in main.cf it comes later, so it wins).
-up_start maps "$IT_REPLICA" "$mxsock"
+up_start maps "$IT_REPLICA" "$mxsock" --held-mail-interval 0
 spawn_seds=(
     "${seds[@]}"
     's|^#\(smtpd_recipient_restrictions = check_policy_service unix:private/policy\)$|\1|'
@@ -467,7 +502,7 @@ pf_start unit1
 uport=${PF_PORT[unit1]}
 private=${PF_DIR[unit1]}/queue/private
 up_start unit "$IT_REPLICA" "$private" --unit unit1 --local-transport unitlocal \
-    --mx-relay "smtp:[127.0.0.1]:${SINK_PORT[mxpool]}"
+    --mx-relay "smtp:[127.0.0.1]:${SINK_PORT[mxpool]}" --postfix-config-directory "${PF_CONF[unit1]}"
 pf_reload unit1   # daemons that looked up "*" before unitpolicy was there
 
 expect_map unit transportunit alice@example.com "OK unitlocal"
@@ -496,6 +531,8 @@ it_check "unit alice: not relayed to the MX pool" 'mxpool has: $(sink_list mxpoo
 it_smtp "$uport" "$from" nobody@example.com
 it_expect_match "unit unknown: 550 5.1.1 at RCPT" '^550 5\.1\.1 ' "$(it_rcpt_reply nobody@example.com)"
 it_check "unit: queue drained" '$(pf_queue_count unit1) messages left' pf_wait_drained unit1 20
+it_check "unit: the watcher scans unit1's queue" 'held_scan_errors: $(up_counter unit held_scan_errors), log: $(grep "held mail" "$IT_WORK/unit.log" | head -2)' \
+    eval '[ "$(up_counter unit held_scan_errors)" = 0 ] && ! grep -q "warning: held mail" "$IT_WORK/unit.log"'
 it_check "unit: nothing bounced" 'maillog: $(pf_log unit1 | grep bounced | head -2)' \
     it_not pf_log_has unit1 0 'status=bounced|sender non-delivery notification'
 [ "$IT_FAILED" -gt 0 ] && { pf_log_tail unit1 30; up_log_tail unit; }

@@ -203,12 +203,12 @@ TEST_CASE("transportmx map: every row of the table, hold_mode transport") {
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Draining)) == "OK smtp:[unit12.my.com]:2525");
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Active, "unit7")) == "OK lmtp:[unit7.my.com]:2525");
     // unit down: held on the MX, toward the current unit
-    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Down)) == "OK unithold:[unit12.my.com]:2525");
+    CHECK(tmx(mailbox(MailboxState::Active, UnitState::Down)) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
     // moving (whatever the unit state): held toward the current unit, not the target
-    for (auto us : unit_states) CHECK(tmx(mailbox(MailboxState::Moving, us)) == "OK unithold:[unit12.my.com]:2525");
+    for (auto us : unit_states) CHECK(tmx(mailbox(MailboxState::Moving, us)) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
     // suspended: held
     for (auto us : unit_states)
-        CHECK(tmx(mailbox(MailboxState::Suspended, us)) == "OK unithold:[unit12.my.com]:2525");
+        CHECK(tmx(mailbox(MailboxState::Suspended, us)) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
     CHECK(tmx(disabled()) == not_found);
     CHECK(tmx(make(Outcome::Unknown)) == not_found);
     CHECK(tmx(make(Outcome::Foreign, "x@elsewhere.org")) == not_found);
@@ -219,7 +219,19 @@ TEST_CASE("transportmx map: every row of the table, hold_mode transport") {
     // A configured hold transport.
     AnswerSettings other = s;
     other.hold_transport = "parked";
-    CHECK(map_reply(MapName::TransportMx, mailbox(MailboxState::Moving), other) == "OK parked:[unit12.my.com]:2525");
+    CHECK(map_reply(MapName::TransportMx, mailbox(MailboxState::Moving), other) == "OK parked:unix:/dev/null/unitpolicy-held/unit12");
+}
+
+TEST_CASE("the held route names a socket under /dev/null, never the unit's next-hop") {
+    CHECK(held_nexthop("unit12") == "unix:/dev/null/unitpolicy-held/unit12");
+    CHECK(held_nexthop("u-1_b.c") == "unix:/dev/null/unitpolicy-held/u-1_b.c");
+    // A unit name that is bad data cannot make the route reach elsewhere.
+    CHECK(held_nexthop("../../x:y,z w\n") == "unix:/dev/null/unitpolicy-held/.._.._x_y_z_w_");
+    Resolution moving = mailbox(MailboxState::Moving);
+    moving.destination->unit.nexthop = "[127.0.0.1]:25";
+    const auto reply = map_reply(MapName::TransportMx, moving, AnswerSettings{});
+    CHECK(reply == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
+    CHECK(reply.find("127.0.0.1") == std::string::npos);
 }
 
 TEST_CASE("transportmx map: hold_mode defer") {
@@ -250,9 +262,9 @@ TEST_CASE("transportmx map: aliases answer only for their own mailbox") {
     // An alias listing itself keeps a copy in its own mailbox: route it.
     CHECK(tmx(self_alias()) == "OK smtp:[unit12.my.com]:2525");
     CHECK(tmx(self_alias(MailboxState::Active, UnitState::Draining, "unit7")) == "OK lmtp:[unit7.my.com]:2525");
-    CHECK(tmx(self_alias(MailboxState::Active, UnitState::Down)) == "OK unithold:[unit12.my.com]:2525");
-    CHECK(tmx(self_alias(MailboxState::Moving)) == "OK unithold:[unit12.my.com]:2525");
-    CHECK(tmx(self_alias(MailboxState::Suspended)) == "OK unithold:[unit12.my.com]:2525");
+    CHECK(tmx(self_alias(MailboxState::Active, UnitState::Down)) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
+    CHECK(tmx(self_alias(MailboxState::Moving)) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
+    CHECK(tmx(self_alias(MailboxState::Suspended)) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
     // A self-reference that is not a live mailbox: NOTFOUND.
     Resolution r = self_alias();
     r.targets[1].kind = AliasTarget::Kind::Disabled;
@@ -279,20 +291,20 @@ TEST_CASE("transportunit map: own unit, other units, holds") {
     CHECK(tu(mailbox(MailboxState::Active, UnitState::Active, "unit7")) == "OK smtp:[mx.my.com]");
     CHECK(tu(mailbox(MailboxState::Active, UnitState::Draining, "unit7")) == "OK smtp:[mx.my.com]");
     // another unit's mailbox, that unit down: held
-    CHECK(tu(mailbox(MailboxState::Active, UnitState::Down, "unit7")) == "OK unithold:[unit7.my.com]:2525");
+    CHECK(tu(mailbox(MailboxState::Active, UnitState::Down, "unit7")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit7");
     // moving, own or other, and suspended: held
     for (auto us : unit_states) {
-        CHECK(tu(mailbox(MailboxState::Moving, us, "unit12")) == "OK unithold:[unit12.my.com]:2525");
-        CHECK(tu(mailbox(MailboxState::Moving, us, "unit7")) == "OK unithold:[unit7.my.com]:2525");
-        CHECK(tu(mailbox(MailboxState::Suspended, us, "unit12")) == "OK unithold:[unit12.my.com]:2525");
-        CHECK(tu(mailbox(MailboxState::Suspended, us, "unit7")) == "OK unithold:[unit7.my.com]:2525");
+        CHECK(tu(mailbox(MailboxState::Moving, us, "unit12")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
+        CHECK(tu(mailbox(MailboxState::Moving, us, "unit7")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit7");
+        CHECK(tu(mailbox(MailboxState::Suspended, us, "unit12")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
+        CHECK(tu(mailbox(MailboxState::Suspended, us, "unit7")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit7");
     }
     // aliases: only a self-reference, own or other
     CHECK(tu(plain_alias()) == not_found);
     CHECK(tu(self_alias(MailboxState::Active, UnitState::Active, "unit12")) == "OK mymda");
     CHECK(tu(self_alias(MailboxState::Active, UnitState::Active, "unit7")) == "OK smtp:[mx.my.com]");
-    CHECK(tu(self_alias(MailboxState::Active, UnitState::Down, "unit7")) == "OK unithold:[unit7.my.com]:2525");
-    CHECK(tu(self_alias(MailboxState::Moving, UnitState::Active, "unit12")) == "OK unithold:[unit12.my.com]:2525");
+    CHECK(tu(self_alias(MailboxState::Active, UnitState::Down, "unit7")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit7");
+    CHECK(tu(self_alias(MailboxState::Moving, UnitState::Active, "unit12")) == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
     // the rest
     CHECK(tu(disabled("unit12")) == not_found);
     CHECK(tu(disabled("unit7")) == not_found);
@@ -339,7 +351,7 @@ TEST_CASE("transportunit map without an mx relay never answers a bare OK") {
     CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s) ==
           "OK mymda");
     CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Moving, UnitState::Active, "unit7"), s) ==
-          "OK unithold:[unit7.my.com]:2525");
+          "OK unithold:unix:/dev/null/unitpolicy-held/unit7");
 }
 
 TEST_CASE("alias map") {
@@ -530,7 +542,8 @@ TEST_CASE("replies are capped at the socketmap limit, never truncated") {
     Resolution route = mailbox();
     route.destination->unit.nexthop = std::string(cap, 'n');
     CHECK(map_reply(MapName::TransportMx, route, s) == "TEMP reply too long");
-    route.destination->mailbox.state = MailboxState::Moving;
+    route.destination->mailbox.state = MailboxState::Moving;  // the held route names the unit
+    route.destination->unit.name = std::string(cap, 'u');
     CHECK(map_reply(MapName::TransportMx, route, s) == "TEMP reply too long");
     CHECK(map_reply(MapName::TransportUnit, route, unit_settings("unit7")) == "TEMP reply too long");
     route.destination->unit.nexthop = std::string(cap - 3 - 5, 'n');  // "OK smtp:" + nexthop == cap

@@ -94,7 +94,7 @@ TEST_CASE("socketmap requests dispatch on the map name of each request") {
                        netstring("transportmx *") + netstring("domain example.net") + netstring("domain example.org") +
                        netstring("alias sales@example.com") + netstring("nosuchmap x"),
                    out));
-    CHECK(out == netstring("OK user@example.com") + netstring("OK unithold:[u1.example.com]") + netstring("NOTFOUND ") +
+    CHECK(out == netstring("OK user@example.com") + netstring("OK unithold:unix:/dev/null/unitpolicy-held/u1") + netstring("NOTFOUND ") +
                      netstring("OK example.net") + netstring("NOTFOUND ") +
                      netstring("OK bob@example.com,partner@other.org,copy@elsewhere.org,user@example.com") +
                      netstring("PERM unknown map name"));

@@ -107,7 +107,7 @@ TEST_CASE("the daemon answers both protocols on its sockets and stops cleanly on
     check_exchange(p, two, "action=DUNNO\n\naction=550 5.1.1 User unknown\n\n");
     int m = connect_to(map);
     check_exchange(m, netstring("transportmx john.doe@example.com"), netstring("OK smtp:[u1.example.com]"));
-    check_exchange(m, netstring("transportmx dave@example.net"), netstring("OK unithold:[10.0.0.2]:24"));
+    check_exchange(m, netstring("transportmx dave@example.net"), netstring("OK unithold:unix:/dev/null/unitpolicy-held/u2"));
     struct stat st {};
     REQUIRE(stat(policy.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0660);
@@ -165,9 +165,9 @@ TEST_CASE("--query shows the trace and every interface's answer") {
                           "--mx-relay", "smtp:[mx.example.com]"});
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("outcome: mailbox") != std::string::npos);
-    CHECK(r.out.find("socketmap transportmx   OK unithold:[u1.example.com]") != std::string::npos);
+    CHECK(r.out.find("socketmap transportmx   OK unithold:unix:/dev/null/unitpolicy-held/u1") != std::string::npos);
     CHECK(r.out.find("unit role (unit u3):") != std::string::npos);
-    CHECK(r.out.find("socketmap transportunit OK unithold:[u1.example.com]") != std::string::npos);
+    CHECK(r.out.find("socketmap transportunit OK unithold:unix:/dev/null/unitpolicy-held/u1") != std::string::npos);
     auto missing = run_command({env_or_fail("UNITPOLICY"), "--db", w.dir.path("none.db"), "--query", "a@example.com"});
     CHECK(missing.exit_code == 1);
     CHECK(missing.out.find("action=451 4.3.0") != std::string::npos);
