@@ -195,6 +195,7 @@ std::string stats_prometheus(const Stats& s) {
           static_cast<double>(get(s.replica_generation)));
     gauge("unitpolicy_replica_published_timestamp_seconds", "When that snapshot was published (0: not stamped).",
           static_cast<double>(get(s.replica_published_at)));
+    common::replica_metrics(m, "unitpolicy", s.replica_notes.view());
 
     // Bucket bounds are those of the latency histogram nearest below each le.
     m.family("unitpolicy_request_duration_seconds", Type::Histogram, "Time to answer one request.");

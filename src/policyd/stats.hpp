@@ -10,6 +10,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/replica_metrics.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
 
@@ -58,6 +59,8 @@ struct Stats {
     // The last refused file, while no switch has followed: "PATH: reason: why".
     void set_refused(std::string text);
     std::string refused() const;
+    // The served snapshot's primary, a pending replacement, the last refusal (for /metrics).
+    common::ReplicaNotes replica_notes;
     LatencyHistogram latency;
 
     void count(VerdictKind v) noexcept { verdicts[static_cast<int>(v)].fetch_add(1, std::memory_order_relaxed); }
