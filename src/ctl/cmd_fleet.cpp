@@ -99,7 +99,7 @@ std::vector<std::string> lagging(const std::vector<FleetHost>& hosts, const std:
         primary = majority_primary(reports);
         std::set<std::string> ids;
         for (const auto& r : reports)
-            if (r.answered()) ids.insert(r.primary_id);
+            if (r.answered() && !r.primary_id.empty()) ids.insert(r.primary_id);
         split = !primary && ids.size() > 1;
     }
     std::vector<std::string> lines;

@@ -79,7 +79,7 @@ std::string status_line(const FleetHost& host, const HostReport& report, std::ti
 std::optional<std::string> majority_primary(const std::vector<HostReport>& reports) {
     std::map<std::string, int> votes;
     for (const auto& r : reports)
-        if (r.answered()) ++votes[r.primary_id];
+        if (r.answered() && !r.primary_id.empty()) ++votes[r.primary_id];  // no identity: no vote
     std::optional<std::string> best;
     int best_votes = 0;
     bool tie = false;

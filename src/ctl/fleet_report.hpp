@@ -51,8 +51,8 @@ HostReport report_of(const Fetched& fetched);
 std::string status_line(const FleetHost& host, const HostReport& report, std::time_t now);
 
 // The primary `wait` expects, when the primary database does not say: the
-// primary_id most answering hosts serve; nullopt when they tie (each is then
-// suspect) or none answered.
+// primary_id most answering hosts serve (a snapshot without one has no
+// vote); nullopt when they tie or none has one.
 std::optional<std::string> majority_primary(const std::vector<HostReport>& reports);
 
 // Why `report` keeps `wait` waiting for generation `generation` of the

@@ -178,6 +178,7 @@ TEST_CASE("wait: the primary most hosts serve, when the database does not say") 
     CHECK(majority_primary({serving(5, "a"), serving(5, "a"), serving(5, "b")}) == "a");
     CHECK(!majority_primary({serving(5, "a"), serving(5, "b")}));
     CHECK(!majority_primary({HostReport::failed("x")}));
+    CHECK(majority_primary({serving(5, "a"), serving(5, ""), serving(5, "")}) == "a");  // no identity, no vote
     CHECK(majority_primary({serving(5, "a"), HostReport::failed("x"), HostReport::failed("y")}) == "a");
 }
 
