@@ -7,7 +7,6 @@
 #include <array>
 #include <ctime>
 #include <ostream>
-#include <set>
 #include <thread>
 
 #include "ctl/command.hpp"
@@ -74,12 +73,6 @@ void run_status(Invocation& inv) {
     if (silent != 0) throw Failure(fmt::format("fleet status: {} of {} hosts did not answer", silent, hosts.size()));
 }
 
-// What `wait` waits for: a generation, of one primary when it is known.
-struct Target {
-    std::int64_t generation = 0;
-    std::optional<std::string> primary_id;  // nullopt: the one most hosts serve
-};
-
 Target target_of(const Invocation& inv) {
     if (auto g = inv.options.find("generation"); g != inv.options.end())
         return Target{g->second.as<std::int64_t>(), std::nullopt};  // no database read
@@ -88,27 +81,6 @@ Target target_of(const Invocation& inv) {
         throw Failure(fmt::format("fleet wait: no --generation, and the primary cannot say its own: {}",
                                   meta.error().message));
     return Target{meta->generation, meta->primary_id};
-}
-
-// The hosts that keep `wait` waiting, "NAME: why" each.
-std::vector<std::string> lagging(const std::vector<FleetHost>& hosts, const std::vector<HostReport>& reports,
-                                 const Target& target) {
-    auto primary = target.primary_id;
-    bool split = false;  // hosts serve several primaries, none of them most
-    if (!primary) {
-        primary = majority_primary(reports);
-        std::set<std::string> ids;
-        for (const auto& r : reports)
-            if (r.answered() && !r.primary_id.empty()) ids.insert(r.primary_id);
-        split = !primary && ids.size() > 1;
-    }
-    std::vector<std::string> lines;
-    for (std::size_t i = 0; i < hosts.size(); ++i) {
-        auto why = lag_of(reports[i], target.generation, primary);
-        if (!why && split) why = fmt::format("serves primary {}, and the fleet several", short_id(reports[i].primary_id));
-        if (why) lines.push_back(fmt::format("{}: {}", hosts[i].name, *why));
-    }
-    return lines;
 }
 
 void run_wait(Invocation& inv) {

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <map>
+#include <set>
 
 namespace unit::ctl {
 
@@ -106,6 +107,26 @@ std::optional<std::string> lag_of(const HostReport& report, std::int64_t generat
         return fmt::format("serves generation {}{}", report.generation,
                            report.refused.empty() ? "" : fmt::format(", replacement refused ({})", report.refused));
     return std::nullopt;
+}
+
+std::vector<std::string> lagging(const std::vector<FleetHost>& hosts, const std::vector<HostReport>& reports,
+                                 const Target& target) {
+    auto primary = target.primary_id;
+    bool split = false;  // hosts serve several primaries, none of them most
+    if (!primary) {
+        primary = majority_primary(reports);
+        std::set<std::string> ids;
+        for (const auto& r : reports)
+            if (r.answered() && !r.primary_id.empty()) ids.insert(r.primary_id);
+        split = !primary && ids.size() > 1;
+    }
+    std::vector<std::string> lines;
+    for (std::size_t i = 0; i < hosts.size(); ++i) {
+        auto why = lag_of(reports[i], target.generation, primary);
+        if (!why && split) why = fmt::format("serves primary {}, and the fleet several", short_id(reports[i].primary_id));
+        if (why) lines.push_back(fmt::format("{}: {}", hosts[i].name, *why));
+    }
+    return lines;
 }
 
 }  // namespace unit::ctl

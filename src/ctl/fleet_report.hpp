@@ -61,6 +61,19 @@ std::optional<std::string> majority_primary(const std::vector<HostReport>& repor
 std::optional<std::string> lag_of(const HostReport& report, std::int64_t generation,
                                   const std::optional<std::string>& primary_id);
 
+// What `wait` waits for: a generation, of one primary when it is known.
+struct Target {
+    std::int64_t generation = 0;
+    std::optional<std::string> primary_id;  // nullopt: the one most hosts serve (majority_primary)
+};
+
+// The decision of `wait`: the hosts that keep it waiting, "NAME: why" each
+// (lag_of), in the hosts' order; empty when every one is there. Without a
+// primary known nor one most hosts serve, hosts serving several primaries
+// all lag ("serves primary ID, and the fleet several").
+std::vector<std::string> lagging(const std::vector<FleetHost>& hosts, const std::vector<HostReport>& reports,
+                                 const Target& target);
+
 // The first characters of a primary_id, as printed.
 std::string short_id(std::string_view primary_id);
 // A duration as printed: 42s, 5m, 3h, 2d.

@@ -182,6 +182,27 @@ TEST_CASE("wait: the primary most hosts serve, when the database does not say") 
     CHECK(majority_primary({serving(5, "a"), HostReport::failed("x"), HostReport::failed("y")}) == "a");
 }
 
+TEST_CASE("wait: the hosts that keep it waiting, named, in order") {
+    const std::vector<FleetHost> hosts = {parse_metrics_url("http://a:1/", "mx1").value(),
+                                          parse_metrics_url("http://b:1/", "mx2").value(),
+                                          parse_metrics_url("http://c:1/", "mx3").value()};
+    // The primary's identity known: a host of another primary lags whatever its generation.
+    CHECK(lagging(hosts, {serving(7), serving(8), serving(9, "other123456")}, {7, "aaaa1111bbbb2222"}) ==
+          std::vector<std::string>{"mx3: serves another primary (other123, generation 9)"});
+    CHECK(lagging(hosts, {serving(7), serving(6), HostReport::failed("connect: Connection refused")},
+                  {7, "aaaa1111bbbb2222"}) ==
+          std::vector<std::string>{"mx2: serves generation 6", "mx3: no answer: connect: Connection refused"});
+    CHECK(lagging(hosts, {serving(7), serving(7), serving(8)}, {7, "aaaa1111bbbb2222"}).empty());
+    // --generation alone: the primary most hosts serve.
+    CHECK(lagging(hosts, {serving(7), serving(7), serving(7, "other123456")}, {7, std::nullopt}) ==
+          std::vector<std::string>{"mx3: serves another primary (other123, generation 7)"});
+    CHECK(lagging(hosts, {serving(7), serving(7, ""), serving(7)}, {7, std::nullopt}).empty());
+    // Two primaries, one host each: neither can be trusted.
+    CHECK(lagging({hosts[0], hosts[1]}, {serving(7, "x1"), serving(7, "y2")}, {7, std::nullopt}) ==
+          std::vector<std::string>{"mx1: serves primary x1, and the fleet several",
+                                   "mx2: serves primary y2, and the fleet several"});
+}
+
 TEST_CASE("status line") {
     auto host = parse_metrics_url("http://mx1:9101/metrics", "mx1").value();
     auto r = serving(42);
