@@ -9,7 +9,8 @@
 //   audit: user root: unitctl --db P sync users.csv: added 12 changed 3 removed 1 moves begun 2: generation 41 -> 59
 // and one more line for each further line of Invocation::changed (the
 // objects of sync -v). A failed command wrote nothing (every write is one
-// transaction) and is not audited; neither is a command that read only.
+// transaction) and is not audited; neither is a command that read only, nor
+// one outside the primary (Command::outside_primary), whose run reads no database.
 // The log is audit_log (settings.hpp): syslog, facility mail (where
 // Postfix logs, so one log holds the mail and the directory changes that
 // explain it), priority info, ident unitctl; or stderr; or none. Every

@@ -23,7 +23,8 @@ const std::vector<Command>& all_commands() {
     static const std::vector<Command> all = [] {
         std::vector<Command> commands;
         for (auto family : {init_commands(), domain_commands(), unit_commands(), mailbox_commands(),
-                            move_commands(), alias_commands(), data_commands(), sync_commands(), resolve_commands()})
+                            move_commands(), alias_commands(), data_commands(), sync_commands(), resolve_commands(),
+                            fleet_commands()})
             commands.insert(commands.end(), family.begin(), family.end());
         return commands;
     }();

@@ -80,6 +80,9 @@ struct Command {
     // Declares the command's own options; nullptr when it has none.
     void (*declare)(boost::program_options::options_description& options);
     void (*run)(Invocation& inv);
+    // Reads nothing of the primary and writes nothing (fleet): never audited,
+    // even when another unitctl changes the primary while it runs.
+    bool outside_primary = false;
 };
 
 // The command families, in the order --help lists them.
@@ -92,6 +95,7 @@ std::span<const Command> alias_commands() noexcept;   // cmd_alias.cpp
 std::span<const Command> data_commands() noexcept;    // cmd_data.cpp
 std::span<const Command> sync_commands() noexcept;    // cmd_sync.cpp
 std::span<const Command> resolve_commands() noexcept; // cmd_resolve.cpp
+std::span<const Command> fleet_commands() noexcept;   // cmd_fleet.cpp
 
 // A libunit outcome, or Failure with its message.
 template <class T>

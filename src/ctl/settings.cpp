@@ -76,7 +76,13 @@ std::string apply_audit_log(std::string_view value, Settings& s) {
     return {};
 }
 
-constexpr std::array<ConfigKey, 8> config_keys{{
+std::string apply_fleet_hosts(std::string_view value, Settings& s) {
+    if (value.empty()) return "empty path";
+    s.fleet_hosts = std::string(value);
+    return {};
+}
+
+constexpr std::array<ConfigKey, 9> config_keys{{
     {"db", apply_db},
     {"recipient_delimiter", apply_delimiter},
     {"fold_local_case", apply_fold},
@@ -85,6 +91,7 @@ constexpr std::array<ConfigKey, 8> config_keys{{
     {"hold_transport", apply_hold_transport},
     {"max_alias_targets", apply_max_alias_targets},
     {"audit_log", apply_audit_log},
+    {"fleet_hosts", apply_fleet_hosts},
 }};
 
 }  // namespace

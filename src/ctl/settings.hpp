@@ -12,6 +12,7 @@
 //   reject_max_age       duration, for `resolve`
 //   max_replica_age      duration, for `resolve`
 //   audit_log            syslog|stderr|none, where the audit lines go (audit.hpp)
+//   fleet_hosts          the hosts file of `fleet` (fleet_hosts.hpp)
 //   ldap_*               the LDAP source of `sync --ldap` (ldap_settings.hpp)
 // A duration is a number of seconds, or a number followed by s, m, h, d or
 // w (Postfix time units). Errors (unreadable file, a line without '=', an
@@ -44,6 +45,7 @@ struct Settings {
     int max_alias_targets = 1000;
     LdapSettings ldap;  // the source of `sync --ldap`
     AuditLog audit_log = AuditLog::Syslog;
+    std::string fleet_hosts;  // "" when not configured
 };
 
 // Applies the keys of the file at `path` to `settings`.

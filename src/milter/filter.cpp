@@ -94,14 +94,22 @@ public:
 private:
     void note_replica_changes(Slot& slot) noexcept {
         const auto& status = slot.directory.status();
-        if (status.serving) filter_stats().replica_generation.store(
-            static_cast<std::uint64_t>(status.snapshot.generation), std::memory_order_relaxed);
+        auto& stats = filter_stats();
+        if (status.serving) {
+            stats.replica_generation.store(static_cast<std::uint64_t>(status.snapshot.generation),
+                                           std::memory_order_relaxed);
+            stats.replica_published_at.store(static_cast<std::uint64_t>(status.snapshot.published_at.value_or(0)),
+                                             std::memory_order_relaxed);
+        }
+        stats.replica_notes.set_pending(status.pending.has_value());
         try {
+            if (status.serving) stats.replica_notes.serving(status.snapshot.primary_id);  // once a message: cheap
             if (auto text = clock_skew_to_report(status, directory_.validation.get(), std::time(nullptr)))
                 log(Severity::Warning, "replica: {}", *text);
             if (status.switches != slot.switches_seen) {
                 MilterStats::add(filter_stats().replica_switches, status.switches - slot.switches_seen);
                 slot.switches_seen = status.switches;
+                stats.replica_notes.switched();
                 log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
             }
             if (status.refusals != slot.refusals_seen) {
@@ -110,6 +118,7 @@ private:
                     MilterStats::add(filter_stats().replica_refusals);
                     MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(status.refused->reason)]);
                     log(Severity::Warning, "replica: refused {}", *text);
+                    stats.replica_notes.refused(to_string(status.refused->reason), std::time(nullptr));
                 }
             }
         } catch (const std::exception&) {  // allocation failure: noted at the next lease

@@ -1,6 +1,7 @@
 #include "milter/stats.hpp"
 
 #include "common/metrics_http.hpp"
+#include "common/replica_metrics.hpp"
 
 namespace unit::milter {
 
@@ -40,6 +41,10 @@ std::string stats_prometheus(const MilterStats& s) {
                  {{"reason", to_string(static_cast<unit::RefusalReason>(i))}});
     m.family("unitmilter_replica_generation", Type::Gauge, "Generation of the snapshot the last lookup used.");
     m.sample("unitmilter_replica_generation", value(s.replica_generation));
+    m.family("unitmilter_replica_published_timestamp_seconds", Type::Gauge,
+             "When that snapshot was published (0: not stamped).");
+    m.sample("unitmilter_replica_published_timestamp_seconds", value(s.replica_published_at));
+    common::replica_metrics(m, "unitmilter", s.replica_notes.view());
     return m.text();
 }
 

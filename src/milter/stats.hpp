@@ -11,6 +11,7 @@
 #include <cstdint>
 #include <string>
 
+#include "common/replica_metrics.hpp"
 #include "unit/directory.hpp"
 
 namespace unit::milter {
@@ -33,6 +34,9 @@ struct MilterStats {
     Counter replica_refusals{0};
     std::array<Counter, unit::refusal_reason_count> refusal_reasons{};  // by unit::RefusalReason
     Counter replica_generation{0};  // of the last snapshot a lookup used
+    Counter replica_published_at{0};  // its meta.published_at (0: not stamped)
+    // Its primary, a pending replacement, the last refusal.
+    common::ReplicaNotes replica_notes;
 
     static void add(Counter& counter, std::uint64_t n = 1) noexcept {
         counter.fetch_add(n, std::memory_order_relaxed);

@@ -85,6 +85,7 @@ void Worker::note_replica_changes() {
         stats_.replica_generation.store(static_cast<std::uint64_t>(generation_seen_), std::memory_order_relaxed);
         stats_.replica_published_at.store(static_cast<std::uint64_t>(status.snapshot.published_at.value_or(0)),
                                           std::memory_order_relaxed);
+        stats_.replica_notes.serving(status.snapshot.primary_id);
         if (auto text = clock_skew_to_report(status, validation_.get(), std::time(nullptr)))
             common::log(Severity::Warning, "replica: {}", *text);
     }
@@ -92,6 +93,8 @@ void Worker::note_replica_changes() {
         stats_.replica_switches += status.switches - switches_seen_;
         switches_seen_ = status.switches;
         stats_.set_refused({});
+        stats_.replica_notes.serving(status.snapshot.primary_id);  // a takeover may keep the generation
+        stats_.replica_notes.switched();
         common::log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
     }
     if (status.refusals != refusals_seen_) {
@@ -100,8 +103,10 @@ void Worker::note_replica_changes() {
             stats_.count(status.refused->reason);
             common::log(Severity::Warning, "replica: refused {}", *text);
             stats_.set_refused(std::move(*text));
+            stats_.replica_notes.refused(to_string(status.refused->reason), std::time(nullptr));
         }
     }
+    stats_.replica_notes.set_pending(status.pending.has_value());
     if (status.problem != problem_seen_) {  // each new problem once, not per request
         problem_seen_ = status.problem;
         if (!problem_seen_.empty() && !status.refused) common::log(Severity::Warning, "replica: {}", problem_seen_);

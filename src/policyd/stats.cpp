@@ -210,6 +210,7 @@ std::string stats_prometheus(const Stats& s) {
           static_cast<double>(get(s.replica_generation)));
     gauge("unitpolicy_replica_published_timestamp_seconds", "When that snapshot was published (0: not stamped).",
           static_cast<double>(get(s.replica_published_at)));
+    common::replica_metrics(m, "unitpolicy", s.replica_notes.view());
 
     m.family("unitpolicy_held_messages", Type::Gauge,
              "Deferred messages held for a unit, at the last scan of the queue (unit=\"(none)\": held recipients "

@@ -11,6 +11,7 @@
 #include <mutex>
 #include <string>
 
+#include "common/replica_metrics.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
 
@@ -59,6 +60,8 @@ struct Stats {
     // The last refused file, while no switch has followed: "PATH: reason: why".
     void set_refused(std::string text);
     std::string refused() const;
+    // The served snapshot's primary, a pending replacement, the last refusal (for /metrics).
+    common::ReplicaNotes replica_notes;
     LatencyHistogram latency;
     // The held-mail watcher (held_mail.hpp): messages released, scans that
     // failed, when the last scan ended (Unix time, 0: none yet), and what it
