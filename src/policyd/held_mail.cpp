@@ -170,11 +170,18 @@ bool HeldMailWatcher::Impl::scan(const Settings& s, std::int64_t serving) {
     }
     std::uint64_t released = 0;
     std::string release_error;
-    for (const auto& id : decision.release()) {
-        if (stopped()) break;
-        auto done = run_program(postqueue(s, {"-i", id}), release_limits, [](std::string_view) {});
-        if (done) ++released;
-        else release_error = done.error().message;  // gone meanwhile, or postqueue failing: the next scan sees
+    const auto& ids = decision.release();
+    if (ids.size() > max_single_releases) {
+        auto done = run_program(postqueue(s, {"-f"}), release_limits, [](std::string_view) {});
+        if (done) released = ids.size();
+        else release_error = done.error().message;
+    } else {
+        for (const auto& id : ids) {
+            if (stopped()) break;
+            auto done = run_program(postqueue(s, {"-i", id}), release_limits, [](std::string_view) {});
+            if (done) ++released;
+            else release_error = done.error().message;  // gone meanwhile, or postqueue failing: the next scan sees
+        }
     }
     if (!release_error.empty()) stats.held_scan_errors++;
     note_error(release_error);
@@ -182,8 +189,9 @@ bool HeldMailWatcher::Impl::scan(const Settings& s, std::int64_t serving) {
     stats.set_held(decision.held());
     stats.held_scanned_at = static_cast<std::uint64_t>(std::time(nullptr));
     if (released)
-        common::log(Severity::Info, "held mail: released {} message{} (generation {})", released,
-                    released == 1 ? "" : "s", scanned_generation);
+        common::log(Severity::Info, "held mail: released {} message{} (generation {}{})", released,
+                    released == 1 ? "" : "s", scanned_generation,
+                    ids.size() > max_single_releases ? ", postqueue -f" : "");
     return released > 0;
 }
 

@@ -1,8 +1,10 @@
 #include <doctest/doctest.h>
+#include <fmt/format.h>
 
 #include <sys/stat.h>
 
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -205,7 +207,7 @@ TEST_CASE("the watcher scans at once and every interval, releases, counts, and s
         std::ofstream script(fake);
         script << "#!/bin/sh\n[ \"$1\" = -c ] && [ \"$2\" = " << dir.path("etc") << " ] || exit 64\nshift 2\n"
                << "case $1 in -j) cat " << dir.path("queue.jsonl") << ";; -i) echo \"$2\" >>" << dir.path("released")
-               << ";; *) exit 64;; esac\n";
+               << ";; -f) echo flush >>" << dir.path("released") << ";; *) exit 64;; esac\n";
     }
     REQUIRE(chmod(fake.c_str(), 0755) == 0);
     {
@@ -234,6 +236,20 @@ TEST_CASE("the watcher scans at once and every interval, releases, counts, and s
     std::string first;
     std::getline(released, first);
     CHECK(first == "FREE");
+
+    // More releases than max_single_releases: one postqueue -f instead
+    {
+        std::ofstream queue(dir.path("queue.jsonl"));
+        queue << line("HELD", {{"moving@example.com", "deferred transport"}}) << '\n';
+        for (std::size_t i = 0; i <= max_single_releases; ++i)
+            queue << line(fmt::format("FREE{}", i), {{"john.doe@example.com", "deferred transport"}}) << '\n';
+    }
+    std::remove(dir.path("released").c_str());
+    REQUIRE(wait_for([&] { return stats.held_released.load() == 2 + max_single_releases; }));
+    std::ifstream flushed(dir.path("released"));
+    std::stringstream calls;
+    calls << flushed.rdbuf();
+    CHECK(calls.str() == "flush\n");
 
     // postqueue gone: each scan fails and is counted; the last counts stay
     auto broken = std::make_shared<Settings>(*settings);
