@@ -108,6 +108,7 @@ cleanup() {
     rm -rf "$tmp"
 }
 trap cleanup EXIT
+trap 'exit 130' INT TERM HUP
 
 # The system Postfix's files, before: the same after, whatever happens.
 postfix_state() {
