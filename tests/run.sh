@@ -15,6 +15,10 @@
 #                    needs root; skipped otherwise)
 #   milter           unitmilter under miltertest (tests/milter/)
 #   install          a DESTDIR install of the normal build (tests/install/)
+#   package          the Debian package (tests/package/): built in a copy of
+#                    the tree, lintian, installed, both services answering,
+#                    purged (needs root and dpkg-buildpackage; skipped
+#                    otherwise)
 #   faults, attacks  tests/faults/run.sh, tests/attacks/run.sh on the normal
 #                    build, each only when the script exists
 #   fuzz             tests/fuzz/run.sh (its own clang build), when it exists
@@ -142,6 +146,20 @@ integration_stage() {
     script_stage "$1" integration env BUILD_DIR="$2" bash tests/integration/run.sh
 }
 
+# package_stage NAME: the Debian package's build, install and purge, as
+# root with dpkg-buildpackage only.
+package_stage() {
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "package: skipped (needs root to install and purge the package)"
+        skip "$1" "needs root"
+    elif ! command -v dpkg-buildpackage >/dev/null; then
+        echo "package: skipped (no dpkg-buildpackage: install dpkg-dev and debhelper)"
+        skip "$1" "no dpkg-buildpackage"
+    else
+        script_stage "$1" package bash tests/package/run.sh
+    fi
+}
+
 # optional_stage NAME SCRIPT COMMAND...: COMMAND when SCRIPT exists.
 optional_stage() {
     local name=$1 script=$2
@@ -162,6 +180,11 @@ if build_stage build "$build"; then
     integration_stage integration "$build"
     script_stage milter milter env BUILD_DIR="$build" bash tests/milter/run.sh
     script_stage install install env BUILD_DIR="$build" bash tests/install/run.sh
+    if [ -n "$quick" ]; then
+        skip package TESTS_QUICK
+    else
+        package_stage package
+    fi
     if [ -n "$quick" ]; then
         skip faults TESTS_QUICK
         skip attacks TESTS_QUICK
