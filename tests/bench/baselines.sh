@@ -345,24 +345,7 @@ EOF
 }
 
 # postfwd_ask RECIPIENT: one policy request; prints the action.
-postfwd_ask() {
-    python3 - "$work/postfwd/policy.sock" "$1" <<'EOF'
-import socket, sys
-s = socket.socket(socket.AF_UNIX)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-           "client_address=192.0.2.1\nclient_name=unknown\nhelo_name=client.invalid\n"
-           "sender=sender@sender.invalid\nrecipient=%s\n\n" % sys.argv[2]).encode())
-reply = b""
-while not reply.endswith(b"\n\n"):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-print(reply.decode().split("\n")[0].removeprefix("action="))
-EOF
-}
+postfwd_ask() { python3 "$root/tests/policy_rcpt.py" "$work/postfwd/policy.sock" "$1" 192.0.2.1; }
 
 postfwd_baseline() {
     if [ "$(id -u)" -ne 0 ]; then skip "postfwd2 needs root (it runs as nobody)"; return; fi

@@ -625,29 +625,22 @@ it_data_reply() {
 # 127.0.0.2) on the unix SOCKET; prints the action ("DUNNO", "550 5.1.1
 # User unknown"), or "BAD REPLY ..." for anything else.
 it_policy_rcpt() {
-    timeout --foreground 10 python3 - "$1" "$2" "${3:-127.0.0.2}" <<'EOF_PY'
-import socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-s.settimeout(5)
-s.connect(sys.argv[1])
-s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-           "client_address=%s\nsender=sender@sender.invalid\n"
-           "recipient=%s\nqueue_id=\n\n" % (sys.argv[3], sys.argv[2])).encode())
-reply = b""
-while not reply.endswith(b"\n\n"):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-line = reply.decode(errors="replace").split("\n")[0]
-print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
-EOF_PY
+    timeout --foreground 10 python3 "$IT_ROOT/tests/policy_rcpt.py" "$1" "$2" "${3:-127.0.0.2}"
 }
 
 # ---------------------------------------------------------------- databases
 
 # ctl ARGS...: unitctl on the test's primary database ($IT_DB).
 ctl() { "$IT_UNITCTL" --db "$IT_DB" "$@"; }
+
+# it_replica_paths: IT_DB (the test's primary) and IT_REPLICA (where
+# it_publish puts its snapshot, in a directory every daemon can read).
+it_replica_paths() {
+    IT_DB=$IT_WORK/primary.db
+    IT_REPLICA=$IT_WORK/replica/units.db
+    mkdir -p "$IT_WORK/replica"
+    chmod 0755 "$IT_WORK/replica"
+}
 
 # it_publish [OUT]: publishes $IT_DB to OUT (default $IT_REPLICA),
 # readable by everyone (Postfix and the daemons read it as other users).

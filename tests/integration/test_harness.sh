@@ -12,10 +12,7 @@ it_init "$@"
 # --- the directory: two units on sinks, three mailboxes, an alias
 sink_start unit1
 sink_start unit2
-IT_DB=$IT_WORK/primary.db
-IT_REPLICA=$IT_WORK/replica/units.db
-mkdir -p "$IT_WORK/replica"
-chmod 0755 "$IT_WORK/replica"
+it_replica_paths
 {
     ctl init &&
     ctl domain add example.com &&

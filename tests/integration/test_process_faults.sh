@@ -181,10 +181,9 @@ both_drained() { pf_queue_is outside 0 && pf_queue_is mx 0; }
 # --------------------------------------------------------------- directory
 
 for u in "${units[@]}"; do sink_start "$u"; done
-IT_DB=$IT_WORK/primary.db
-IT_REPLICA=$IT_WORK/replica/units.db
-mkdir -p "$IT_WORK/replica" "$IT_WORK/mx"
-chmod 0755 "$IT_WORK/replica" "$IT_WORK/mx"
+it_replica_paths
+mkdir -p "$IT_WORK/mx"
+chmod 0755 "$IT_WORK/mx"
 directory_csv p m >"$IT_WORK/directory.csv"
 { ctl init && ctl import "$IT_WORK/directory.csv"; } >/dev/null || it_fatal "unitctl could not import the test directory"
 it_publish

@@ -305,23 +305,7 @@ for program in "${programs[@]}"; do
 done
 
 # policy RECIPIENT: the action of the installed unitpolicy at RCPT TO.
-policy() {
-    timeout --foreground 10 python3 - "$policy_port" "$1" <<'EOF_PY'
-import socket, sys
-s = socket.create_connection(("127.0.0.1", int(sys.argv[1])), timeout=5)
-s.sendall(("request=smtpd_access_policy\nprotocol_state=RCPT\nprotocol_name=ESMTP\n"
-           "client_address=192.0.2.1\nsender=sender@sender.invalid\n"
-           "recipient=%s\nqueue_id=\n\n" % sys.argv[2]).encode())
-reply = b""
-while not reply.endswith(b"\n\n"):
-    chunk = s.recv(4096)
-    if not chunk:
-        break
-    reply += chunk
-line = reply.decode(errors="replace").split("\n")[0]
-print(line[len("action="):] if line.startswith("action=") else "BAD REPLY " + repr(reply))
-EOF_PY
-}
+policy() { timeout --foreground 10 python3 "$root/tests/policy_rcpt.py" "127.0.0.1:$policy_port" "$1" 192.0.2.1; }
 # socketmap MAP KEY: the installed unitpolicy's socketmap answer.
 socketmap() {
     timeout --foreground 10 python3 - "$map_port" "$1 $2" <<'EOF_PY'
