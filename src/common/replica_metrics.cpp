@@ -9,15 +9,17 @@ void ReplicaNotes::serving(std::string_view primary_id) {
     if (view_.primary_id != primary_id) view_.primary_id = primary_id;
 }
 
-void ReplicaNotes::refused(std::string_view reason, std::time_t when) {
+void ReplicaNotes::refused(std::string_view reason, std::time_t when, std::string detail) {
     std::lock_guard lock(mutex_);
     view_.refused_reason = reason;
+    view_.refused_detail = std::move(detail);
     view_.last_refusal = when;
 }
 
 void ReplicaNotes::switched() {
     std::lock_guard lock(mutex_);
     view_.refused_reason.clear();
+    view_.refused_detail.clear();
 }
 
 ReplicaNotes::View ReplicaNotes::view() const {

@@ -26,11 +26,12 @@ public:
         bool pending = false;          // a replacement noticed, neither served nor refused yet
         std::string refused_reason;    // the refusal holding now (until a switch); "" when none
         std::time_t last_refusal = 0;  // when the last refusal was noted; 0 when never
+        std::string refused_detail;    // its whole text, "PATH: reason: why", when the writer gave one
     };
 
     void serving(std::string_view primary_id);
     void set_pending(bool pending) noexcept { pending_.store(pending, std::memory_order_relaxed); }
-    void refused(std::string_view reason, std::time_t when);
+    void refused(std::string_view reason, std::time_t when, std::string detail = {});
     void switched();  // a switch ends the refusal holding
     View view() const;
 

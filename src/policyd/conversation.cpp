@@ -92,7 +92,6 @@ void Worker::note_replica_changes() {
     if (status.switches != switches_seen_) {
         stats_.replica_switches += status.switches - switches_seen_;
         switches_seen_ = status.switches;
-        stats_.set_refused({});
         stats_.replica_notes.serving(status.snapshot.primary_id);  // a takeover may keep the generation
         stats_.replica_notes.switched();
         common::log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
@@ -102,8 +101,7 @@ void Worker::note_replica_changes() {
         if (auto text = refusal_to_report(status, validation_.get())) {
             stats_.count(status.refused->reason);
             common::log(Severity::Warning, "replica: refused {}", *text);
-            stats_.set_refused(std::move(*text));
-            stats_.replica_notes.refused(to_string(status.refused->reason), std::time(nullptr));
+            stats_.replica_notes.refused(to_string(status.refused->reason), std::time(nullptr), std::move(*text));
         }
     }
     stats_.replica_notes.set_pending(status.pending.has_value());

@@ -109,16 +109,6 @@ std::string stats_text(const Stats& stats) {
     return out;
 }
 
-void Stats::set_refused(std::string text) {
-    std::lock_guard lock(refused_mutex_);
-    refused_ = std::move(text);
-}
-
-std::string Stats::refused() const {
-    std::lock_guard lock(refused_mutex_);
-    return refused_;
-}
-
 void Stats::set_held(std::map<std::string, std::uint64_t> by_unit) {
     std::lock_guard lock(held_mutex_);
     held_ = std::move(by_unit);
@@ -143,7 +133,7 @@ std::string stats_json(const Stats& stats, const ReplicaView& replica) {
     std::vector<std::string> fields;
     for (const auto& [name, value] : flatten(stats)) fields.push_back(fmt::format("\"{}\":{}", name, value));
     fields.push_back(fmt::format("\"replica_validating\":{}", replica.validating ? 1 : 0));
-    fields.push_back(fmt::format("\"replica_refused\":{}", json_string(stats.refused())));
+    fields.push_back(fmt::format("\"replica_refused\":{}", json_string(stats.replica_notes.view().refused_detail)));
     return fmt::format("{{{}}}", fmt::join(fields, ","));
 }
 

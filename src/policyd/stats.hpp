@@ -57,10 +57,8 @@ struct Stats {
     std::array<Counter, unit::refusal_reason_count> refusal_reasons{};  // by unit::RefusalReason
     // The snapshot answering now (the newest any worker has switched to).
     Counter replica_generation{0}, replica_published_at{0};
-    // The last refused file, while no switch has followed: "PATH: reason: why".
-    void set_refused(std::string text);
-    std::string refused() const;
-    // The served snapshot's primary, a pending replacement, the last refusal (for /metrics).
+    // The served snapshot's primary, a pending replacement, the refusal
+    // holding (its text "PATH: reason: why" while no switch has followed).
     common::ReplicaNotes replica_notes;
     LatencyHistogram latency;
     // The held-mail watcher (held_mail.hpp): messages released, scans that
@@ -82,8 +80,6 @@ struct Stats {
     }
 
 private:
-    mutable std::mutex refused_mutex_;
-    std::string refused_;
     mutable std::mutex held_mutex_;
     std::map<std::string, std::uint64_t> held_;
 };

@@ -48,7 +48,7 @@ TEST_CASE("prometheus text: reads what the daemons write") {
     common::MetricsText m;
     m.family("unitpolicy_replica_generation", common::MetricsText::Type::Gauge, "help");
     m.sample("unitpolicy_replica_generation", 42);
-    common::replica_metrics(m, "unitpolicy", {"p\"id\\", true, "foreign", 1700000000});
+    common::replica_metrics(m, "unitpolicy", {"p\"id\\", true, "foreign", 1700000000, ""});
     auto samples = parse_prometheus_text(m.text());
     REQUIRE(samples.ok());
     auto report = report_of(*samples);

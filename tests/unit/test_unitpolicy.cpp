@@ -601,7 +601,7 @@ TEST_CASE("refusals are counted by reason on the control socket and in Prometheu
     stats.count(RefusalReason::Unreadable);
     stats.count(RefusalReason::Timeout);
     stats.count(RefusalReason::Timeout);
-    stats.set_refused("units.db: timeout: validation did not finish");
+    stats.replica_notes.refused("timeout", 0, "units.db: timeout: validation did not finish");
     auto json = unit::policyd::stats_json(stats, unit::policyd::ReplicaView{true});
     CHECK(json.find("\"replica_refusals\":3,") != std::string::npos);
     CHECK(json.find("\"replica_refusals_timeout\":2,") != std::string::npos);
