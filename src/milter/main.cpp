@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -156,6 +157,10 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
 }  // namespace
 
 int main(int argc, char* argv[]) {
+    // The stats are made by the first call of filter_stats(): stamped here,
+    // unitmilter_uptime_seconds counts from the start, not from the first
+    // connection or scrape.
+    filter_stats().started = std::chrono::system_clock::now();
     signal(SIGPIPE, SIG_IGN);
     std::shared_ptr<const Settings> settings;
     try {
