@@ -17,6 +17,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 #include <iostream>
 #include <memory>
@@ -44,7 +45,7 @@ constexpr std::size_t max_packet = 1024 * 1024;
 class Reloader {
 public:
     Reloader(int argc, const char* const* argv, std::shared_ptr<const Settings> running)
-        : argc_(argc), argv_(argv), running_(std::move(running)) {
+        : argc_(argc), argv_(argv), started_(running), running_(std::move(running)) {
         thread_ = std::thread([this] { run(); });
     }
     Reloader(const Reloader&) = delete;
@@ -72,15 +73,11 @@ private:
     void reload() noexcept {
         try {
             auto next = std::make_shared<const Settings>(load_settings(argc_, argv_));
-            if (next->listen != running_->listen || next->user != running_->user ||
-                next->socket_mode != running_->socket_mode || next->socket_group != running_->socket_group ||
-                next->metrics != running_->metrics)
-                unit::common::log(Severity::Warning, "reload: listen, socket_mode, socket_group, metrics and user take "
-                                                     "effect at the next restart");
+            const auto kept = kept_on_reload(*started_, *next);
             unit::common::open_log(next->log, "unitmilter", next->debug);
             install_settings(next);
             running_ = next;
-            unit::common::log(Severity::Info, "reload: configuration reloaded");
+            unit::common::log(kept.empty() ? Severity::Info : Severity::Warning, "{}", kept.message());
             for (const auto& line : warnings(*next)) unit::common::log(Severity::Warning, "{}", line);
         } catch (const std::exception& e) {
             unit::common::log(Severity::Error, "reload: {}: keeping the running configuration", e.what());
@@ -89,6 +86,7 @@ private:
 
     int argc_;
     const char* const* argv_;
+    const std::shared_ptr<const Settings> started_;  // what the socket, metrics and user were made with
     std::shared_ptr<const Settings> running_;
     std::atomic<bool> stop_{false};
     std::thread thread_;
@@ -156,6 +154,10 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
 }  // namespace
 
 int main(int argc, char* argv[]) {
+    // The stats are made by the first call of filter_stats(): stamped here,
+    // unitmilter_uptime_seconds counts from the start, not from the first
+    // connection or scrape.
+    filter_stats().started = std::chrono::system_clock::now();
     signal(SIGPIPE, SIG_IGN);
     std::shared_ptr<const Settings> settings;
     try {

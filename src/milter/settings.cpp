@@ -243,4 +243,14 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
     };
 }
 
+common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded) {
+    common::KeptSettings kept;
+    kept.compare("listen", started.listen, reloaded.listen)
+        .compare("socket_mode", started.socket_mode, reloaded.socket_mode)
+        .compare("socket_group", started.socket_group, reloaded.socket_group)
+        .compare("metrics", started.metrics, reloaded.metrics)
+        .compare("user", started.user, reloaded.user);
+    return kept;
+}
+
 }  // namespace unit::milter

@@ -18,6 +18,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/kept_settings.hpp"
 #include "common/log.hpp"
 #include "milter/networks.hpp"
 #include "unit/resolver.hpp"
@@ -62,6 +63,11 @@ struct Settings {
 inline constexpr const char* default_config_file = "/etc/unitpolicy/unitmilter.conf";
 
 Settings load_settings(int argc, const char* const argv[]);
+
+// The settings the filter reads once, at start, whose value `reloaded`
+// changes from the one it started with (`started`): listen, socket_mode,
+// socket_group, metrics and user. SIGUSR1 applies the rest.
+common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded);
 
 void print_help(std::ostream& out);
 // What is valid but likely a mistake, one line each, for the start-up and

@@ -18,6 +18,9 @@ namespace unit::milter {
 
 struct MilterStats {
     using Counter = std::atomic<std::uint64_t>;
+    // When the filter started, for unitmilter_uptime_seconds: main() sets
+    // it first thing, before any other thread runs (the default, the
+    // object's construction, is the first call of filter_stats()).
     std::chrono::system_clock::time_point started = std::chrono::system_clock::now();
 
     Counter connections{0};

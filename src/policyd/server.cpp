@@ -516,6 +516,9 @@ void warn_unless_loopback(const common::Endpoint& endpoint, const asio::ip::addr
 
 struct Server::Impl {
     std::shared_ptr<const Settings> settings;
+    // What the daemon started with: the settings a reload cannot apply
+    // keep these values (kept_on_reload(), settings.hpp).
+    std::shared_ptr<const Settings> started_with;
     Reload reload;
     Stats stats;
     std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
@@ -709,11 +712,12 @@ void Server::Impl::accept_control() {
 void Server::Impl::on_signal(int signal) {
     if (signal == SIGHUP) {
         if (auto fresh = reload()) {
+            const auto kept = kept_on_reload(*started_with, *fresh);
             settings = fresh;
             held->reconfigure(fresh);
             for (auto& w : workers)
                 asio::post(w->context, [&w, fresh] { w->worker->reconfigure(fresh); });
-            common::log(Severity::Info, "reload: configuration reloaded");
+            common::log(kept.empty() ? Severity::Info : Severity::Warning, "{}", kept.message());
             check_file_limit();
         }
         signals.async_wait([this](const error_code& ec, int s) { if (!ec) on_signal(s); });
@@ -739,6 +743,7 @@ void Server::Impl::stop() {
 Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(std::make_unique<Impl>()) {
     Impl& s = *impl_;
     s.settings = std::move(settings);
+    s.started_with = s.settings;
     s.reload = std::move(reload);
     unsigned threads = s.settings->threads ? s.settings->threads : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {

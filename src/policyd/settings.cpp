@@ -239,4 +239,22 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
     };
 }
 
+common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded) {
+    common::KeptSettings kept;
+    kept.compare("db", started.db, reloaded.db)
+        .compare("policy_listen", started.policy_listen, reloaded.policy_listen)
+        .compare("socketmap_listen", started.socketmap_listen, reloaded.socketmap_listen)
+        .compare("control", started.control, reloaded.control)
+        .compare("metrics", started.metrics, reloaded.metrics)
+        .compare("threads", started.threads, reloaded.threads)
+        .compare("user", started.user, reloaded.user)
+        .compare("socket_mode", started.socket_mode, reloaded.socket_mode)
+        .compare("socket_group", started.socket_group, reloaded.socket_group)
+        .compare("log", started.log, reloaded.log)
+        .compare("debug", started.debug, reloaded.debug)
+        .compare("validation_timeout", started.validation_timeout, reloaded.validation_timeout)
+        .compare("lookup_timeout", started.lookup_timeout, reloaded.lookup_timeout);
+    return kept;
+}
+
 }  // namespace unit::policyd

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "common/kept_settings.hpp"
 #include "common/log.hpp"
 #include "policyd/answers.hpp"
 #include "unit/resolver.hpp"
@@ -67,6 +68,12 @@ inline constexpr const char* default_config_file = "/etc/unitpolicy/unitpolicy.c
 // Parses the command line and the configuration file it names (--config,
 // or default_config_file when that exists). SIGHUP calls it again.
 Settings load_settings(int argc, const char* const argv[]);
+
+// The settings the daemon reads once, at start, whose value `reloaded`
+// changes from the one it started with (`started`): db, the listeners,
+// control, metrics, threads, user, socket_mode, socket_group, log, debug,
+// validation_timeout and lookup_timeout. SIGHUP applies the rest.
+common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded);
 
 void print_help(std::ostream& out);
 // key = value lines of the effective configuration, for --dump.

@@ -12,8 +12,10 @@
 #   maillog_file_prefixes entry). postqueue(1) and postdrop(1) are set-gid,
 #   so they accept "-c DIR" only when DIR is listed in the
 #   alternate_config_directories of /etc/postfix/main.cf: it_init adds the
-#   fixed slot directories there once (idempotently, nothing else is
-#   changed; the system instance is neither started nor stopped). A slot is
+#   fixed slot directories there for the life of the test process, and the
+#   last test process to end (or the next one to start, after a run killed
+#   with SIGKILL) puts the file back byte for byte (see "main.cf, borrowed"
+#   below; the system instance is neither started nor stopped). A slot is
 #   held with flock(1) for the life of the test process, so parallel runs
 #   never share one, and a slot left behind by a killed run is stopped and
 #   wiped when it is taken next.
@@ -203,29 +205,148 @@ it_init() {
     it_register_config_dirs
 }
 
+# ------------------------------------------ /etc/postfix/main.cf, borrowed
+#
+# The slot directories are listed in the system main.cf only while a test
+# process runs, and the file ends byte for byte as it was before the first
+# of them started. State, under $IT_BASE/.main-cf and changed only under
+# flock on $IT_BASE/.register.lock:
+#   orig/main.cf  the system main.cf as it was before the first user;
+#   ours.md5      the checksum of the file as we installed it;
+#   users/PID     one per test process using it: "PID STARTTIME" (the start
+#                 time tells a live user from a recycled pid).
+# it_register_config_dirs adds the calling process to users/; the last one
+# to leave (it_release_config_dirs, from the EXIT trap, so also after a
+# failure, SIGINT, SIGTERM or the time limit) puts orig/main.cf back. A
+# run killed with SIGKILL leaves its users/ entry behind: it is dead, so
+# the next process to register or leave finds no live user and restores
+# the original first. Every install is a rename of a complete file.
+# Should main.cf have been changed by someone else meanwhile (it is
+# neither ours nor the original), only the slot directories we added are
+# taken out of alternate_config_directories, keeping their change.
+
+IT_MAINCF=/etc/postfix/main.cf
+IT_MAINCF_STATE=$IT_BASE/.main-cf
+
+# it_proc_start PID: the start time of process PID (empty when none, or
+# when it is a zombie: a killed run's shell stays one until reaped).
+it_proc_start() {
+    local state start
+    read -r state start < <(sed -e 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f1,20)
+    case $state in
+        Z | X | '') ;;
+        *) echo "$start" ;;
+    esac
+}
+
+# it_maincf_live_users: prints the number of live users; removes the dead.
+it_maincf_live_users() {
+    local f pid start live=0
+    for f in "$IT_MAINCF_STATE"/users/*; do
+        [ -e "$f" ] || continue
+        read -r pid start <"$f"
+        if [ -n "$pid" ] && [ "$(it_proc_start "$pid")" = "$start" ]; then
+            live=$((live + 1))
+        else
+            rm -f "$f"
+        fi
+    done
+    echo "$live"
+}
+
+# it_maincf_install FILE: replaces the system main.cf with FILE's bytes
+# (same owner and mode), atomically.
+it_maincf_install() {
+    local tmp=$IT_MAINCF.upit-tmp
+    cp -p "$IT_MAINCF" "$tmp" && cat "$1" >"$tmp" && mv -f "$tmp" "$IT_MAINCF"
+}
+
+# it_maincf_slot_dirs: the slot configuration directories, one a line.
+it_maincf_slot_dirs() {
+    local i
+    for i in $(seq 1 "$IT_SLOTS"); do echo "$IT_BASE/pf$i/etc"; done
+}
+
+# it_maincf_list DIR: DIR/main.cf's alternate_config_directories, one a line.
+it_maincf_list() {
+    postconf -c "$1" -h alternate_config_directories 2>/dev/null | tr ', ' '\n\n' | sed -e '/^$/d'
+}
+
+# it_maincf_restore: no live user is left: puts the original back (or,
+# when main.cf was changed by someone else, takes our additions out of it)
+# and forgets the state. Called under the lock.
+it_maincf_restore() {
+    rm -f "$IT_MAINCF.upit-tmp"
+    if [ -f "$IT_MAINCF_STATE/orig/main.cf" ]; then
+        local now
+        now=$(md5sum <"$IT_MAINCF" | cut -d' ' -f1)
+        if [ "$now" = "$(cat "$IT_MAINCF_STATE/ours.md5" 2>/dev/null)" ] ||
+            [ "$now" = "$(md5sum <"$IT_MAINCF_STATE/orig/main.cf" | cut -d' ' -f1)" ]; then
+            it_maincf_install "$IT_MAINCF_STATE/orig/main.cf" || return 1
+        else
+            local keep dir
+            keep=$(it_maincf_list /etc/postfix | while read -r dir; do
+                if it_maincf_slot_dirs | grep -Fx -- "$dir" >/dev/null &&
+                    ! it_maincf_list "$IT_MAINCF_STATE/orig" | grep -Fx -- "$dir" >/dev/null; then
+                    continue
+                fi
+                printf '%s\n' "$dir"
+            done | paste -sd, - | sed -e 's/,/, /g')
+            echo "# $IT_MAINCF was changed during the tests: only the slot directories are taken out of its alternate_config_directories" >&2
+            postconf -c /etc/postfix -e "alternate_config_directories = $keep" || return 1
+        fi
+    fi
+    rm -rf "$IT_MAINCF_STATE/orig" "$IT_MAINCF_STATE/edit" "$IT_MAINCF_STATE/ours.md5"
+}
+
 # it_register_config_dirs: lists every slot's config directory in the
-# alternate_config_directories of the default main.cf (idempotent; keeps
-# whatever else is listed there).
+# alternate_config_directories of the system main.cf (keeping whatever
+# else is listed there) for as long as this process runs (see above).
 it_register_config_dirs() {
-    mkdir -p "$IT_BASE"
+    mkdir -p "$IT_BASE" "$IT_MAINCF_STATE/users"
     chmod 0755 "$IT_BASE"
+    IT_MAINCF_HELD=1    # from here on, the EXIT trap releases (or restores)
     (
         flock -w 30 9 || exit 1
-        local current wanted="" dir i changed=0
-        current=$(postconf -c /etc/postfix -h alternate_config_directories 2>/dev/null)
-        wanted=$current
-        for i in $(seq 1 "$IT_SLOTS"); do
-            dir=$IT_BASE/pf$i/etc
-            # shellcheck disable=SC2046 # split the list on commas and blanks
-            if ! it_word_in "$dir" $(printf '%s' "$current" | tr ',' ' '); then
+        if [ "$(it_maincf_live_users)" -eq 0 ]; then
+            it_maincf_restore || exit 1     # what a killed run left
+            mkdir -p "$IT_MAINCF_STATE/orig.tmp" &&
+                cp -p "$IT_MAINCF" "$IT_MAINCF_STATE/orig.tmp/main.cf" &&
+                rm -rf "$IT_MAINCF_STATE/orig" &&
+                mv "$IT_MAINCF_STATE/orig.tmp" "$IT_MAINCF_STATE/orig" || exit 1
+        fi
+        echo "$$ $(it_proc_start $$)" >"$IT_MAINCF_STATE/users/$$" || exit 1
+        local current wanted dir changed=0
+        current=$(it_maincf_list /etc/postfix)
+        wanted=$(postconf -c /etc/postfix -h alternate_config_directories 2>/dev/null)
+        for dir in $(it_maincf_slot_dirs); do
+            if ! printf '%s\n' "$current" | grep -Fx -- "$dir" >/dev/null; then
                 wanted="${wanted:+$wanted, }$dir"
                 changed=1
             fi
         done
-        if [ "$changed" -eq 1 ]; then
-            postconf -c /etc/postfix -e "alternate_config_directories = $wanted"
-        fi
-    ) 9>"$IT_BASE/.register.lock" || it_fatal "cannot update alternate_config_directories in /etc/postfix/main.cf"
+        [ "$changed" -eq 1 ] || exit 0
+        rm -rf "$IT_MAINCF_STATE/edit"
+        mkdir -p "$IT_MAINCF_STATE/edit" &&
+            cp "$IT_MAINCF" "$IT_MAINCF_STATE/edit/main.cf" &&
+            : >"$IT_MAINCF_STATE/edit/master.cf" &&
+            postconf -c "$IT_MAINCF_STATE/edit" -e "alternate_config_directories = $wanted" &&
+            md5sum <"$IT_MAINCF_STATE/edit/main.cf" | cut -d' ' -f1 >"$IT_MAINCF_STATE/ours.md5" &&
+            it_maincf_install "$IT_MAINCF_STATE/edit/main.cf"
+    ) 9>"$IT_BASE/.register.lock" || it_fatal "cannot update alternate_config_directories in $IT_MAINCF"
+}
+
+# it_release_config_dirs: this process no longer needs the slot
+# directories listed; the last live user restores the original main.cf.
+it_release_config_dirs() {
+    [ "${IT_MAINCF_HELD:-0}" -eq 1 ] || return 0
+    IT_MAINCF_HELD=0
+    (
+        flock -w 30 9 || exit 1
+        rm -f "$IT_MAINCF_STATE/users/$$"
+        [ "$(it_maincf_live_users)" -eq 0 ] || exit 0
+        it_maincf_restore
+    ) 9>"$IT_BASE/.register.lock" || echo "# could not restore $IT_MAINCF (state in $IT_MAINCF_STATE)" >&2
 }
 
 # it_cleanup: the EXIT trap. Stops what this script started, by pid.
@@ -239,6 +360,7 @@ it_cleanup() {
     for pid in "${IT_PIDS[@]}"; do
         it_kill_pid "$pid"
     done
+    it_release_config_dirs
     if [ -n "$IT_WORK" ] && [ -d "$IT_WORK" ]; then
         if [ -n "${KEEP_IT:-}" ]; then
             echo "# kept $IT_WORK"

@@ -62,6 +62,12 @@ it_spawn "$IT_WORK/unitmilter.log" "$IT_UNITMILTER" --db "$IT_REPLICA" --log std
 milter_pid=$IT_LAST_PID
 it_check "unitmilter: metrics port open" "nothing on $pmilter: $(tail -n 3 "$IT_WORK/unitmilter.log")" \
     it_wait_until 10 it_port_open "$pmilter"
+# The stats are made at their first use (this scrape): the uptime must
+# still count from the start.
+sleep 2
+uptime=$(scrape "$pmilter" | tr -d '\r' | sed -n 's/^unitmilter_uptime_seconds \([0-9.e+-]*\)$/\1/p')
+it_check "unitmilter: uptime counts from the start, not from the first scrape" "uptime '$uptime' after 2 s" \
+    python3 -c 'import sys; sys.exit(0 if float(sys.argv[1]) >= 2 else 1)' "${uptime:-0}"
 cat >"$IT_WORK/one.lua" <<LUA
 local conn = mt.connect("unix:$IT_WORK/milter", 40, 0.25)
 assert(conn, "cannot connect")

@@ -1,5 +1,6 @@
-// unitmilter's configuration: max_stripped_headers and the start-up
-// warnings: wide trusted networks, an inet listener beyond loopback (every
+// unitmilter's configuration: max_stripped_headers, the start-up
+// warnings (wide trusted networks, an inet listener beyond loopback) and
+// what a reload cannot apply (every
 // key against the man page and the example: test_docs.cpp).
 #include <doctest/doctest.h>
 #include <fmt/format.h>
@@ -67,4 +68,18 @@ TEST_CASE("an inet listener beyond loopback is a warning") {
                                       "behind a packet filter",
                                       listen));
     }
+}
+
+TEST_CASE("a reload names the settings that keep their running values until a restart") {
+    const Settings started = load({"--max-hops", "6"});
+    CHECK(kept_on_reload(started, load({"--max-hops", "8", "--debug"})).message() ==
+          "reload: configuration reloaded");
+    CHECK(kept_on_reload(started, load({"--listen", "unix:/y"})).message() ==
+          "reload: configuration reloaded but for listen: it keeps its running value until a restart");
+    const auto kept = kept_on_reload(started, load({"--socket-mode", "0600", "--metrics", "inet:127.0.0.1:9100",
+                                                    "--user", "nobody", "--max-hops", "8"}));
+    CHECK(kept.names() == std::vector<std::string>{"socket_mode", "metrics", "user"});
+    CHECK(kept.message() ==
+          "reload: configuration reloaded but for socket_mode, metrics, user: they keep their running values until "
+          "a restart");
 }

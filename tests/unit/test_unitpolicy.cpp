@@ -236,6 +236,57 @@ TEST_CASE("a client past max_connections takes the place of the one idle the lon
     CHECK(d.stop() == 0);
 }
 
+// Waits up to 5 s for `text` in the log.
+bool log_shows(const std::string& log, const std::string& text) {
+    for (int i = 0; i < 100; ++i) {
+        if (log_has(log, text)) return true;
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+}
+
+TEST_CASE("SIGHUP says which changed settings keep their running values until a restart") {
+    World w;
+    std::string policy = w.dir.path("policy"), conf = w.dir.path("unitpolicy.conf"), log = w.dir.path("log");
+    write_file(conf, fmt::format("db = {}\nthreads = 1\nunknown_reply = 550 5.1.1 No such user\n", w.db));
+    Daemon d(unitpolicy(), {"--config", conf, "--policy-listen", "unix:" + policy, "--log", "stderr"}, log);
+    d.wait_until_started();
+    const std::string unknown = policy_request("nobody@example.com");
+    int fd = connect_to(policy);
+    check_exchange(fd, unknown, "action=550 5.1.1 No such user\n\n");
+
+    // Only what a reload applies: the plain line.
+    write_file(conf, fmt::format("db = {}\nthreads = 1\nunknown_reply = 550 5.1.1 Unknown here\n", w.db));
+    REQUIRE(kill(d.pid(), SIGHUP) == 0);
+    CHECK(log_shows(log, "]: reload: configuration reloaded\n"));
+    check_exchange(fd, unknown, "action=550 5.1.1 Unknown here\n\n");
+
+    // db and threads need a restart: named, the reply applied all the same,
+    // and the daemon still serves the database it started with.
+    write_file(conf, fmt::format("db = {}\nthreads = 2\nunknown_reply = 550 5.1.1 Gone\n", w.dir.path("other.db")));
+    REQUIRE(kill(d.pid(), SIGHUP) == 0);
+    CHECK(log_shows(log, "]: warning: reload: configuration reloaded but for db, threads: they keep their running "
+                         "values until a restart\n"));
+    check_exchange(fd, unknown, "action=550 5.1.1 Gone\n\n");
+    check_exchange(fd, policy_request("user@example.com"), "action=DUNNO\n\n");  // other.db does not exist
+
+    // Said again at the next reload: the values are still not applied.
+    write_file(conf, fmt::format("db = {}\nthreads = 2\nunknown_reply = 550 5.1.1 Gone again\n",
+                                 w.dir.path("other.db")));
+    REQUIRE(kill(d.pid(), SIGHUP) == 0);
+    auto said = [&log] {
+        const std::string text = read_file(log), line = "reloaded but for db, threads";
+        std::size_t count = 0;
+        for (auto at = text.find(line); at != std::string::npos; at = text.find(line, at + 1)) ++count;
+        return count;
+    };
+    for (int i = 0; i < 100 && said() < 2; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    CHECK(said() == 2);
+    check_exchange(fd, unknown, "action=550 5.1.1 Gone again\n\n");
+    close(fd);
+    CHECK(d.stop() == 0);
+}
+
 TEST_CASE("past max_connections, a connection never used makes room first, then the one idle the longest, "
           "never one in the middle of a request") {
     World w;
