@@ -242,6 +242,11 @@ std::string_view bare_address(std::string_view raw) noexcept {
     return raw;
 }
 
+// A recipient as Postfix logs it: to=<user@example.com>.
+std::string to_field(std::string_view raw, std::string_view field = "to") {
+    return fmt::format("{}=<{}>", field, printable(bare_address(raw)));
+}
+
 bool set_reply(SMFICTX* ctx, const Reply& reply) {
     std::string code = reply.code, xcode = reply.xcode, text = reply.text;
     return smfi_setreply(ctx, code.data(), xcode.data(), text.data()) == MI_SUCCESS;
@@ -321,20 +326,20 @@ RecipientPlan plan_recipients(Resolver& resolver, const Settings& settings, cons
         const Resolution& r = resolutions[i];
         if (r.generation >= 0) plan.generation = std::max(plan.generation, r.generation);
         if (r.outcome == Outcome::Tempfail) {
-            plan.tempfails.push_back(fmt::format("{}: {}", printable(raws[i]), r.reason));
+            plan.tempfails.push_back(fmt::format("{}: {}", to_field(raws[i]), r.reason));
             continue;
         }
         for (auto& u : units_of(r)) plan.units.insert(std::move(u));
         if (settings.role == Role::Unit) {
             if (auto where = elsewhere(r, settings.unit); !where.empty())
-                plan.elsewhere.push_back(fmt::format("{}: {}", printable(raws[i]), where));
+                plan.elsewhere.push_back(fmt::format("{}: {}", to_field(raws[i]), where));
         }
         bool expand = settings.expand_aliases && r.outcome == Outcome::Alias;
         if (expand && !r.doubt.empty()) {
             // A target unknown or disabled here may receive mail in the newer
             // replica: expanding now would leave its copy out for good.
             plan.tempfails.push_back(fmt::format("{}: alias with undeliverable targets, in doubt: {}",
-                                                 printable(raws[i]), r.doubt));
+                                                 to_field(raws[i]), r.doubt));
             continue;
         }
         if (expand) {
@@ -342,7 +347,7 @@ RecipientPlan plan_recipients(Resolver& resolver, const Settings& settings, cons
             for (const auto& t : r.targets) {
                 if (t.kind != AliasTarget::Kind::Mailbox && t.kind != AliasTarget::Kind::External) continue;
                 if (!envelope_safe(t.address)) {
-                    plan.unsafe.push_back(fmt::format("{}: target {}", printable(raws[i]), printable(t.address)));
+                    plan.unsafe.push_back(fmt::format("{}: target {}", to_field(raws[i]), printable(t.address)));
                     continue;
                 }
                 if (t.address == r.address) e.keep = true;  // the alias keeps its own mailbox
@@ -405,7 +410,7 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     if (!s.trusted) {
         verdict = check_headers(s.headers, false, settings.max_hops);
         if (verdict.refuse) {
-            log(Severity::Warning, "{}: reject: {} {}* headers from untrusted client {}, more than "
+            log(Severity::Warning, "{}: reject: {} {}* headers from untrusted client={}, more than "
                 "max_stripped_headers ({}): {} {} {}", qid, s.headers.occurrences(), settings.header_prefix, s.client,
                 s.headers.max_stripped(), verdict.refuse->code, verdict.refuse->xcode, verdict.refuse->text);
             return refuse(ctx, *verdict.refuse);
@@ -439,19 +444,20 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     if (s.trusted) {
         verdict = check_headers(s.headers, true, settings.max_hops, here);
         if (verdict.refuse) {
-            log(Severity::Warning, "{}: reject: routing loop: hop {} from {} reaches max_hops {}: {} {} {}", qid,
+            log(Severity::Warning, "{}: reject: routing loop: hop {} from client={} reaches max_hops {}: {} {} {}", qid,
                 verdict.incoming, s.client, settings.max_hops, verdict.refuse->code, verdict.refuse->xcode,
                 verdict.refuse->text);
             return refuse(ctx, *verdict.refuse);
         }
         if (s.headers.routes_flooded())
-            log(Severity::Warning, "{}: {} {} headers from trusted client {}, more than max_stripped_headers ({}) "
+            log(Severity::Warning, "{}: {} {} headers from trusted client={}, more than max_stripped_headers ({}) "
                 "besides the first: the first changed, the others kept", qid, s.headers.route_count(),
                 s.headers.route_name(), s.client, s.headers.max_stripped());
     }
     if (verdict.released) MilterStats::add(filter_stats().loops_released);
     if (verdict.released)
-        log(Severity::Info, "{}: routing loop over at hop {} from {}: {}: accepted", qid, verdict.incoming, s.client,
+        log(Severity::Info, "{}: routing loop over at hop {} from client={}: {}: accepted", qid, verdict.incoming,
+            s.client,
             here.delivered_here ? std::string("every recipient is delivered on this unit")
                                 : fmt::format("directory generation {} has caught up with the route's", plan.generation));
     if (plan.too_many) {
@@ -481,32 +487,32 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     }
     MilterStats::add(filter_stats().headers_removed, s.trusted ? 0 : removed);
     if (removed > 0)
-        log(s.trusted ? Severity::Debug : Severity::Info, "{}: removed {} {}* header(s) from {} client {}", qid, removed,
-            settings.header_prefix, s.trusted ? "trusted" : "untrusted", s.client);
+        log(s.trusted ? Severity::Debug : Severity::Info, "{}: removed {} {}* header(s) from {} client={}", qid,
+            removed, settings.header_prefix, s.trusted ? "trusted" : "untrusted", s.client);
 
     for (const auto& e : plan.expansions) {
         if (!e.keep) {
             std::string raw = e.raw;
             if (smfi_delrcpt(ctx, raw.data()) != MI_SUCCESS) {
                 log(Severity::Error, "{}: milter: cannot delete recipient {}: refusing with 451 4.3.0", qid,
-                    printable(e.raw));
+                    to_field(e.raw));
                 return refuse(ctx, internal_reply());
             }
             MilterStats::add(filter_stats().recipients_removed);
-            log(Severity::Info, "{}: alias: removed recipient {}", qid, printable(e.raw));
+            log(Severity::Info, "{}: alias: removed {}", qid, to_field(e.raw));
         }
         for (const auto& target : e.targets) {
             std::string added = "<" + target + ">";
             if (smfi_addrcpt(ctx, added.data()) != MI_SUCCESS) {
                 log(Severity::Error, "{}: milter: cannot add recipient {}: refusing with 451 4.3.0", qid,
-                    printable(added));
+                    to_field(added));
                 return refuse(ctx, internal_reply());
             }
             MilterStats::add(filter_stats().recipients_added);
-            log(Severity::Info, "{}: alias: added recipient {} for {}", qid, printable(added), printable(e.raw));
+            log(Severity::Info, "{}: alias: added {} {}", qid, to_field(added), to_field(e.raw, "orig_to"));
         }
     }
-    log(Severity::Debug, "{}: {}: {} from {} client {}", qid, settings.header_prefix + "Route", value,
+    log(Severity::Debug, "{}: {}: {} from {} client={}", qid, settings.header_prefix + "Route", value,
         s.trusted ? "trusted" : "untrusted", s.client);
     MilterStats::add(filter_stats().messages_accepted);
     return SMFIS_CONTINUE;

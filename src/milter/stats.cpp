@@ -1,6 +1,9 @@
 #include "milter/stats.hpp"
 
+#include <sqlite3.h>
+
 #include "common/metrics_http.hpp"
+#include "common/process_metrics.hpp"
 #include "common/replica_metrics.hpp"
 
 namespace unit::milter {
@@ -17,6 +20,8 @@ std::string stats_prometheus(const MilterStats& s) {
     m.family("unitmilter_uptime_seconds", Type::Gauge, "Seconds since the filter started.");
     m.sample("unitmilter_uptime_seconds",
              std::chrono::duration<double>(std::chrono::system_clock::now() - s.started).count());
+    common::build_info(m, "unitmilter", {{"version", UNIT_VERSION}, {"sqlite", sqlite3_libversion()}});
+    common::process_metrics(m, common::read_process());
     counter("unitmilter_connections_total", "MTA connections.", s.connections);
     m.family("unitmilter_messages_total", Type::Counter, "Messages at end of data, by result (refused: the reply's code).");
     m.sample("unitmilter_messages_total", value(s.messages_accepted), {{"result", "accepted"}});

@@ -166,23 +166,32 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     std::string action = policy_action(r, worker_.settings().answers);
     VerdictKind kind = verdict_kind(action, worker_.settings().answers.texts);
     worker_.stats().count(kind);
+    // In Postfix's shape and with its field names, so that its users' greps
+    // find them: "QUEUEID: reject: RCPT from name[addr]: REPLY; from=<s> to=<r>".
     const std::string queue = request.queue_id.empty() ? "NOQUEUE" : printable(request.queue_id, 64);
+    // Built only for a line that is written: a DUNNO without debug is the common answer.
+    auto client = [&] {
+        return fmt::format("{}[{}]", request.client_name.empty() ? "unknown" : printable(request.client_name, 255),
+                           request.client_address.empty() ? "unknown" : printable(request.client_address, 64));
+    };
+    auto envelope = [&] {
+        return fmt::format("from=<{}> to=<{}>", printable(request.sender), printable(request.recipient));
+    };
     switch (kind) {
     case VerdictKind::Dunno:
     case VerdictKind::NotRcpt:
         if (common::debug_logging())
-            common::log(Severity::Debug, "{}: {} <{}>: DUNNO: {}", queue, state, printable(request.recipient),
-                        to_string(r.outcome));
+            common::log(Severity::Debug, "{}: dunno: {} from {}: {}; {}", queue, state, client(),
+                        to_string(r.outcome), envelope());
         break;
     case VerdictKind::Reject:
     case VerdictKind::Defer:
-        common::log(Severity::Info, "{}: reject: {} from {}: <{}>: {}{}{}", queue, state,
-                    request.client_address.empty() ? "unknown" : printable(request.client_address, 64),
-                    printable(request.recipient), action, r.reason.empty() ? "" : "; ", printable(r.reason));
+        common::log(Severity::Info, "{}: reject: {} from {}: {}{}{}; {}", queue, state, client(), action,
+                    r.reason.empty() ? "" : "; ", printable(r.reason), envelope());
         break;
     case VerdictKind::Tempfail:
-        common::log(Severity::Warning, "{}: defer: {} <{}>: {}: {}: {}", queue, state, printable(request.recipient),
-                    action, to_string(r.cause), printable(r.reason));
+        common::log(Severity::Warning, "{}: defer: {} from {}: {}: {}: {}; {}", queue, state, client(), action,
+                    to_string(r.cause), printable(r.reason), envelope());
         break;
     }
     return action;
@@ -237,11 +246,15 @@ std::string SocketmapConversation::answer(std::string_view request) {
     worker_.stats().count(kind);
     // A tempfail's cause and reason are logged here, once: the reply may
     // leave the reason out (a bad value of the database is never sent).
+    // A recipient's lookup names it as Postfix does, "NAME to=<KEY>"; a
+    // domain's, an unknown map's or an empty key's is shown as it came.
+    const std::string what = map && *map != MapName::Domain && !key.empty() && key != "*"
+                                 ? fmt::format("{} to=<{}>", request.substr(0, space), printable(key.substr(0, 200)))
+                                 : printable(request.substr(0, 200));
     if (kind == ReplyKind::Temp || kind == ReplyKind::Perm)
-        common::log(Severity::Warning, "socketmap: {}: {}{}{}", printable(request.substr(0, 200)), reply,
-                    cause.empty() ? "" : "; ", cause);
+        common::log(Severity::Warning, "socketmap: {}: {}{}{}", what, reply, cause.empty() ? "" : "; ", cause);
     else
-        common::log(Severity::Debug, "socketmap: {}: {}", printable(request.substr(0, 200)), reply);
+        common::log(Severity::Debug, "socketmap: {}: {}", what, reply);
     return reply;
 }
 

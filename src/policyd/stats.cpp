@@ -1,8 +1,10 @@
 #include "policyd/stats.hpp"
 
 #include <fmt/format.h>
+#include <sqlite3.h>
 
 #include "common/metrics_http.hpp"
+#include "common/process_metrics.hpp"
 
 #include <bit>
 #include <utility>
@@ -151,6 +153,8 @@ std::string stats_prometheus(const Stats& s) {
     };
     auto uptime = std::chrono::duration<double>(std::chrono::system_clock::now() - s.started).count();
     gauge("unitpolicy_uptime_seconds", "Seconds since the daemon started.", uptime);
+    common::build_info(m, "unitpolicy", {{"version", UNIT_VERSION}, {"sqlite", sqlite3_libversion()}});
+    common::process_metrics(m, common::read_process());
     counter("unitpolicy_connections_accepted_total", "Client connections accepted.", s.connections_accepted);
     gauge("unitpolicy_connections_open", "Client connections open now.", static_cast<double>(get(s.connections_open)));
     counter("unitpolicy_connections_closed_idle_total", "Connections closed after the idle timeout.",

@@ -2,7 +2,9 @@
 # test_metrics.sh: --metrics on both daemons, scraped with curl: the
 # Prometheus text format over HTTP, counters that follow the traffic (two
 # socketmap lookups through Postfix's own client, one message through
-# miltertest), 404 elsewhere, and the port closed after SIGTERM.
+# miltertest), each daemon's build_info and the standard process_* metrics
+# (checked against /proc/PID), 404 elsewhere, and the port closed after
+# SIGTERM.
 set -uo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 IT_UNITMILTER=${UNITMILTER:-$IT_BUILD/src/milter/unitmilter}
@@ -28,6 +30,31 @@ metric() {
     page=$(scrape "$1" | tr -d '\r')
     printf '%s\n' "$page" | grep -xF -- "$2" >/dev/null
 }
+# matches PORT REGEX: the scrape has a line that REGEX (extended) matches whole.
+matches() { scrape "$1" | tr -d '\r' | grep -xE -- "$2" >/dev/null; }
+# value PORT NAME: the value of the unlabelled sample NAME.
+value() { scrape "$1" | tr -d '\r' | awk -v n="$2" '$1 == n { print $2 }'; }
+# self_metrics DAEMON PORT PID: DAEMON_build_info and process_* as PID's /proc says.
+self_metrics() {
+    local daemon=$1 port=$2 pid=$3 version start now fds limit
+    version=$("${4:-$IT_UNITPOLICY}" --version | awk '{ print $2 }')
+    it_check "$daemon: build_info names its version ($version) and SQLite's" "$(scrape "$port" | grep build_info)" \
+        matches "$port" "${daemon}_build_info\\{version=\"${version//./\\.}\",sqlite=\"3\\.[0-9.]+\"\\} 1"
+    start=$(value "$port" process_start_time_seconds)
+    now=$(date +%s)
+    it_check "$daemon: process_start_time_seconds within a minute before now" "start $start, now $now" \
+        awk -v s="$start" -v n="$now" 'BEGIN { exit !(s != "" && s <= n + 1 && s > n - 60) }'
+    fds=$(value "$port" process_open_fds)
+    it_check "$daemon: process_open_fds near the count in /proc/$pid/fd" \
+        "metric $fds, /proc $(ls "/proc/$pid/fd" | wc -l)" \
+        awk -v m="$fds" -v p="$(ls "/proc/$pid/fd" | wc -l)" 'BEGIN { exit !(m != "" && m >= p - 2 && m <= p + 2) }'
+    limit=$(awk '/^Max open files/ { print $4 }' "/proc/$pid/limits")
+    it_check "$daemon: process_max_fds is the soft limit in /proc/$pid/limits" "$(value "$port" process_max_fds) vs $limit" \
+        metric "$port" "process_max_fds $limit"
+    it_check "$daemon: resident and virtual memory, CPU time" "$(scrape "$port" | grep -E '^process_(res|vir|cpu)')" \
+        awk -v r="$(value "$port" process_resident_memory_bytes)" -v v="$(value "$port" process_virtual_memory_bytes)" \
+            -v c="$(value "$port" process_cpu_seconds_total)" 'BEGIN { exit !(r > 0 && v >= r && c != "" && c >= 0) }'
+}
 
 # --- unitpolicy
 it_alloc_port ppolicy
@@ -51,6 +78,7 @@ it_check "unitpolicy: the generation served is exported" "$(printf '%s' "$out" |
     eval '[[ $(scrape "$ppolicy") =~ unitpolicy_replica_generation\ [1-9] ]]'
 it_check "unitpolicy: a histogram of request durations" "no +Inf bucket of 2" \
     metric "$ppolicy" 'unitpolicy_request_duration_seconds_bucket{le="+Inf"} 2'
+self_metrics unitpolicy "$ppolicy" "$policy_pid"
 it_expect_match "unitpolicy: other paths are 404" '^HTTP/1.1 404' "$(scrape "$ppolicy" /)"
 it_stop_daemon unitpolicy "$policy_pid" 10
 it_check "unitpolicy: metrics port closed after SIGTERM" "still open" it_not it_port_open "$ppolicy"
@@ -89,6 +117,7 @@ it_check "unitmilter: the forged route header removed and counted" "$(printf '%s
     metric "$pmilter" 'unitmilter_headers_removed_total 1'
 it_check "unitmilter: one connection" "$(printf '%s' "$out" | grep connections)" \
     metric "$pmilter" 'unitmilter_connections_total 1'
+self_metrics unitmilter "$pmilter" "$milter_pid" "$IT_UNITMILTER"
 it_stop_daemon unitmilter "$milter_pid" 10
 
 it_summary

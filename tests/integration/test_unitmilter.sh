@@ -264,7 +264,7 @@ it_check "forged: nothing of the forged values is left" 'headers: $(msg_headers 
 it_check "forged: no address in the X-Unit headers" 'X-Unit: $(unit_headers "$f")' \
     it_not eval 'unit_headers "$f" | grep @ >/dev/null'
 it_check "forged: the filter logged the removal" 'log: $(tail -n 5 "$IT_WORK/mxmilter.log")' \
-    um_log_has mxmilter ': removed 5 X-Unit-\* header\(s\) from untrusted client .*\[127\.0\.0\.2\]$'
+    um_log_has mxmilter ': removed 5 X-Unit-\* header\(s\) from untrusted client=.*\[127\.0\.0\.2\]$'
 it_check "forged: the queue id is in the filter's log" 'log: $(tail -n 5 "$IT_WORK/mxmilter.log")' \
     eval 'um_log_has mxmilter "^unitmilter\[[0-9]+\]: [0-9A-F]+: removed"'
 
@@ -360,9 +360,9 @@ it_expect_eq "loop: unit3 sent it back to the MX once" 1 \
     "$(pf_log_since unit3 "$u3mark" | grep -cE "to=<loop@example\.com>, relay=127\.0\.0\.1\[127\.0\.0\.1\]:$mxport.*status=sent")"
 it_check "loop: the MX's queue is empty" 'queue mx: $(pf_queue mx | head -c 400)' pf_wait_drained mx 10
 it_check "loop: the MX's filter logged the loop" 'log: $(tail -n 5 "$IT_WORK/mxmilter.log")' \
-    um_log_has mxmilter 'warning: [0-9A-Z]+: reject: routing loop: hop 4 from .*\[127\.0\.0\.1\] reaches max_hops 4: 451 4\.4\.6'
+    um_log_has mxmilter 'warning: [0-9A-Z]+: reject: routing loop: hop 4 from client=.*\[127\.0\.0\.1\] reaches max_hops 4: 451 4\.4\.6'
 it_check "loop: unit3's filter logged the recipient going back" 'log: $(tail -n 5 "$IT_WORK/u3milter.log")' \
-    um_log_has u3milter ': not on unit unit3: <loop@example\.com>: unit unit2: back to the MX pool$'
+    um_log_has u3milter ': not on unit unit3: to=<loop@example\.com>: unit unit2: back to the MX pool$'
 it_check "loop: unit3's filter counted hop 2 and 4" 'log: $(grep Route "$IT_WORK/u3milter.log" | tail -n 3)' \
     eval 'um_log_has u3milter "X-Unit-Route: hop=2; gen=$gen_u3; units=unit2; by=unit3\.it\.invalid from trusted" &&
           um_log_has u3milter "X-Unit-Route: hop=4; gen=$gen_u3; units=unit2; by=unit3\.it\.invalid from trusted"'
@@ -449,7 +449,7 @@ it_expect_eq "local: no X-Unit-* header but the route" \
 it_check "local: nothing of the forged values is left" 'headers: $(msg_headers "$f" | tr "\n" "|")' \
     it_not grep -Ei 'forger\.invalid|unit9|forged locally' "$f"
 it_check "local: unit3's filter removed both as from an untrusted client" 'log: $(grep -i "local\|removed" "$IT_WORK/u3milter.log" | tail -n 3)' \
-    um_log_has u3milter ': removed 2 X-Unit-\* header\(s\) from untrusted client localhost\[127\.0\.0\.1\] \(local submission\)$'
+    um_log_has u3milter ': removed 2 X-Unit-\* header\(s\) from untrusted client=localhost\[127\.0\.0\.1\] \(local submission\)$'
 [ "$IT_FAILED" -gt 0 ] && { pf_log_tail unit3 20; um_log_tail u3milter; }
 
 # =============================================================== refused replica

@@ -157,9 +157,15 @@ PYTHON
 report header_64k $? "$out"
 
 # forged_flood.lua's rejections are logged with the queue id and the count.
-grep -E 'warning: 4FL00D2: reject: 11 X-Unit-\* headers from untrusted client peer\.example\.net\[192\.0\.2\.10\], more than max_stripped_headers \(10\): 550 5\.7\.1 too many forged routing headers$' \
+grep -E 'warning: 4FL00D2: reject: 11 X-Unit-\* headers from untrusted client=peer\.example\.net\[192\.0\.2\.10\], more than max_stripped_headers \(10\): 550 5\.7\.1 too many forged routing headers$' \
     "$tmp/mx.log" >/dev/null
 report forged_flood_log $? "$(grep -E 'FL00D|reject' "$tmp/mx.log" | tail -n 5)"
+
+# alias_expand.lua's edits are logged with Postfix's field names: to=<...>
+# for the recipient, orig_to=<...> for the alias a target was added for.
+grep -E '(^|: )4AL1AS: alias: removed to=<sales@example\.com>$' "$tmp/alias.log" >/dev/null &&
+    grep -E '(^|: )4AL1AS: alias: added to=<c@example\.com> orig_to=<sales@example\.com>$' "$tmp/alias.log" >/dev/null
+report alias_expand_log $? "$(grep -E '4AL1AS' "$tmp/alias.log" | tail -n 5)"
 
 # Mail without an SMTP client: Postfix's non_smtpd_milters present it as
 # localhost, 127.0.0.1 and port 0 (cleanup_milter.c). miltertest always

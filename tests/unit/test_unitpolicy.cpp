@@ -123,8 +123,39 @@ TEST_CASE("the daemon answers both protocols on its sockets and stops cleanly on
     CHECK(d.stop() == 0);
     CHECK(stat(policy.c_str(), &st) != 0);  // sockets removed
     auto log = read_file(w.dir.path("log"));
-    CHECK(log.find("reject: RCPT from unknown: <nobody@example.com>: 550 5.1.1 User unknown") != std::string::npos);
+    CHECK(log.find("NOQUEUE: reject: RCPT from unknown[unknown]: 550 5.1.1 User unknown; from=<> "
+                   "to=<nobody@example.com>\n") != std::string::npos);
     CHECK(log.find("stopped") != std::string::npos);
+}
+
+TEST_CASE("log lines about a recipient use Postfix's field names: queue id first, client=, from=<>, to=<>") {
+    World w;
+    std::string policy = w.dir.path("policy"), map = w.dir.path("map");
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
+              "stderr", "--debug", "yes"},
+             w.dir.path("log"));
+    int p = connect_to(policy);
+    auto request = [](std::string_view recipient) {
+        return fmt::format("request=smtpd_access_policy\nprotocol_state=RCPT\nqueue_id=4BCC2\n"
+                           "client_name=mail.example.net\nclient_address=192.0.2.7\nsender=ann@example.net\n"
+                           "recipient={}\n\n",
+                           recipient);
+    };
+    check_exchange(p, request("nobody@example.com"), "action=550 5.1.1 User unknown\n\n");
+    check_exchange(p, request("john.doe@example.com"), "action=DUNNO\n\n");
+    close(p);
+    int m = connect_to(map);
+    check_exchange(m, netstring("transportmx john.doe@example.com"), netstring("OK smtp:[u1.example.com]"));
+    close(m);
+    CHECK(d.stop() == 0);
+    const std::string log = read_file(w.dir.path("log"));
+    INFO(log);
+    CHECK(log_has(w.dir.path("log"), "]: 4BCC2: reject: RCPT from mail.example.net[192.0.2.7]: 550 5.1.1 User unknown; "
+                                     "from=<ann@example.net> to=<nobody@example.com>\n"));
+    CHECK(log_has(w.dir.path("log"), "]: 4BCC2: dunno: RCPT from mail.example.net[192.0.2.7]: "));
+    CHECK(log_has(w.dir.path("log"), "; from=<ann@example.net> to=<john.doe@example.com>\n"));
+    CHECK(log_has(w.dir.path("log"), "socketmap: transportmx to=<john.doe@example.com>: OK smtp:[u1.example.com]\n"));
 }
 
 TEST_CASE("a daemon started without a database tempfails, then serves the file renamed into place") {
@@ -703,8 +734,8 @@ TEST_CASE("client values reach the log escaped and cut: a hostile request writes
     }
     CHECK(lines >= 4);
     CHECK(log.find("Q1\\x0d\\x1b[2Jqqq") != std::string::npos);
-    CHECK(log.find(": reject: RCPT from 10.0.0.1\\x1b]0;unitpolicy[1]: warning: forged\\x07: <nobody@example.com>") !=
-          std::string::npos);
+    CHECK(log.find(": reject: RCPT from unknown[10.0.0.1\\x1b]0;unitpolicy[1]: warning: forged\\x07]: 550 5.1.1 User "
+                   "unknown; from=<> to=<nobody@example.com>") != std::string::npos);
     CHECK(log.find("policy: DATA\\x0dunitpolicy[1]: warning: for... without a recipient check") !=
           std::string::npos);
     CHECK(log.find("socketmap: transportmx\\x0aunitpolicy[1]: warning: forged") != std::string::npos);
