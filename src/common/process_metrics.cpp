@@ -82,7 +82,8 @@ ProcessSample read_process() {
             sample.cpu_seconds = stat->cpu_ticks / static_cast<double>(ticks);
             sample.virtual_bytes = stat->vsize_bytes;
             sample.resident_bytes = stat->rss_pages * static_cast<double>(page);
-            if (auto boot = boot_time()) sample.start_time_seconds = *boot + stat->start_ticks / static_cast<double>(ticks);
+            if (auto boot = boot_time())
+                sample.start_time_seconds = *boot + stat->start_ticks / static_cast<double>(ticks);
         }
     sample.open_fds = open_fds();
     rlimit limit{};
