@@ -10,6 +10,12 @@ namespace unit::common {
 
 namespace po = boost::program_options;
 
+std::string set_absolute_path(std::string& field, std::string_view value, bool may_be_empty) {
+    if ((!may_be_empty || !value.empty()) && (value.empty() || value.front() != '/'))
+        return fmt::format("\"{}\" is not an absolute path", value);
+    return set_text(field, value);
+}
+
 std::string set_text(std::string& field, std::string_view value, bool may_be_empty) {
     if (!may_be_empty && value.empty()) return "empty value";
     // A value ends up in replies and logs: no line breaks or control bytes.

@@ -31,6 +31,8 @@ std::string set_timeout(std::chrono::seconds& field, std::string_view value);  /
 std::string set_milliseconds(std::chrono::milliseconds& field, std::string_view value);
 std::string set_log_sink(LogSink& field, std::string_view value);  // syslog | stderr
 std::string set_inet_endpoint(std::string& field, std::string_view value);  // inet:host:port, or empty
+// An absolute path; empty too when `may_be_empty`.
+std::string set_absolute_path(std::string& field, std::string_view value, bool may_be_empty = true);
 
 template <class Number>
 std::string set_number(Number& field, std::string_view value, Number min, Number max, int base = 10) {

@@ -14,6 +14,7 @@
 #include "common/log.hpp"
 #include "milter/networks.hpp"
 #include "milter/route_header.hpp"
+#include "unit/checked_files.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
 
@@ -106,6 +107,9 @@ private:
             if (status.serving) stats.replica_notes.serving(status.snapshot.primary_id);  // once a message: cheap
             if (auto text = clock_skew_to_report(status, directory_.validation.get(), std::time(nullptr)))
                 log(Severity::Warning, "replica: {}", *text);
+            if (directory_.validation)
+                if (auto text = directory_.validation->record_problem_to_report())
+                    log(Severity::Warning, "replica: {}", *text);
             if (status.switches != slot.switches_seen) {
                 MilterStats::add(filter_stats().replica_switches, status.switches - slot.switches_seen);
                 slot.switches_seen = status.switches;
@@ -159,7 +163,7 @@ struct Runtime {
 struct Current {
     std::mutex mutex;
     std::shared_ptr<Runtime> runtime;
-    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    std::shared_ptr<ValidationCache> validation;  // made by the first install_settings()
 };
 
 Current& current() {
@@ -665,7 +669,15 @@ void tick_idle_readers() noexcept {
 
 void install_settings(std::shared_ptr<const Settings> settings) {
     Current& c = current();
-    auto runtime = std::make_shared<Runtime>(std::move(settings), c.validation);
+    std::shared_ptr<ValidationCache> validation;
+    {
+        std::lock_guard lock(c.mutex);
+        if (!c.validation)
+            c.validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background,
+                                                             checked_files_in(settings->cache_directory));
+        validation = c.validation;
+    }
+    auto runtime = std::make_shared<Runtime>(std::move(settings), std::move(validation));
     std::lock_guard lock(c.mutex);
     c.runtime = std::move(runtime);
 }

@@ -127,6 +127,8 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
     {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
      [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); }},
+    {"cache_directory", "", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
+     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); }},
     {"lookup_timeout", "1000", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
      [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); }},
     {"hostname", "", "this host's name in the route's by= (default: the system's host name)",
@@ -235,6 +237,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
         {"validation_timeout",
          fmt::format("{}s", s.validation_timeout.count())},
+        {"cache_directory", s.cache_directory},
         {"lookup_timeout", std::to_string(s.lookup_timeout.count())},
         {"hostname", s.hostname},
         {"user", s.user},
@@ -249,7 +252,8 @@ common::KeptSettings kept_on_reload(const Settings& started, const Settings& rel
         .compare("socket_mode", started.socket_mode, reloaded.socket_mode)
         .compare("socket_group", started.socket_group, reloaded.socket_group)
         .compare("metrics", started.metrics, reloaded.metrics)
-        .compare("user", started.user, reloaded.user);
+        .compare("user", started.user, reloaded.user)
+        .compare("cache_directory", started.cache_directory, reloaded.cache_directory);
     return kept;
 }
 

@@ -54,6 +54,8 @@ struct Settings {
     std::string hostname;  // by= in the route; default: gethostname()
     // How long validating a replacement of the replica may take (directory.hpp).
     std::chrono::seconds validation_timeout{30};
+    // Where the record of checked replica files lives (checked_files.hpp); "": none.
+    std::string cache_directory;
     // How long one resolution's lookups may run (directory.hpp).
     std::chrono::milliseconds lookup_timeout{1000};
 
@@ -66,7 +68,7 @@ Settings load_settings(int argc, const char* const argv[]);
 
 // The settings the filter reads once, at start, whose value `reloaded`
 // changes from the one it started with (`started`): listen, socket_mode,
-// socket_group, metrics and user. SIGUSR1 applies the rest.
+// socket_group, metrics, user and cache_directory. SIGUSR1 applies the rest.
 common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded);
 
 void print_help(std::ostream& out);

@@ -89,6 +89,8 @@ void Worker::note_replica_changes() {
         if (auto text = clock_skew_to_report(status, validation_.get(), std::time(nullptr)))
             common::log(Severity::Warning, "replica: {}", *text);
     }
+    if (validation_)
+        if (auto text = validation_->record_problem_to_report()) common::log(Severity::Warning, "replica: {}", *text);
     if (status.switches != switches_seen_) {
         stats_.replica_switches += status.switches - switches_seen_;
         switches_seen_ = status.switches;

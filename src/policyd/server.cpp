@@ -28,6 +28,7 @@
 #include "common/socket_access.hpp"
 #include "policyd/conversation.hpp"
 #include "policyd/held_mail.hpp"
+#include "unit/checked_files.hpp"
 
 namespace unit::policyd {
 
@@ -521,7 +522,7 @@ struct Server::Impl {
     std::shared_ptr<const Settings> started_with;
     Reload reload;
     Stats stats;
-    std::shared_ptr<ValidationCache> validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    std::shared_ptr<ValidationCache> validation;
     asio::io_context main{1};
     asio::signal_set signals{main, SIGHUP, SIGTERM, SIGINT};
     std::vector<std::unique_ptr<WorkerThread>> workers;
@@ -745,6 +746,8 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
     s.settings = std::move(settings);
     s.started_with = s.settings;
     s.reload = std::move(reload);
+    s.validation = std::make_shared<ValidationCache>(ValidationCache::Mode::Background,
+                                                     checked_files_in(s.settings->cache_directory));
     unsigned threads = s.settings->threads ? s.settings->threads : std::max(1u, std::thread::hardware_concurrency());
     for (unsigned i = 0; i < threads; ++i) {
         auto w = std::make_unique<WorkerThread>();

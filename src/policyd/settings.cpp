@@ -77,10 +77,7 @@ const Key keys[] = {
     {"held_mail_interval", "10s", "scan Postfix's queue this often for held mail whose route changed, and release it (0: off)",
      [](std::string_view v, Settings& s) { return set_duration(s.held_mail_interval, v); }},
     {"postqueue", "/usr/sbin/postqueue", "Postfix's postqueue program, for the held-mail scans (an absolute path)",
-     [](std::string_view v, Settings& s) -> std::string {
-         if (v.empty() || v.front() != '/') return fmt::format("\"{}\" is not an absolute path", v);
-         return set_text(s.postqueue, v, false);
-     }},
+     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.postqueue, v, false); }},
     {"postfix_config_directory", "", "the Postfix instance whose queue is scanned (postqueue -c DIR; empty: the default)",
      [](std::string_view v, Settings& s) { return set_text(s.postfix_config_directory, v); }},
     {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
@@ -95,6 +92,8 @@ const Key keys[] = {
      [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
     {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
      [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); }},
+    {"cache_directory", "", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
+     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); }},
     {"lookup_timeout", "1000", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
      [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); }},
     {"threads", "0", "worker threads, one SQLite connection each (0: one per core)",
@@ -218,6 +217,7 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
         {"max_replica_age", seconds(s.resolver.max_replica_age)},
         {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
         {"validation_timeout", seconds(s.validation_timeout)},
+        {"cache_directory", s.cache_directory},
         {"lookup_timeout", std::to_string(s.lookup_timeout.count())},
         {"threads", std::to_string(s.threads)},
         {"user", s.user},
@@ -253,6 +253,7 @@ common::KeptSettings kept_on_reload(const Settings& started, const Settings& rel
         .compare("log", started.log, reloaded.log)
         .compare("debug", started.debug, reloaded.debug)
         .compare("validation_timeout", started.validation_timeout, reloaded.validation_timeout)
+        .compare("cache_directory", started.cache_directory, reloaded.cache_directory)
         .compare("lookup_timeout", started.lookup_timeout, reloaded.lookup_timeout);
     return kept;
 }

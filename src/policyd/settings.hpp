@@ -49,6 +49,8 @@ struct Settings {
     std::size_t max_request = 64 * 1024;
     // How long validating a replacement of the replica may take (directory.hpp).
     std::chrono::seconds validation_timeout{30};
+    // Where the record of checked replica files lives (checked_files.hpp); "": none.
+    std::string cache_directory;
     // How long one resolution's lookups may run (directory.hpp).
     std::chrono::milliseconds lookup_timeout{1000};
 
@@ -72,7 +74,7 @@ Settings load_settings(int argc, const char* const argv[]);
 // The settings the daemon reads once, at start, whose value `reloaded`
 // changes from the one it started with (`started`): db, the listeners,
 // control, metrics, threads, user, socket_mode, socket_group, log, debug,
-// validation_timeout and lookup_timeout. SIGHUP applies the rest.
+// validation_timeout, cache_directory and lookup_timeout. SIGHUP applies the rest.
 common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded);
 
 void print_help(std::ostream& out);

@@ -18,6 +18,7 @@
 #include <thread>
 #include <tuple>
 
+#include "unit/checked_files.hpp"
 #include "unit/schema_check.hpp"
 #include "unit/sqlite.hpp"
 
@@ -292,7 +293,13 @@ Error explained(const Connection& c, Error e) {
 int interrupt_when_due(void* context) noexcept { return static_cast<const Deadline*>(context)->passed() ? 1 : 0; }
 
 Result<void> prepare_statements(Connection& c);
-std::optional<Failure> inspect(Connection& c, bool run_quick_check);
+// How inspect() treats the integrity check (PRAGMA quick_check).
+struct IntegrityCheck {
+    bool known_good = false;           // this process judged the file good: skip it
+    CheckedFiles* checked = nullptr;   // skip it for a file recorded there
+    bool ran = false;                  // out: it ran and passed
+};
+std::optional<Failure> inspect(Connection& c, IntegrityCheck& integrity);
 
 // A failed read: a lock or I/O error may pass, anything else is a bad file.
 Failure read_failure(const Error& e) {
@@ -304,15 +311,16 @@ Failure read_failure(const Error& e) {
 struct Opening {
     std::unique_ptr<Connection> connection;
     Failure failure;  // when connection is null
+    bool integrity_checked = false;  // PRAGMA quick_check ran on it and passed
 };
 
 // Opens the snapshot file at `path` and checks it (quick_check too, unless
-// the file is known good), all before `deadline`. Only a connection to the
+// the file is known good or in `record`), all before `deadline`. Only a connection to the
 // file that was stat()ed as `id` is returned: it may be replaced between
 // stat() and open(). The type is checked again just before SQLite opens
 // the path: a FIFO swapped in since would block open().
 Opening open_snapshot_file(const std::string& path, const FileId& id, std::chrono::milliseconds busy_timeout,
-                           bool known_good, const Deadline& deadline) {
+                           bool known_good, CheckedFiles* record, const Deadline& deadline) {
     auto fail = [](Failure f) { return Opening{nullptr, std::move(f)}; };
     int error = 0;
     auto before = stat_file(path, error);
@@ -331,6 +339,7 @@ Opening open_snapshot_file(const std::string& path, const FileId& id, std::chron
         return fail(passing(db.error().message));
     }
     auto c = std::make_unique<Connection>();
+    IntegrityCheck integrity{known_good, record};
     c->db = std::move(db.value());
     c->info.file = id;
     c->busy.timeout = busy_timeout;
@@ -343,7 +352,7 @@ Opening open_snapshot_file(const std::string& path, const FileId& id, std::chron
         // Room for the inner pages of ten million mailboxes' b-trees (about
         // 4 MB), so that a lookup reads at most its leaf pages from the file.
         if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return read_failure(r.error());
-        return inspect(*c, !known_good);
+        return inspect(*c, integrity);
     }();
     if (checked && !checked->refusal && hot_journal(c->db.get()))
         checked = refusal(RefusalReason::HotJournal, hot_journal_message(path));
@@ -360,7 +369,7 @@ Opening open_snapshot_file(const std::string& path, const FileId& id, std::chron
     }
     auto after = stat_file(path, error);
     if (!after || !same_file(after->id, id)) return fail(passing("replaced while it was being opened"));
-    return Opening{std::move(c), {}};
+    return Opening{std::move(c), {}, integrity.ran};
 }
 
 Result<void> prepare_statements(Connection& c) {
@@ -386,7 +395,7 @@ Result<void> prepare_statements(Connection& c) {
 }
 
 // Reads and checks what makes a file a usable snapshot.
-std::optional<Failure> inspect(Connection& c, bool run_quick_check) {
+std::optional<Failure> inspect(Connection& c, IntegrityCheck& integrity) {
     // Nothing is read from a table before it is known to be one: a view of
     // its name would run its own SQL (schema_check.hpp). meta first: it
     // holds the version that says what the other tables must be.
@@ -410,13 +419,17 @@ std::optional<Failure> inspect(Connection& c, bool run_quick_check) {
                        fmt::format("schema version {} is not supported (this build reads {} to {})", *version_text,
                                    min_schema_version, max_schema_version));
     if (auto bad = mismatch(version, {})) return bad;
-    if (run_quick_check) {
-        if (auto r = quick_check(c.db.get()); !r) return read_failure(r.error());
-    }
+    // meta is a plain table of the schema now: reading it runs no SQL of
+    // the file's, and says which snapshot this is before the check.
     auto generation = meta_value(c.db.get(), "generation");
     if (!generation) return read_failure(generation.error());
     auto primary_id = optional_meta(c.db.get(), "primary_id");
     if (!primary_id) return read_failure(primary_id.error());
+    const CheckedFile recorded{c.info.file, primary_id->value_or(""), std::atoll(generation->c_str())};
+    if (!integrity.known_good && !(integrity.checked && integrity.checked->contains(recorded))) {
+        if (auto r = quick_check(c.db.get()); !r) return read_failure(r.error());
+        integrity.ran = true;
+    }
     auto override_value = optional_meta(c.db.get(), "publish_override");
     if (!override_value) return read_failure(override_value.error());
     if (auto r = prepare_statements(c); !r) return read_failure(r.error());
@@ -476,6 +489,19 @@ struct ValidationCache::State {
     int abandoned = 0;                       // validations past their timeout, still stuck
     std::optional<Served> served;
     std::map<std::pair<CacheKey, std::string>, std::uint64_t> reported;  // refusals and notices, with sequence
+    std::shared_ptr<CheckedFiles> checked;    // the record of checked files, if any
+    std::string record_problem;               // why it could not be written last
+    bool record_problem_reported = true;
+
+    // Not under the mutex (it writes a file): adds `info` to the record.
+    void remember_checked(const SnapshotInfo& info) {
+        if (!checked) return;
+        auto written = checked->add(CheckedFile{info.file, info.primary_id, info.generation});
+        std::lock_guard lock(mutex);
+        std::string problem = written ? std::string() : written.error().message;
+        if (problem != record_problem) record_problem_reported = problem.empty();
+        record_problem = std::move(problem);
+    }
 
     // Under the mutex: forgets the oldest entries past max_files, never the
     // file served.
@@ -527,7 +553,11 @@ void ValidationCache::State::expire() {
     job.reset();
 }
 
-ValidationCache::ValidationCache(Mode mode) : state_(std::make_shared<State>()) { state_->mode = mode; }
+ValidationCache::ValidationCache(Mode mode, std::shared_ptr<CheckedFiles> checked)
+    : state_(std::make_shared<State>()) {
+    state_->mode = mode;
+    state_->checked = std::move(checked);
+}
 
 ValidationCache::~ValidationCache() {
     std::unique_lock lock(state_->mutex);
@@ -595,6 +625,17 @@ std::size_t ValidationCache::files_remembered() const {
     return std::max(state_->verdicts.size(), state_->reported.size());
 }
 
+CheckedFiles* ValidationCache::checked_files() const noexcept { return state_->checked.get(); }
+
+void ValidationCache::remember_checked(const SnapshotInfo& info) { state_->remember_checked(info); }
+
+std::optional<std::string> ValidationCache::record_problem_to_report() {
+    std::lock_guard lock(state_->mutex);
+    if (state_->record_problem_reported) return std::nullopt;
+    state_->record_problem_reported = true;
+    return fmt::format("cannot record the replica as checked ({}): a restart will check it again", state_->record_problem);
+}
+
 std::optional<std::string> refusal_to_report(const DirectoryStatus& status, ValidationCache* cache) {
     const auto& refused = status.refused;
     if (!refused || (cache != nullptr && !cache->first_report(refused->file, refused->reason))) return std::nullopt;
@@ -642,7 +683,8 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
     // The thread reports under the mutex held here: the job is in place
     // before it can finish.
     s.validator = std::thread([state = state_, job, path, busy_timeout] {
-        auto opened = open_snapshot_file(path, job->id, busy_timeout, false, job->deadline);
+        auto opened = open_snapshot_file(path, job->id, busy_timeout, false, state->checked.get(), job->deadline);
+        if (opened.connection && opened.integrity_checked && !job->cancel) state->remember_checked(opened.connection->info);
         std::lock_guard done(state->mutex);
         if (job->abandoned) {  // timed out: its verdict is in already
             --state->abandoned;
@@ -753,7 +795,8 @@ void Directory::State::open_and_switch(const Candidate& found) {
     if (options.validation) cached = options.validation->verdict(id);
     const bool known_good = cached && cached->good();
     const Deadline deadline{Clock::now() + options.validation_timeout, nullptr, options.validation_timeout};
-    auto opened = open_snapshot_file(options.path, id, options.busy_timeout, known_good, deadline);
+    CheckedFiles* checked = options.validation ? options.validation->checked_files() : nullptr;
+    auto opened = open_snapshot_file(options.path, id, options.busy_timeout, known_good, checked, deadline);
     if (!opened.connection) {
         const Failure& f = opened.failure;
         if (!f.refusal) {  // may pass: tried again at the next check
@@ -768,6 +811,7 @@ void Directory::State::open_and_switch(const Candidate& found) {
         return;
     }
     if (options.validation && !known_good) options.validation->record(id, Verdict{});
+    if (options.validation && opened.integrity_checked) options.validation->remember_checked(opened.connection->info);
     const SnapshotInfo& next = opened.connection->info;
     std::optional<ValidationCache::Served> served;
     if (current) served = ValidationCache::Served{current->info.primary_id, current->info.generation, current->info.file};

@@ -94,6 +94,8 @@ inline constexpr int min_schema_version = 1;
 inline constexpr int max_schema_version = 1;
 
 namespace detail { struct Connection; }
+class CheckedFiles;
+struct SnapshotInfo;
 
 // Identity of a file on disk, as stat() reports it. ctime changes with the
 // file's mode or owner too, so that a file refused as unreadable is tried
@@ -142,6 +144,11 @@ struct Verdict {
 // replacement at its next read after any verdict is recorded, so that the
 // threads of a process switch together.
 //
+// With a CheckedFiles record (checked_files.hpp), a file whose integrity
+// check passed in an earlier process is not checked again (the other checks
+// run), and each file checked is added to it: a daemon restarted over an
+// unchanged replica answers at once.
+//
 // A validation has validation_timeout: SQLite's work is interrupted then,
 // and one stuck in a system call (an open() or read() on a hung mount) is
 // abandoned to finish, or not, on its own: either way the file is refused
@@ -152,7 +159,7 @@ class UNIT_EXPORT ValidationCache {
 public:
     enum class Mode { InPlace, Background };
     static constexpr int max_abandoned = 4;
-    explicit ValidationCache(Mode mode = Mode::InPlace);
+    explicit ValidationCache(Mode mode = Mode::InPlace, std::shared_ptr<CheckedFiles> checked = nullptr);
     ~ValidationCache();  // interrupts a validation under way; waits for none
     ValidationCache(const ValidationCache&) = delete;
     ValidationCache& operator=(const ValidationCache&) = delete;
@@ -193,6 +200,14 @@ public:
     bool first_notice(const FileId& id, std::string_view topic);
     // How many files it remembers now (at most max_files).
     std::size_t files_remembered() const;
+    // The record of checked files, if any (null without one).
+    CheckedFiles* checked_files() const noexcept;
+    // Adds a snapshot whose integrity check just passed to that record.
+    void remember_checked(const SnapshotInfo& info);
+    // Why the record could not be written, once per new reason: for the
+    // daemon's log (a record that cannot be written costs a check at the
+    // next start, nothing else).
+    std::optional<std::string> record_problem_to_report();
 
 private:
     struct State;

@@ -199,6 +199,8 @@ check "group unitpolicy" "missing, or not the user's group" test "$(getent group
 owner() { stat -c '%U:%G %a' "$1" 2>&1; }
 check "/var/lib/unitpolicy root:unitpolicy 750" "is $(owner /var/lib/unitpolicy)" \
     test "$(owner /var/lib/unitpolicy)" = "root:unitpolicy 750"
+check "/var/cache/unitpolicy unitpolicy:unitpolicy 750" "is $(owner /var/cache/unitpolicy)" \
+    test "$(owner /var/cache/unitpolicy)" = "unitpolicy:unitpolicy 750"
 conffiles=$(dpkg-query -W -f='${Conffiles}\n' unitpolicy)
 for conf in /etc/unitpolicy/unitpolicy.conf /etc/unitpolicy/unitmilter.conf; do
     check "conffile $conf" "not a conffile of unitpolicy" grep -q "^ $conf " <<<"$conffiles"
@@ -332,6 +334,11 @@ check "socketmap: transportmx alice@example.com" "got \"$answer\"" test "$answer
 dump=$(unitpolicy --dump --control /run/unitpolicy/control 2>&1)
 check "unitpolicy --dump --control /run/unitpolicy/control" "no daemon_generation $generation in: $(head -c 300 <<<"$dump")" \
     grep -Eq "daemon_generation:? +$generation\b" <<<"$dump"
+# The replica checked at start is recorded (cache_directory), by the
+# daemons' user, so that a restart skips the check.
+record=/var/cache/unitpolicy/checked-files
+check "$record names the replica checked" "$(ls -l "$record" 2>&1)" \
+    grep -Eq " $generation [0-9a-f]+\$" "$record"
 
 # libunitpolicy-dev: a provider's program, built with pkg-config's flags for
 # the installed library, resolves on the same replica.
@@ -372,7 +379,7 @@ for package in "${packages[@]}"; do
     check "$package purged" "dpkg still knows it: $(dpkg-query -W -f='${db:Status-Status}' "$package" 2>&1)" \
         not_installed "$package"
 done
-for path in /etc/unitpolicy /var/lib/unitpolicy /run/unitpolicy /usr/share/doc/unitpolicy \
+for path in /etc/unitpolicy /var/lib/unitpolicy /var/cache/unitpolicy /run/unitpolicy /usr/share/doc/unitpolicy \
     /usr/share/unitpolicy /usr/include/unitpolicy /usr/sbin/unitpolicy /usr/sbin/unitmilter /usr/sbin/unitctl \
     /lib/systemd/system/unitpolicy.service /lib/systemd/system/unitmilter.service \
     /etc/systemd/system/multi-user.target.wants/unitpolicy.service \
