@@ -339,8 +339,9 @@ for line in sys.stdin:
         continue
     m = re.search(r"socketmap: (\w+) (\S+): ", line)
     if m:
-        add("socketmap", m.group(1), "domain" if m.group(2) == domain else
-            ".domain" if m.group(2).startswith(".") else "other domain")
+        key = m.group(2)  # a domain, or the "*" probe (an address is logged as to=<...>)
+        add("socketmap", m.group(1), "*" if key == "*" else "domain" if key == domain else
+            ".domain" if key.startswith(".") else "other domain")
         continue
     m = re.search(r": (?:dunno|reject): (\S+) from ", line) or re.search(r"policy: (\S+) without a recipient", line)
     if m:
