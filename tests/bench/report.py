@@ -924,9 +924,10 @@ def chart_e2e(r):
     if not r.e2e:
         return None
     e = next(iter(r.e2e.values()))
+    runs = len(e.get("rates", []))
     chart = ChartFile(f"smtp-source → Postfix → smtp-sink at {e.get('mailboxes', 0):,} mailboxes, "
-                      f"{e.get('messages', 0):,} messages of {e.get('size', 0):,} bytes a run: median of "
-                      f"{len(e.get('rates', []))} runs (bars: lowest to highest)")
+                      f"{e.get('messages', 0):,} messages of {e.get('size', 0):,} bytes a run: "
+                      + (f"median of {runs} runs (bars: lowest to highest)" if runs > 1 else "one run"))
     keys = [k for k in "abcd" if k in r.e2e]
     rows = []
     for x, k in enumerate(keys):
