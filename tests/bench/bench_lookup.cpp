@@ -7,7 +7,9 @@
 // start (baselines.sh).
 //
 // A figure is the median of --repeats short runs after a warm-up, each
-// with the server's CPU time from /proc/PID/stat; the counts are summed.
+// with the server's CPU time from /proc/PID/stat; the counts are summed;
+// each run's rate and p99 are printed too (the spread). Start-up is timed
+// twice per repeat: on a new file, then restarted on the same file.
 // The floor's and unitpolicy's runs alternate, so that a ratio between
 // them compares runs seconds apart, not minutes.
 // The programs measured are found beside this one in the build tree
@@ -131,11 +133,19 @@ struct Figure {
     std::uint64_t rss_bytes = 0;
     std::uint64_t counts[4] = {};  // by Verdict
     std::uint64_t wrong = 0;
+    std::vector<Run> runs;  // in the order they ran: the spread of the figure
 };
 
 double median_of(std::vector<Run>& runs, double Run::*field) {
     std::sort(runs.begin(), runs.end(), [&](const Run& a, const Run& b) { return a.*field < b.*field; });
     return runs[runs.size() / 2].*field;
+}
+
+// "[a,b,c]": one field of each run, in run order.
+std::string run_list(const std::vector<Run>& runs, double Run::*field, int decimals = 0) {
+    std::string out = "[";
+    for (const auto& run : runs) out += fmt::format("{}{:.{}f}", out.size() > 1 ? "," : "", run.*field, decimals);
+    return out + "]";
 }
 
 // One server's figure, built run by run, so that the runs of two servers
@@ -173,6 +183,7 @@ public:
     // The medians of the runs so far; the counts summed.
     Figure figure() {
         Figure f = figure_;
+        f.runs = runs_;  // before median_of sorts them
         f.median = {median_of(runs_, &Run::rate), median_of(runs_, &Run::p50), median_of(runs_, &Run::p99),
                     median_of(runs_, &Run::p999), median_of(runs_, &Run::cpu_us)};
         for (int v = 0; v < 4; ++v) f.counts[v] = counts_[v];
@@ -218,6 +229,7 @@ void print_lookup(const Options& o, const std::string& server, Protocol protocol
     json += fmt::format(R"(,"connections":{},"requests":{},"seconds":{:.2f},"rate":{:.0f},"p50_us":{:.0f},)"
                         R"("p99_us":{:.0f},"p999_us":{:.0f})",
                         connections, f.requests, f.seconds, f.median.rate, f.median.p50, f.median.p99, f.median.p999);
+    json += fmt::format(R"(,"rates":{},"p99s_us":{})", run_list(f.runs, &Run::rate), run_list(f.runs, &Run::p99));
     if (measured_server)
         json += fmt::format(R"(,"cpu_us_per_lookup":{:.2f},"rss_bytes":{})", f.median.cpu_us, f.rss_bytes);
     json += fmt::format(R"(,"accept":{},"reject":{},"tempfail":{},"noanswer":{},"wrong":{}}})", f.counts[0],
@@ -315,13 +327,15 @@ struct Bench {
         }
     }
 
-    // From exec to the first socketmap answer; the memory then.
-    void startup() {
+    // From exec to the first socketmap answer on DB; the memory then.
+    std::pair<double, std::uint64_t> start_once(const std::string& db) {
         const std::string map = dir + "/map.sock";
         std::filesystem::remove(map);
         unit::load::Request probe{Protocol::Socketmap, "recipient", data.existing.front(), true};
+        auto argv = unitpolicy_argv("", map);
+        argv[2] = db;  // after --db
         auto t0 = std::chrono::steady_clock::now();
-        auto process = start(unitpolicy_argv("", map), {}, "startup");
+        auto process = start(argv, {}, "startup");
         unit::load::Client client(map, 1s);
         for (;;) {
             auto reply = client.ask(probe);
@@ -336,11 +350,42 @@ struct Bench {
         }
         double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
         auto sample = unit::load::ProcessSample::read(process.pid());
-        std::uint64_t rss = sample ? sample->rss_bytes : 0;
-        print(o,
-              fmt::format(R"({{"kind":"startup","server":"unitpolicy","mailboxes":{},"startup_ms":{:.1f},"rss_bytes":{}}})",
-                          o.mailboxes, ms, rss),
-              fmt::format("unitpolicy start-up: {:.1f} ms to the first answer, rss {:.1f} MB", ms, rss / 1048576.0));
+        process.stop();  // SIGTERM: a clean exit, whatever the daemon keeps for its next start written
+        return {ms, sample ? sample->rss_bytes : 0};
+    }
+
+    // Start-up twice, --repeats times, alternating: a first start on a
+    // file no unitpolicy has opened (a fresh copy of the replica: a new
+    // inode, as a publication's rename gives), then a restart on the same
+    // unchanged file, which a daemon remembering a validated file's
+    // verdict may answer without validating it again.
+    void startup() {
+        const std::string db = dir + "/startup.db";
+        std::vector<Run> first, restart;
+        std::uint64_t rss[2] = {};
+        for (unsigned r = 0; r < o.repeats; ++r) {
+            std::filesystem::remove(db);
+            std::filesystem::copy_file(replica, db);
+            auto [first_ms, first_rss] = start_once(db);
+            auto [restart_ms, restart_rss] = start_once(db);
+            first.push_back(Run{.rate = first_ms});
+            restart.push_back(Run{.rate = restart_ms});
+            rss[0] = std::max(rss[0], first_rss);
+            rss[1] = std::max(rss[1], restart_rss);
+        }
+        std::filesystem::remove(db);
+        const std::pair<const char*, std::vector<Run>*> starts[] = {{"first", &first}, {"restart", &restart}};
+        for (unsigned i = 0; i < 2; ++i) {
+            auto& runs = *starts[i].second;
+            std::string list = run_list(runs, &Run::rate, 1);
+            double ms = median_of(runs, &Run::rate);
+            print(o,
+                  fmt::format(R"({{"kind":"startup","server":"unitpolicy","mailboxes":{},"start":"{}","startup_ms":{:.1f},)"
+                              R"("runs_ms":{},"rss_bytes":{}}})",
+                              o.mailboxes, starts[i].first, ms, list, rss[i]),
+                  fmt::format("unitpolicy start-up ({}): {:.1f} ms to the first answer (runs {}), rss {:.1f} MB",
+                              starts[i].first, ms, list, rss[i] / 1048576.0));
+        }
     }
 
     void milter() {

@@ -26,6 +26,14 @@
 # without unitmilter, to tell the milter's share of c's cost from the
 # lookups'.
 #
+# The requests Postfix makes to unitpolicy per message are counted twice:
+# during the measured runs of c and d, from unitpolicy's counters read
+# between runs (policy and socketmap requests per message, by
+# configuration); and, unmeasured, by sending 100 messages through a copy
+# of c whose own unitpolicy logs every request (--debug yes): the requests
+# per message by map and by the form of the key (full address, @domain,
+# domain, ...), which says which Postfix lookup asked for each.
+#
 # Usage: e2e.sh [--messages N] [--sessions S] [--size BYTES] [--repeats R]
 #               [--mailboxes N] [--configs abc] [--json FILE]
 #   defaults: 1000 messages of 1024 bytes, 8 sessions, 3 repeats, a
@@ -162,23 +170,39 @@ it_spawn "$IT_WORK/unitmilter.log" "$IT_UNITMILTER" --config "$sock/unitmilter.c
 um_pid=$IT_LAST_PID
 it_wait_until 10 test -S "$sock/unitpolicy" -a -S "$sock/unitmap" -a -S "$sock/unitmilter" ||
     it_fatal "unitpolicy or unitmilter did not listen in $sock: $(tail -n 5 "$IT_WORK"/unit*.log)"
-# unitpolicy_mx NAME [MAIN.CF-LINE...]: an instance made from examples/mx/,
-# the sockets in $sock, then the given settings.
-unitpolicy_mx() {
-    local name=$1
-    shift
+# unitpolicy_mx_at NAME DIR [MAIN.CF-LINE...]: an instance made from
+# examples/mx/, unitpolicy's sockets in DIR, unitmilter's in $sock, then
+# the given settings. unitpolicy_mx NAME [...]: the same with DIR $sock.
+unitpolicy_mx_at() {
+    local name=$1 dir=$2
+    shift 2
     pf_new "$name"
     pf_main "$name" "${common[@]}"
     pf_main_fragment "$name" "$IT_EXAMPLES/mx/main.cf" \
-        "s|unix:private/unitpolicy|unix:$sock/unitpolicy|g" \
-        "s|unix:private/unitmap|unix:$sock/unitmap|g" \
+        "s|unix:private/unitpolicy|unix:$dir/unitpolicy|g" \
+        "s|unix:private/unitmap|unix:$dir/unitmap|g" \
         "s|unix:private/unitmilter|unix:$sock/unitmilter|g"
     [ $# -eq 0 ] || pf_main "$name" "$@"
     pf_master_fragment "$name" "$IT_EXAMPLES/mx/master.cf"
     pf_start "$name"
 }
+unitpolicy_mx() { unitpolicy_mx_at "$1" "$sock" "${@:2}"; }
 unitpolicy_mx c
 [[ $configs != *d* ]] || unitpolicy_mx d "smtpd_milters =" "non_smtpd_milters ="
+
+# The counting copy of c (n): its own unitpolicy, logging every request.
+count_dir=$IT_WORK/n
+if [[ $configs == *[cd]* ]]; then
+    mkdir -p "$count_dir"
+    chmod 0755 "$count_dir"
+    it_spawn "$IT_WORK/unitpolicy-count.log" "$IT_UNITPOLICY" --db "$IT_REPLICA" \
+        --policy-listen "unix:$count_dir/unitpolicy" --socketmap-listen "unix:$count_dir/unitmap" \
+        --hold-transport unithold --recipient-delimiter + \
+        --socket-mode 0666 --user nobody --log stderr --debug yes
+    it_wait_until 10 test -S "$count_dir/unitpolicy" -a -S "$count_dir/unitmap" ||
+        it_fatal "the counting unitpolicy did not listen in $count_dir: $(tail -n 5 "$IT_WORK/unitpolicy-count.log")"
+    unitpolicy_mx_at n "$count_dir"
+fi
 
 # ---------------------------------------------------------------- one run
 
@@ -221,14 +245,31 @@ run_one() {
     RUN_ACCEPT=$(calc "$count / ($t1 - $t0)")
 }
 
-declare -A RATES ACCEPTS
+# counters: unitpolicy's policy and socketmap request counters, "P S".
+counters() {
+    "$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$sock/control" 2>/dev/null |
+        awk '$1 == "policy_requests:" { p = $2 } $1 == "socketmap_requests:" { s = $2 }
+             END { if (p != "" && s != "") print p, s }'
+}
+
+declare -A RATES ACCEPTS POLICY SOCKETMAP
 for name in "${names[@]}"; do
     run_one "$name" $((messages / 10 + 1))   # warm-up: processes started, tables opened
 done
 order=("${names[@]}")
 for rep in $(seq 1 "$repeats"); do
     for name in "${order[@]}"; do
+        before=$(counters)
         run_one "$name" "$messages"
+        after=$(counters)
+        # Only c and d ask unitpolicy; the runs are one at a time, so the
+        # counters' growth during a run is that run's.
+        if [ -n "$before" ] && [ -n "$after" ]; then
+            read -r p0 s0 <<<"$before"
+            read -r p1 s1 <<<"$after"
+            POLICY[$name]=$((${POLICY[$name]:-0} + p1 - p0))
+            SOCKETMAP[$name]=$((${SOCKETMAP[$name]:-0} + s1 - s0))
+        fi
         RATES[$name]+="$RUN_RATE "
         ACCEPTS[$name]+="$RUN_ACCEPT "
         printf 'e2e: run %d %s %-38s %7.1f msg/s (accepted at %7.1f msg/s)\n' \
@@ -261,20 +302,57 @@ ratio() {
 echo "e2e: c/a = $(ratio c a) (goal >= 0.9)   c/b = $(ratio c b) (goal >= 1.2)   b/a = $(ratio b a)" \
     "$([[ $configs != *d* ]] || echo "  d/a = $(ratio d a)   c/d = $(ratio c d)")"
 
-# What Postfix asked unitpolicy for each message (c and d share it): every
-# table is a round trip, and Postfix looks some up for each address form.
-per_config=$((messages / 10 + 1 + repeats * messages))
-served=0
-for name in "${names[@]}"; do [[ $name != [cd] ]] || served=$((served + per_config)); done
-counters=$("$IT_UNITPOLICY" --db "$IT_REPLICA" --dump --control "$sock/control" 2>/dev/null || true)
-count_of() { awk -v key="$1:" '$1 == key { print $2; exit }' <<<"$counters"; }
-policy_requests=$(count_of policy_requests)
-socketmap_requests=$(count_of socketmap_requests)
-if [ "$served" -gt 0 ] && [ -n "$policy_requests" ] && [ -n "$socketmap_requests" ]; then
-    printf 'e2e: unitpolicy answered %.1f policy and %.1f socketmap requests per message\n' \
-        "$(calc "$policy_requests / $served")" "$(calc "$socketmap_requests / $served")"
-    printf '{"kind":"e2e_lookups","messages":%d,"policy_requests":%d,"socketmap_requests":%d}\n' \
-        "$served" "$policy_requests" "$socketmap_requests" >>"$json"
+# What Postfix asked unitpolicy for each message, by configuration: every
+# request is a round trip, and Postfix looks some tables up for several
+# forms of each address.
+for name in "${names[@]}"; do
+    if [[ $name != [cd] ]] || [ -z "${POLICY[$name]:-}" ]; then continue; fi
+    served=$((repeats * messages))
+    printf 'e2e: %s: unitpolicy answered %.2f policy and %.2f socketmap requests per message\n' "$name" \
+        "$(calc "${POLICY[$name]} / $served")" "$(calc "${SOCKETMAP[$name]} / $served")"
+    printf '{"kind":"e2e_lookups","config":"%s","messages":%d,"policy_requests":%d,"socketmap_requests":%d}\n' \
+        "$name" "$served" "${POLICY[$name]}" "${SOCKETMAP[$name]}" >>"$json"
+done
+
+# The same, by map and key form, from the counting copy of c: COUNTED
+# messages (not timed), every request logged.
+if [ -n "${PF_DIR[n]:-}" ]; then
+    counted=100
+    offset=$(stat -c %s "$IT_WORK/unitpolicy-count.log")
+    run_one n "$counted"
+    sleep 1   # the last lookups (qmgr's) may follow the last status=sent line by a moment
+    tail -c "+$((offset + 1))" "$IT_WORK/unitpolicy-count.log" |
+        python3 -c '
+import json, re, sys
+messages, domain = int(sys.argv[1]), sys.argv[2]
+counts = {}
+def add(protocol, what, key):
+    k = (protocol, what, key)
+    counts[k] = counts.get(k, 0) + 1
+for line in sys.stdin:
+    m = re.search(r"socketmap: (\w+) to=<([^>]*)>:", line)
+    if m:
+        key = m.group(2)
+        form = ("@domain" if key.startswith("@") else "address") if "@" in key else \
+               ".domain" if key.startswith(".") else "domain" if key == domain else "local part"
+        add("socketmap", m.group(1), form)
+        continue
+    m = re.search(r"socketmap: (\w+) (\S+): ", line)
+    if m:
+        key = m.group(2)  # a domain, or the "*" probe (an address is logged as to=<...>)
+        add("socketmap", m.group(1), "*" if key == "*" else "domain" if key == domain else
+            ".domain" if key.startswith(".") else "other domain")
+        continue
+    m = re.search(r": (?:dunno|reject): (\S+) from ", line) or re.search(r"policy: (\S+) without a recipient", line)
+    if m:
+        add("policy", m.group(1), "recipient")
+rows = [{"protocol": p, "map": w, "key": k, "count": c} for (p, w, k), c in sorted(counts.items())]
+print(json.dumps({"kind": "e2e_requests", "config": "c", "messages": messages, "requests": rows},
+                 separators=(",", ":")))
+for r in rows:
+    print("e2e: per message: %s %s (%s): %.2f" % (r["protocol"], r["map"], r["key"], r["count"] / messages),
+          file=sys.stderr)
+' "$counted" e2e.example >>"$json"
 fi
 
 # The daemons must have served the whole run without a fault.
