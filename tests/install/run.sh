@@ -3,9 +3,15 @@
 # gets it. Runs `meson install --destdir` of the build into a temporary tree
 # (it builds only what is out of date), then checks:
 #   - the programs in SBINDIR, runnable, with the project's version;
-#   - every man/ page in MANDIR/manN, the schema and the migrations in
-#     DATADIR/unitpolicy, the examples in DATADIR/doc/unitpolicy/examples,
-#     each identical to the source;
+#   - every man/ page in MANDIR/manN and the examples in
+#     DATADIR/doc/unitpolicy/examples, each the source with the build's
+#     directories in place of /usr/local/... (tools/install_paths.py), and
+#     the schema and the migrations in DATADIR/unitpolicy, identical;
+#   - no installed text file says /usr/local unless the prefix is /usr/local;
+#     master.cf's argv= and the units' ExecStart= name the programs in
+#     SBINDIR, and every path of ours a page or example names is installed
+#     (tests/install/paths.sh; layout.sh checks the same for other prefixes
+#     without compiling);
 #   - the systemd units: their programs installed where ExecStart says, every
 #     option they pass known to the program's --help, the reload signal the
 #     one each program handles, the writable and read-only paths those of
@@ -51,6 +57,8 @@ finish() {
     [ "$failed" -eq 0 ]
     exit
 }
+# shellcheck source=tests/install/paths.sh
+source "$here/paths.sh"
 
 if [ ! -d "$build/meson-private" ]; then
     not_ok setup "$build is not a configured Meson build directory"
@@ -64,19 +72,17 @@ dest=$tmp/root
 # ------------------------------------------------------------ the layout
 
 # The install directories (absolute), the version and the kind of library.
-IFS=$'\t' read -r sbindir mandir datadir includedir libdir version default_library < <(
-    meson introspect --buildoptions --projectinfo "$build" | python3 -c '
-import json, os, sys
-info = json.load(sys.stdin)
-options = {o["name"]: o["value"] for o in info["buildoptions"]}
-dirs = [os.path.join(options["prefix"], options[name])
-        for name in ("sbindir", "mandir", "datadir", "includedir", "libdir")]
-print("\t".join(dirs + [info["projectinfo"]["version"], options["default_library"]]))
-')
-if [ -z "${sbindir:-}" ]; then
+if ! layout_of "$build"; then
     not_ok setup "meson introspect gave no install directories for $build"
     finish
 fi
+IFS=$'\t' read -r version default_library < <(
+    meson introspect --buildoptions --projectinfo "$build" | python3 -c '
+import json, sys
+info = json.load(sys.stdin)
+options = {o["name"]: o["value"] for o in info["buildoptions"]}
+print(info["projectinfo"]["version"] + "\t" + options["default_library"])
+')
 docdir=$datadir/doc/unitpolicy
 examples=$dest$docdir/examples
 
@@ -106,21 +112,14 @@ done
 # shellcheck disable=SC2317 # called through check
 same() { [ -f "$2" ] && cmp -s "$1" "$2"; }
 
-for page in "$root"/man/*.[1-8]; do
-    name=$(basename "$page")
-    section=${name##*.}
-    check "man$section/$name" "missing or different from man/$name" same "$page" "$dest$mandir/man$section/$name"
-done
+check_docs_installed
+check_no_usr_local
+check_programs_named "$build"
 
 check "unitpolicy/schema.sql" "missing or different" same "$root/policy/schema.sql" "$dest$datadir/unitpolicy/schema.sql"
 for migration in "$root"/policy/migrations/*.sql; do
     name=$(basename "$migration")
     check "unitpolicy/migrations/$name" "missing or different" same "$migration" "$dest$datadir/unitpolicy/migrations/$name"
-done
-
-for file in mx/main.cf mx/master.cf unit/main.cf unit/master.cf unitpolicy.conf unitmilter.conf \
-    sample/sample.csv sample/README.md sample/make_sample.py; do
-    check "examples/$file" "missing or different" same "$root/examples/$file" "$examples/$file"
 done
 
 # ------------------------------------------------------------ the systemd units
