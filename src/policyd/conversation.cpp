@@ -224,11 +224,13 @@ std::string SocketmapConversation::answer(std::string_view request) {
     } else if (*map == MapName::Domain) {
         reply = domain_reply(worker_.resolve_domain(key));
     } else if (is_partial_key(key)) {
-        // After the full address Postfix tries "user", "@domain", "domain"
-        // and ".domain"; none names a mailbox (catch-all aliases were applied
-        // to the full address). Answered as a malformed address would be,
-        // without a lookup, and counted apart so outcome_malformed keeps
-        // meaning bad input.
+        // "user", "@domain", "domain", ".domain": none names a mailbox
+        // (catch-all aliases were applied to the full address). Postfix
+        // tries these forms on fixed tables only, never on a socketmap; they
+        // come from postmap -q, or from virtual_alias_domains left at its
+        // default. Answered as a malformed address would be, without a
+        // lookup, and counted apart so outcome_malformed keeps meaning bad
+        // input.
         worker_.stats().socketmap_partial_keys++;
         Resolution partial;
         partial.outcome = Outcome::Malformed;
