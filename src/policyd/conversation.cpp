@@ -164,6 +164,19 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     }
     Resolution r = worker_.resolve(request.recipient);
     std::string action = policy_action(r, worker_.settings().answers);
+    if (r.outcome == Outcome::Malformed) {
+        // The policy is the only recipient check at RCPT (no
+        // relay_recipient_maps): a malformed address in a served domain is
+        // refused here, or it would be accepted and bounce.
+        if (auto domain = domain_part(request.recipient); !domain.empty()) {
+            DomainResolution d = worker_.resolve_domain(domain);
+            action = malformed_action(d, worker_.settings().answers);
+            if (d.outcome == DomainOutcome::Tempfail) {
+                r.cause = d.cause;
+                r.reason = d.reason;
+            }
+        }
+    }
     VerdictKind kind = verdict_kind(action, worker_.settings().answers.texts);
     worker_.stats().count(kind);
     // In Postfix's shape and with its field names, so that its users' greps

@@ -217,6 +217,34 @@ it_expect_match "mx unknown: 550 5.1.1 at RCPT" \
     "$(it_rcpt_reply nobody@example.com)"
 it_check "mx unknown: nothing queued" 'queue holds $(pf_queue_count mx)' pf_queue_is mx 0
 
+# --- a malformed address in a served domain (a local part too long for
+# the directory): the policy service refuses it, as relay_recipient_maps
+# did before the examples dropped it; nothing is queued to bounce later
+long_rcpt=$(printf 'a%.0s' $(seq 1 330))@example.com
+it_smtp "$port" "$from" "$long_rcpt"
+it_expect_match "mx malformed in a served domain: 550 5.1.1 at RCPT" \
+    '^550 5\.1\.1 .*Recipient address rejected: User unknown' "$(it_rcpt_reply "$long_rcpt")"
+it_check "mx malformed: nothing queued" 'queue holds $(pf_queue_count mx)' pf_queue_is mx 0
+
+# --- requests per message (examples/mx): smtpd's address resolution
+# (relay_domains, transport_maps), the policy, cleanup's virtual_alias_maps,
+# the queue manager's resolution (relay_domains, transport_maps): 1 + 5.
+# No virtual_alias_domains lookup, no smtpd recipient-table check (2 + 2
+# more before). A new smtpd process may resolve the sender first (2 more).
+policy0=$(up_counter mx policy_requests)
+socketmap0=$(up_counter mx socketmap_requests)
+it_smtp "$port" "$from" Alice+count@example.com --header "Subject: requests"
+it_expect_match "mx requests: accepted" '^250 ' "$(it_data_reply)"
+it_check "mx requests: delivered to unit1" 'unit1 has: $(sink_list unit1)' \
+    it_wait_until 20 sink_has_rcpt unit1 Alice+count@example.com
+pf_wait_drained mx 20
+policy1=$(up_counter mx policy_requests)
+socketmap1=$(up_counter mx socketmap_requests)
+it_diag "mx requests for one message: $((policy1 - policy0)) policy, $((socketmap1 - socketmap0)) socketmap"
+it_expect_eq "mx requests: 1 policy request" 1 "$((policy1 - policy0))"
+it_check "mx requests: 5 socketmap requests (7 with the sender's)" "$((socketmap1 - socketmap0)) socketmap requests" \
+    eval '[ "$((socketmap1 - socketmap0))" -ge 5 ] && [ "$((socketmap1 - socketmap0))" -le 7 ]'
+
 # --- known recipients: each at its unit's sink
 it_smtp "$port" "$from" alice@example.com --header "Subject: alice"
 it_expect_match "mx alice: accepted" '^250 ' "$(it_data_reply)"
