@@ -11,8 +11,8 @@
 #      relay_domains, relay_recipient_maps, virtual_alias_maps and
 #      transport_maps read from the published replica
 #   c  unitpolicy and unitmilter as in examples/mx/: check_policy_service,
-#      socketmap relay_domains / relay_recipient_maps / virtual_alias_maps /
-#      transport_maps, smtpd_milters
+#      socketmap relay_domains / virtual_alias_maps / transport_maps,
+#      smtpd_milters
 #
 # One run: smtp-source -N (each message to a different recipient, all of
 # them mailboxes of the directory) with SESSIONS parallel sessions; the
@@ -262,7 +262,7 @@ echo "e2e: c/a = $(ratio c a) (goal >= 0.9)   c/b = $(ratio c b) (goal >= 1.2)  
     "$([[ $configs != *d* ]] || echo "  d/a = $(ratio d a)   c/d = $(ratio c d)")"
 
 # What Postfix asked unitpolicy for each message (c and d share it): every
-# table is a round trip, and Postfix looks some up for each address form.
+# request is a round trip (tests/bench/requests.sh lists them one by one).
 per_config=$((messages / 10 + 1 + repeats * messages))
 served=0
 for name in "${names[@]}"; do [[ $name != [cd] ]] || served=$((served + per_config)); done
