@@ -264,6 +264,21 @@ std::string policy_action(const Resolution& r, const AnswerSettings& settings) {
     return sanitise(t.tempfail);
 }
 
+std::string malformed_action(const DomainResolution& d, const AnswerSettings& settings) {
+    switch (d.outcome) {
+    case DomainOutcome::Served: return sanitise(settings.texts.unknown);
+    case DomainOutcome::Tempfail: return sanitise(settings.texts.tempfail);
+    case DomainOutcome::NotServed:
+    case DomainOutcome::Malformed: return "DUNNO";
+    }
+    return sanitise(settings.texts.tempfail);
+}
+
+std::string_view domain_part(std::string_view address) noexcept {
+    const auto at = address.rfind('@');
+    return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
+}
+
 bool is_partial_key(std::string_view key) noexcept {
     return key.empty() || key.front() == '@' || key.find('@') == std::string_view::npos;
 }

@@ -57,6 +57,17 @@ struct AnswerSettings {
 // "Recipient address rejected:" itself).
 std::string policy_action(const Resolution& r, const AnswerSettings& settings);
 
+// The policy action for a malformed address (one no directory can hold),
+// given what the directory says of its domain part: the unknown reply in a
+// served domain, where Postfix would otherwise accept it (the examples set
+// no relay_recipient_maps) and bounce it later; the tempfail reply when the
+// domain cannot be checked; DUNNO elsewhere (Postfix's relay control
+// decides).
+std::string malformed_action(const DomainResolution& d, const AnswerSettings& settings);
+
+// The text after the last '@' of an address as given ("" when none).
+std::string_view domain_part(std::string_view address) noexcept;
+
 // The nexthop of a held route: "unix:/dev/null/unitpolicy-held/UNIT", a
 // UNIX socket under /dev/null, which can never exist (ENOTDIR; ENOENT in a
 // chroot without /dev/null). Mail routed there by a flush (postqueue -f, -i, sendmail -q:

@@ -166,6 +166,19 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     }
     Resolution r = worker_.resolve(request.recipient);
     std::string action = policy_action(r, worker_.settings().answers);
+    if (r.outcome == Outcome::Malformed) {
+        // The policy is the only recipient check at RCPT (no
+        // relay_recipient_maps): a malformed address in a served domain is
+        // refused here, or it would be accepted and bounce.
+        if (auto domain = domain_part(request.recipient); !domain.empty()) {
+            DomainResolution d = worker_.resolve_domain(domain);
+            action = malformed_action(d, worker_.settings().answers);
+            if (d.outcome == DomainOutcome::Tempfail) {
+                r.cause = d.cause;
+                r.reason = d.reason;
+            }
+        }
+    }
     VerdictKind kind = verdict_kind(action, worker_.settings().answers.texts);
     worker_.stats().count(kind);
     // In Postfix's shape and with its field names, so that its users' greps
@@ -226,11 +239,13 @@ std::string SocketmapConversation::answer(std::string_view request) {
     } else if (*map == MapName::Domain) {
         reply = domain_reply(worker_.resolve_domain(key));
     } else if (is_partial_key(key)) {
-        // After the full address Postfix tries "user", "@domain", "domain"
-        // and ".domain"; none names a mailbox (catch-all aliases were applied
-        // to the full address). Answered as a malformed address would be,
-        // without a lookup, and counted apart so outcome_malformed keeps
-        // meaning bad input.
+        // "user", "@domain", "domain", ".domain": none names a mailbox
+        // (catch-all aliases were applied to the full address). Postfix
+        // tries these forms on fixed tables only, never on a socketmap; they
+        // come from postmap -q, or from virtual_alias_domains left at its
+        // default. Answered as a malformed address would be, without a
+        // lookup, and counted apart so outcome_malformed keeps meaning bad
+        // input.
         worker_.stats().socketmap_partial_keys++;
         Resolution partial;
         partial.outcome = Outcome::Malformed;

@@ -183,7 +183,7 @@ std::string stats_prometheus(const Stats& s) {
     for (int i = 0; i < 4; ++i)
         m.sample("unitpolicy_socketmap_replies_total", static_cast<double>(get(s.replies[i])), {{"reply", replies[i]}});
     counter("unitpolicy_socketmap_partial_keys_total",
-            "Postfix's partial lookups (user, @domain, domain, .domain): NOTFOUND without a resolution.",
+            "Keys that are not a full address (user, @domain, domain, .domain): NOTFOUND without a resolution.",
             s.socketmap_partial_keys);
     m.family("unitpolicy_resolutions_total", Type::Counter, "Address resolutions, by outcome.");
     for (int i = 0; i < 8; ++i)

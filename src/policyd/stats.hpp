@@ -46,7 +46,7 @@ struct Stats {
     Counter connections_closed_peer{0};  // closed to make room for its peer's new one (max_connections_per_peer)
     Counter connections_closed_slow{0};  // a request or an answer stalled past request_timeout
     Counter policy_requests{0}, socketmap_requests{0};
-    Counter socketmap_partial_keys{0};  // Postfix's "user", "@domain", "domain" lookups: no resolution
+    Counter socketmap_partial_keys{0};  // keys that are not a full address: no resolution
     std::array<Counter, 5> verdicts{};        // by VerdictKind
     std::array<Counter, 4> replies{};         // by ReplyKind
     std::array<Counter, 8> outcomes{};        // by unit::Outcome

@@ -11,8 +11,8 @@
 #      relay_domains, relay_recipient_maps, virtual_alias_maps and
 #      transport_maps read from the published replica
 #   c  unitpolicy and unitmilter as in examples/mx/: check_policy_service,
-#      socketmap relay_domains / relay_recipient_maps / virtual_alias_maps /
-#      transport_maps, smtpd_milters
+#      socketmap relay_domains / virtual_alias_maps / transport_maps,
+#      smtpd_milters
 #
 # One run: smtp-source -N (each message to a different recipient, all of
 # them mailboxes of the directory) with SESSIONS parallel sessions; the

@@ -338,15 +338,16 @@ LARGE_SIZE = 10_000_000
 # Postfix setting of examples/mx/main.cf that makes the request. A key
 # form's own entry comes first.
 REQUEST_REASONS = {
-    ("socketmap", "alias", "domain"): "`virtual_alias_domains`, whose default is `$virtual_alias_maps`: is the "
-                                      "domain a virtual alias domain (trivial-rewrite's address class)",
+    ("socketmap", "alias", "domain"): "`virtual_alias_domains`, when left at its default `$virtual_alias_maps` "
+                                      "(examples/mx sets it empty): is the domain a virtual alias domain",
     ("socketmap", "domain", "other domain"): "`relay_domains` asked for another domain than the recipients' "
                                              "(the sender's: trivial-rewrite's address class)",
     ("policy", "RCPT"): "`check_policy_service` in smtpd_recipient_restrictions: the recipient check at RCPT TO",
     ("socketmap", "domain"): "`relay_domains`: is the recipient's domain one this MX relays "
                              "(smtpd's reject_unauth_destination, trivial-rewrite's address class)",
-    ("socketmap", "recipient"): "`relay_recipient_maps`: is the recipient known (smtpd at RCPT TO)",
-    ("socketmap", "alias"): "`virtual_alias_maps`: alias expansion (smtpd's recipient validation, cleanup's rewrite)",
+    ("socketmap", "recipient"): "`relay_recipient_maps` (unset in examples/mx: the policy service checks "
+                                "the recipient): is the recipient known (smtpd at RCPT TO)",
+    ("socketmap", "alias"): "`virtual_alias_maps`: alias expansion (cleanup's rewrite)",
     ("socketmap", "transportmx"): "`transport_maps`: where the recipient goes (trivial-rewrite's resolve)",
 }
 KEY_FORMS = {

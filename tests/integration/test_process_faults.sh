@@ -15,8 +15,8 @@
 #                policy service is unreachable); the outside instance keeps
 #                the mail deferred and retries. Mail the MX accepted before
 #                the kill and routes after it stays deferred in the MX's
-#                own queue (address resolver failure: the transport_maps
-#                and virtual_alias_domains lookups fail), not bounced.
+#                own queue (address resolver failure: the relay_domains
+#                and transport_maps lookups fail), not bounced.
 #   milter kill  unitmilter is killed with SIGKILL and started again: the
 #                MX answers 451 4.7.1 (milter_default_action = tempfail) at
 #                end of data to a message in progress, and at MAIL FROM in

@@ -157,6 +157,32 @@ TEST_CASE("policy: every row of the table") {
     }
 }
 
+TEST_CASE("policy: a malformed address is refused in a served domain only") {
+    // With no relay_recipient_maps, nothing else would refuse it at RCPT:
+    // accepted, it would find no route and bounce.
+    const AnswerSettings s = mx_settings();
+    DomainResolution d;
+    d.outcome = DomainOutcome::Served;
+    d.domain = "my.com";
+    CHECK(malformed_action(d, s) == "550 5.1.1 User unknown");
+    d.outcome = DomainOutcome::NotServed;
+    CHECK(malformed_action(d, s) == "DUNNO");
+    d.outcome = DomainOutcome::Malformed;
+    CHECK(malformed_action(d, s) == "DUNNO");
+    d.outcome = DomainOutcome::Tempfail;  // never a 5xx for a fault
+    CHECK(malformed_action(d, s) == "451 4.3.0 Directory temporarily unavailable");
+    AnswerSettings texts = s;
+    texts.texts.unknown = "550 5.1.1 No such user here";
+    d.outcome = DomainOutcome::Served;
+    CHECK(malformed_action(d, texts) == "550 5.1.1 No such user here");
+
+    CHECK(domain_part("user@my.com") == "my.com");
+    CHECK(domain_part("\"a@b\"@My.Com.") == "My.Com.");
+    CHECK(domain_part("user@") == "");
+    CHECK(domain_part("no-domain") == "");
+    CHECK(domain_part("") == "");
+}
+
 TEST_CASE("policy: the reply texts are configurable") {
     AnswerSettings s;
     s.texts.unknown = "550 5.1.1 No such user here";

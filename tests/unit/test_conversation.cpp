@@ -62,6 +62,27 @@ TEST_CASE("policy requests are answered in order, whatever the split") {
     CHECK(f.stats.policy_requests == 18);
 }
 
+TEST_CASE("a malformed recipient in a served domain is refused, elsewhere left to Postfix, and never a 5xx for a fault") {
+    // No relay_recipient_maps behind the policy: it alone refuses at RCPT.
+    const std::string long_local(330, 'a');
+    const std::string in = policy_request(long_local + "@example.com") + policy_request("\"\"@Example.COM") +
+                           policy_request(long_local + "@example.org") + policy_request("user@bad..domain");
+    {
+        Fixture f;
+        PolicyConversation c(*f.worker);
+        std::string out;
+        REQUIRE(c.feed(in, out));
+        CHECK(out == "action=550 5.1.1 User unknown\n\naction=550 5.1.1 User unknown\n\naction=DUNNO\n\n"
+                     "action=DUNNO\n\n");
+        CHECK(f.stats.outcomes[static_cast<int>(Outcome::Malformed)] == 4);
+    }
+    Fixture f(false);
+    PolicyConversation c(*f.worker);
+    std::string out;
+    REQUIRE(c.feed(policy_request(long_local + "@example.com"), out));
+    CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
+}
+
 TEST_CASE("a broken policy stream stops the conversation after the answers it had") {
     Fixture f;
     PolicyConversation c(*f.worker);
