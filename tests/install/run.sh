@@ -5,7 +5,7 @@
 #   - the programs in SBINDIR, runnable, with the project's version;
 #   - every man/ page in MANDIR/manN, the schema and the migrations in
 #     DATADIR/unitpolicy, the examples in DATADIR/doc/unitpolicy/examples,
-#     each identical to the source;
+#     unitctl's bash completion, each identical to the source;
 #   - the systemd units: their programs installed where ExecStart says, every
 #     option they pass known to the program's --help, the reload signal the
 #     one each program handles, the writable and read-only paths those of
@@ -111,6 +111,11 @@ for page in "$root"/man/*.[1-8]; do
     section=${name##*.}
     check "man$section/$name" "missing or different from man/$name" same "$page" "$dest$mandir/man$section/$name"
 done
+
+# Under bash-completion's completionsdir, or DATADIR/bash-completion/completions.
+completion=$(find "$dest" -path '*/bash-completion/completions/unitctl' -type f | head -n 1)
+check "bash-completion/completions/unitctl" "missing or different from completion/unitctl.bash" \
+    same "$root/completion/unitctl.bash" "${completion:-/nonexistent}"
 
 check "unitpolicy/schema.sql" "missing or different" same "$root/policy/schema.sql" "$dest$datadir/unitpolicy/schema.sql"
 for migration in "$root"/policy/migrations/*.sql; do
