@@ -118,8 +118,8 @@ void run_wait(Invocation& inv) {
 }
 
 constexpr std::array<Command, 2> commands{{
-    {"fleet status", "", "[--hosts FILE] [--timeout S] [--json]", "show what each host of the fleet serves", declare_status,
-     run_status, true},
+    {"fleet status", "", "[--hosts FILE] [--timeout S] [--json]", "show what each host of the fleet serves",
+     declare_status, run_status, true},
     {"fleet wait", "", "[--generation G] [--timeout S] [--hosts FILE]",
      "wait until every host serves a generation", declare_wait, run_wait, true},
 }};

@@ -66,7 +66,8 @@ done <<<"$synopses")
 
 families=$(cut -d' ' -f1 <<<"$commands" | sort -u)
 expect "unitctl <TAB>" "$families" "$(complete_line '')"
-globals=$(awk '/^global options:/ { on = 1; next } on && /^  -/ { print $1; if ($2 == "[") print $3 }' "$tmp/help" | sort -u)
+globals=$(awk '/^global options:/ { on = 1; next } on && /^  -/ { print $1; if ($2 == "[") print $3 }' "$tmp/help" |
+    sort -u)
 expect "unitctl -<TAB>" "$globals" "$(complete_line -)"
 
 for family in $families; do
@@ -77,7 +78,10 @@ done
 
 while read -r words; do
     # shellcheck disable=SC2086
-    "$unitctl" $words --help >"$tmp/command-help" || { echo "unitctl $words --help failed"; failures=$((failures + 1)); }
+    if ! "$unitctl" $words --help >"$tmp/command-help"; then
+        echo "unitctl $words --help failed"
+        failures=$((failures + 1))
+    fi
     options=$(awk '/^options of / { on = 1; next }
         on && /^  -/ { print $1; if ($2 == "[") print $3 }' "$tmp/command-help" | sort -u)
     # Every command also takes the global options.
@@ -101,7 +105,10 @@ if ! { "$unitctl" --db "$db" init &&
 fi
 expect "--db DB unit rm <TAB>" "$(echo unit12 unit13 | sorted)" "$(complete_line --db "$db" unit rm '')"
 expect "mailbox add a --unit unit1<TAB> --db DB" "$(echo unit12 unit13 | sorted)" \
-    "$(COMP_WORDS=("$unitctl" mailbox add a --db "$db" --unit unit1); COMP_CWORD=7; _unitctl; printf '%s\n' "${COMPREPLY[@]}" | sort)"
+    "$(COMP_WORDS=("$unitctl" mailbox add a --db "$db" --unit unit1)
+       COMP_CWORD=7
+       _unitctl
+       printf '%s\n' "${COMPREPLY[@]}" | sort)"
 expect "move begin --db DB --to <TAB>" "$(echo unit12 unit13 | sorted)" \
     "$(complete_line move begin --db "$db" --to '')"
 expect "--db DB domain rm o<TAB>" "other.org" "$(complete_line --db "$db" domain rm o)"

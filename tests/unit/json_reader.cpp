@@ -20,8 +20,7 @@ private:
         throw std::runtime_error("json: offset " + std::to_string(at_) + ": " + why);
     }
     void blanks() {
-        while (at_ < text_.size() && (text_[at_] == ' ' || text_[at_] == '\t' || text_[at_] == '\n' || text_[at_] == '\r'))
-            ++at_;
+        while (at_ < text_.size() && std::string_view(" \t\n\r").find(text_[at_]) != std::string_view::npos) ++at_;
     }
     char peek() const { return at_ < text_.size() ? text_[at_] : '\0'; }
     void expect(std::string_view word) {

@@ -1005,7 +1005,8 @@ TEST_CASE("--json: listings are arrays of objects with the text's columns") {
     empty.ok({"init"});
     CHECK(empty.ok({"domain", "list", "--json"}) == "[]\n");
     CHECK(empty.ok({"mailbox", "list", "--json"}) == "[]\n");
-    expect_failure(ctl.run({"mailbox", "show", "nobody@my.com", "--json"}), 1, "mailbox nobody@my.com: no such mailbox");
+    expect_failure(ctl.run({"mailbox", "show", "nobody@my.com", "--json"}), 1,
+                   "mailbox nobody@my.com: no such mailbox");
     expect_failure(ctl.run({"export", "--json"}), 2, "export: unrecognised option '--json'");
 }
 
