@@ -8,6 +8,7 @@
 #include <ostream>
 #include <tuple>
 
+#include "common/json_writer.hpp"
 #include "ctl/command.hpp"
 
 namespace unit::ctl {
@@ -30,13 +31,20 @@ void run_list(Invocation& inv) {
     std::sort(aliases.begin(), aliases.end(), [](const auto& a, const auto& b) {
         return std::tie(a.address, a.target) < std::tie(b.address, b.target);
     });
-    for (const auto& alias : aliases) inv.out << fmt::format("{}\t{}\n", alias.address, alias.target);
+    if (!json_output(inv)) {
+        for (const auto& alias : aliases) inv.out << fmt::format("{}\t{}\n", alias.address, alias.target);
+        return;
+    }
+    common::JsonArrayWriter array(inv.out);
+    for (const auto& alias : aliases)
+        array.add(common::JsonObject().string("address", alias.address).string("target", alias.target).text());
+    array.close();
 }
 
 constexpr std::array<Command, 3> commands{{
     {"alias add", "ADDRESS TARGET...", "", "add targets to an alias (@domain: catch-all)", nullptr, run_add},
     {"alias rm", "ADDRESS [TARGET]", "", "remove one target, or the whole alias", nullptr, run_rm},
-    {"alias list", "", "", "list aliases: address, target", nullptr, run_list},
+    {"alias list", "", "[--json]", "list aliases: address, target", declare_json, run_list},
 }};
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <fstream>
 #include <ostream>
 
+#include "common/json_writer.hpp"
 #include "ctl/command.hpp"
 
 namespace po = boost::program_options;
@@ -42,13 +43,20 @@ void run_export(Invocation& inv) { unwrap(open_primary(inv).export_csv(inv.out))
 // Problems fail the check; warnings are printed and leave it ok.
 void run_check(Invocation& inv) {
     const auto report = unwrap(open_primary(inv).check_report());
-    for (const auto& problem : report.problems) inv.out << problem << '\n';
-    for (const auto& warning : report.warnings) inv.out << "warning: " << warning << '\n';
     const auto& problems = report.problems;
-    if (problems.empty()) {
-        inv.out << "ok\n";
-        return;
+    if (json_output(inv)) {
+        inv.out << common::JsonObject()
+                       .boolean("ok", problems.empty())
+                       .json("problems", common::json_string_array(problems))
+                       .json("warnings", common::json_string_array(report.warnings))
+                       .text()
+                << '\n';
+    } else {
+        for (const auto& problem : problems) inv.out << problem << '\n';
+        for (const auto& warning : report.warnings) inv.out << "warning: " << warning << '\n';
+        if (problems.empty()) inv.out << "ok\n";
     }
+    if (problems.empty()) return;
     throw Failure(fmt::format("check: {} {}", problems.size(), problems.size() == 1 ? "problem" : "problems"));
 }
 
@@ -92,7 +100,7 @@ constexpr std::array<Command, 1> init{{
 constexpr std::array<Command, 4> data{{
     {"import", "FILE", "", "import a CSV file (- for stdin), all or nothing", nullptr, run_import},
     {"export", "", "", "write every object as CSV on stdout", nullptr, run_export},
-    {"check", "", "", "check integrity and invariants", nullptr, run_check},
+    {"check", "", "[--json]", "check integrity and invariants", declare_json, run_check},
     {"publish", "OUT", "[--rollback|--takeover] [--max-removed N|P%] [--force] [--mode OCTAL]",
      "write a read-only snapshot to OUT, atomically", declare_publish, run_publish},
 }};

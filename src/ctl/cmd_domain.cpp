@@ -3,6 +3,7 @@
 #include <array>
 #include <ostream>
 
+#include "common/json_writer.hpp"
 #include "ctl/command.hpp"
 
 namespace unit::ctl {
@@ -16,13 +17,19 @@ void run_rm(Invocation& inv) { unwrap(open_for_writing(inv).remove_domain(inv.op
 void run_list(Invocation& inv) {
     auto domains = unwrap(open_primary(inv).domains());
     std::sort(domains.begin(), domains.end());
-    for (const auto& domain : domains) inv.out << domain << '\n';
+    if (!json_output(inv)) {
+        for (const auto& domain : domains) inv.out << domain << '\n';
+        return;
+    }
+    common::JsonArrayWriter array(inv.out);
+    for (const auto& domain : domains) array.add(common::JsonObject().string("name", domain).text());
+    array.close();
 }
 
 constexpr std::array<Command, 3> commands{{
     {"domain add", "DOMAIN", "", "serve a domain", nullptr, run_add},
     {"domain rm", "DOMAIN", "", "stop serving a domain no mailbox or alias uses", nullptr, run_rm},
-    {"domain list", "", "", "list the served domains", nullptr, run_list},
+    {"domain list", "", "[--json]", "list the served domains", declare_json, run_list},
 }};
 
 }  // namespace

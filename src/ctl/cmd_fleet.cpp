@@ -9,6 +9,7 @@
 #include <ostream>
 #include <thread>
 
+#include "common/json_writer.hpp"
 #include "ctl/command.hpp"
 #include "ctl/fleet_fetch.hpp"
 #include "ctl/fleet_hosts.hpp"
@@ -32,6 +33,7 @@ void declare_status(po::options_description& options) {
     options.add_options()
         ("hosts", po::value<std::string>()->value_name("FILE"), "the hosts file (default: fleet_hosts)")
         ("timeout", po::value<std::string>()->value_name("S"), "how long each host may take (default 5s)");
+    declare_json(options);
 }
 
 void declare_wait(po::options_description& options) {
@@ -66,10 +68,14 @@ void run_status(Invocation& inv) {
     const auto reports = reports_of(hosts, std::max<std::chrono::milliseconds>(timeout, 1ms));
     const auto now = std::time(nullptr);
     std::size_t silent = 0;
+    const bool json = json_output(inv);
+    common::JsonArrayWriter array(inv.out);
     for (std::size_t i = 0; i < hosts.size(); ++i) {
-        inv.out << status_line(hosts[i], reports[i], now) << '\n';
+        if (json) array.add(status_json(hosts[i], reports[i], now));
+        else inv.out << status_line(hosts[i], reports[i], now) << '\n';
         silent += reports[i].answered() ? 0 : 1;
     }
+    if (json) array.close();
     if (silent != 0) throw Failure(fmt::format("fleet status: {} of {} hosts did not answer", silent, hosts.size()));
 }
 
@@ -112,8 +118,8 @@ void run_wait(Invocation& inv) {
 }
 
 constexpr std::array<Command, 2> commands{{
-    {"fleet status", "", "[--hosts FILE] [--timeout S]", "show what each host of the fleet serves", declare_status,
-     run_status, true},
+    {"fleet status", "", "[--hosts FILE] [--timeout S] [--json]", "show what each host of the fleet serves",
+     declare_status, run_status, true},
     {"fleet wait", "", "[--generation G] [--timeout S] [--hosts FILE]",
      "wait until every host serves a generation", declare_wait, run_wait, true},
 }};

@@ -5,6 +5,7 @@
 #include <array>
 #include <ostream>
 
+#include "common/json_writer.hpp"
 #include "ctl/command.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
@@ -24,6 +25,7 @@ void declare(po::options_description& options) {
          "an older replica answers unconfirmed, not unknown")
         ("max-replica-age", po::value<std::string>()->value_name("DURATION"),
          "an older replica answers tempfail (0: never)");
+    declare_json(options);
 }
 
 // Defaults are libunit's; --config overrides them, the command line overrides both.
@@ -79,6 +81,44 @@ void print_resolution(std::ostream& out, const Resolution& r) {
     for (const auto& step : r.trace) out << "  " << step << '\n';
 }
 
+// The same fields as JSON; what the text leaves out is null here.
+std::string destination_json(const Destination& d) {
+    common::JsonObject object;
+    object.string("unit", d.unit.name)
+        .string("transport", d.unit.transport)
+        .string("nexthop", d.unit.nexthop)
+        .string("unit_state", unit::to_string(d.unit.state))
+        .string("mailbox_state", unit::to_string(d.mailbox.state));
+    if (d.moving_to) object.string("moving_to", d.moving_to->name);
+    else object.null("moving_to");
+    return object.text();
+}
+
+std::string target_json(const AliasTarget& target) {
+    common::JsonObject object;
+    object.string("address", target.address).string("kind", to_string(target.kind));
+    if (target.destination) object.string("unit", target.destination->unit.name);
+    else object.null("unit");
+    return object.text();
+}
+
+std::string resolution_json(const Resolution& r) {
+    common::JsonObject object;
+    object.string("outcome", unit::to_string(r.outcome)).string("input", r.input);
+    if (r.address.empty()) object.null("address");
+    else object.string("address", r.address);
+    object.number("generation", r.generation);
+    if (r.destination) object.json("destination", destination_json(*r.destination));
+    else object.null("destination");
+    std::vector<std::string> targets;
+    for (const auto& target : r.targets) targets.push_back(target_json(target));
+    object.json("targets", common::json_array(targets));
+    if (r.reason.empty()) object.null("reason");
+    else object.string("reason", r.reason);
+    object.json("trace", common::json_string_array(r.trace));
+    return object.text();
+}
+
 void run_resolve(Invocation& inv) {
     // Options first: a bad value is a usage error, whatever the database says.
     auto options = resolver_options(inv);
@@ -87,7 +127,8 @@ void run_resolve(Invocation& inv) {
     Directory directory(std::move(where));
     Resolver resolver(directory, std::move(options));
     const auto resolution = resolver.resolve(inv.operands[0]);
-    print_resolution(inv.out, resolution);
+    if (json_output(inv)) inv.out << resolution_json(resolution) << '\n';
+    else print_resolution(inv.out, resolution);
     // Every verdict about the address is a success; a database or an address
     // that cannot be resolved at all is not, so scripts can tell them apart.
     if (resolution.outcome == Outcome::Tempfail || resolution.outcome == Outcome::Malformed)
@@ -96,7 +137,7 @@ void run_resolve(Invocation& inv) {
 }
 
 constexpr std::array<Command, 1> commands{{
-    {"resolve", "ADDRESS", "[--recipient-delimiter CHARS]", "resolve an address as libunit does, with a trace",
+    {"resolve", "ADDRESS", "[--recipient-delimiter CHARS] [--json]", "resolve an address as libunit does, with a trace",
      declare, run_resolve},
 }};
 

@@ -5,6 +5,7 @@
 #include <array>
 #include <ostream>
 
+#include "common/json_writer.hpp"
 #include "ctl/command.hpp"
 
 namespace po = boost::program_options;
@@ -56,8 +57,22 @@ void run_rm(Invocation& inv) { unwrap(open_for_writing(inv).remove_unit(inv.oper
 void run_list(Invocation& inv) {
     auto units = unwrap(open_primary(inv).units());
     std::sort(units.begin(), units.end(), [](const auto& a, const auto& b) { return a.unit.name < b.unit.name; });
+    if (!json_output(inv)) {
+        for (const auto& [unit, mailboxes] : units)
+            inv.out << fmt::format("{}\t{}\t{}\t{}\n", unit.name, unit.route(), to_string(unit.state), mailboxes);
+        return;
+    }
+    common::JsonArrayWriter array(inv.out);
     for (const auto& [unit, mailboxes] : units)
-        inv.out << fmt::format("{}\t{}\t{}\t{}\n", unit.name, unit.route(), to_string(unit.state), mailboxes);
+        array.add(common::JsonObject()
+                      .string("name", unit.name)
+                      .string("route", unit.route())
+                      .string("transport", unit.transport)
+                      .string("nexthop", unit.nexthop)
+                      .string("state", to_string(unit.state))
+                      .number("mailboxes", mailboxes)
+                      .text());
+    array.close();
 }
 
 constexpr std::array<Command, 4> commands{{
@@ -65,7 +80,7 @@ constexpr std::array<Command, 4> commands{{
     {"unit set", "NAME", "[--state active|draining|down] [--nexthop NH] [--transport T]",
      "change a unit's state or route", declare_set, run_set},
     {"unit rm", "NAME", "", "remove a unit that holds no mailboxes", nullptr, run_rm},
-    {"unit list", "", "", "list units: name, route, state, mailboxes", nullptr, run_list},
+    {"unit list", "", "[--json]", "list units: name, route, state, mailboxes", declare_json, run_list},
 }};
 
 }  // namespace

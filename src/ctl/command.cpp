@@ -11,6 +11,12 @@ std::optional<std::string> Invocation::option(const char* name) const {
     return options[name].as<std::string>();
 }
 
+void declare_json(boost::program_options::options_description& options) {
+    options.add_options()("json", "print JSON instead of text (unitctl(8), JSON OUTPUT)");
+}
+
+bool json_output(const Invocation& inv) { return inv.options.count("json") != 0; }
+
 RemovalLimit removal_limit_or_usage(std::string_view command, const std::string& text) {
     const bool percent = !text.empty() && text.back() == '%';
     const std::string_view digits(text.data(), text.size() - (percent ? 1 : 0));

@@ -108,6 +108,13 @@ inline void unwrap(Result<void>&& result) {
     if (!result.ok()) throw Failure(result.error().message);
 }
 
+// --json, the option of every command that lists or shows (unitctl(8),
+// JSON OUTPUT): declares it, and says whether it was given. Such a command
+// writes one JSON document on inv.out instead of its text, through
+// common/json_writer.hpp, and keeps its exit status.
+void declare_json(boost::program_options::options_description& options);
+bool json_output(const Invocation& inv);
+
 // The database at inv.settings.db, which must exist (`init` creates it),
 // with the site's rules from the settings. open_primary() is for reading:
 // it also opens a published snapshot. open_for_writing() refuses one

@@ -6,6 +6,8 @@
 #include <map>
 #include <set>
 
+#include "common/json_writer.hpp"
+
 namespace unit::ctl {
 
 namespace {
@@ -75,6 +77,40 @@ std::string status_line(const FleetHost& host, const HostReport& report, std::ti
         for (const auto& [unit, count] : report.held) line += fmt::format(" {}={}", unit, count);
     }
     return line;
+}
+
+std::string status_json(const FleetHost& host, const HostReport& report, std::time_t now) {
+    common::JsonObject object;
+    object.string("host", host.name).string("url", host.url);
+    const auto string_or_null = [&](std::string_view name, const std::string& value, bool known) {
+        if (known) object.string(name, value);
+        else object.null(name);
+    };
+    const auto time_or_null = [&](std::string_view name, std::time_t value) {
+        if (report.answered() && value != 0) object.number(name, value);
+        else object.null(name);
+    };
+    const bool answered = report.answered();
+    string_or_null("error", report.error, !answered);
+    string_or_null("daemon", report.daemon, answered);
+    if (answered) object.number("generation", report.generation);
+    else object.null("generation");
+    time_or_null("published_at", report.published_at);
+    if (answered && report.published_at != 0) object.number("age_seconds", now - report.published_at);
+    else object.null("age_seconds");
+    string_or_null("primary_id", report.primary_id, answered && !report.primary_id.empty());
+    if (answered) object.boolean("pending", report.pending);
+    else object.null("pending");
+    string_or_null("refused", report.refused, answered && !report.refused.empty());
+    time_or_null("last_refusal", report.refused.empty() ? 0 : report.last_refusal);
+    if (answered) {
+        common::JsonObject held;
+        for (const auto& [unit, count] : report.held) held.number(unit, count);
+        object.json("held", held.text());
+    } else {
+        object.null("held");
+    }
+    return object.text();
 }
 
 std::optional<std::string> majority_primary(const std::vector<HostReport>& reports) {

@@ -50,6 +50,11 @@ HostReport report_of(const Fetched& fetched);
 // One line of `fleet status` for `host`.
 std::string status_line(const FleetHost& host, const HostReport& report, std::time_t now);
 
+// The same as one JSON object (unitctl(8), JSON OUTPUT): every field
+// always present, null where the host did not say (or did not answer);
+// times as Unix seconds, primary_id whole.
+std::string status_json(const FleetHost& host, const HostReport& report, std::time_t now);
+
 // The primary `wait` expects, when the primary database does not say: the
 // primary_id most answering hosts serve (a snapshot without one has no
 // vote); nullopt when they tie or none has one.

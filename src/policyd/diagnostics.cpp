@@ -14,6 +14,7 @@
 #include <sstream>
 #include <vector>
 
+#include "common/json_writer.hpp"
 #include "policyd/answers.hpp"
 #include "policyd/stats.hpp"
 #include "unit/directory.hpp"
@@ -170,19 +171,28 @@ int run_dump(const Settings& settings, std::ostream& out) {
 
     if (settings.json) {
         auto object = [](const std::vector<std::pair<std::string, std::string>>& pairs) {
-            std::vector<std::string> fields;
-            for (const auto& [k, v] : pairs) fields.push_back(json_string(k) + ":" + json_string(v));
-            return fmt::format("{{{}}}", fmt::join(fields, ","));
+            common::JsonObject o;
+            for (const auto& [k, v] : pairs) o.string(k, v);
+            return o.text();
         };
         std::vector<std::string> units;
         if (summary)
             for (const auto& [u, count] : summary->units)
-                units.push_back(fmt::format("{{\"name\":{},\"route\":{},\"state\":{},\"mailboxes\":{}}}",
-                                            json_string(u.name), json_string(u.route()),
-                                            json_string(to_string(u.state)), count));
-        fmt::print(out, "{{\"version\":\"{}\",\"configuration\":{},\"database\":{},\"units\":[{}],\"daemon\":{}}}\n",
-                   UNIT_VERSION, object(describe(settings)), object(db), fmt::join(units, ","),
-                   counters ? *counters : (control_error.empty() ? "null" : json_string(control_error)));
+                units.push_back(common::JsonObject()
+                                    .string("name", u.name)
+                                    .string("route", u.route())
+                                    .string("state", to_string(u.state))
+                                    .number("mailboxes", static_cast<std::int64_t>(count))
+                                    .text());
+        common::JsonObject dump;
+        dump.string("version", UNIT_VERSION)
+            .json("configuration", object(describe(settings)))
+            .json("database", object(db))
+            .json("units", common::json_array(units));
+        if (counters) dump.json("daemon", *counters);
+        else if (control_error.empty()) dump.null("daemon");
+        else dump.string("daemon", control_error);
+        fmt::print(out, "{}\n", dump.text());
     } else {
         fmt::print(out, "unitpolicy {}\n\nconfiguration:\n", UNIT_VERSION);
         for (const auto& [k, v] : describe(settings)) fmt::print(out, "  {} = {}\n", k, v);

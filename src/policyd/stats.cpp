@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include "common/json_writer.hpp"
 #include "common/metrics_http.hpp"
 #include "common/process_metrics.hpp"
 
@@ -121,22 +122,12 @@ std::map<std::string, std::uint64_t> Stats::held() const {
     return held_;
 }
 
-std::string json_string(std::string_view text) {
-    std::string out = "\"";
-    for (unsigned char c : text) {
-        if (c == '"' || c == '\\') out += '\\', out += static_cast<char>(c);
-        else if (c < 0x20) out += fmt::format("\\u{:04x}", c);
-        else out += static_cast<char>(c);
-    }
-    return out + "\"";
-}
-
 std::string stats_json(const Stats& stats, const ReplicaView& replica) {
-    std::vector<std::string> fields;
-    for (const auto& [name, value] : flatten(stats)) fields.push_back(fmt::format("\"{}\":{}", name, value));
-    fields.push_back(fmt::format("\"replica_validating\":{}", replica.validating ? 1 : 0));
-    fields.push_back(fmt::format("\"replica_refused\":{}", json_string(stats.replica_notes.view().refused_detail)));
-    return fmt::format("{{{}}}", fmt::join(fields, ","));
+    common::JsonObject object;
+    for (const auto& [name, value] : flatten(stats)) object.number(name, static_cast<std::int64_t>(value));
+    object.number("replica_validating", replica.validating ? 1 : 0);
+    object.string("replica_refused", stats.replica_notes.view().refused_detail);
+    return object.text();
 }
 
 std::string stats_prometheus(const Stats& s) {

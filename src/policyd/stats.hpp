@@ -97,7 +97,5 @@ std::string stats_text(const Stats& stats);
 // JSON object (the control socket's answer).
 std::string stats_json(const Stats& stats, const ReplicaView& replica = {});
 std::string stats_prometheus(const Stats& stats);
-// `text` as a JSON string, quoted and escaped.
-std::string json_string(std::string_view text);
 
 }  // namespace unit::policyd

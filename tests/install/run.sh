@@ -11,7 +11,7 @@
 #     master.cf's argv= and the units' ExecStart= name the programs in
 #     SBINDIR, and every path of ours a page or example names is installed
 #     (tests/install/paths.sh; layout.sh checks the same for other prefixes
-#     without compiling);
+#     without compiling); unitctl's bash completion, identical to the source;
 #   - the systemd units: their programs installed where ExecStart says, every
 #     option they pass known to the program's --help, the reload signal the
 #     one each program handles, the writable and read-only paths those of
@@ -115,6 +115,11 @@ same() { [ -f "$2" ] && cmp -s "$1" "$2"; }
 check_docs_installed
 check_no_usr_local
 check_programs_named "$build"
+
+# Under bash-completion's completionsdir, or DATADIR/bash-completion/completions.
+completion=$(find "$dest" -path '*/bash-completion/completions/unitctl' -type f | head -n 1)
+check "bash-completion/completions/unitctl" "missing or different from completion/unitctl.bash" \
+    same "$root/completion/unitctl.bash" "${completion:-/nonexistent}"
 
 check "unitpolicy/schema.sql" "missing or different" same "$root/policy/schema.sql" "$dest$datadir/unitpolicy/schema.sql"
 for migration in "$root"/policy/migrations/*.sql; do

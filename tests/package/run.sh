@@ -191,6 +191,8 @@ for file in sample/sample.csv mx/main.cf mx/master.cf unit/main.cf unit/master.c
         test -f "/usr/share/doc/unitpolicy/examples/$file"
 done
 check "/usr/share/doc/unitpolicy/copyright" "missing" test -f /usr/share/doc/unitpolicy/copyright
+check "bash completion of unitctl" "not /usr/share/bash-completion/completions/unitctl, or not the source's" \
+    cmp -s "$root/completion/unitctl.bash" /usr/share/bash-completion/completions/unitctl
 
 # The system user and group, and who owns what.
 IFS=: read -r _ _ uid gid _ home shell < <(getent passwd unitpolicy)

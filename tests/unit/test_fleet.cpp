@@ -10,6 +10,7 @@
 #include "ctl/prometheus_text.hpp"
 #include "milter/stats.hpp"
 #include "policyd/stats.hpp"
+#include "json_reader.hpp"
 #include "test_support.hpp"
 
 using namespace unit;
@@ -220,6 +221,49 @@ TEST_CASE("status line") {
     CHECK(short_duration(59) == "59s");
     CHECK(short_duration(7200) == "2h");
     CHECK(short_duration(3 * 86400) == "3d");
+}
+
+TEST_CASE("status as JSON: every field always there, null where the host did not say") {
+    using unit::test::parse_json;
+    auto host = parse_metrics_url("http://mx1:9101/metrics", "mx1").value();
+    const std::vector<std::string> fields{"host",       "url",     "error",   "daemon",       "generation",
+                                          "published_at", "age_seconds", "primary_id", "pending", "refused",
+                                          "last_refusal", "held"};
+    auto r = serving(42);
+    r.published_at = 1000;
+    auto v = parse_json(status_json(host, r, 1300));
+    CHECK(v.names() == fields);
+    CHECK(v["host"].string == "mx1");
+    CHECK(v["url"].string == "http://mx1:9101/metrics");
+    CHECK(v["error"].is_null());
+    CHECK(v["daemon"].string == "unitpolicy");
+    CHECK(v["generation"].number == 42);
+    CHECK(v["published_at"].number == 1000);
+    CHECK(v["age_seconds"].number == 300);
+    CHECK(v["primary_id"].string == r.primary_id);
+    CHECK(v["pending"].kind == unit::test::JsonValue::Kind::Bool);
+    CHECK(!v["pending"].boolean);
+    CHECK(v["refused"].is_null());
+    CHECK(v["last_refusal"].is_null());
+    CHECK(v["held"].object.empty());
+
+    r.pending = true;
+    r.refused = "foreign \"x\"";
+    r.last_refusal = 1290;
+    r.held = {{"unit12", 3}, {"unit13", 0}};
+    v = parse_json(status_json(host, r, 1300));
+    CHECK(v["pending"].boolean);
+    CHECK(v["refused"].string == "foreign \"x\"");
+    CHECK(v["last_refusal"].number == 1290);
+    CHECK(v["held"].names() == std::vector<std::string>{"unit12", "unit13"});
+    CHECK(v["held"]["unit12"].number == 3);
+
+    v = parse_json(status_json(host, HostReport::failed("connect: Connection refused"), 0));
+    CHECK(v.names() == fields);
+    CHECK(v["error"].string == "connect: Connection refused");
+    for (const char* name : {"daemon", "generation", "published_at", "age_seconds", "primary_id", "pending", "refused",
+                             "last_refusal", "held"})
+        CHECK_MESSAGE(v[name].is_null(), name);
 }
 
 TEST_CASE("examples/fleet.hosts is a valid hosts file") {

@@ -8,12 +8,15 @@
 #include <string>
 #include <vector>
 
+#include "json_reader.hpp"
 #include "test_support.hpp"
 
 namespace {
 
 using unit::test::CommandResult;
 using unit::test::env_or_fail;
+using unit::test::JsonValue;
+using unit::test::parse_json;
 using unit::test::raw_sql;
 using unit::test::read_file;
 using unit::test::run_command;
@@ -590,7 +593,7 @@ TEST_CASE("usage errors exit 2 and touch no database") {
     expect_failure(ctl.run({"domain", "add", "a.com", "b.com"}), 2,
                    "domain add: unexpected argument 'b.com' (usage: unitctl domain add DOMAIN)");
     expect_failure(ctl.run({"domain", "list", "extra"}), 2,
-                   "domain list: unexpected argument 'extra' (usage: unitctl domain list)");
+                   "domain list: unexpected argument 'extra' (usage: unitctl domain list [--json])");
     expect_failure(ctl.run({"init", "now"}), 2, "init: unexpected argument 'now' (usage: unitctl init)");
     expect_failure(ctl.run({"unit", "add", "unit12"}), 2, "unit add: the option '--nexthop' is required but missing");
     expect_failure(ctl.run({"unit", "add", "unit12", "--nexthop"}), 2,
@@ -926,4 +929,157 @@ TEST_CASE("check reports dangling targets and bad values, warns of dead aliases 
     CHECK(limited.exit_code == 1);
     CHECK(limited.out.rfind("alias big@my.com: its expansion visits 3 alias rows, more than max_alias_targets 2\n", 0) ==
           0);
+}
+
+namespace {
+
+// unitctl ARGS --json, which must succeed: its stdout, parsed.
+JsonValue ok_json(const Ctl& ctl, Args args) {
+    args.push_back("--json");
+    const auto out = ctl.ok(args);
+    INFO("unitctl ", Ctl::join(args), "\nstdout: ", out);
+    REQUIRE(!out.empty());
+    CHECK(out.back() == '\n');
+    JsonValue value;
+    REQUIRE_NOTHROW(value = parse_json(out));
+    return value;
+}
+
+using Names = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("--json: listings are arrays of objects with the text's columns") {
+    Ctl ctl;
+    ctl.ok({"init"});
+    ctl.ok({"import", "-"}, csv_backup());
+    const std::string odd = "\"q\\\"u\\\\o\"@my.com";  // a quoted local part: "q\"u\\o"@my.com
+    const std::string utf8 = "j\xc3\xbcrgen@my.com";
+    ctl.ok({"mailbox", "add", odd, "--unit", "unit12"});
+    ctl.ok({"mailbox", "add", utf8, "--unit", "unit12"});
+
+    auto domains = ok_json(ctl, {"domain", "list"});
+    REQUIRE(domains.array.size() == 2);
+    CHECK(domains.array[0].names() == Names{"name"});
+    CHECK(domains.array[1]["name"].string == "other.org");
+
+    auto units = ok_json(ctl, {"unit", "list"});
+    REQUIRE(units.array.size() == 3);
+    CHECK(units.array[1].names() == Names{"name", "route", "transport", "nexthop", "state", "mailboxes"});
+    CHECK(units.array[1]["name"].string == "unit13");
+    CHECK(units.array[1]["route"].string == "lmtp:[10.0.0.12]:2525");
+    CHECK(units.array[1]["transport"].string == "lmtp");
+    CHECK(units.array[1]["nexthop"].string == "[10.0.0.12]:2525");
+    CHECK(units.array[1]["state"].string == "draining");
+    CHECK(units.array[1]["mailboxes"].kind == JsonValue::Kind::Number);
+    CHECK(units.array[0]["mailboxes"].number == 4);
+
+    auto mailboxes = ok_json(ctl, {"mailbox", "list"});
+    REQUIRE(mailboxes.array.size() == 6);
+    const auto& quoted = mailboxes.array[0];  // '"' sorts first
+    CHECK(quoted.names() == Names{"address", "unit", "state", "moving_to"});
+    CHECK(quoted["address"].string == odd);
+    CHECK(quoted["moving_to"].is_null());
+    CHECK(mailboxes.array[2]["address"].string == "bob@my.com");
+    CHECK(mailboxes.array[2]["state"].string == "moving");
+    CHECK(mailboxes.array[2]["moving_to"].string == "unit13");
+    CHECK(mailboxes.array[5]["address"].string == utf8);
+    CHECK(ok_json(ctl, {"mailbox", "list", "--unit", "unit14"}).array.size() == 1);
+    CHECK(ctl.ok({"mailbox", "list", "--unit", "unit13", "--json"}).find("\"cat@my.com\"") != std::string::npos);
+
+    auto bob = ok_json(ctl, {"mailbox", "show", "bob@my.com"});
+    CHECK(bob.names() == Names{"address", "unit", "state", "moving_to"});
+    CHECK(bob["unit"].string == "unit12");
+    CHECK(bob["moving_to"].string == "unit13");
+
+    auto aliases = ok_json(ctl, {"alias", "list"});
+    REQUIRE(aliases.array.size() == 3);
+    CHECK(aliases.array[1].names() == Names{"address", "target"});
+    CHECK(aliases.array[1]["address"].string == "sales@my.com");
+    CHECK(aliases.array[1]["target"].string == "Boss@example.org");
+
+    // An empty listing is an empty array; failures keep their exit status
+    // and stderr line, and print no JSON.
+    CHECK(ctl.ok({"alias", "list", "--json"}, "") != "[]\n");
+    Ctl empty;
+    empty.ok({"init"});
+    CHECK(empty.ok({"domain", "list", "--json"}) == "[]\n");
+    CHECK(empty.ok({"mailbox", "list", "--json"}) == "[]\n");
+    expect_failure(ctl.run({"mailbox", "show", "nobody@my.com", "--json"}), 1,
+                   "mailbox nobody@my.com: no such mailbox");
+    expect_failure(ctl.run({"export", "--json"}), 2, "export: unrecognised option '--json'");
+}
+
+TEST_CASE("--json: bytes the text would print raw stay valid JSON") {
+    Ctl ctl;
+    populate(ctl);
+    // What unitctl refuses to store, written behind its back: a control
+    // character, and bytes that are not UTF-8.
+    raw_sql(ctl.db(), "INSERT INTO mailboxes (address, unit) VALUES ('tab' || char(9) || 'nl' || char(10) || "
+                      "'@my.com', 'unit12')");
+    raw_sql(ctl.db(), "INSERT INTO mailboxes (address, unit) VALUES (CAST(X'78FF79406D792E636F6D' AS TEXT), 'unit12')");
+    auto mailboxes = ok_json(ctl, {"mailbox", "list"});
+    REQUIRE(mailboxes.array.size() == 2);
+    CHECK(mailboxes.array[0]["address"].string == "tab\tnl\n@my.com");
+    CHECK(mailboxes.array[1]["address"].string == "x\xef\xbf\xbdy@my.com");
+}
+
+TEST_CASE("--json: check and resolve, with their exit status") {
+    Ctl ctl;
+    populate(ctl);
+    ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
+    ctl.ok({"mailbox", "add", "bob@my.com", "--unit", "unit12"});
+    ctl.ok({"move", "begin", "bob@my.com", "--to", "unit13"});
+    ctl.ok({"alias", "add", "sales@my.com", "ann@my.com", "Boss@Example.org"});
+
+    auto check = ok_json(ctl, {"check"});
+    CHECK(check.names() == Names{"ok", "problems", "warnings"});
+    CHECK(check["ok"].boolean);
+    CHECK(check["problems"].array.empty());
+    REQUIRE(check["warnings"].array.size() == 2);
+    CHECK(check["warnings"].array[0].string ==
+          "domain my.com: no postmaster@my.com (no mailbox, alias or catch-all)");
+
+    auto bob = ok_json(ctl, {"resolve", "bob@my.com"});
+    CHECK(bob.names() ==
+          Names{"outcome", "input", "address", "generation", "destination", "targets", "reason", "trace"});
+    CHECK(bob["outcome"].string == "mailbox");
+    CHECK(bob["generation"].number > 0);
+    CHECK(bob["destination"].names() ==
+          Names{"unit", "transport", "nexthop", "unit_state", "mailbox_state", "moving_to"});
+    CHECK(bob["destination"]["mailbox_state"].string == "moving");
+    CHECK(bob["destination"]["moving_to"].string == "unit13");
+    CHECK(bob["reason"].is_null());
+    CHECK(!bob["trace"].array.empty());
+
+    auto sales = ok_json(ctl, {"resolve", "sales@my.com"});
+    CHECK(sales["outcome"].string == "alias");
+    CHECK(sales["destination"].is_null());
+    REQUIRE(sales["targets"].array.size() == 2);
+    const auto& boss = sales["targets"].array[0];  // the targets by address: 'B' < 'a'
+    const auto& ann = sales["targets"].array[1];
+    CHECK(ann.names() == Names{"address", "kind", "unit"});
+    CHECK(ann["address"].string == "ann@my.com");
+    CHECK(ann["kind"].string == "mailbox");
+    CHECK(ann["unit"].string == "unit12");
+    CHECK(boss["address"].string == "Boss@example.org");
+    CHECK(boss["kind"].string == "external");
+    CHECK(boss["unit"].is_null());
+
+    // Malformed: the JSON on stdout, the error line on stderr, exit 1.
+    auto r = ctl.run({"resolve", "no-at-sign", "--json"});
+    CHECK(r.exit_code == 1);
+    CHECK(r.err == "unitctl: resolve: no-at-sign: malformed: address: no @ in address\n");
+    auto malformed = parse_json(r.out);
+    CHECK(malformed["outcome"].string == "malformed");
+    CHECK(malformed["address"].is_null());
+    CHECK(malformed["reason"].string == "address: no @ in address");
+
+    // Problems: the JSON, then exit 1.
+    raw_sql(ctl.db(), "INSERT INTO mailboxes (address, unit) VALUES ('orphan@my.com', 'unit99')");
+    r = ctl.run({"check", "--json"});
+    CHECK(r.exit_code == 1);
+    auto failed = parse_json(r.out);
+    CHECK(!failed["ok"].boolean);
+    CHECK(failed["problems"].array.size() >= 1);
 }
