@@ -51,11 +51,8 @@ Error at_line(const std::string& source, std::uint64_t line, const Error& e) {
 // found stays found; one not found may come with a later row.
 class KnownNames {
 public:
-    static Result<KnownNames> create(sqlite3* db, std::string_view sql) {
-        auto lookup = prepare(db, sql);
-        if (!lookup) return lookup.error();
-        return KnownNames(std::move(lookup.value()));
-    }
+    // `lookup`: SELECT 1 ... WHERE name = ?1.
+    explicit KnownNames(StmtHandle lookup) : lookup_(std::move(lookup)) {}
 
     Result<bool> contains(std::string_view name) {
         std::string key(name);
@@ -70,7 +67,6 @@ public:
 
 private:
     static constexpr std::size_t max_known = 4096;
-    explicit KnownNames(StmtHandle lookup) : lookup_(std::move(lookup)) {}
     StmtHandle lookup_;
     std::unordered_set<std::string> known_;
 };
@@ -91,9 +87,10 @@ public:
         if (!attached) return attached.error();
         Scratch scratch(db);
         // Nothing to roll back: the scratch rows die with the import.
-        for (const char* pragma : {"PRAGMA import_scratch.journal_mode = OFF", "PRAGMA import_scratch.synchronous = OFF",
-                                   "PRAGMA import_scratch.cache_size = -8192"})
-            if (auto r = exec(db, pragma); !r) return r.error();
+        auto r = exec(db, "PRAGMA import_scratch.journal_mode = OFF");
+        if (r) r = exec(db, "PRAGMA import_scratch.synchronous = OFF");
+        if (r) r = exec(db, "PRAGMA import_scratch.cache_size = -8192");
+        if (!r) return r.error();
         return scratch;
     }
     Scratch(Scratch&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
@@ -184,11 +181,12 @@ public:
     static Result<MailboxImporter> create(sqlite3* db) {
         auto insert = prepare(db, "INSERT INTO mailboxes (address, unit, state, moving_to) VALUES (?1, ?2, ?3, ?4)");
         if (!insert) return insert.error();
-        auto domains = KnownNames::create(db, "SELECT 1 FROM domains WHERE name = ?1");
+        auto domains = prepare(db, "SELECT 1 FROM domains WHERE name = ?1");
         if (!domains) return domains.error();
-        auto units = KnownNames::create(db, "SELECT 1 FROM units WHERE name = ?1");
+        auto units = prepare(db, "SELECT 1 FROM units WHERE name = ?1");
         if (!units) return units.error();
-        return MailboxImporter(std::move(insert.value()), std::move(domains.value()), std::move(units.value()));
+        return MailboxImporter(std::move(insert.value()), KnownNames(std::move(domains.value())),
+                               KnownNames(std::move(units.value())));
     }
 
     // While the file is read (`may_hold`), a row that names a domain or unit
