@@ -51,6 +51,7 @@ po::options_description global_options() {
         ("db", po::value<std::string>()->value_name("PATH"),
          fmt::format("the primary (default {})", default_db_path).c_str())
         ("config", po::value<std::string>()->value_name("FILE"), "read settings from a key = value file")
+        ("no-progress", "never draw a progress line on stderr (drawn only on a terminal)")
         ("help,h", "print this help and exit")
         ("version", "print the version and exit");
     return options;
@@ -194,6 +195,7 @@ Request parse_command_line(int argc, const char* const argv[]) {
     if (globals.count("config") != 0) load_config_file(globals["config"].as<std::string>(), request.settings);
     if (globals.count("db") != 0) request.settings.db = globals["db"].as<std::string>();
     if (request.settings.db.empty()) throw UsageError("--db: empty database path");
+    request.progress = globals.count("no-progress") == 0;
 
     const auto [command, words] = find_command(rest, false);
     request.command = command;

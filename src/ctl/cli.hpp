@@ -26,6 +26,7 @@ struct Request {
     Settings settings;
     std::vector<std::string> operands;
     boost::program_options::variables_map options;
+    bool progress = true;  // false with --no-progress
 };
 
 Request parse_command_line(int argc, const char* const argv[]);

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cerrno>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <ostream>
 
@@ -22,17 +23,45 @@ void run_init(Invocation& inv) {
     unwrap(Primary::init(inv.settings.db, primary_options(inv.settings)));
 }
 
+std::string megabytes(std::uint64_t bytes) { return fmt::format("{} MB", (bytes + (1 << 19)) >> 20); }
+
+// "import: 250,000 rows read (12 MB of 48 MB)"; `size` is 0 when unknown (a pipe).
+std::string import_progress(const ImportProgress& p, std::uint64_t size) {
+    using Step = ImportProgress::Step;
+    switch (p.step) {
+    case Step::Reading:
+        return fmt::format("import: {} rows read ({}{})", with_thousands(p.rows), megabytes(p.bytes),
+                           size > 0 ? " of " + megabytes(size) : "");
+    case Step::Applying:
+        return fmt::format("import: {} of {} held rows applied", with_thousands(p.applied), with_thousands(p.held));
+    case Step::Checking: return "import: checking aliases";
+    case Step::Committing: return fmt::format("import: committing {} rows", with_thousands(p.rows));
+    }
+    return {};
+}
+
 // The whole file is one transaction (libunit): a bad row changes nothing.
 ImportStats import_file(Primary& db, Invocation& inv, const std::string& file) {
-    if (file == "-") return unwrap(db.import_csv(inv.in, "stdin"));
+    std::uint64_t size = 0;
+    auto step = ImportProgress::Step::Reading;
+    auto progress = [&](const ImportProgress& p) {
+        // A new step is drawn at once: committing may take seconds.
+        if (p.step != step) inv.progress.show_now(import_progress(p, size));
+        else inv.progress.show(import_progress(p, size));
+        step = p.step;
+    };
+    if (file == "-") return unwrap(db.import_csv(inv.in, "stdin", progress));
     std::ifstream in(file, std::ios::binary);
     if (!in) throw Failure(fmt::format("{}: cannot open: {}", file, std::strerror(errno)));
-    return unwrap(db.import_csv(in, file));
+    std::error_code error;
+    if (auto bytes = std::filesystem::file_size(file, error); !error) size = bytes;
+    return unwrap(db.import_csv(in, file, progress));
 }
 
 void run_import(Invocation& inv) {
     auto db = open_for_writing(inv);
     const auto stats = import_file(db, inv, inv.operands[0]);
+    inv.progress.clear();
     inv.changed = fmt::format("imported {} domains, {} units, {} mailboxes, {} aliases", stats.domains, stats.units,
                               stats.mailboxes, stats.aliases);
     inv.out << inv.changed << '\n';

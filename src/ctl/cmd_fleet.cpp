@@ -102,13 +102,15 @@ void run_wait(Invocation& inv) {
         const auto lines = lagging(hosts, reports, target);
         const auto took = std::chrono::duration<double>(Clock::now() - start).count();
         if (lines.empty()) {
+            inv.progress.clear();
             inv.out << fmt::format("every host ({}) serves generation {} or later, after {:.1f} s\n", hosts.size(),
                                    target.generation, took);
             return;
         }
-        inv.progress(fmt::format("{} of {} hosts lag behind generation {} ({:.0f} s)", lines.size(), hosts.size(),
-                                 target.generation, took));
+        inv.progress.show(fmt::format("{} of {} hosts lag behind generation {} ({:.0f} s)", lines.size(),
+                                      hosts.size(), target.generation, took));
         if (Clock::now() >= deadline) {
+            inv.progress.clear();
             for (const auto& line : lines) inv.out << line << '\n';
             throw Failure(fmt::format("fleet wait: {} of {} hosts lag behind generation {} after {:.1f} s", lines.size(),
                                       hosts.size(), target.generation, took));

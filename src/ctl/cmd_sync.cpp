@@ -34,9 +34,9 @@ SourceDirectory read_source(Invocation& inv) {
         throw UsageError("sync: give either FILE (- for stdin) or --ldap (usage: unitctl sync FILE|--ldap ...)");
     if (ldap)
         return unwrap(read_ldap(inv.settings.ldap, [&](std::uint64_t entries) {
-            inv.progress(fmt::format("sync: {} entries read", entries));
+            inv.progress.show(fmt::format("sync: {} entries read", with_thousands(entries)));
         }));
-    auto rows = [&](std::uint64_t n) { inv.progress(fmt::format("sync: {} rows read", n)); };
+    auto rows = [&](std::uint64_t n) { inv.progress.show(fmt::format("sync: {} rows read", with_thousands(n))); };
     const std::string& file = inv.operands[0];
     if (file == "-") return unwrap(read_csv_source(inv.in, "stdin", rows));
     std::ifstream in(file, std::ios::binary);
@@ -55,13 +55,15 @@ void run_sync(Invocation& inv) {
     options.dry_run = inv.options.count("dry-run") != 0;
     const bool verbose = inv.options.count("verbose") != 0;
     options.list_changes = verbose;
-    options.progress = [&](std::uint64_t found) { inv.progress(fmt::format("sync: {} changes found", found)); };
+    options.progress = [&](std::uint64_t found) {
+        inv.progress.show(fmt::format("sync: {} changes found", with_thousands(found)));
+    };
     // The source is read whole before the primary is opened for writing:
     // a source that fails changes nothing and holds no lock meanwhile.
     const auto source = read_source(inv);
     auto db = open_for_writing(inv);
     const auto plan = unwrap(db.sync(source, options));
-    inv.progress("");
+    inv.progress.clear();
 
     std::string listing;
     for (const auto& change : plan.changes) listing += to_string(change) + '\n';

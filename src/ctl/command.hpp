@@ -13,9 +13,10 @@
 //   - throws UsageError (exit 2) for an option value that the declaration
 //     cannot check (a bad --state, a bad duration).
 // main() catches once and writes the only stderr line, "unitctl: MESSAGE".
-// Handlers never write to stderr themselves: a long command (sync) reports
-// its progress through inv.progress, which the dispatcher shows on stderr
-// only when stderr is a terminal, and erases before any other output. Nothing here contains SQL: every read and
+// Handlers never write to stderr themselves: a long command (import, sync)
+// reports its progress through inv.progress (progress.hpp), which draws on
+// stderr only when it is a terminal and --no-progress is not given; the
+// handler clears it before its own output, and main() at the end. Nothing here contains SQL: every read and
 // write goes through libunit (primary.hpp, directory.hpp, resolver.hpp).
 #pragma once
 
@@ -31,6 +32,7 @@
 #include <string_view>
 #include <vector>
 
+#include "ctl/progress.hpp"
 #include "ctl/settings.hpp"
 #include "unit/primary.hpp"
 #include "unit/result.hpp"
@@ -63,10 +65,8 @@ struct Invocation {
     // the others, whose words and operands say it.
     // Several lines: the counts first, then one line per object with -v.
     std::string changed;
-    // Shows `line` as the progress of a long command ("rows read ...");
-    // main() draws it on a terminal's stderr, replacing the previous one,
-    // and does nothing when stderr is not a terminal. Never null.
-    std::function<void(std::string_view line)> progress = [](std::string_view) {};
+    // The progress line of a long command ("import: 250,000 rows read").
+    ProgressLine& progress;
 
     // The command's option `name` (long name, no dashes), when given.
     std::optional<std::string> option(const char* name) const;

@@ -22,14 +22,11 @@
 
 namespace {
 
-// Erases the line and puts the cursor at its start (a progress line is
-// only ever drawn on a terminal).
-constexpr std::string_view erase_line = "\r\033[K";
-
 const bool stderr_is_terminal = ::isatty(STDERR_FILENO) == 1;
 
+// The progress line of a command is erased before this (ProgressLine's
+// destructor, on the way out of the command).
 int fail(int status, const char* message) {
-    if (stderr_is_terminal) std::cerr << erase_line;
     std::cerr << "unitctl: " << message << '\n';
     return status;
 }
@@ -53,12 +50,12 @@ int main(int argc, char* argv[]) {
         case Request::Action::Version: std::cout << "unitctl " UNIT_VERSION "\n"; break;
         case Request::Action::Help: print_help(std::cout, request.command); break;
         case Request::Action::Run: {
-            Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
-                           std::cout, std::cin, {}, [](std::string_view) {}};
             // The one thing a handler shows on stderr, and only on a terminal.
-            if (stderr_is_terminal)
-                inv.progress = [](std::string_view line) { std::cerr << erase_line << line << std::flush; };
+            ProgressLine progress(std::cerr, stderr_is_terminal && request.progress);
+            Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
+                           std::cout, std::cin, {}, progress};
             run_audited(*request.command, inv, std::vector<std::string>(argv, argv + argc));
+            progress.clear();
             break;
         }
         }

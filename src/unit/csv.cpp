@@ -16,15 +16,21 @@ using Traits = std::char_traits<char>;
 enum class State { FieldStart, Unquoted, Quoted, AfterQuote };
 
 // Reads one row from a stream buffer, one byte at a time. `line` counts the
-// line ends consumed so far and is advanced as they are read.
+// line ends consumed so far and `bytes` the bytes; both advance as they are read.
 class RowParser {
 public:
-    RowParser(std::streambuf& buf, std::uint64_t& line) noexcept : buf_(buf), line_(line) {}
+    RowParser(std::streambuf& buf, std::uint64_t& line, std::uint64_t& bytes) noexcept
+        : buf_(buf), line_(line), bytes_read_(bytes) {}
 
     Result<std::optional<CsvRow>> parse();
 
 private:
     bool at_end() { return Traits::eq_int_type(buf_.sgetc(), Traits::eof()); }
+    Traits::int_type bump() {
+        auto c = buf_.sbumpc();
+        if (!Traits::eq_int_type(c, Traits::eof())) ++bytes_read_;
+        return c;
+    }
     bool step(char c);
     bool outside_quotes(char c);
     void inside_quotes(char c);
@@ -33,6 +39,7 @@ private:
 
     std::streambuf& buf_;
     std::uint64_t& line_;
+    std::uint64_t& bytes_read_;
     CsvRow row_;
     State state_ = State::FieldStart;
     std::size_t bytes_ = 0;          // of the row so far
@@ -45,7 +52,7 @@ Result<std::optional<CsvRow>> RowParser::parse() {
     row_.line = line_ + 1;
     row_.fields.emplace_back();
     for (;;) {
-        auto c = buf_.sbumpc();
+        auto c = bump();
         if (Traits::eq_int_type(c, Traits::eof())) {
             // The last row needs no line end, but a quoted field does need its closing quote.
             if (state_ == State::Quoted) fail(quote_line_, "unterminated quoted field");
@@ -77,7 +84,7 @@ bool RowParser::step(char c) {
 void RowParser::inside_quotes(char c) {
     if (c == '"') {
         if (Traits::eq_int_type(buf_.sgetc(), Traits::to_int_type('"'))) {
-            buf_.sbumpc();
+            bump();
             row_.fields.back() += '"';
         } else {
             state_ = State::AfterQuote;
@@ -102,7 +109,7 @@ bool RowParser::outside_quotes(char c) {
     if (c == '\r') {
         if (!Traits::eq_int_type(buf_.sgetc(), Traits::to_int_type('\n')))
             return fail(line_ + 1, "bare carriage return");
-        buf_.sbumpc();
+        bump();
         ++line_;
         return true;
     }
@@ -159,7 +166,7 @@ Result<std::optional<CsvRow>> CsvReader::next() noexcept {
     try {
         std::streambuf* buf = in_.rdbuf();
         if (buf == nullptr || !in_.good()) return std::optional<CsvRow>{};
-        auto row = RowParser(*buf, line_).parse();
+        auto row = RowParser(*buf, line_, bytes_).parse();
         if (!row) {
             // The rest of the input is not parsed after an error: later calls report the end.
             try {

@@ -42,10 +42,13 @@ class UNIT_EXPORT CsvReader {
 public:
     explicit CsvReader(std::istream& in) noexcept : in_(in) {}
     Result<std::optional<CsvRow>> next() noexcept;
+    // The bytes consumed so far (for a progress line).
+    std::uint64_t bytes() const noexcept { return bytes_; }
 
 private:
     std::istream& in_;
     std::uint64_t line_ = 0;
+    std::uint64_t bytes_ = 0;
 };
 
 // Writes one row, quoting fields as needed, ending with "\n".
@@ -87,6 +90,7 @@ public:
     ExportReader(std::istream& in, const std::string& source) noexcept : reader_(in), source_(source) {}
     Result<std::optional<CsvRow>> next() noexcept;
     ExportEnd end() const noexcept { return end_; }
+    std::uint64_t bytes() const noexcept { return reader_.bytes(); }
 
 private:
     CsvReader reader_;

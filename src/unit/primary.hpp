@@ -26,6 +26,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <istream>
 #include <memory>
 #include <optional>
@@ -118,6 +119,19 @@ struct ImportStats {
     std::int64_t domains = 0, units = 0, mailboxes = 0, aliases = 0;
 };
 
+// How far import_csv() is, for a progress line: reading the file (rows
+// applied as they come, others held back), applying the held rows, checking
+// the aliases, committing.
+struct ImportProgress {
+    enum class Step { Reading, Applying, Checking, Committing };
+    Step step = Step::Reading;
+    std::uint64_t rows = 0;     // object rows read so far
+    std::uint64_t bytes = 0;    // bytes of the file read so far
+    std::uint64_t held = 0;     // rows held back until the whole file is read
+    std::uint64_t applied = 0;  // Applying: held rows applied so far
+};
+using ImportProgressFn = std::function<void(const ImportProgress&)>;
+
 struct PublishInfo {
     std::string path;
     std::int64_t generation = 0;
@@ -177,8 +191,13 @@ public:
     // Imports a CSV file (csv.hpp) in one transaction. A bad row fails the
     // whole import with "SOURCE:LINE: problem" and changes nothing; so does
     // an alias target in a served domain that resolves to nothing once
-    // every row is in, and an alias past max_alias_targets.
-    Result<ImportStats> import_csv(std::istream& in, const std::string& source) noexcept;
+    // every row is in, and an alias past max_alias_targets. Rows may come in
+    // any order. Memory does not grow with the file: rows that cannot be
+    // applied when read wait in a temporary table on disk (SQLite's temp
+    // directory). `progress` is called every few thousand rows and at each
+    // step; its exceptions end the import (Errc::Unavailable).
+    Result<ImportStats> import_csv(std::istream& in, const std::string& source,
+                                   const ImportProgressFn& progress = {}) noexcept;
     // Writes every object as CSV; importing it into an empty database gives
     // back the same data.
     Result<void> export_csv(std::ostream& out) noexcept;

@@ -228,14 +228,24 @@ Result<std::string> alias_target(const DomainSet& served, const std::string& tex
 }
 
 Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains, const std::unordered_set<std::string>& units) {
+    return check_mailbox(mailbox, served_in(domains),
+                         [&units](std::string_view unit) -> Result<bool> { return units.count(std::string(unit)) != 0; });
+}
+
+Result<void> check_mailbox(MailboxRecord& mailbox, const NameCheck& served, const NameCheck& unit_exists) {
     auto address = parse_address(mailbox.address);
     if (!address) return address.error();
-    if (!domains.count(address->domain))
-        return make_error(Errc::Conflict, fmt::format("domain {} is not served", address->domain));
+    auto is_served = served(address->domain);
+    if (!is_served) return is_served.error();
+    if (!is_served.value()) return make_error(Errc::Conflict, fmt::format("domain {} is not served", address->domain));
     mailbox.address = address->full();
-    if (!units.count(mailbox.unit)) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", mailbox.unit));
+    auto unit = unit_exists(mailbox.unit);
+    if (!unit) return unit.error();
+    if (!unit.value()) return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", mailbox.unit));
     if (mailbox.state == MailboxState::Moving) {
-        if (!units.count(mailbox.moving_to))
+        auto moving_to = unit_exists(mailbox.moving_to);
+        if (!moving_to) return moving_to.error();
+        if (!moving_to.value())
             return make_error(Errc::NotFound, fmt::format("unit {}: no such unit", mailbox.moving_to));
         if (mailbox.moving_to == mailbox.unit)
             return make_error(Errc::Conflict, fmt::format("mailbox {}: moving to its own unit", mailbox.address));

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <initializer_list>
 #include <optional>
 #include <string>
@@ -84,6 +85,10 @@ Result<std::string> alias_target(const DomainSet& served, const std::string& tex
 // served, its unit (and the unit it moves to) in `units`, not moving to its
 // own unit. Import and sync check every mailbox with it.
 Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains, const std::unordered_set<std::string>& units);
+// The same with the domains and units asked of `served` and `unit_exists`
+// (import's lookups); their errors are returned as they are.
+using NameCheck = std::function<Result<bool>(std::string_view)>;
+Result<void> check_mailbox(MailboxRecord& mailbox, const NameCheck& served, const NameCheck& unit_exists);
 // publish's and sync's limit on removed mailboxes: options.max_removed of
 // `total`, by default 5% of it or 500, whichever is larger.
 std::int64_t removal_limit(const std::optional<RemovalLimit>& limit, std::int64_t total);

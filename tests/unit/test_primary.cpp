@@ -159,6 +159,53 @@ TEST_CASE("import takes rows in any order and missing state columns") {
     CHECK(p->mailbox("a@x.example")->state == MailboxState::Active);
 }
 
+TEST_CASE("import holds rows back until the file is read: out of key order, later units, duplicates") {
+    TempDir dir;
+    auto p = Primary::init(dir.path("p.db"));
+    REQUIRE(p.ok());
+    // The scratch database of the held rows is in TMPDIR, and gone after.
+    const std::string tmp = dir.path("tmp");
+    std::filesystem::create_directory(tmp);
+    ::setenv("TMPDIR", tmp.c_str(), 1);
+    std::string csv = "kind,address,value,state\ndomain,x.example,,\nunit,u1,smtp:[u1],\n";
+    for (int i = 9999; i >= 0; --i) csv += fmt::format("mailbox,user{}@x.example,u{},\n", i, i % 2 + 1);
+    csv += "alias,all@x.example,user0@x.example,\nunit,u2,smtp:[u2],\n";
+    std::vector<ImportProgress> seen;
+    std::istringstream in(csv);
+    auto r = p->import_csv(in, "in.csv", [&](const ImportProgress& progress) { seen.push_back(progress); });
+    REQUIRE_MESSAGE(r.ok(), r.error().message);
+    CHECK(r->mailboxes == 10000);
+    CHECK(r->aliases == 1);
+    CHECK(p->mailbox("user1@x.example")->unit == "u2");
+    CHECK(std::filesystem::is_empty(tmp));
+    // Read every 4096 rows, then the held rows applied, the aliases checked, the commit.
+    REQUIRE(seen.size() >= 4);
+    CHECK(seen.front().step == ImportProgress::Step::Reading);
+    CHECK(seen.front().rows == 4096);
+    CHECK(seen.front().bytes > 0);
+    CHECK(seen.front().bytes < csv.size());
+    CHECK(seen.back().step == ImportProgress::Step::Committing);
+    CHECK(seen.back().rows == 10004);
+    CHECK(seen.back().bytes == csv.size());
+    CHECK(seen[seen.size() - 2].step == ImportProgress::Step::Checking);
+
+    // A held row's error names its line, and nothing is left of the import.
+    const auto generation = p->generation().value();
+    std::istringstream dup("kind,address,value,state\nmailbox,b@x.example,u1,\nmailbox,a@x.example,u1,\n"
+                           "mailbox,b@x.example,u2,\nmailbox,c@x.example,u9,\n");
+    auto refused = p->import_csv(dup, "dup.csv");
+    REQUIRE(!refused.ok());
+    CHECK(refused.error().message == "dup.csv:4: mailbox b@x.example: already exists");
+    std::istringstream unknown("kind,address,value,state\nmailbox,c@x.example,u9,\nmailbox,b@x.example,u1,\n");
+    refused = p->import_csv(unknown, "unknown.csv");
+    REQUIRE(!refused.ok());
+    CHECK(refused.error().message == "unknown.csv:2: unit u9: no such unit");
+    CHECK(p->generation().value() == generation);
+    CHECK(!p->mailbox("a@x.example").ok());
+    CHECK(std::filesystem::is_empty(tmp));
+    ::unsetenv("TMPDIR");
+}
+
 TEST_CASE("check finds nothing in a healthy database and every planted problem") {
     Db d;
     auto healthy = d.primary.check();

@@ -378,6 +378,9 @@ TEST_CASE("import from a file and from stdin, export") {
 
     expect_failure(ctl.run({"import", ctl.path("missing.csv")}), 1,
                    ctl.path("missing.csv") + ": cannot open: No such file or directory");
+    // stderr is no terminal here: no progress line, with or without --no-progress.
+    CHECK(ctl.ok({"--no-progress", "import", "-"}, "kind,address,value,state\ndomain,third.org,,\n") ==
+          "imported 1 domains, 0 units, 0 mailboxes, 0 aliases\n");
 }
 
 TEST_CASE("export then import into a fresh database gives the same CSV") {
