@@ -167,12 +167,17 @@ check_unit() {
     grep -q "SIG$signal" "$root/man/$program.8" ||
         problems+=("man/$program.8 does not say what SIG$signal does")
     [ "$(unit_value "$unit" Type)" = simple ] || problems+=("Type is not simple")
-    # Writable: exactly the directories of the example's unix sockets.
-    local sockets
-    sockets=$(sed -n -E 's/^(policy_listen|socketmap_listen|listen) *= *unix:(.*)$/\2/p' "$examples/$program.conf" |
-        xargs -n 1 dirname | sort -u | sed 's/^/-/' | tr '\n' ' ' | sed 's/ $//')
-    [ "$(unit_value "$unit" ReadWritePaths)" = "$sockets" ] ||
-        problems+=("ReadWritePaths is not the example's socket directory ($sockets)")
+    # Writable: exactly the directories of the example's unix sockets, then
+    # its cache_directory (the record of checked replicas).
+    local writable
+    writable=$(
+        sed -n -E 's/^(policy_listen|socketmap_listen|listen) *= *unix:(.*)$/\2/p' "$examples/$program.conf" |
+            xargs -n 1 dirname | sort -u
+        sed -n -E 's/^cache_directory *= *(.+)$/\1/p' "$examples/$program.conf"
+    )
+    writable=$(sed 's/^/-/' <<<"$writable" | tr '\n' ' ' | sed 's/ $//')
+    [ "$(unit_value "$unit" ReadWritePaths)" = "$writable" ] ||
+        problems+=("ReadWritePaths is not the example's socket and cache directories ($writable)")
     # Read-only: the directory of the default database.
     local db
     db=$(grep -o 'default:/[^)]*\.db)' <<<"$squeezed" | head -n 1 | sed -e 's/^default://' -e 's/)$//')
