@@ -14,7 +14,7 @@
 
 # The command words, and the subcommands of those that have some.
 _unitctl_commands='init domain unit mailbox move alias import export check publish sync resolve fleet'
-_unitctl_global_options='--db --config --help -h --version'
+_unitctl_global_options='--db --config --no-progress --help -h --version'
 
 _unitctl_subcommands()
 {
