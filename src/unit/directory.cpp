@@ -585,8 +585,21 @@ std::optional<Verdict> ValidationCache::verdict(const FileId& id) {
     std::lock_guard lock(state_->mutex);
     state_->expire();
     auto it = state_->verdicts.find(cache_key(id));
-    if (it == state_->verdicts.end()) return std::nullopt;
-    return it->second.first;
+    if (it != state_->verdicts.end()) return it->second.first;
+    // A good verdict stands when only the ctime changed since (a chmod or
+    // chown after the rename): otherwise a Directory that looks after the
+    // change would have the file validated again and answer from the old
+    // snapshot meanwhile, while those that looked before serve the new
+    // one. The file is still opened, so a change that makes it unreadable
+    // is still refused; a refusal keeps the ctime, so fixing the
+    // permissions retries it.
+    for (const auto& [key, entry] : state_->verdicts) {
+        const auto& [device, inode, size, mtime_ns, ctime_ns] = key;
+        if (entry.first.good() && device == id.device && inode == id.inode && size == id.size &&
+            mtime_ns == id.mtime_ns)
+            return entry.first;
+    }
+    return std::nullopt;
 }
 
 void ValidationCache::record(const FileId& id, Verdict verdict) {

@@ -165,6 +165,8 @@ public:
     ValidationCache& operator=(const ValidationCache&) = delete;
 
     // nullopt: not judged yet (a validation past its timeout is judged now).
+    // A good verdict also answers for the same file with another ctime (a
+    // chmod or chown since); a refusal answers for that exact FileId only.
     std::optional<Verdict> verdict(const FileId& id);
     void record(const FileId& id, Verdict verdict);
     bool in_background() const noexcept;

@@ -178,11 +178,11 @@ it_check "unitpolicy: the newcomer's route" 'got $(up_map transportmx newcomer@e
 # Once one worker serves the new generation, all should (directory.hpp).
 # Seen once in a sanitizer run: a worker answered user3 from the old
 # snapshot right after the newcomer's route was served. it_publish's chmod
-# changes the new file's ctime after the rename; a worker that validated it
-# before the chmod serves it, while one that looks after it finds a file
-# with no verdict (the ctime is in the verdict's key), has it validated
-# again and answers from the old snapshot meanwhile. Said here, not failed
-# on, until that is fixed; the answer must follow within seconds.
+# changed the new file's ctime after the rename, and a worker that looked
+# after it found a file with no verdict (the ctime was in the key of good
+# verdicts too) and answered from the old snapshot while it was validated
+# again; test_directory's "a chmod after the rename" shows the fix. A lag
+# is still said here, and the answer must follow within seconds.
 user3=$(up_map recipient user3@example.com)
 [ "$user3" = NOTFOUND ] || it_diag "user3 answered '$user3' right after the newcomer's route was served"
 it_check "unitpolicy: user3 is no recipient" 'got $(up_map recipient user3@example.com)' \

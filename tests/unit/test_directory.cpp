@@ -394,6 +394,31 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
     CHECK(!other.status().problem.empty());
 }
 
+TEST_CASE("a chmod after the rename does not leave a reader on the old snapshot while another serves the new") {
+    Replica r;
+    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    auto o = options_for(r.replica);
+    o.validation = cache;
+    o.check_interval = std::chrono::hours(1);  // only forced checks, and the verdict's arrival
+    Directory d(o);
+    const auto first = served_generation(d);
+    Directory other(o);  // another thread's reader
+    REQUIRE(served_generation(other) == first);
+
+    REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
+    install(r.primary, r.dir.path("staging.db"), r.replica);
+    d.refresh(true);  // starts the validation
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    while (served_generation(d) == first && std::chrono::steady_clock::now() < deadline)
+        std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    REQUIRE(served_generation(d) > first);
+
+    // What it_publish and rsync -p do after the rename: the ctime changes.
+    REQUIRE(chmod(r.replica.c_str(), 0644) == 0);
+    CHECK(served_generation(other) == served_generation(d));  // at once, not after a second validation
+    CHECK(!other.status().pending.has_value());
+}
+
 // ---------------------------------------------------------------- a replacement pending, refused or regressed
 
 namespace {
