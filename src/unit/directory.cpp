@@ -491,7 +491,9 @@ struct ValidationCache::State {
     std::map<std::pair<CacheKey, std::string>, std::uint64_t> reported;  // refusals and notices, with sequence
     std::shared_ptr<CheckedFiles> checked;    // the record of checked files, if any
     std::string record_problem;               // why it could not be written last
-    bool record_problem_reported = true;
+    // A new record_problem not reported yet. Atomic: the daemons ask at
+    // every request, and should not take the mutex for it.
+    std::atomic<bool> record_problem_news{false};
 
     // Not under the mutex (it writes a file): adds `info` to the record.
     void remember_checked(const SnapshotInfo& info) {
@@ -499,7 +501,7 @@ struct ValidationCache::State {
         auto written = checked->add(CheckedFile{info.file, info.primary_id, info.generation});
         std::lock_guard lock(mutex);
         std::string problem = written ? std::string() : written.error().message;
-        if (problem != record_problem) record_problem_reported = problem.empty();
+        if (problem != record_problem) record_problem_news.store(!problem.empty(), std::memory_order_release);
         record_problem = std::move(problem);
     }
 
@@ -643,10 +645,11 @@ CheckedFiles* ValidationCache::checked_files() const noexcept { return state_->c
 void ValidationCache::remember_checked(const SnapshotInfo& info) { state_->remember_checked(info); }
 
 std::optional<std::string> ValidationCache::record_problem_to_report() {
+    if (!state_->record_problem_news.load(std::memory_order_acquire)) return std::nullopt;
     std::lock_guard lock(state_->mutex);
-    if (state_->record_problem_reported) return std::nullopt;
-    state_->record_problem_reported = true;
-    return fmt::format("cannot record the replica as checked ({}): a restart will check it again", state_->record_problem);
+    if (!state_->record_problem_news.exchange(false)) return std::nullopt;
+    return fmt::format("cannot record the replica as checked ({}): a restart will check it again",
+                       state_->record_problem);
 }
 
 std::optional<std::string> refusal_to_report(const DirectoryStatus& status, ValidationCache* cache) {

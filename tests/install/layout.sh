@@ -25,21 +25,6 @@ set -uo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(cd "$here/../.." && pwd)
 
-passed=0
-failed=0
-ok() {
-    echo "ok $1"
-    passed=$((passed + 1))
-}
-not_ok() {
-    echo "not ok $1: $2"
-    failed=$((failed + 1))
-}
-check() {
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
-}
 # shellcheck source=tests/install/paths.sh
 source "$here/paths.sh"
 

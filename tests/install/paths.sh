@@ -1,6 +1,7 @@
 # tests/install/paths.sh: sourced by run.sh and layout.sh. The paths that
 # the installed man pages and examples name, against the build that
-# installed them. The caller defines ok, not_ok, check and these variables:
+# installed them, and the counters and check helpers both scripts report
+# with. The caller sets these variables:
 #   root      the source tree
 #   dest      the DESTDIR the build was installed into
 #   prefix sbindir bindir datadir mandir
@@ -8,6 +9,23 @@
 # shellcheck shell=bash
 # The layout is set here for the caller, root and dest by the caller.
 # shellcheck disable=SC2034,SC2154
+
+passed=0
+failed=0
+ok() {
+    echo "ok $1"
+    passed=$((passed + 1))
+}
+not_ok() {
+    echo "not ok $1: $2"
+    failed=$((failed + 1))
+}
+# check NAME WHY COMMAND...: ok when COMMAND succeeds, else not ok with WHY.
+check() {
+    local name=$1 why=$2
+    shift 2
+    if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
+}
 
 programs_of_ours=(unitpolicy unitmilter unitctl)
 # The examples that run from the source tree and are not installed.

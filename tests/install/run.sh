@@ -36,22 +36,6 @@ build=${BUILD_DIR:-$root/build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 cxx=${CXX:-c++}
 
-passed=0
-failed=0
-ok() {
-    echo "ok $1"
-    passed=$((passed + 1))
-}
-not_ok() {
-    echo "not ok $1: $2"
-    failed=$((failed + 1))
-}
-# check NAME WHY COMMAND...: ok when COMMAND succeeds, else not ok with WHY.
-check() {
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
-}
 finish() {
     echo "install: $passed passed, $failed failed"
     [ "$failed" -eq 0 ]

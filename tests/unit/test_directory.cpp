@@ -346,16 +346,31 @@ TEST_CASE("while a rollback-journal writer waits, reads are not held") {
     CHECK(d.read()->mailbox("late@example.com")->has_value());
 }
 
-TEST_CASE("in the background mode a replacement is validated off the reading thread, and all readers switch") {
+namespace {
+
+// Two readers of one replica, as two threads of a daemon, sharing a
+// validation cache in the background mode; only forced checks and the
+// arrival of a verdict make them look at the path.
+struct TwoReaders {
     Replica r;
-    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
-    auto o = options_for(r.replica);
-    o.validation = cache;
-    o.check_interval = std::chrono::hours(1);  // only forced checks, and the verdict's arrival
-    Directory d(o);
+    std::shared_ptr<ValidationCache> cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
+    DirectoryOptions o = [this] {
+        auto options = options_for(r.replica);
+        options.validation = cache;
+        options.check_interval = std::chrono::hours(1);
+        return options;
+    }();
+    Directory d{o};
+    Directory other{o};  // another thread's reader, never forced to check
+};
+
+}  // namespace
+
+TEST_CASE("in the background mode a replacement is validated off the reading thread, and all readers switch") {
+    TwoReaders t;
+    auto& [r, cache, o, d, other] = t;
     REQUIRE(d.status().serving);  // nothing served yet: validated in place
     const auto first = served_generation(d);
-    Directory other(o);  // another thread's reader, never forced to check
     REQUIRE(served_generation(other) == first);
 
     auto wait_for_verdict = [&] {
@@ -395,14 +410,9 @@ TEST_CASE("in the background mode a replacement is validated off the reading thr
 }
 
 TEST_CASE("a chmod after the rename does not leave a reader on the old snapshot while another serves the new") {
-    Replica r;
-    auto cache = std::make_shared<ValidationCache>(ValidationCache::Mode::Background);
-    auto o = options_for(r.replica);
-    o.validation = cache;
-    o.check_interval = std::chrono::hours(1);  // only forced checks, and the verdict's arrival
-    Directory d(o);
+    TwoReaders t;
+    auto& [r, cache, o, d, other] = t;
     const auto first = served_generation(d);
-    Directory other(o);  // another thread's reader
     REQUIRE(served_generation(other) == first);
 
     REQUIRE(r.primary.add_mailbox("new@example.com", "u1").ok());
