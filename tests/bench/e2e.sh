@@ -20,7 +20,7 @@
 # in which any message is deferred, bounced or rejected fails the script.
 # Each configuration is run REPEATS times, in a rotating order (abc, bca,
 # cab, ...), after one unmeasured warm-up run; the medians are reported,
-# with the ratios c/a (goal >= 0.9) and c/b (goal >= 1.2).
+# with the ratios c/a (goal >= 0.95) and c/b (no goal: DESIGN §8).
 #
 # A fourth configuration, d, is measured on request (--configs abcd): c
 # without unitmilter, to tell the milter's share of c's cost from the
@@ -299,8 +299,8 @@ ratio() {
         echo -
     fi
 }
-echo "e2e: c/a = $(ratio c a) (goal >= 0.9)   c/b = $(ratio c b) (goal >= 1.2)   b/a = $(ratio b a)" \
-    "$([[ $configs != *d* ]] || echo "  d/a = $(ratio d a)   c/d = $(ratio c d)")"
+echo "e2e: c/a = $(ratio c a) (goal >= 0.95)   c/b = $(ratio c b)   b/a = $(ratio b a)" \
+    "$([[ $configs != *d* ]] || echo "  d/a = $(ratio d a) (goal >= 0.97)   c/d = $(ratio c d) (goal >= 0.97)")"
 
 # What Postfix asked unitpolicy for each message, by configuration: every
 # request is a round trip, and Postfix looks some tables up for several
