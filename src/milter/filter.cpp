@@ -70,6 +70,7 @@ public:
             slots.swap(idle_);
         }
         for (auto& slot : slots) {
+            slot->directory.end_expired_read();
             slot->directory.refresh();
             note_replica_changes(*slot);
             give_back(std::move(slot));
@@ -149,6 +150,7 @@ DirectoryOptions directory_options(const Settings& s, std::shared_ptr<Validation
     DirectoryOptions o{s.db, std::chrono::milliseconds(250), std::chrono::milliseconds(200), std::move(validation)};
     o.validation_timeout = s.validation_timeout;
     o.lookup_timeout = s.lookup_timeout;
+    o.snapshot_hold = snapshot_hold;
     return o;
 }
 

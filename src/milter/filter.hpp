@@ -57,6 +57,7 @@
 
 #include <libmilter/mfapi.h>
 
+#include <chrono>
 #include <cstddef>
 #include <memory>
 
@@ -72,9 +73,17 @@ inline constexpr std::size_t max_added_recipients = 1000;
 // connections use it. Thread-safe.
 void install_settings(std::shared_ptr<const Settings> settings);
 
-// Called about once a second (main's reloader thread) with or without
-// mail: the pooled SQLite connections nobody is using look for a
-// replacement of the replica and switch to a good one, closing the file it
+// How long a pooled SQLite connection's lookups share one read
+// transaction (directory.hpp): beginning one costs SQLite four lock calls,
+// three stat()s and a read, more than the message's lookups. A change made
+// in place is seen this much later at most.
+inline constexpr std::chrono::milliseconds snapshot_hold{100};
+
+// Called every snapshot_hold (main's reloader thread) with or without
+// mail: the pooled SQLite connections nobody is using end a read
+// transaction held that long (so that a rollback-journal writer is not kept
+// waiting by an idle one), look for a replacement of the replica (at most
+// every check interval) and switch to a good one, closing the file it
 // replaces, so that idle connections do not keep replaced files open (their
 // descriptors and disk space), and report a refused or clock-skewed one.
 // Thread-safe.

@@ -7,8 +7,9 @@
 // (libmilter's own signal thread stops it). SIGUSR1 reloads the
 // configuration: a thread of ours waits for it with sigtimedwait() (the
 // signal is blocked everywhere else) and installs the new snapshot; between
-// signals, once a second, it lets the idle directory connections look for a
-// replaced replica (tick_idle_readers()); listen, the
+// signals, every snapshot_hold, it lets the idle directory connections end
+// their read transactions and look for a replaced replica
+// (tick_idle_readers()); listen, the
 // socket's mode and group, and user need a restart. Exit: 0 after a clean stop, 2 for bad configuration, 1 for
 // anything else that stops the filter.
 #include <fmt/format.h>
@@ -61,7 +62,7 @@ private:
         sigset_t set;
         sigemptyset(&set);
         sigaddset(&set, SIGUSR1);
-        const timespec tick_interval{1, 0};
+        const timespec tick_interval{0, std::chrono::nanoseconds(unit::milter::snapshot_hold).count()};
         for (;;) {
             int signal = sigtimedwait(&set, nullptr, &tick_interval);
             if (stop_) return;
