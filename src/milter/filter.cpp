@@ -5,13 +5,12 @@
 #include <algorithm>
 #include <ctime>
 #include <mutex>
-#include <optional>
-#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "common/log.hpp"
+#include "milter/message_plan.hpp"
 #include "milter/networks.hpp"
 #include "milter/route_header.hpp"
 #include "unit/checked_files.hpp"
@@ -238,146 +237,9 @@ std::string queue_id(SMFICTX* ctx) {
     return clean ? id : "NOQUEUE";
 }
 
-// "<user@example.com>" -> "user@example.com".
-std::string_view bare_address(std::string_view raw) noexcept {
-    while (!raw.empty() && (raw.front() == ' ' || raw.front() == '\t')) raw.remove_prefix(1);
-    if (raw.size() >= 2 && raw.front() == '<') {
-        auto close = raw.find('>');
-        if (close != std::string_view::npos) return raw.substr(1, close - 1);
-    }
-    return raw;
-}
-
-// A recipient as Postfix logs it: to=<user@example.com>.
-std::string to_field(std::string_view raw, std::string_view field = "to") {
-    return fmt::format("{}=<{}>", field, printable(bare_address(raw)));
-}
-
 bool set_reply(SMFICTX* ctx, const Reply& reply) {
     std::string code = reply.code, xcode = reply.xcode, text = reply.text;
     return smfi_setreply(ctx, code.data(), xcode.data(), text.data()) == MI_SUCCESS;
-}
-
-Reply tempfail_reply() { return {"451", "4.3.0", "Directory temporarily unavailable"}; }
-Reply internal_reply() { return {"451", "4.3.0", "Routing filter temporarily unavailable"}; }
-
-// ------------------------------------------------------------ the message's plan
-
-// What the directory says about the recipients of one message.
-struct RecipientPlan {
-    std::set<std::string> units;
-    std::int64_t generation = -1;
-    std::vector<std::string> tempfails;  // "<rcpt>: reason"
-    std::vector<std::string> elsewhere;  // role unit: "<rcpt>: where it goes"
-    struct Expansion {
-        std::string raw;                  // the recipient as given (smfi_delrcpt)
-        bool keep = false;                // the alias includes its own mailbox
-        std::vector<std::string> targets; // to add, duplicates removed
-    };
-    std::vector<Expansion> expansions;
-    bool too_many = false;                // expansion above max_added_recipients
-    std::vector<std::string> unsafe;      // alias targets not fit for the envelope (skipped)
-};
-
-// Whether an alias target from the database may go into smfi_addrcpt as
-// "<target>": no space, control character or angle bracket.
-bool envelope_safe(std::string_view address) noexcept {
-    return !address.empty() && address.size() <= max_address_length &&
-           std::none_of(address.begin(), address.end(), [](char c) {
-               return static_cast<unsigned char>(c) <= ' ' || c == 0x7f || c == '<' || c == '>';
-           });
-}
-
-std::vector<std::string> units_of(const Resolution& r) {
-    std::vector<std::string> units;
-    if (r.outcome == Outcome::Mailbox && r.destination) units.push_back(r.destination->unit.name);
-    if (r.outcome == Outcome::Alias)
-        for (const auto& t : r.targets)
-            if (t.kind == AliasTarget::Kind::Mailbox && t.destination) units.push_back(t.destination->unit.name);
-    return units;
-}
-
-// Where a recipient goes instead of this unit; empty when it stays here.
-std::string elsewhere(const Resolution& r, const std::string& own_unit) {
-    switch (r.outcome) {
-    case Outcome::Mailbox:
-        return r.destination && r.destination->unit.name != own_unit ? "unit " + r.destination->unit.name : "";
-    case Outcome::Alias: {
-        std::vector<std::string> away;
-        for (const auto& t : r.targets) {
-            if (t.kind == AliasTarget::Kind::External) away.push_back("external " + t.address);
-            else if (t.kind == AliasTarget::Kind::Mailbox && t.destination && t.destination->unit.name != own_unit)
-                away.push_back("unit " + t.destination->unit.name);
-        }
-        return away.empty() ? "" : fmt::format("alias to {}", fmt::join(away, ", "));
-    }
-    case Outcome::Foreign: return "foreign domain";
-    case Outcome::Unknown:
-    case Outcome::Unconfirmed: return "unknown here";
-    case Outcome::Disabled: return "disabled mailbox";
-    case Outcome::Malformed: return "malformed address";
-    case Outcome::Tempfail: return "";
-    }
-    return "";
-}
-
-RecipientPlan plan_recipients(Resolver& resolver, const Settings& settings, const std::vector<std::string>& raws) {
-    RecipientPlan plan;
-    std::vector<Resolution> resolutions;
-    resolutions.reserve(raws.size());
-    for (const auto& raw : raws) resolutions.push_back(resolver.resolve(bare_address(raw)));
-
-    std::set<std::string> present;  // the envelope's recipients once edits are done
-    for (std::size_t i = 0; i < raws.size(); ++i) {
-        const Resolution& r = resolutions[i];
-        if (r.generation >= 0) plan.generation = std::max(plan.generation, r.generation);
-        if (r.outcome == Outcome::Tempfail) {
-            plan.tempfails.push_back(fmt::format("{}: {}", to_field(raws[i]), r.reason));
-            continue;
-        }
-        for (auto& u : units_of(r)) plan.units.insert(std::move(u));
-        if (settings.role == Role::Unit) {
-            if (auto where = elsewhere(r, settings.unit); !where.empty())
-                plan.elsewhere.push_back(fmt::format("{}: {}", to_field(raws[i]), where));
-        }
-        bool expand = settings.expand_aliases && r.outcome == Outcome::Alias;
-        if (expand && !r.doubt.empty()) {
-            // A target unknown or disabled here may receive mail in the newer
-            // replica: expanding now would leave its copy out for good.
-            plan.tempfails.push_back(fmt::format("{}: alias with undeliverable targets, in doubt: {}",
-                                                 to_field(raws[i]), r.doubt));
-            continue;
-        }
-        if (expand) {
-            RecipientPlan::Expansion e{raws[i], false, {}};
-            for (const auto& t : r.targets) {
-                if (t.kind != AliasTarget::Kind::Mailbox && t.kind != AliasTarget::Kind::External) continue;
-                if (!envelope_safe(t.address)) {
-                    plan.unsafe.push_back(fmt::format("{}: target {}", to_field(raws[i]), printable(t.address)));
-                    continue;
-                }
-                if (t.address == r.address) e.keep = true;  // the alias keeps its own mailbox
-                else e.targets.push_back(t.address);
-            }
-            if (e.targets.empty()) {
-                expand = false;  // nothing deliverable instead: leave the recipient as it is
-            } else {
-                if (e.keep) present.insert(r.address);
-                plan.expansions.push_back(std::move(e));
-            }
-        }
-        if (!expand) present.insert(r.address.empty() ? std::string(bare_address(raws[i])) : r.address);
-    }
-    std::size_t added = 0;
-    for (auto& e : plan.expansions) {
-        std::vector<std::string> fresh;
-        for (auto& t : e.targets)
-            if (present.insert(t).second) fresh.push_back(std::move(t));
-        e.targets = std::move(fresh);
-        added += e.targets.size();
-    }
-    plan.too_many = added > max_added_recipients;
-    return plan;
 }
 
 // ------------------------------------------------------------ applying edits
@@ -402,107 +264,15 @@ sfsistat refuse(SMFICTX* ctx, const Reply& reply) {
     return reply.code.front() == '5' ? SMFIS_REJECT : SMFIS_TEMPFAIL;
 }
 
-sfsistat end_of_message(SMFICTX* ctx, Session& s) {
-    const Settings& settings = s.settings();
-    const std::string qid = queue_id(ctx);
-    if (s.failed) {
-        log(Severity::Error, "{}: milter: an earlier stage failed: refusing with 451 4.3.0", qid);
-        return refuse(ctx, internal_reply());
-    }
-
-    // An untrusted client's verdict needs no directory: a header flood is
-    // refused before any lookup.
-    HeaderVerdict verdict;
-    if (!s.trusted) {
-        verdict = check_headers(s.headers, false, settings.max_hops);
-        if (verdict.refuse) {
-            log(Severity::Warning, "{}: reject: {} {}* headers from untrusted client={}, more than "
-                "max_stripped_headers ({}): {} {} {}", qid, s.headers.occurrences(), settings.header_prefix, s.client,
-                s.headers.max_stripped(), verdict.refuse->code, verdict.refuse->xcode, verdict.refuse->text);
-            return refuse(ctx, *verdict.refuse);
-        }
-    }
-
-    RecipientPlan plan;
-    {
-        auto lease = s.runtime->pool.checkout();
-        plan = plan_recipients(lease.resolver(), settings, s.recipients);
-    }
-    if (s.recipients_dropped > 0)
-        log(Severity::Warning, "{}: more than {} recipients: {} left out of the route", qid, max_recipients,
-            s.recipients_dropped);
-    if (!plan.tempfails.empty()) {
-        MilterStats::add(filter_stats().directory_tempfails);
-        for (const auto& t : plan.tempfails) log(Severity::Warning, "{}: directory: {}", qid, t);
-        if (settings.tempfail_action == TempfailAction::Tempfail) {
-            log(Severity::Warning, "{}: reject: directory unavailable for {} recipient(s): 451 4.3.0", qid,
-                plan.tempfails.size());
-            return refuse(ctx, tempfail_reply());
-        }
-        log(Severity::Warning, "{}: directory unavailable for {} recipient(s): accepting, route incomplete", qid,
-            plan.tempfails.size());
-    }
-    // A trusted client's loop guard decides after the recipients are resolved:
-    // whether the loop is over depends on where they go now and on this
-    // host's generation.
-    LoopContext here{plan.generation, settings.role == Role::Unit && plan.elsewhere.empty() &&
-                                          plan.tempfails.empty() && !s.recipients.empty()};
-    if (s.trusted) {
-        verdict = check_headers(s.headers, true, settings.max_hops, here);
-        if (verdict.refuse) {
-            log(Severity::Warning, "{}: reject: routing loop: hop {} from client={} reaches max_hops {}: {} {} {}", qid,
-                verdict.incoming, s.client, settings.max_hops, verdict.refuse->code, verdict.refuse->xcode,
-                verdict.refuse->text);
-            return refuse(ctx, *verdict.refuse);
-        }
-        if (s.headers.routes_flooded())
-            log(Severity::Warning, "{}: {} {} headers from trusted client={}, more than max_stripped_headers ({}) "
-                "besides the first: the first changed, the others kept", qid, s.headers.route_count(),
-                s.headers.route_name(), s.client, s.headers.max_stripped());
-    }
-    if (verdict.released) MilterStats::add(filter_stats().loops_released);
-    if (verdict.released)
-        log(Severity::Info, "{}: routing loop over at hop {} from client={}: {}: accepted", qid, verdict.incoming,
-            s.client,
-            here.delivered_here ? std::string("every recipient is delivered on this unit")
-                                : fmt::format("directory generation {} has caught up with the route's", plan.generation));
-    if (plan.too_many) {
-        log(Severity::Error, "{}: alias expansion above {} recipients: 451 4.3.0", qid, max_added_recipients);
-        return refuse(ctx, {"451", "4.3.0", "Alias expansion too large"});
-    }
-    for (const auto& u : plan.unsafe) log(Severity::Warning, "{}: alias: {}: unfit for the envelope, skipped", qid, u);
-    for (const auto& e : plan.elsewhere) log(Severity::Info, "{}: not on unit {}: {}: back to the MX pool", qid,
-                                             settings.unit, e);
-
-    Route route;
-    route.hop = verdict.outgoing;
-    if (plan.generation >= 0) route.gen = plan.generation;
-    route.units.assign(plan.units.begin(), plan.units.end());
-    route.by = settings.hostname;
-    const std::string value = format_route(route);
-
-    auto edits = plan_headers(s.headers, s.trusted, value);
-    std::size_t removed = 0;
-    for (const auto& edit : edits) {
-        if (!apply_header_edit(ctx, edit)) {
-            log(Severity::Error, "{}: milter: cannot edit header {}: refusing with 451 4.3.0", qid,
-                printable(edit.name));
-            return refuse(ctx, internal_reply());
-        }
-        if (edit.kind == HeaderEdit::Kind::Delete) ++removed;
-    }
-    MilterStats::add(filter_stats().headers_removed, s.trusted ? 0 : removed);
-    if (removed > 0)
-        log(s.trusted ? Severity::Debug : Severity::Info, "{}: removed {} {}* header(s) from {} client={}", qid,
-            removed, settings.header_prefix, s.trusted ? "trusted" : "untrusted", s.client);
-
-    for (const auto& e : plan.expansions) {
+// Applies the plan's envelope edits; false (logged) when libmilter refuses one.
+bool apply_expansions(SMFICTX* ctx, const std::vector<Expansion>& expansions, const std::string& qid) {
+    for (const auto& e : expansions) {
         if (!e.keep) {
             std::string raw = e.raw;
             if (smfi_delrcpt(ctx, raw.data()) != MI_SUCCESS) {
                 log(Severity::Error, "{}: milter: cannot delete recipient {}: refusing with 451 4.3.0", qid,
                     to_field(e.raw));
-                return refuse(ctx, internal_reply());
+                return false;
             }
             MilterStats::add(filter_stats().recipients_removed);
             log(Severity::Info, "{}: alias: removed {}", qid, to_field(e.raw));
@@ -512,13 +282,50 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
             if (smfi_addrcpt(ctx, added.data()) != MI_SUCCESS) {
                 log(Severity::Error, "{}: milter: cannot add recipient {}: refusing with 451 4.3.0", qid,
                     to_field(added));
-                return refuse(ctx, internal_reply());
+                return false;
             }
             MilterStats::add(filter_stats().recipients_added);
             log(Severity::Info, "{}: alias: added {} {}", qid, to_field(added), to_field(e.raw, "orig_to"));
         }
     }
-    log(Severity::Debug, "{}: {}: {} from {} client={}", qid, settings.header_prefix + "Route", value,
+    return true;
+}
+
+// Applies the plan's header edits; false (logged) when libmilter refuses one.
+bool apply_header_edits(SMFICTX* ctx, const Session& s, const std::vector<HeaderEdit>& edits, const std::string& qid) {
+    std::size_t removed = 0;
+    for (const auto& edit : edits) {
+        if (!apply_header_edit(ctx, edit)) {
+            log(Severity::Error, "{}: milter: cannot edit header {}: refusing with 451 4.3.0", qid,
+                printable(edit.name));
+            return false;
+        }
+        if (edit.kind == HeaderEdit::Kind::Delete) ++removed;
+    }
+    MilterStats::add(filter_stats().headers_removed, s.trusted ? 0 : removed);
+    if (removed > 0)
+        log(s.trusted ? Severity::Debug : Severity::Info, "{}: removed {} {}* header(s) from {} client={}", qid,
+            removed, s.settings().header_prefix, s.trusted ? "trusted" : "untrusted", s.client);
+    return true;
+}
+
+sfsistat end_of_message(SMFICTX* ctx, Session& s) {
+    const Settings& settings = s.settings();
+    const std::string qid = queue_id(ctx);
+    const MessageFacts facts{s.trusted, s.failed, s.client, s.headers, s.recipients, s.recipients_dropped};
+    MessagePlan plan;
+    {
+        auto lease = s.runtime->pool.checkout();
+        plan = plan_message(settings, lease.resolver(), facts);
+    }
+    for (const auto& n : plan.notes) log(n.severity, "{}: {}", qid, n.text);
+    if (plan.directory_tempfail) MilterStats::add(filter_stats().directory_tempfails);
+    if (plan.loop_released) MilterStats::add(filter_stats().loops_released);
+    if (plan.refusal) return refuse(ctx, *plan.refusal);
+
+    if (!apply_header_edits(ctx, s, plan.header_edits, qid) || !apply_expansions(ctx, plan.expansions, qid))
+        return refuse(ctx, internal_reply());
+    log(Severity::Debug, "{}: {}: {} from {} client={}", qid, settings.header_prefix + "Route", plan.route,
         s.trusted ? "trusted" : "untrusted", s.client);
     MilterStats::add(filter_stats().messages_accepted);
     return SMFIS_CONTINUE;

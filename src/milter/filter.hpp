@@ -1,7 +1,8 @@
 // filter.hpp: the libmilter glue of unitmilter: the xxfi_* callbacks and
-// the resolver pool behind them. The decisions are route_header.hpp's (the
-// headers, the loop guard) and libunit's (the recipients); this file only
-// collects the input, calls them and applies the result.
+// the resolver pool behind them. The decision is message_plan.hpp's (over
+// route_header.hpp's headers and loop guard, and libunit's recipients);
+// this file only collects the input, calls it, logs and counts, and applies
+// the result.
 //
 // Protocol. The filter negotiates only what it needs: connect (the client
 // address), RCPT (the accepted recipients), the headers and end of message;
@@ -32,19 +33,14 @@
 // the last session using it ends. Only end of message resolves, so one
 // checkout per message.
 //
-// End of message, in order: from an untrusted client, reject a flood of
-// routing headers (more than max_stripped_headers: 550 5.7.1, the only 5xx,
-// before any lookup); resolve every recipient in one checkout; on a
-// directory tempfail, 451 4.3.0 (tempfail_action = tempfail) or go on with
-// a warning (accept: hygiene and the hop stamp still apply, the route lists
-// the units that resolved); from a trusted client, refuse a loop (451 4.4.6,
-// unless LoopContext says it is over: every recipient delivered on this
-// unit, or this host's generation at least the route's); then the header
-// edits, at most max_stripped_headers + 1 (smfi_chgheader by index,
-// highest first, then smfi_chgheader/smfi_addheader for the one route) and,
-// with expand_aliases, the envelope edits (smfi_delrcpt/smfi_addrcpt, each
-// logged with the queue id). A failed libmilter call tempfails the message.
-// No header written here contains a recipient address.
+// End of message: the plan (message_plan.hpp says its refusals and their
+// order) is computed in one pool checkout, its notes logged with the queue
+// id, then applied: the header edits, at most max_stripped_headers + 1
+// (smfi_chgheader by index, highest first, then smfi_chgheader or
+// smfi_addheader for the one route) and, with expand_aliases, the envelope
+// edits (smfi_delrcpt/smfi_addrcpt, each logged with the queue id). A failed
+// libmilter call tempfails the message. No header written here contains a
+// recipient address.
 //
 // Nothing throws out of a callback: an exception in a callback that gets no
 // reply marks the message, which is tempfailed (451 4.3.0) at its end.
@@ -65,9 +61,6 @@
 #include "milter/stats.hpp"
 
 namespace unit::milter {
-
-inline constexpr std::size_t max_recipients = 10000;
-inline constexpr std::size_t max_added_recipients = 1000;
 
 // Installs a configuration snapshot (at start-up, and on SIGUSR1): new
 // connections use it. Thread-safe.
