@@ -731,13 +731,10 @@ TEST_CASE("a bad value in the replica is a TEMP and a 4xx, and never reaches a r
     for (const auto& c : cases) {
         CAPTURE(c.sql);
         CAPTURE(c.address);
-        test::TempDir dir;
-        auto primary = test::make_sample_primary(dir.path("primary.db"));
-        const auto replica = dir.path("units.db");
-        REQUIRE(primary.publish(replica).ok());
-        test::raw_sql(replica, c.sql);
-        Directory directory(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-        auto r = Resolver(directory, ResolverOptions{}).resolve(c.address);
+        test::SampleReplica sample;
+        test::raw_sql(sample.replica, c.sql);
+        sample.reopen();
+        auto r = Resolver(*sample.directory, ResolverOptions{}).resolve(c.address);
         REQUIRE(r.outcome == Outcome::Tempfail);
         CHECK(r.cause == TempfailCause::BadData);
         for (const auto& [role, s] : roles) {

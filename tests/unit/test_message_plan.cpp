@@ -16,21 +16,21 @@ using namespace unit::test;
 
 namespace {
 
-struct World {
-    TempDir dir;
-    std::string replica = dir.path("units.db");
-    Primary primary = make_sample_primary(dir.path("primary.db"));
-    std::optional<Directory> directory;
+struct World : SampleReplica {
     Settings settings;
     HeaderScan headers{"X-Unit-", 10};
     std::vector<std::string> recipients;
     bool trusted = false;
 
-    World() {
-        auto p = primary.publish(replica);
-        REQUIRE_MESSAGE(p.ok(), p.error().message);
-        directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-        settings.hostname = "mx.test";
+    World() { settings.hostname = "mx.test"; }
+    // Makes the message one from a trusted peer to john.doe@, with a route
+    // of that hop stamped `generation_ahead` generations after this replica's.
+    World& from_peer_with_route(int hop, std::int64_t generation_ahead) {
+        trusted = true;
+        recipients = {"<john.doe@example.com>"};
+        headers.add("X-Unit-Route",
+                    fmt::format("hop={}; gen={}; units=u1; by=unit1", hop, generation() + generation_ahead));
+        return *this;
     }
     std::int64_t generation() { return primary.generation().value(); }
     MessagePlan plan(bool failed = false) {
@@ -89,7 +89,7 @@ TEST_CASE("a header flood from outside is refused with 550 5.7.1 without asking 
     w.recipients = {"<john.doe@example.com>"};
     for (int i = 0; i < 11; ++i) w.headers.add("X-Unit-Forged", "x");
     std::remove(w.replica.c_str());  // a lookup now would be a temporary failure
-    w.directory.emplace(DirectoryOptions{w.replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    w.reopen();
     auto plan = w.plan();
     REQUIRE(plan.refusal);
     CHECK(*plan.refusal == forged_headers_reply());
@@ -101,7 +101,7 @@ TEST_CASE("a directory that cannot answer refuses with 451 4.3.0, or with accept
     World w;
     w.recipients = {"<john.doe@example.com>"};
     std::remove(w.replica.c_str());
-    w.directory.emplace(DirectoryOptions{w.replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    w.reopen();
     auto refused = w.plan();
     REQUIRE(refused.refusal);
     CHECK(*refused.refusal == directory_tempfail_reply());
@@ -118,21 +118,15 @@ TEST_CASE("a directory that cannot answer refuses with 451 4.3.0, or with accept
 
 TEST_CASE("a trusted peer's hop is counted, and a loop at max_hops is refused with 451 4.4.6") {
     World w;
-    w.trusted = true;
-    w.recipients = {"<john.doe@example.com>"};
-    w.headers.add("X-Unit-Route", fmt::format("hop=2; gen={}; units=u1; by=unit1", w.generation()));
-    auto counted = w.plan();
+    auto counted = w.from_peer_with_route(2, 0).plan();
     CHECK(!counted.refusal);
     CHECK(counted.route.find("hop=3;") == 0);
     REQUIRE(counted.header_edits.size() == 1);
     CHECK(counted.header_edits[0].kind == HeaderEdit::Kind::Change);
 
-    World looping;
-    looping.trusted = true;
-    looping.recipients = {"<john.doe@example.com>"};
     // Stamped by a host with a newer directory than this one: not caught up.
-    looping.headers.add("X-Unit-Route", fmt::format("hop=6; gen={}; units=u1", looping.generation() + 5));
-    auto refused = looping.plan();
+    World looping;
+    auto refused = looping.from_peer_with_route(6, 5).plan();
     REQUIRE(refused.refusal);
     CHECK(*refused.refusal == loop_reply());
     CHECK(noted(refused, "reject: routing loop: hop 6 from client=peer[192.0.2.10] reaches max_hops 6"));
@@ -140,10 +134,7 @@ TEST_CASE("a trusted peer's hop is counted, and a loop at max_hops is refused wi
 
 TEST_CASE("a loop is released once this host's directory has caught up with the route's") {
     World w;
-    w.trusted = true;
-    w.recipients = {"<john.doe@example.com>"};
-    w.headers.add("X-Unit-Route", fmt::format("hop=6; gen={}; units=u1", w.generation()));
-    auto plan = w.plan();
+    auto plan = w.from_peer_with_route(6, 0).plan();
     CHECK(!plan.refusal);
     CHECK(plan.loop_released);
     CHECK(noted(plan, "routing loop over at hop 6"));

@@ -15,26 +15,10 @@ using namespace unit::test;
 
 namespace {
 
-struct World {
-    TempDir dir;
-    std::string replica = dir.path("units.db");
-    Primary primary = make_sample_primary(dir.path("primary.db"));
-    std::optional<Directory> directory;
+struct World : SampleReplica {
     ResolverOptions options;
 
-    World() {
-        options.address.recipient_delimiter = "+";
-        publish();
-    }
-    void publish() {
-        auto p = primary.publish(replica);
-        REQUIRE_MESSAGE(p.ok(), p.error().message);
-        directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-    }
-    // Opens the replica as it is now (after raw_sql on it), without publishing.
-    void reopen() {
-        directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-    }
+    World() { options.address.recipient_delimiter = "+"; }
     Resolution resolve(std::string_view address) { return Resolver(*directory, options).resolve(address); }
 };
 

@@ -140,6 +140,18 @@ Primary make_sample_primary(const std::string& path) {
     return db;
 }
 
+SampleReplica::SampleReplica() : primary(make_sample_primary(dir.path("primary.db"))) { publish(); }
+
+void SampleReplica::publish() {
+    auto published = primary.publish(replica);
+    REQUIRE_MESSAGE(published.ok(), published.error().message);
+    reopen();
+}
+
+void SampleReplica::reopen() {
+    directory.emplace(DirectoryOptions{replica, std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+}
+
 void raw_sql(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr) == SQLITE_OK);

@@ -75,7 +75,10 @@ private:
 
 }  // namespace unit::test
 
-namespace unit { class Primary; }
+#include <optional>
+
+#include "unit/directory.hpp"
+#include "unit/primary.hpp"
 
 namespace unit::test {
 
@@ -92,6 +95,21 @@ namespace unit::test {
 //           user@example.com -> user@example.com, copy@elsewhere.org (keeps a copy)
 //           @example.net -> dave@example.net
 Primary make_sample_primary(const std::string& path);
+
+// That sample made at DIR/primary.db and published to DIR/units.db, with a
+// Directory over the replica that looks for a replacement at every read.
+struct SampleReplica {
+    TempDir dir;
+    std::string replica = dir.path("units.db");
+    Primary primary;
+    std::optional<Directory> directory;
+
+    SampleReplica();
+    // Publishes the primary again, and opens the new replica.
+    void publish();
+    // Opens the replica as it is now (after raw_sql on it), without publishing.
+    void reopen();
+};
 
 // Runs SQL on a database file directly, as a provider's own system or a
 // broken replicator would (CHECK constraints and foreign keys off).
