@@ -16,7 +16,6 @@ std::string* slot(PolicyRequest& r, std::string_view name) noexcept {
     if (name == "client_address") return &r.client_address;
     if (name == "client_name") return &r.client_name;
     if (name == "queue_id") return &r.queue_id;
-    if (name == "instance") return &r.instance;
     return nullptr;
 }
 

@@ -31,7 +31,6 @@ struct PolicyRequest {
     std::string client_address;
     std::string client_name;
     std::string queue_id;
-    std::string instance;
     std::size_t attributes = 0;  // every attribute line seen, kept or not
 };
 

@@ -106,12 +106,6 @@ std::uint64_t LatencyHistogram::percentile(double p) const noexcept {
     return upper_bound_of(buckets - 1);
 }
 
-std::string stats_text(const Stats& stats) {
-    std::string out;
-    for (const auto& [name, value] : flatten(stats)) out += fmt::format("{} {}\n", name, value);
-    return out;
-}
-
 void Stats::set_held(std::map<std::string, std::uint64_t> by_unit) {
     std::lock_guard lock(held_mutex_);
     held_ = std::move(by_unit);

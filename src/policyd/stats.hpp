@@ -90,9 +90,8 @@ struct ReplicaView {
     bool validating = false;
 };
 
-// The counters as "name value" lines, as one JSON object, or in the
-// Prometheus text format (families named unitpolicy_*).
-std::string stats_text(const Stats& stats);
+// The counters as one JSON object, or in the Prometheus text format
+// (families named unitpolicy_*).
 // The counters, the replica's state and the last refused file, as one flat
 // JSON object (the control socket's answer).
 std::string stats_json(const Stats& stats, const ReplicaView& replica = {});

@@ -78,7 +78,6 @@ public:
 
     std::string text(int column) const;
     std::int64_t integer(int column) const noexcept { return sqlite3_column_int64(stmt_, column); }
-    bool is_null(int column) const noexcept { return sqlite3_column_type(stmt_, column) == SQLITE_NULL; }
 
 private:
     sqlite3_stmt* stmt_;

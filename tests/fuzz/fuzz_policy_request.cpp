@@ -33,15 +33,14 @@ using unit::policyd::PolicyRequest;
 constexpr PolicyLimits small_limits{64, 256};
 
 // The attributes a request keeps, by their protocol names.
-std::array<std::pair<std::string_view, const std::string*>, 8> kept(const PolicyRequest& r) {
+std::array<std::pair<std::string_view, const std::string*>, 7> kept(const PolicyRequest& r) {
     return {{{"request", &r.request},
              {"protocol_state", &r.protocol_state},
              {"recipient", &r.recipient},
              {"sender", &r.sender},
              {"client_address", &r.client_address},
              {"client_name", &r.client_name},
-             {"queue_id", &r.queue_id},
-             {"instance", &r.instance}}};
+             {"queue_id", &r.queue_id}}};
 }
 
 bool same_values(const PolicyRequest& a, const PolicyRequest& b) {

@@ -167,7 +167,7 @@ TEST_CASE("a lookup past lookup_timeout answers the tempfail action within the b
     CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
     CHECK(took < std::chrono::milliseconds(900));
     CHECK(f.stats.tempfail_causes[static_cast<std::size_t>(TempfailCause::LookupTimeout)] == 1);
-    CHECK(stats_text(f.stats).find("tempfail_lookup_timeout 1") != std::string::npos);
+    CHECK(stats_json(f.stats).find("\"tempfail_lookup_timeout\":1") != std::string::npos);
     CHECK(stats_prometheus(f.stats).find("cause=\"lookup_timeout\"") != std::string::npos);
 }
 
