@@ -86,6 +86,8 @@ public:
 
     // Finds a mailbox or an alias at `key`: true when found (result_ filled).
     Result<bool> try_key(const std::string& key);
+    // Finds the domain's catch-all alias "@domain" (never a mailbox: a
+    // mailbox address has a local part, so none is looked up).
     Result<bool> try_catch_all(const std::string& domain);
     // The cause of a failure that its error code does not tell (the alias
     // work limit); None otherwise.
@@ -93,6 +95,8 @@ public:
 
 private:
     Result<std::optional<Destination>> destination(const std::string& address);
+    // Expands `key` when it is an alias: true when it is (result_ filled).
+    Result<bool> try_alias(const std::string& key);
     Result<std::optional<UnitRecord>> unit(const std::string& name);
     Result<bool> served(std::string_view domain);
     Result<void> expand(const std::string& alias, const std::vector<std::string>& targets);
@@ -155,16 +159,20 @@ Result<std::optional<Destination>> Lookup::destination(const std::string& addres
     return std::optional<Destination>(std::move(d));
 }
 
-Result<bool> Lookup::try_key(const std::string& key) {
+Result<bool> Lookup::try_alias(const std::string& key) {
     auto targets = reader_.alias_targets(key);
     if (!targets) return targets.error();
-    if (!targets->empty()) {
-        note("{}: alias of {} target(s)", key, targets->size());
-        if (auto r = expand(key, *targets); !r) return r.error();
-        result_.outcome = Outcome::Alias;
-        result_.address = key;
-        return true;
-    }
+    if (targets->empty()) return false;
+    note("{}: alias of {} target(s)", key, targets->size());
+    if (auto r = expand(key, *targets); !r) return r.error();
+    result_.outcome = Outcome::Alias;
+    result_.address = key;
+    return true;
+}
+
+Result<bool> Lookup::try_key(const std::string& key) {
+    auto alias = try_alias(key);
+    if (!alias || alias.value()) return alias;
     auto found = destination(key);
     if (!found) return found.error();
     if (!found.value()) {
@@ -179,9 +187,9 @@ Result<bool> Lookup::try_key(const std::string& key) {
 }
 
 Result<bool> Lookup::try_catch_all(const std::string& domain) {
-    std::string key = "@" + domain;
-    auto found = try_key(key);
-    if (found && !found.value() && options_.trace) result_.trace.back() = fmt::format("{}: no catch-all alias", key);
+    const std::string key = "@" + domain;
+    auto found = try_alias(key);
+    if (found && !found.value()) note("{}: no catch-all alias", key);
     return found;
 }
 
