@@ -12,13 +12,10 @@
 #include <string_view>
 #include <vector>
 
+#include "common/version.hpp"
 #include "ctl/audit.hpp"
 #include "ctl/cli.hpp"
 #include "ctl/command.hpp"
-
-#ifndef UNIT_VERSION
-#error "UNIT_VERSION must be defined by the build (src/ctl/meson.build)"
-#endif
 
 namespace {
 

@@ -31,6 +31,7 @@
 #include "common/metrics_http.hpp"
 #include "common/privileges.hpp"
 #include "common/socket_access.hpp"
+#include "common/version.hpp"
 #include "milter/filter.hpp"
 #include "milter/settings.hpp"
 

@@ -5,6 +5,7 @@
 #include "common/metrics_http.hpp"
 #include "common/process_metrics.hpp"
 #include "common/replica_metrics.hpp"
+#include "common/version.hpp"
 
 namespace unit::milter {
 

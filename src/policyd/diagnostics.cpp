@@ -15,14 +15,11 @@
 #include <vector>
 
 #include "common/json_writer.hpp"
+#include "common/version.hpp"
 #include "policyd/answers.hpp"
 #include "policyd/stats.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
-
-#ifndef UNIT_VERSION
-#error "UNIT_VERSION must be defined by the build"
-#endif
 
 namespace unit::policyd {
 

@@ -16,6 +16,7 @@
 #include "common/config_file.hpp"
 #include "common/log.hpp"
 #include "common/privileges.hpp"
+#include "common/version.hpp"
 #include "policyd/conversation.hpp"
 #include "policyd/diagnostics.hpp"
 #include "policyd/server.hpp"

@@ -6,6 +6,7 @@
 #include "common/json_writer.hpp"
 #include "common/metrics_http.hpp"
 #include "common/process_metrics.hpp"
+#include "common/version.hpp"
 
 #include <bit>
 #include <utility>

@@ -296,6 +296,18 @@ TEST_CASE("unitpolicy(8) has the sections of a daemon's page") {
                                     "DIAGNOSTICS", "EXIT STATUS", "SECURITY", "FILES", "SEE ALSO"});
 }
 
+TEST_CASE("the pages and the Debian changelog name the version of meson.build") {
+    for (const char* page : {"man/unitpolicy.8", "man/unitmilter.8", "man/unitctl.8", "man/unitpolicy.conf.5",
+                             "man/unitpolicy-db.5"}) {
+        CAPTURE(page);
+        const std::string text = source(page);
+        const std::string th = text.substr(0, text.find('\n'));
+        CHECK(th.find("\"unitpolicy " UNIT_TEST_VERSION "\"") != std::string::npos);
+    }
+    const std::string changelog = source("debian/changelog");
+    CHECK(changelog.rfind("unitpolicy (" UNIT_TEST_VERSION ")", 0) == 0);
+}
+
 TEST_CASE("the pages format without warnings") {
     const char* groff = "/usr/bin/groff";
     if (access(groff, X_OK) != 0) {

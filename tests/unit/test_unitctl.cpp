@@ -130,7 +130,7 @@ TEST_CASE("--version and --help") {
     Ctl ctl;
     auto r = ctl.raw({"--version"});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "unitctl 0.1.0\n");
+    CHECK(r.out == "unitctl " UNIT_TEST_VERSION "\n");
     CHECK(r.err == "");
 
     r = ctl.raw({"--help"});

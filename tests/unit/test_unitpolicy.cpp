@@ -223,7 +223,7 @@ TEST_CASE("bad usage exits 2 with one line") {
     CHECK(spawned.err.empty());  // under spawn(8) stderr is the SMTP server's socket: syslog only
     auto v = run_command({env_or_fail("UNITPOLICY"), "--version"});
     CHECK(v.exit_code == 0);
-    CHECK(v.out == "unitpolicy 0.1.0\n");
+    CHECK(v.out == "unitpolicy " UNIT_TEST_VERSION "\n");
 }
 
 TEST_CASE("a client past max_connections takes the place of the one idle the longest, idle ones are closed, "
