@@ -116,98 +116,120 @@ std::string value_of(const std::vector<std::pair<std::string, std::string>>& pai
     return {};
 }
 
-}  // namespace
+using Pairs = std::vector<std::pair<std::string, std::string>>;
 
-int run_dump(const Settings& settings, std::ostream& out) {
+// What --dump reports: the replica as this process reads it, and the
+// daemon's counters when a control socket is given.
+struct DumpFacts {
+    DirectoryStatus status;
+    std::optional<DirectorySummary> summary;
+    std::string problem;
+    std::optional<std::int64_t> age;
+    std::optional<std::string> counters;  // the daemon's JSON
+    std::string control_error;
+};
+
+DumpFacts gather(const Settings& settings) {
     DirectoryOptions options{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}};
     options.validation_timeout = settings.validation_timeout;
     Directory directory(options);
-    const DirectoryStatus& status = directory.status();
-    std::optional<DirectorySummary> summary;
-    std::string problem = status.problem;
+    DumpFacts f;
+    f.problem = directory.status().problem;
     if (auto reader = directory.read()) {
         auto s = reader->summary();
-        if (s) summary = std::move(s.value());
-        else problem = s.error().message;
+        if (s) f.summary = std::move(s.value());
+        else f.problem = s.error().message;
     }
-    std::time_t now = std::time(nullptr);
-    auto age = directory.age_seconds(now);
-    std::string control_error;
-    std::optional<std::string> counters;
-    if (!settings.control.empty()) counters = read_control(settings.control, control_error);
+    f.status = directory.status();
+    f.age = directory.age_seconds(std::time(nullptr));
+    if (!settings.control.empty()) f.counters = read_control(settings.control, f.control_error);
+    return f;
+}
 
-    std::vector<std::pair<std::string, std::string>> db = {
-        {"path", settings.db},
-        {"serving", status.serving ? "yes" : "no"},
-        {"problem", problem},
-    };
+// The "database" section, in order.
+Pairs database_lines(const Settings& settings, const DumpFacts& f) {
+    Pairs db = {{"path", settings.db}, {"serving", f.status.serving ? "yes" : "no"}, {"problem", f.problem}};
     // What the daemon serves, from its control socket: this process may read
     // the file when the daemon cannot (another user), or the other way round.
-    if (counters) {
-        auto pairs = json_pairs(*counters);
+    if (f.counters) {
+        auto pairs = json_pairs(*f.counters);
         db.emplace_back("daemon_generation", value_of(pairs, "replica_generation"));
         db.emplace_back("daemon_validating", value_of(pairs, "replica_validating") == "1" ? "yes" : "no");
         db.emplace_back("daemon_refused", value_of(pairs, "replica_refused"));
     }
-    if (status.serving) {
-        const auto& snap = status.snapshot;
+    if (f.status.serving) {
+        const auto& snap = f.status.snapshot;
         db.emplace_back("schema_version", std::to_string(snap.schema_version));
         db.emplace_back("generation", std::to_string(snap.generation));
         db.emplace_back("published_at", snap.published_at ? utc(*snap.published_at) : "never");
-        db.emplace_back("age_seconds", !age ? "" : *age == unknown_age ? "unknown (published in the future)" : std::to_string(*age));
+        db.emplace_back("age_seconds", !f.age                 ? ""
+                                       : *f.age == unknown_age ? "unknown (published in the future)"
+                                                               : std::to_string(*f.age));
     }
-    if (summary) {
-        db.emplace_back("domains", std::to_string(summary->domains));
-        db.emplace_back("units", std::to_string(summary->units.size()));
+    if (f.summary) {
+        db.emplace_back("domains", std::to_string(f.summary->domains));
+        db.emplace_back("units", std::to_string(f.summary->units.size()));
         for (int i = 0; i < 4; ++i)
             db.emplace_back(fmt::format("mailboxes_{}", to_string(static_cast<MailboxState>(i))),
-                            std::to_string(summary->mailboxes_by_state[i]));
-        db.emplace_back("aliases", std::to_string(summary->aliases));
-        db.emplace_back("alias_targets", std::to_string(summary->alias_targets));
+                            std::to_string(f.summary->mailboxes_by_state[i]));
+        db.emplace_back("aliases", std::to_string(f.summary->aliases));
+        db.emplace_back("alias_targets", std::to_string(f.summary->alias_targets));
     }
+    return db;
+}
 
-    if (settings.json) {
-        auto object = [](const std::vector<std::pair<std::string, std::string>>& pairs) {
-            common::JsonObject o;
-            for (const auto& [k, v] : pairs) o.string(k, v);
-            return o.text();
-        };
-        std::vector<std::string> units;
-        if (summary)
-            for (const auto& [u, count] : summary->units)
-                units.push_back(common::JsonObject()
-                                    .string("name", u.name)
-                                    .string("route", u.route())
-                                    .string("state", to_string(u.state))
-                                    .number("mailboxes", static_cast<std::int64_t>(count))
-                                    .text());
-        common::JsonObject dump;
-        dump.string("version", UNIT_VERSION)
-            .json("configuration", object(describe(settings)))
-            .json("database", object(db))
-            .json("units", common::json_array(units));
-        if (counters) dump.json("daemon", *counters);
-        else if (control_error.empty()) dump.null("daemon");
-        else dump.string("daemon", control_error);
-        fmt::print(out, "{}\n", dump.text());
-    } else {
-        fmt::print(out, "unitpolicy {}\n\nconfiguration:\n", UNIT_VERSION);
-        for (const auto& [k, v] : describe(settings)) fmt::print(out, "  {} = {}\n", k, v);
-        fmt::print(out, "\ndatabase:\n");
-        for (const auto& [k, v] : db) fmt::print(out, "  {}: {}\n", k, v);
-        if (summary) {
-            fmt::print(out, "\nunits:\n");
-            for (const auto& [u, count] : summary->units)
-                fmt::print(out, "  {:<16} {:<32} {:<9} {} mailboxes\n", u.name, u.route(), to_string(u.state), count);
-        }
-        if (counters) {
-            fmt::print(out, "\ndaemon ({}):\n", settings.control);
-            for (const auto& [k, v] : json_pairs(*counters)) fmt::print(out, "  {}: {}\n", k, v);
-        } else if (!control_error.empty()) {
-            fmt::print(out, "\ndaemon: {}\n", control_error);
-        }
+void print_json(const Settings& settings, const DumpFacts& f, const Pairs& db, std::ostream& out) {
+    auto object = [](const Pairs& pairs) {
+        common::JsonObject o;
+        for (const auto& [k, v] : pairs) o.string(k, v);
+        return o.text();
+    };
+    std::vector<std::string> units;
+    if (f.summary)
+        for (const auto& [u, count] : f.summary->units)
+            units.push_back(common::JsonObject()
+                                .string("name", u.name)
+                                .string("route", u.route())
+                                .string("state", to_string(u.state))
+                                .number("mailboxes", static_cast<std::int64_t>(count))
+                                .text());
+    common::JsonObject dump;
+    dump.string("version", UNIT_VERSION)
+        .json("configuration", object(describe(settings)))
+        .json("database", object(db))
+        .json("units", common::json_array(units));
+    if (f.counters) dump.json("daemon", *f.counters);
+    else if (f.control_error.empty()) dump.null("daemon");
+    else dump.string("daemon", f.control_error);
+    fmt::print(out, "{}\n", dump.text());
+}
+
+void print_text(const Settings& settings, const DumpFacts& f, const Pairs& db, std::ostream& out) {
+    fmt::print(out, "unitpolicy {}\n\nconfiguration:\n", UNIT_VERSION);
+    for (const auto& [k, v] : describe(settings)) fmt::print(out, "  {} = {}\n", k, v);
+    fmt::print(out, "\ndatabase:\n");
+    for (const auto& [k, v] : db) fmt::print(out, "  {}: {}\n", k, v);
+    if (f.summary) {
+        fmt::print(out, "\nunits:\n");
+        for (const auto& [u, count] : f.summary->units)
+            fmt::print(out, "  {:<16} {:<32} {:<9} {} mailboxes\n", u.name, u.route(), to_string(u.state), count);
     }
-    return status.serving && control_error.empty() ? 0 : 1;
+    if (f.counters) {
+        fmt::print(out, "\ndaemon ({}):\n", settings.control);
+        for (const auto& [k, v] : json_pairs(*f.counters)) fmt::print(out, "  {}: {}\n", k, v);
+    } else if (!f.control_error.empty()) {
+        fmt::print(out, "\ndaemon: {}\n", f.control_error);
+    }
+}
+
+}  // namespace
+
+int run_dump(const Settings& settings, std::ostream& out) {
+    const DumpFacts facts = gather(settings);
+    const Pairs db = database_lines(settings, facts);
+    if (settings.json) print_json(settings, facts, db, out);
+    else print_text(settings, facts, db, out);
+    return facts.status.serving && facts.control_error.empty() ? 0 : 1;
 }
 
 }  // namespace unit::policyd
