@@ -322,6 +322,51 @@ std::string describe(const Snapshot& snapshot, const Directory& directory) {
                        age_text(snapshot.age));
 }
 
+// The address in the directory: a foreign domain, the address, its base
+// without the extension, the domain's catch-all. True when found (or
+// foreign); result filled.
+Result<bool> find(Lookup& lookup, Reader& reader, const Address& a, Resolution& r, bool trace) {
+    auto served = reader.domain_served(a.domain);
+    if (!served) return served.error();
+    if (!served.value()) {
+        if (trace) r.trace.push_back(fmt::format("domain {} is not served here", a.domain));
+        r.outcome = Outcome::Foreign;
+        return true;
+    }
+    if (trace) r.trace.push_back(fmt::format("domain {} is served", a.domain));
+    auto found = lookup.try_key(a.full());
+    if (found && !found.value() && a.has_extension()) found = lookup.try_key(a.base());
+    if (found && !found.value()) found = lookup.try_catch_all(a.domain);
+    return found;
+}
+
+// Why a negative answer is not final ("" when it is): it is final only from
+// a snapshot that is young enough and not being replaced, since the newer
+// file may hold the address. The path is stat()ed for negatives only, never
+// on the hot path. An alias with a target it cannot deliver to is partly
+// negative: a copy for that target would be left out (unitmilter's
+// expansion).
+std::string doubt_of_negative(const Resolution& r, std::int64_t age, const ResolverOptions& options,
+                              Directory& directory) {
+    const bool undeliverable_target =
+        r.outcome == Outcome::Alias && std::any_of(r.targets.begin(), r.targets.end(), [](const AliasTarget& t) {
+            return t.kind == AliasTarget::Kind::Unknown || t.kind == AliasTarget::Kind::Disabled;
+        });
+    const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled || undeliverable_target;
+    if (!negative) return "";
+    if (options.reject_max_age.count() > 0 && age > options.reject_max_age.count())
+        return fmt::format("replica is {}, over reject_max_age {} s", age_text(age), options.reject_max_age.count());
+    if (directory.replacement_pending())
+        return fmt::format("a replacement of generation {} is being validated", r.generation);
+    // A newer file that cannot be read may hold the address: a fault at the
+    // path must not turn into a 5xx.
+    if (const auto& refused = directory.status().refused;
+        refused && refused->reason != RefusalReason::Regression && refused->reason != RefusalReason::Foreign)
+        return fmt::format("the replacement of generation {} was refused ({})", r.generation,
+                           to_string(refused->reason));
+    return "";
+}
+
 }  // namespace
 
 DomainResolution Resolver::resolve_domain(std::string_view domain) noexcept {
@@ -391,21 +436,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
         if (trace) r.trace.push_back(describe(*snapshot, directory_));
 
         Lookup lookup(reader, options_, r);
-        auto attempt = [&]() -> Result<bool> {
-            auto served = reader.domain_served(a.domain);
-            if (!served) return served.error();
-            if (!served.value()) {
-                if (trace) r.trace.push_back(fmt::format("domain {} is not served here", a.domain));
-                r.outcome = Outcome::Foreign;
-                return true;
-            }
-            if (trace) r.trace.push_back(fmt::format("domain {} is served", a.domain));
-            auto found = lookup.try_key(a.full());
-            if (found && !found.value() && a.has_extension()) found = lookup.try_key(a.base());
-            if (found && !found.value()) found = lookup.try_catch_all(a.domain);
-            return found;
-        };
-        auto found = attempt();
+        auto found = find(lookup, reader, a, r, trace);
         if (!found) {
             r.targets.clear();
             r.destination.reset();
@@ -414,30 +445,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
             return r;
         }
         if (!found.value()) r.outcome = Outcome::Unknown;
-        // A negative answer is final only from a snapshot that is young
-        // enough and not being replaced: the newer file may hold the address.
-        // The path is stat()ed for negatives only, never on the hot path.
-        // An alias with a target it cannot deliver to is partly negative: a
-        // copy for that target would be left out (unitmilter's expansion).
-        const bool undeliverable_target =
-            r.outcome == Outcome::Alias && std::any_of(r.targets.begin(), r.targets.end(), [](const AliasTarget& t) {
-                return t.kind == AliasTarget::Kind::Unknown || t.kind == AliasTarget::Kind::Disabled;
-            });
-        const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled || undeliverable_target;
-        if (negative) {
-            if (options_.reject_max_age.count() > 0 && age > options_.reject_max_age.count())
-                r.doubt = fmt::format("replica is {}, over reject_max_age {} s", age_text(age),
-                                      options_.reject_max_age.count());
-            else if (directory_.replacement_pending())
-                r.doubt = fmt::format("a replacement of generation {} is being validated", r.generation);
-            else if (const auto& refused = directory_.status().refused;
-                     refused && refused->reason != RefusalReason::Regression &&
-                     refused->reason != RefusalReason::Foreign)
-                // A newer file that cannot be read may hold the address: a
-                // fault at the path must not turn into a 5xx.
-                r.doubt = fmt::format("the replacement of generation {} was refused ({})", r.generation,
-                                      to_string(refused->reason));
-        }
+        r.doubt = doubt_of_negative(r, age, options_, directory_);
         if (!r.doubt.empty() && (r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled)) {
             fail(r, trace, Outcome::Unconfirmed, fmt::format("{} in doubt: {}", to_string(r.outcome), r.doubt));
             return r;
