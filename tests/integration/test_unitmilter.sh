@@ -392,6 +392,11 @@ mx_route_is() {
 }
 it_check "converged: the MX's unitpolicy routes loop@ to unit2" 'answer: $(postmap -q loop@example.com "socketmap:unix:${UP_MAP[mx]}:transportmx" 2>&1)' \
     it_wait_until 5 mx_route_is
+# unitmilter is a process of its own, with its own check of the file: the
+# MX has converged once it serves the new generation too (its verdict is
+# then recorded, and every pooled connection switches at its next lookup).
+it_check "converged: the MX's unitmilter serves generation $gen_conv" 'log: $(grep replica "$IT_WORK/mxmilter.log" | tail -2)' \
+    it_wait_until 10 um_log_has mxmilter "replica: switched to generation $gen_conv\$"
 # Traffic through the MX, so that its queue manager's cached resolution
 # (30 s, one entry) is not the old route of loop@.
 before=$(sink_rcpt_count unit2 bob@example.com)
