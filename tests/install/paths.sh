@@ -1,7 +1,7 @@
 # tests/install/paths.sh: sourced by run.sh and layout.sh. The paths that
 # the installed man pages and examples name, against the build that
-# installed them, and the counters and check helpers both scripts report
-# with. The caller sets these variables:
+# installed them; the counters and check helpers they report with are
+# tests/checks.sh's. The caller sets these variables:
 #   root      the source tree
 #   dest      the DESTDIR the build was installed into
 #   prefix sbindir bindir datadir mandir
@@ -10,22 +10,8 @@
 # The layout is set here for the caller, root and dest by the caller.
 # shellcheck disable=SC2034,SC2154
 
-passed=0
-failed=0
-ok() {
-    echo "ok $1"
-    passed=$((passed + 1))
-}
-not_ok() {
-    echo "not ok $1: $2"
-    failed=$((failed + 1))
-}
-# check NAME WHY COMMAND...: ok when COMMAND succeeds, else not ok with WHY.
-check() {
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
-}
+# shellcheck source=tests/checks.sh
+source "$root/tests/checks.sh"
 
 programs_of_ours=(unitpolicy unitmilter unitctl)
 # The examples that run from the source tree and are not installed.

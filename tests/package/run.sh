@@ -38,23 +38,9 @@ root=$(cd "$here/../.." && pwd)
 packages=(unitpolicy libunitpolicy-dev)
 programs=(unitpolicy unitmilter)
 
-passed=0
-failed=0
-ok() {
-    echo "ok $1"
-    passed=$((passed + 1))
-}
-not_ok() {
-    echo "not ok $1: $2"
-    failed=$((failed + 1))
-}
+# shellcheck source=tests/checks.sh
+source "$root/tests/checks.sh"
 diag() { sed -e 's/^/# /'; }
-# check NAME WHY COMMAND...: ok when COMMAND succeeds, else not ok with WHY.
-check() {
-    local name=$1 why=$2
-    shift 2
-    if "$@"; then ok "$name"; else not_ok "$name" "$why"; fi
-}
 absent() { [ ! -e "$1" ] && [ ! -L "$1" ]; }
 not() { ! "$@" >/dev/null 2>&1; }
 finish() {
