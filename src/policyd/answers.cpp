@@ -9,22 +9,21 @@ namespace unit::policyd {
 
 namespace {
 
-constexpr std::size_t max_text = 200;  // bytes of a reason or an action text
-constexpr std::string_view not_found = "NOTFOUND ";
 constexpr std::string_view too_long = "TEMP reply too long";
 constexpr std::string_view default_reason = "directory temporarily unavailable";
 constexpr std::string_view bad_data_reason = "bad data in the directory for this address";
 
-// No control character (CR, LF, NUL, ...) ever reaches a peer: each becomes a
-// space. At most max_text bytes, cut on a UTF-8 character boundary.
+// A reason from the resolver or the database: no control character (CR, LF,
+// NUL, ...) ever reaches a peer, each becomes a space; at most
+// max_reply_text bytes, cut on a UTF-8 character boundary.
 std::string sanitise(std::string_view text) {
     std::string out(text);
     for (char& c : out) {
         const auto byte = static_cast<unsigned char>(c);
         if (byte < 0x20 || byte == 0x7f) c = ' ';
     }
-    if (out.size() > max_text) {
-        std::size_t cut = max_text;
+    if (out.size() > max_reply_text) {
+        std::size_t cut = max_reply_text;
         while (cut > 0 && (static_cast<unsigned char>(out[cut]) & 0xc0) == 0x80) --cut;
         out.resize(cut);
     }
@@ -33,26 +32,30 @@ std::string sanitise(std::string_view text) {
 
 // A reply never exceeds what Postfix accepts; an oversized answer becomes a
 // temporary error rather than a silently truncated route or address list.
-std::string capped(std::string reply) {
-    if (reply.size() > common::max_socketmap_reply) return std::string(too_long);
+MapReply capped(MapReply reply) {
+    if (reply.text.size() > common::max_socketmap_reply) return {ReplyKind::Temp, std::string(too_long)};
     return reply;
 }
 
-std::string ok(std::string_view data) {
-    std::string reply = "OK ";
-    reply += data;
-    return reply;
+MapReply ok(std::string_view data) {
+    std::string text = "OK ";
+    text += data;
+    return {ReplyKind::Ok, std::move(text)};
 }
 
-std::string temp(std::string_view reason) {
-    return "TEMP " + sanitise(reason.empty() ? default_reason : reason);
+MapReply not_found() { return {ReplyKind::NotFound, "NOTFOUND "}; }
+
+MapReply perm(std::string_view reason) { return {ReplyKind::Perm, "PERM " + std::string(reason)}; }
+
+MapReply temp(std::string_view reason) {
+    return {ReplyKind::Temp, "TEMP " + sanitise(reason.empty() ? default_reason : reason)};
 }
 
 // The TEMP reply for a Resolution that cannot be answered. The reason of a
 // data error may quote a value of the database (a bad nexthop, an alias
 // target with a comma), which must never reach Postfix: the reply only says
 // what kind of failure it is, and the daemon logs the reason.
-std::string temp(const Resolution& r) {
+MapReply temp(const Resolution& r) {
     if (r.outcome == Outcome::Tempfail && r.cause == TempfailCause::BadData) return temp(bad_data_reason);
     return temp(r.reason);
 }
@@ -87,33 +90,33 @@ bool dead(AliasState state) noexcept { return state == AliasState::Disabled || s
 // The map reply of a dead alias: what its targets would get, NOTFOUND; or,
 // when this snapshot's negatives are in doubt, TEMP (a target may exist in
 // the newer file, and a NOTFOUND from the alias map would be final).
-std::string dead_alias(const Resolution& r) {
-    return r.doubt.empty() ? std::string(not_found) : temp(r.doubt);
+MapReply dead_alias(const Resolution& r) {
+    return r.doubt.empty() ? not_found() : temp(r.doubt);
 }
 
 // Where mail is held while it cannot go to the mailbox's unit: a route
 // that names no reachable place (held_nexthop), so that a flush, which
 // overrides defer_transports, defers it again instead of sending it.
 std::string hold(const Destination& d, const AnswerSettings& s) {
-    if (s.hold_mode == HoldMode::Defer) return "retry:" + sanitise(s.hold_defer_text);
+    if (s.hold_mode == HoldMode::Defer) return std::string(hold_defer_route);
     return s.hold_transport + ':' + held_nexthop(d.unit.name);
 }
 
 // transportmx: the unit's route, or held.
-std::string mx_route(const Destination& d, const AnswerSettings& s) {
-    if (d.mailbox.state == MailboxState::Disabled) return std::string(not_found);
+MapReply mx_route(const Destination& d, const AnswerSettings& s) {
+    if (d.mailbox.state == MailboxState::Disabled) return not_found();
     if (d.mailbox.state == MailboxState::Active && d.unit.state != UnitState::Down) return ok(d.unit.route());
     return ok(hold(d, s));
 }
 
 // transportunit on unit s.unit: local delivery, back to the MX, or held.
-std::string unit_route(const Destination& d, const AnswerSettings& s) {
-    if (d.mailbox.state == MailboxState::Disabled) return std::string(not_found);
+MapReply unit_route(const Destination& d, const AnswerSettings& s) {
+    if (d.mailbox.state == MailboxState::Disabled) return not_found();
     if (d.mailbox.state == MailboxState::Active) {
         if (d.mailbox.unit == s.unit) return ok(s.local_transport);
         if (d.unit.state != UnitState::Down) {
             // Never a bare "OK " (settings require mx_relay with unit).
-            if (s.mx_relay.empty()) return "PERM transportunit needs --mx-relay";
+            if (s.mx_relay.empty()) return perm("transportunit needs --mx-relay");
             return ok(s.mx_relay);
         }
     }
@@ -131,7 +134,7 @@ const Destination* self_mailbox(const Resolution& r) noexcept {
 }
 
 template <class Route>
-std::string transport(const Resolution& r, const AnswerSettings& s, Route route) {
+MapReply transport(const Resolution& r, const AnswerSettings& s, Route route) {
     switch (r.outcome) {
     case Outcome::Mailbox:
         if (!r.destination) return temp("mailbox without a destination");
@@ -139,7 +142,7 @@ std::string transport(const Resolution& r, const AnswerSettings& s, Route route)
     case Outcome::Alias:
         if (const Destination* d = self_mailbox(r)) return route(*d, s);
         if (dead(alias_state(r))) return dead_alias(r);
-        return std::string(not_found);
+        return not_found();
     case Outcome::Tempfail:
     case Outcome::Unconfirmed:
         return temp(r);
@@ -149,10 +152,10 @@ std::string transport(const Resolution& r, const AnswerSettings& s, Route route)
     case Outcome::Malformed:
         break;
     }
-    return std::string(not_found);
+    return not_found();
 }
 
-std::string recipient(const Resolution& r) {
+MapReply recipient(const Resolution& r) {
     switch (r.outcome) {
     case Outcome::Mailbox:
         return ok(r.address);
@@ -171,10 +174,10 @@ std::string recipient(const Resolution& r) {
     case Outcome::Malformed:
         break;
     }
-    return std::string(not_found);
+    return not_found();
 }
 
-std::string alias(const Resolution& r) {
+MapReply alias(const Resolution& r) {
     switch (r.outcome) {
     case Outcome::Alias: {
         const auto state = alias_state(r);
@@ -194,7 +197,7 @@ std::string alias(const Resolution& r) {
             reply += t.address;
             if (reply.size() > common::max_socketmap_reply) break;  // capped() answers
         }
-        return reply;
+        return {ReplyKind::Ok, std::move(reply)};
     }
     case Outcome::Tempfail:
     case Outcome::Unconfirmed:
@@ -208,7 +211,7 @@ std::string alias(const Resolution& r) {
     case Outcome::Malformed:
         break;
     }
-    return std::string(not_found);
+    return not_found();
 }
 
 }  // namespace
@@ -223,55 +226,68 @@ std::string held_nexthop(std::string_view unit) {
     return out;
 }
 
-std::string policy_action(const Resolution& r, const AnswerSettings& settings) {
+namespace {
+
+constexpr PolicyAction dunno{VerdictKind::Dunno, "DUNNO"};
+
+// A configured refusal: its kind follows its code (a 4xx defers).
+PolicyAction refusal(const std::string& text) noexcept {
+    return {text.front() == '5' ? VerdictKind::Reject : VerdictKind::Defer, text};
+}
+
+PolicyAction tempfail(const ReplyTexts& t) noexcept { return {VerdictKind::Tempfail, t.tempfail}; }
+
+}  // namespace
+
+PolicyAction policy_action(const Resolution& r, const AnswerSettings& settings) {
     const ReplyTexts& t = settings.texts;
     switch (r.outcome) {
     case Outcome::Mailbox:
-        if (!r.destination) return sanitise(t.tempfail);
+        if (!r.destination) return tempfail(t);
         switch (r.destination->mailbox.state) {
         case MailboxState::Active:
         case MailboxState::Moving:
-            return "DUNNO";
+            return dunno;
         case MailboxState::Suspended:
-            return sanitise(t.suspended);
+            return refusal(t.suspended);
         case MailboxState::Disabled:
-            return sanitise(t.disabled);
+            return refusal(t.disabled);
         }
-        return sanitise(t.tempfail);
+        return tempfail(t);
     case Outcome::Disabled:
-        return sanitise(t.disabled);
+        return refusal(t.disabled);
     case Outcome::Unknown:
-        return sanitise(t.unknown);
+        return refusal(t.unknown);
     case Outcome::Unconfirmed:
-        return sanitise(t.unconfirmed);
+        return refusal(t.unconfirmed);
     case Outcome::Tempfail:
-        return sanitise(t.tempfail);
+        return tempfail(t);
     case Outcome::Alias:
         // What its targets would get: a 5xx only when none can receive mail
         // and this snapshot's negatives are certain.
         switch (alias_state(r)) {
-        case AliasState::Deliverable: return "DUNNO";
-        case AliasState::Suspended: return sanitise(t.suspended);
-        case AliasState::Empty: return sanitise(t.tempfail);
-        case AliasState::Disabled: return sanitise(r.doubt.empty() ? t.disabled : t.unconfirmed);
-        case AliasState::Unknown: return sanitise(r.doubt.empty() ? t.unknown : t.unconfirmed);
+        case AliasState::Deliverable: return dunno;
+        case AliasState::Suspended: return refusal(t.suspended);
+        case AliasState::Empty: return tempfail(t);
+        case AliasState::Disabled: return refusal(r.doubt.empty() ? t.disabled : t.unconfirmed);
+        case AliasState::Unknown: return refusal(r.doubt.empty() ? t.unknown : t.unconfirmed);
         }
-        return sanitise(t.tempfail);
+        return tempfail(t);
     case Outcome::Foreign:
     case Outcome::Malformed:  // Postfix's own checks decide
-        return "DUNNO";
+        return dunno;
     }
-    return sanitise(t.tempfail);
+    return tempfail(t);
 }
 
-std::string malformed_action(const DomainResolution& d, const AnswerSettings& settings) {
+PolicyAction malformed_action(const DomainResolution& d, const AnswerSettings& settings) {
     switch (d.outcome) {
-    case DomainOutcome::Served: return sanitise(settings.texts.unknown);
-    case DomainOutcome::Tempfail: return sanitise(settings.texts.tempfail);
+    case DomainOutcome::Served: return refusal(settings.texts.unknown);
+    case DomainOutcome::Tempfail: return tempfail(settings.texts);
     case DomainOutcome::NotServed:
-    case DomainOutcome::Malformed: return "DUNNO";
+    case DomainOutcome::Malformed: return dunno;
     }
-    return sanitise(settings.texts.tempfail);
+    return tempfail(settings.texts);
 }
 
 std::string_view domain_part(std::string_view address) noexcept {
@@ -292,14 +308,14 @@ std::optional<MapName> parse_map_name(std::string_view name) noexcept {
     return std::nullopt;
 }
 
-std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& settings) {
+MapReply map_reply(MapName map, const Resolution& r, const AnswerSettings& settings) {
     switch (map) {
     case MapName::Recipient:
         return capped(recipient(r));
     case MapName::TransportMx:
         return capped(transport(r, settings, mx_route));
     case MapName::TransportUnit:
-        if (settings.unit.empty()) return "PERM transportunit needs --unit";
+        if (settings.unit.empty()) return perm("transportunit needs --unit");
         return capped(transport(r, settings, unit_route));
     case MapName::Alias:
         return capped(alias(r));
@@ -307,12 +323,12 @@ std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& se
         // The domain table is answered by domain_reply(); a Resolution is
         // the wrong input (a caller's bug), but a fault still stays a TEMP.
         if (r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed) return temp(r);
-        return "PERM domain map is answered by domain_reply";
+        return perm("domain map is answered by domain_reply");
     }
     return temp("unknown map");
 }
 
-std::string domain_reply(const DomainResolution& d) {
+MapReply domain_reply(const DomainResolution& d) {
     switch (d.outcome) {
     case DomainOutcome::Served:
         return capped(ok(d.domain));
@@ -322,7 +338,11 @@ std::string domain_reply(const DomainResolution& d) {
     case DomainOutcome::Malformed:
         break;
     }
-    return std::string(not_found);
+    return not_found();
 }
+
+MapReply unknown_map_reply() { return perm("unknown map name"); }
+
+MapReply no_key_reply() { return not_found(); }
 
 }  // namespace unit::policyd

@@ -20,6 +20,13 @@
 //
 // A Tempfail of cause BadData answers TEMP without its reason, which may
 // quote a bad value of the database; the daemon logs the reason.
+//
+// Each answer carries its kind beside its text, so that callers count, log
+// and test kinds without parsing our own replies back. The configured reply
+// texts are checked once, when the settings are loaded (settings.cpp: the
+// shape "CODE X.Y.Z text", 4xx where a fault or doubt answers, no control
+// character, at most max_reply_text bytes); only texts that come from the
+// database or a resolver's reason are bounded and cleaned per answer.
 // Pure functions, thread-safe. Logs nothing.
 #pragma once
 
@@ -30,6 +37,9 @@
 #include "unit/resolver.hpp"
 
 namespace unit::policyd {
+
+// The longest reason or action text sent to Postfix, in bytes.
+inline constexpr std::size_t max_reply_text = 200;
 
 // The reply texts (configurable): "CODE X.Y.Z text", as in access(5).
 struct ReplyTexts {
@@ -42,20 +52,35 @@ struct ReplyTexts {
 
 enum class HoldMode { Transport, Defer };
 
+// The route of held mail in hold_mode defer: "retry:" and this text.
+inline constexpr std::string_view hold_defer_route = "retry:4.2.1 Mailbox temporarily held";
+
 struct AnswerSettings {
     ReplyTexts texts;
     std::string hold_transport = "unithold";  // an lmtp clone listed in defer_transports
     HoldMode hold_mode = HoldMode::Transport;
-    std::string hold_defer_text = "4.2.1 Mailbox temporarily held";  // hold_mode defer: retry:TEXT
     std::string unit;             // this host's unit; empty on an MX
     std::string local_transport = "local";  // own mailboxes on a unit
     std::string mx_relay;         // everything else from a unit: "transport:nexthop"
 };
 
-// The policy action for a recipient at RCPT or VRFY: "DUNNO" or a reply
-// such as "550 5.1.1 User unknown" (Postfix adds the recipient and
-// "Recipient address rejected:" itself).
-std::string policy_action(const Resolution& r, const AnswerSettings& settings);
+// What a policy answer does: DUNNO (Postfix's own checks decide), a refusal
+// (a configured 5xx, or a 4xx for a suspended or unconfirmed recipient), or
+// the tempfail reply of a fault. NotRcpt is a request that asks no
+// recipient check (counted apart; policy_action() never returns it).
+enum class VerdictKind { Dunno, Reject, Defer, Tempfail, NotRcpt };
+
+// A policy action: its kind, and its text, "DUNNO" or a reply such as
+// "550 5.1.1 User unknown" (Postfix adds the recipient and "Recipient
+// address rejected:" itself). The text points into the AnswerSettings it
+// was made from, or is static: it lives as long as those settings.
+struct PolicyAction {
+    VerdictKind kind;
+    std::string_view text;
+};
+
+// The policy action for a recipient at RCPT or VRFY.
+PolicyAction policy_action(const Resolution& r, const AnswerSettings& settings);
 
 // The policy action for a malformed address (one no directory can hold),
 // given what the directory says of its domain part: the unknown reply in a
@@ -63,7 +88,7 @@ std::string policy_action(const Resolution& r, const AnswerSettings& settings);
 // no relay_recipient_maps) and bounce it later; the tempfail reply when the
 // domain cannot be checked; DUNNO elsewhere (Postfix's relay control
 // decides).
-std::string malformed_action(const DomainResolution& d, const AnswerSettings& settings);
+PolicyAction malformed_action(const DomainResolution& d, const AnswerSettings& settings);
 
 // The text after the last '@' of an address as given ("" when none).
 std::string_view domain_part(std::string_view address) noexcept;
@@ -77,14 +102,26 @@ std::string_view domain_part(std::string_view address) noexcept;
 inline constexpr std::string_view held_socket_prefix = "/dev/null/unitpolicy-held/";
 std::string held_nexthop(std::string_view unit);
 
-// A socketmap reply payload: "OK data", "NOTFOUND ", "TEMP reason",
-// "PERM reason"; never longer than common::max_socketmap_reply.
+// A socketmap reply: its kind, and the payload it is sent as, "OK data",
+// "NOTFOUND ", "TEMP reason" or "PERM reason" (the kind's word first);
+// never longer than common::max_socketmap_reply.
+enum class ReplyKind { Ok, NotFound, Temp, Perm };
+struct MapReply {
+    ReplyKind kind;
+    std::string text;
+};
+
 enum class MapName { Domain, Recipient, TransportMx, TransportUnit, Alias };
 std::optional<MapName> parse_map_name(std::string_view name) noexcept;
 
-std::string map_reply(MapName map, const Resolution& r, const AnswerSettings& settings);
+MapReply map_reply(MapName map, const Resolution& r, const AnswerSettings& settings);
 
-std::string domain_reply(const DomainResolution& d);
+MapReply domain_reply(const DomainResolution& d);
+
+// The reply to a request that names no map this daemon serves, and to a
+// key that can name no recipient (empty, or Postfix's "*" probe).
+MapReply unknown_map_reply();
+MapReply no_key_reply();
 
 // Whether a key of an address table is one of the partial keys Postfix
 // tries after the full address (virtual(5), transport(5), access(5)):

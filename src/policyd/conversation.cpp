@@ -30,19 +30,6 @@ ResolverOptions untraced(ResolverOptions o) {
     return o;
 }
 
-VerdictKind verdict_kind(std::string_view action, const ReplyTexts& texts) {
-    if (action == "DUNNO") return VerdictKind::Dunno;
-    if (action == texts.tempfail) return VerdictKind::Tempfail;
-    return action.front() == '5' ? VerdictKind::Reject : VerdictKind::Defer;
-}
-
-ReplyKind reply_kind(std::string_view reply) {
-    if (reply.rfind("OK", 0) == 0) return ReplyKind::Ok;
-    if (reply.rfind("NOTFOUND", 0) == 0) return ReplyKind::NotFound;
-    if (reply.rfind("TEMP", 0) == 0) return ReplyKind::Temp;
-    return ReplyKind::Perm;
-}
-
 // Times one request into the latency histogram.
 class Timer {
 public:
@@ -153,7 +140,7 @@ bool PolicyConversation::feed(std::string_view in, std::string& out) {
     return !parser_.failed();
 }
 
-std::string PolicyConversation::answer(const PolicyRequest& request) {
+std::string_view PolicyConversation::answer(const PolicyRequest& request) {
     Timer timer(worker_.stats());
     worker_.stats().policy_requests++;
     bool recipient_state = request.protocol_state == "RCPT" || request.protocol_state == "VRFY";
@@ -165,7 +152,7 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
         return "DUNNO";
     }
     Resolution r = worker_.resolve(request.recipient);
-    std::string action = policy_action(r, worker_.settings().answers);
+    PolicyAction action = policy_action(r, worker_.settings().answers);
     if (r.outcome == Outcome::Malformed) {
         // The policy is the only recipient check at RCPT (no
         // relay_recipient_maps): a malformed address in a served domain is
@@ -179,8 +166,7 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
             }
         }
     }
-    VerdictKind kind = verdict_kind(action, worker_.settings().answers.texts);
-    worker_.stats().count(kind);
+    worker_.stats().count(action.kind);
     // In Postfix's shape and with its field names, so that its users' greps
     // find them: "QUEUEID: reject: RCPT from name[addr]: REPLY; from=<s> to=<r>".
     const std::string queue = request.queue_id.empty() ? "NOQUEUE" : printable(request.queue_id, 64);
@@ -192,7 +178,7 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
     auto envelope = [&] {
         return fmt::format("from=<{}> to=<{}>", printable(request.sender), printable(request.recipient));
     };
-    switch (kind) {
+    switch (action.kind) {
     case VerdictKind::Dunno:
     case VerdictKind::NotRcpt:
         if (common::debug_logging())
@@ -201,15 +187,15 @@ std::string PolicyConversation::answer(const PolicyRequest& request) {
         break;
     case VerdictKind::Reject:
     case VerdictKind::Defer:
-        common::log(Severity::Info, "{}: reject: {} from {}: {}{}{}; {}", queue, state, client(), action,
+        common::log(Severity::Info, "{}: reject: {} from {}: {}{}{}; {}", queue, state, client(), action.text,
                     r.reason.empty() ? "" : "; ", printable(r.reason), envelope());
         break;
     case VerdictKind::Tempfail:
-        common::log(Severity::Warning, "{}: defer: {} from {}: {}: {}: {}; {}", queue, state, client(), action,
+        common::log(Severity::Warning, "{}: defer: {} from {}: {}: {}: {}; {}", queue, state, client(), action.text,
                     to_string(r.cause), printable(r.reason), envelope());
         break;
     }
-    return action;
+    return action.text;
 }
 
 // ------------------------------------------------------------ socketmap
@@ -227,15 +213,16 @@ bool SocketmapConversation::feed(std::string_view in, std::string& out) {
 std::string SocketmapConversation::answer(std::string_view request) {
     Timer timer(worker_.stats());
     worker_.stats().socketmap_requests++;
-    std::string reply, cause;
+    MapReply reply;
+    std::string cause;
     auto space = request.find(' ');
     auto map = parse_map_name(request.substr(0, space));
     std::string_view key = space == std::string_view::npos ? std::string_view{} : request.substr(space + 1);
     if (!map) {
-        reply = "PERM unknown map name";
+        reply = unknown_map_reply();
     } else if (key.empty() || key == "*") {
         // Postfix probes transport_maps with "*" at start-up and every ~30 s.
-        reply = "NOTFOUND ";
+        reply = no_key_reply();
     } else if (*map == MapName::Domain) {
         reply = domain_reply(worker_.resolve_domain(key));
     } else if (is_partial_key(key)) {
@@ -259,8 +246,7 @@ std::string SocketmapConversation::answer(std::string_view request) {
             if (r.cause == TempfailCause::BadData) cause += ": " + printable(r.reason);
         }
     }
-    ReplyKind kind = reply_kind(reply);
-    worker_.stats().count(kind);
+    worker_.stats().count(reply.kind);
     // A tempfail's cause and reason are logged here, once: the reply may
     // leave the reason out (a bad value of the database is never sent).
     // A recipient's lookup names it as Postfix does, "NAME to=<KEY>"; a
@@ -268,11 +254,11 @@ std::string SocketmapConversation::answer(std::string_view request) {
     const std::string what = map && *map != MapName::Domain && !key.empty() && key != "*"
                                  ? fmt::format("{} to=<{}>", request.substr(0, space), printable(key.substr(0, 200)))
                                  : printable(request.substr(0, 200));
-    if (kind == ReplyKind::Temp || kind == ReplyKind::Perm)
-        common::log(Severity::Warning, "socketmap: {}: {}{}{}", what, reply, cause.empty() ? "" : "; ", cause);
+    if (reply.kind == ReplyKind::Temp || reply.kind == ReplyKind::Perm)
+        common::log(Severity::Warning, "socketmap: {}: {}{}{}", what, reply.text, cause.empty() ? "" : "; ", cause);
     else
-        common::log(Severity::Debug, "socketmap: {}: {}", what, reply);
-    return reply;
+        common::log(Severity::Debug, "socketmap: {}: {}", what, reply.text);
+    return std::move(reply.text);
 }
 
 }  // namespace unit::policyd

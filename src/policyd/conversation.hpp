@@ -73,7 +73,8 @@ public:
     const std::string& error() const noexcept { return parser_.error(); }
 
 private:
-    std::string answer(const PolicyRequest& request);
+    // The action text: static, or in the worker's settings.
+    std::string_view answer(const PolicyRequest& request);
 
     Worker& worker_;
     PolicyParser parser_;

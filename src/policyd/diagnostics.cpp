@@ -41,12 +41,12 @@ std::string utc(std::time_t t) {
 void print_answers(std::ostream& out, const char* role, const Resolution& r, const DomainResolution& d,
                    const AnswerSettings& answers) {
     fmt::print(out, "{} role{}:\n", role, answers.unit.empty() ? "" : fmt::format(" (unit {})", answers.unit));
-    fmt::print(out, "  policy (RCPT)   action={}\n", policy_action(r, answers));
-    fmt::print(out, "  socketmap {:<13} {}\n", "domain", domain_reply(d));
+    fmt::print(out, "  policy (RCPT)   action={}\n", policy_action(r, answers).text);
+    fmt::print(out, "  socketmap {:<13} {}\n", "domain", domain_reply(d).text);
     for (MapName m : all_maps) {
         if (m == MapName::TransportUnit && answers.unit.empty()) continue;
         if (m == MapName::TransportMx && !answers.unit.empty()) continue;
-        fmt::print(out, "  socketmap {:<13} {}\n", name_of(m), map_reply(m, r, answers));
+        fmt::print(out, "  socketmap {:<13} {}\n", name_of(m), map_reply(m, r, answers).text);
     }
 }
 

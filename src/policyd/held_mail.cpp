@@ -62,9 +62,9 @@ bool was_held(std::string_view delay_reason) noexcept {
 
 HeldRoute route_of(const Resolution& r, const AnswerSettings& settings) {
     const auto map = settings.unit.empty() ? MapName::TransportMx : MapName::TransportUnit;
-    const std::string reply = map_reply(map, r, settings);
-    if (!starts_with(reply, "OK ")) return {};
-    const std::string_view route = std::string_view(reply).substr(3);
+    const MapReply reply = map_reply(map, r, settings);
+    if (reply.kind != ReplyKind::Ok) return {};
+    const std::string_view route = std::string_view(reply.text).substr(3);  // after "OK "
     const bool held = settings.hold_mode == HoldMode::Defer ? starts_with(route, "retry:")
                                                             : starts_with(route, settings.hold_transport + ':');
     if (!held) return {HeldRoute::Kind::Deliverable, {}};

@@ -39,6 +39,8 @@ std::string set_reply(std::string& field, std::string_view value, bool temporary
                   value[5] == '.';
     if (!shaped) return fmt::format("\"{}\" is not \"CODE X.Y.Z text\"", value);
     if (temporary_only && value[0] != '4') return fmt::format("\"{}\" must be a 4xx reply", value);
+    // Checked here, once: answers.cpp sends the text as it is.
+    if (value.size() > max_reply_text) return fmt::format("reply longer than {} bytes", max_reply_text);
     return set_text(field, value);
 }
 

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "common/replica_metrics.hpp"
+#include "policyd/answers.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
 
@@ -33,9 +34,6 @@ private:
     std::array<std::atomic<std::uint64_t>, buckets> counts_{};
     std::atomic<std::uint64_t> sum_{0};
 };
-
-enum class ReplyKind { Ok, NotFound, Temp, Perm };
-enum class VerdictKind { Dunno, Reject, Defer, Tempfail, NotRcpt };
 
 struct Stats {
     using Counter = std::atomic<std::uint64_t>;

@@ -135,24 +135,24 @@ TEST_CASE("policy: every row of the table") {
     const auto s = mx_settings();
     // mailbox active or moving: DUNNO whatever the unit state
     for (auto us : unit_states) {
-        CHECK(policy_action(mailbox(MailboxState::Active, us), s) == "DUNNO");
-        CHECK(policy_action(mailbox(MailboxState::Moving, us), s) == "DUNNO");
-        CHECK(policy_action(mailbox(MailboxState::Suspended, us), s) == "450 4.2.1 Mailbox temporarily unavailable");
+        CHECK(policy_action(mailbox(MailboxState::Active, us), s).text == "DUNNO");
+        CHECK(policy_action(mailbox(MailboxState::Moving, us), s).text == "DUNNO");
+        CHECK(policy_action(mailbox(MailboxState::Suspended, us), s).text == "450 4.2.1 Mailbox temporarily unavailable");
     }
-    CHECK(policy_action(disabled(), s) == "550 5.2.1 Mailbox disabled");
-    CHECK(policy_action(plain_alias(), s) == "DUNNO");
-    CHECK(policy_action(self_alias(), s) == "DUNNO");
-    CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 User unknown");
-    CHECK(policy_action(make(Outcome::Unconfirmed), s) ==
+    CHECK(policy_action(disabled(), s).text == "550 5.2.1 Mailbox disabled");
+    CHECK(policy_action(plain_alias(), s).text == "DUNNO");
+    CHECK(policy_action(self_alias(), s).text == "DUNNO");
+    CHECK(policy_action(make(Outcome::Unknown), s).text == "550 5.1.1 User unknown");
+    CHECK(policy_action(make(Outcome::Unconfirmed), s).text ==
           "450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later");
-    CHECK(policy_action(make(Outcome::Foreign, "x@elsewhere.org"), s) == "DUNNO");
-    CHECK(policy_action(make(Outcome::Tempfail), s) == "451 4.3.0 Directory temporarily unavailable");
-    CHECK(policy_action(make(Outcome::Malformed, "no-domain"), s) == "DUNNO");
+    CHECK(policy_action(make(Outcome::Foreign, "x@elsewhere.org"), s).text == "DUNNO");
+    CHECK(policy_action(make(Outcome::Tempfail), s).text == "451 4.3.0 Directory temporarily unavailable");
+    CHECK(policy_action(make(Outcome::Malformed, "no-domain"), s).text == "DUNNO");
     // The unit role and the hold mode change nothing at RCPT.
     for (const auto& settings : {unit_settings(), defer(mx_settings()), defer(unit_settings())}) {
         for (auto outcome : all_outcomes) {
             Resolution r = outcome == Outcome::Mailbox ? mailbox() : make(outcome);
-            CHECK(policy_action(r, settings) == policy_action(r, s));
+            CHECK(policy_action(r, settings).text == policy_action(r, s).text);
         }
     }
 }
@@ -164,17 +164,17 @@ TEST_CASE("policy: a malformed address is refused in a served domain only") {
     DomainResolution d;
     d.outcome = DomainOutcome::Served;
     d.domain = "my.com";
-    CHECK(malformed_action(d, s) == "550 5.1.1 User unknown");
+    CHECK(malformed_action(d, s).text == "550 5.1.1 User unknown");
     d.outcome = DomainOutcome::NotServed;
-    CHECK(malformed_action(d, s) == "DUNNO");
+    CHECK(malformed_action(d, s).text == "DUNNO");
     d.outcome = DomainOutcome::Malformed;
-    CHECK(malformed_action(d, s) == "DUNNO");
+    CHECK(malformed_action(d, s).text == "DUNNO");
     d.outcome = DomainOutcome::Tempfail;  // never a 5xx for a fault
-    CHECK(malformed_action(d, s) == "451 4.3.0 Directory temporarily unavailable");
+    CHECK(malformed_action(d, s).text == "451 4.3.0 Directory temporarily unavailable");
     AnswerSettings texts = s;
     texts.texts.unknown = "550 5.1.1 No such user here";
     d.outcome = DomainOutcome::Served;
-    CHECK(malformed_action(d, texts) == "550 5.1.1 No such user here");
+    CHECK(malformed_action(d, texts).text == "550 5.1.1 No such user here");
 
     CHECK(domain_part("user@my.com") == "my.com");
     CHECK(domain_part("\"a@b\"@My.Com.") == "My.Com.");
@@ -190,40 +190,40 @@ TEST_CASE("policy: the reply texts are configurable") {
     s.texts.disabled = "554 5.2.1 Gone";
     s.texts.suspended = "452 4.2.2 Over quota";
     s.texts.tempfail = "421 4.3.0 Down";
-    CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 No such user here");
-    CHECK(policy_action(make(Outcome::Unconfirmed), s) == "450 4.1.1 Try later");
-    CHECK(policy_action(disabled(), s) == "554 5.2.1 Gone");
-    CHECK(policy_action(mailbox(MailboxState::Suspended), s) == "452 4.2.2 Over quota");
-    CHECK(policy_action(make(Outcome::Tempfail), s) == "421 4.3.0 Down");
-    CHECK(policy_action(mailbox(), s) == "DUNNO");
+    CHECK(policy_action(make(Outcome::Unknown), s).text == "550 5.1.1 No such user here");
+    CHECK(policy_action(make(Outcome::Unconfirmed), s).text == "450 4.1.1 Try later");
+    CHECK(policy_action(disabled(), s).text == "554 5.2.1 Gone");
+    CHECK(policy_action(mailbox(MailboxState::Suspended), s).text == "452 4.2.2 Over quota");
+    CHECK(policy_action(make(Outcome::Tempfail), s).text == "421 4.3.0 Down");
+    CHECK(policy_action(mailbox(), s).text == "DUNNO");
 }
 
 TEST_CASE("recipient map: every row of the table") {
     for (const auto& s : {mx_settings(), unit_settings(), defer(mx_settings())}) {
         for (auto ms : live_states)
-            for (auto us : unit_states) CHECK(map_reply(MapName::Recipient, mailbox(ms, us), s) == "OK user@my.com");
-        CHECK(map_reply(MapName::Recipient, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s) ==
+            for (auto us : unit_states) CHECK(map_reply(MapName::Recipient, mailbox(ms, us), s).text == "OK user@my.com");
+        CHECK(map_reply(MapName::Recipient, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s).text ==
               "OK user@my.com");
-        CHECK(map_reply(MapName::Recipient, disabled(), s) == not_found);
-        CHECK(map_reply(MapName::Recipient, plain_alias(), s) == "OK sales@my.com");
-        CHECK(map_reply(MapName::Recipient, self_alias(), s) == "OK user@my.com");
-        CHECK(map_reply(MapName::Recipient, make(Outcome::Unknown), s) == not_found);
-        CHECK(map_reply(MapName::Recipient, make(Outcome::Foreign, "x@elsewhere.org"), s) == not_found);
-        CHECK(map_reply(MapName::Recipient, make(Outcome::Malformed, "*"), s) == not_found);
-        CHECK(map_reply(MapName::Recipient, make(Outcome::Tempfail), s) == "TEMP database is locked");
-        CHECK(map_reply(MapName::Recipient, make(Outcome::Unconfirmed), s) ==
+        CHECK(map_reply(MapName::Recipient, disabled(), s).text == not_found);
+        CHECK(map_reply(MapName::Recipient, plain_alias(), s).text == "OK sales@my.com");
+        CHECK(map_reply(MapName::Recipient, self_alias(), s).text == "OK user@my.com");
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Unknown), s).text == not_found);
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Foreign, "x@elsewhere.org"), s).text == not_found);
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Malformed, "*"), s).text == not_found);
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Tempfail), s).text == "TEMP database is locked");
+        CHECK(map_reply(MapName::Recipient, make(Outcome::Unconfirmed), s).text ==
               "TEMP unknown in a replica 90000 s old, over reject_max_age 86400 s");
     }
     // A catch-all answers with the key that matched: data, never a bare OK.
     Resolution catch_all = make(Outcome::Alias, "@my.com");
     catch_all.input = "anything@my.com";
     catch_all.targets = {target_mailbox("postmaster@my.com")};
-    CHECK(map_reply(MapName::Recipient, catch_all, mx_settings()) == "OK @my.com");
+    CHECK(map_reply(MapName::Recipient, catch_all, mx_settings()).text == "OK @my.com");
 }
 
 TEST_CASE("transportmx map: every row of the table, hold_mode transport") {
     const auto s = mx_settings();
-    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s); };
+    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s).text; };
     // mailbox active, unit active or draining: the unit's route
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Active)) == "OK smtp:[unit12.my.com]:2525");
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Draining)) == "OK smtp:[unit12.my.com]:2525");
@@ -245,7 +245,7 @@ TEST_CASE("transportmx map: every row of the table, hold_mode transport") {
     // A configured hold transport.
     AnswerSettings other = s;
     other.hold_transport = "parked";
-    CHECK(map_reply(MapName::TransportMx, mailbox(MailboxState::Moving), other) == "OK parked:unix:/dev/null/unitpolicy-held/unit12");
+    CHECK(map_reply(MapName::TransportMx, mailbox(MailboxState::Moving), other).text == "OK parked:unix:/dev/null/unitpolicy-held/unit12");
 }
 
 TEST_CASE("the held route names a socket under /dev/null, never the unit's next-hop") {
@@ -255,14 +255,14 @@ TEST_CASE("the held route names a socket under /dev/null, never the unit's next-
     CHECK(held_nexthop("../../x:y,z w\n") == "unix:/dev/null/unitpolicy-held/.._.._x_y_z_w_");
     Resolution moving = mailbox(MailboxState::Moving);
     moving.destination->unit.nexthop = "[127.0.0.1]:25";
-    const auto reply = map_reply(MapName::TransportMx, moving, AnswerSettings{});
+    const auto reply = map_reply(MapName::TransportMx, moving, AnswerSettings{}).text;
     CHECK(reply == "OK unithold:unix:/dev/null/unitpolicy-held/unit12");
     CHECK(reply.find("127.0.0.1") == std::string::npos);
 }
 
 TEST_CASE("transportmx map: hold_mode defer") {
     auto s = defer(mx_settings());
-    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s); };
+    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s).text; };
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Active)) == "OK smtp:[unit12.my.com]:2525");
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Draining)) == "OK smtp:[unit12.my.com]:2525");
     CHECK(tmx(mailbox(MailboxState::Active, UnitState::Down)) == "OK retry:4.2.1 Mailbox temporarily held");
@@ -271,17 +271,13 @@ TEST_CASE("transportmx map: hold_mode defer") {
         CHECK(tmx(mailbox(MailboxState::Suspended, us)) == "OK retry:4.2.1 Mailbox temporarily held");
     }
     CHECK(tmx(self_alias(MailboxState::Moving)) == "OK retry:4.2.1 Mailbox temporarily held");
-    s.hold_defer_text = "4.2.1 Moving, back soon";
-    CHECK(tmx(mailbox(MailboxState::Moving)) == "OK retry:4.2.1 Moving, back soon");
-    s.hold_defer_text = "4.2.1 line\r\nbreak";
-    CHECK(tmx(mailbox(MailboxState::Moving)) == "OK retry:4.2.1 line  break");
     CHECK(tmx(disabled()) == not_found);
     CHECK(tmx(make(Outcome::Tempfail)) == "TEMP database is locked");
 }
 
 TEST_CASE("transportmx map: aliases answer only for their own mailbox") {
     const auto s = mx_settings();
-    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s); };
+    const auto tmx = [&](const Resolution& r) { return map_reply(MapName::TransportMx, r, s).text; };
     // Postfix rewrites the alias through the alias map first: a plain alias
     // never reaches the transport map, and answers NOTFOUND.
     CHECK(tmx(plain_alias()) == not_found);
@@ -310,7 +306,7 @@ TEST_CASE("transportmx map: aliases answer only for their own mailbox") {
 
 TEST_CASE("transportunit map: own unit, other units, holds") {
     const auto s = unit_settings("unit12");
-    const auto tu = [&](const Resolution& r) { return map_reply(MapName::TransportUnit, r, s); };
+    const auto tu = [&](const Resolution& r) { return map_reply(MapName::TransportUnit, r, s).text; };
     // own mailbox, active: local delivery (whatever this unit's state says)
     for (auto us : unit_states) CHECK(tu(mailbox(MailboxState::Active, us, "unit12")) == "OK mymda");
     // another unit's mailbox, that unit up: back to the MX
@@ -342,15 +338,15 @@ TEST_CASE("transportunit map: own unit, other units, holds") {
 
     // The same mailbox seen from the other unit.
     const auto s7 = unit_settings("unit7");
-    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s7) ==
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s7).text ==
           "OK smtp:[mx.my.com]");
-    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s7) ==
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s7).text ==
           "OK mymda");
 }
 
 TEST_CASE("transportunit map: hold_mode defer") {
     const auto s = defer(unit_settings("unit12"));
-    const auto tu = [&](const Resolution& r) { return map_reply(MapName::TransportUnit, r, s); };
+    const auto tu = [&](const Resolution& r) { return map_reply(MapName::TransportUnit, r, s).text; };
     const std::string held = "OK retry:4.2.1 Mailbox temporarily held";
     CHECK(tu(mailbox(MailboxState::Active, UnitState::Active, "unit12")) == "OK mymda");
     CHECK(tu(mailbox(MailboxState::Active, UnitState::Active, "unit7")) == "OK smtp:[mx.my.com]");
@@ -365,24 +361,24 @@ TEST_CASE("transportunit map: hold_mode defer") {
 TEST_CASE("transportunit map without --unit is a configuration error") {
     for (auto outcome : all_outcomes) {
         Resolution r = outcome == Outcome::Mailbox ? mailbox() : make(outcome);
-        CHECK(map_reply(MapName::TransportUnit, r, mx_settings()) == "PERM transportunit needs --unit");
+        CHECK(map_reply(MapName::TransportUnit, r, mx_settings()).text == "PERM transportunit needs --unit");
     }
 }
 
 TEST_CASE("transportunit map without an mx relay never answers a bare OK") {
     AnswerSettings s = unit_settings("unit12");
     s.mx_relay.clear();
-    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s) ==
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit7"), s).text ==
           "PERM transportunit needs --mx-relay");
-    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s) ==
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Active, UnitState::Active, "unit12"), s).text ==
           "OK mymda");
-    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Moving, UnitState::Active, "unit7"), s) ==
+    CHECK(map_reply(MapName::TransportUnit, mailbox(MailboxState::Moving, UnitState::Active, "unit7"), s).text ==
           "OK unithold:unix:/dev/null/unitpolicy-held/unit7");
 }
 
 TEST_CASE("alias map") {
     const auto s = mx_settings();
-    const auto am = [&](const Resolution& r) { return map_reply(MapName::Alias, r, s); };
+    const auto am = [&](const Resolution& r) { return map_reply(MapName::Alias, r, s).text; };
     CHECK(am(plain_alias()) == "OK bob@my.com,eve@other.org");
     CHECK(am(self_alias()) == "OK eve@other.org,user@my.com");  // the order of r.targets, self included
     Resolution r = make(Outcome::Alias, "team@my.com");
@@ -401,33 +397,33 @@ TEST_CASE("alias map") {
     CHECK(am(make(Outcome::Malformed, "@my.com")) == not_found);
     CHECK(am(make(Outcome::Tempfail)) == "TEMP database is locked");
     // Roles and hold modes do not matter here.
-    CHECK(map_reply(MapName::Alias, plain_alias(), defer(unit_settings())) == "OK bob@my.com,eve@other.org");
+    CHECK(map_reply(MapName::Alias, plain_alias(), defer(unit_settings())).text == "OK bob@my.com,eve@other.org");
 }
 
 TEST_CASE("domain map") {
     DomainResolution d;
     d.outcome = DomainOutcome::Served;
     d.domain = "my.com";
-    CHECK(domain_reply(d) == "OK my.com");
+    CHECK(domain_reply(d).text == "OK my.com");
     d.outcome = DomainOutcome::NotServed;
     d.domain = "elsewhere.org";
-    CHECK(domain_reply(d) == not_found);
+    CHECK(domain_reply(d).text == not_found);
     d.outcome = DomainOutcome::Malformed;
     d.domain.clear();
     d.reason = "empty domain";
-    CHECK(domain_reply(d) == not_found);
+    CHECK(domain_reply(d).text == not_found);
     d.outcome = DomainOutcome::Tempfail;
     d.reason = "database is locked";
-    CHECK(domain_reply(d) == "TEMP database is locked");
+    CHECK(domain_reply(d).text == "TEMP database is locked");
     d.reason = "a\r\nb\0c"s;
-    CHECK(domain_reply(d) == "TEMP a  b c");
+    CHECK(domain_reply(d).text == "TEMP a  b c");
     d.reason.clear();
-    CHECK(starts_with(domain_reply(d), "TEMP "));
-    CHECK(domain_reply(d).size() > 5);
+    CHECK(starts_with(domain_reply(d).text, "TEMP "));
+    CHECK(domain_reply(d).text.size() > 5);
 
-    // map_reply(Domain) takes no Resolution; a fault there still stays TEMP.
-    CHECK(map_reply(MapName::Domain, make(Outcome::Tempfail), mx_settings()) == "TEMP database is locked");
-    CHECK(starts_with(map_reply(MapName::Domain, mailbox(), mx_settings()), "PERM "));
+    // map_reply(Domain).text takes no Resolution; a fault there still stays TEMP.
+    CHECK(map_reply(MapName::Domain, make(Outcome::Tempfail), mx_settings()).text == "TEMP database is locked");
+    CHECK(starts_with(map_reply(MapName::Domain, mailbox(), mx_settings()).text, "PERM "));
 }
 
 TEST_CASE("a fault never becomes a 5xx or a NOTFOUND") {
@@ -440,12 +436,12 @@ TEST_CASE("a fault never becomes a 5xx or a NOTFOUND") {
             CAPTURE(to_string(outcome));
             CAPTURE(reason);
             for (const auto& s : settings) {
-                const auto action = policy_action(r, s);
+                const auto action = policy_action(r, s).text;
                 CHECK_FALSE(is_5xx(action));
                 CHECK(action[0] == '4');
                 CHECK(action.find_first_of("\r\n"s) == std::string::npos);
                 for (auto map : all_maps) {
-                    const auto reply = map_reply(map, r, s);
+                    const auto reply = map_reply(map, r, s).text;
                     CHECK_FALSE(starts_with(reply, "NOTFOUND"));
                     CHECK_FALSE(starts_with(reply, "OK"));
                     if (map == MapName::TransportUnit && s.unit.empty()) continue;
@@ -463,7 +459,7 @@ TEST_CASE("a fault never becomes a 5xx or a NOTFOUND") {
                                                       : make(outcome);
         const bool may_reject = outcome == Outcome::Unknown || outcome == Outcome::Disabled;
         CAPTURE(to_string(outcome));
-        CHECK(is_5xx(policy_action(r, mx_settings())) == may_reject);
+        CHECK(is_5xx(policy_action(r, mx_settings()).text) == may_reject);
     }
 }
 
@@ -472,58 +468,73 @@ TEST_CASE("Unconfirmed is TEMP in every map, the alias map included") {
     // expands aliases once, so a NOTFOUND would deliver it as itself.
     const auto r = make(Outcome::Unconfirmed);
     const auto reason = "TEMP " + r.reason;
-    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == reason);
-    CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == reason);
-    CHECK(map_reply(MapName::TransportUnit, r, unit_settings()) == reason);
-    CHECK(map_reply(MapName::Alias, r, mx_settings()) == reason);
-    CHECK(map_reply(MapName::Domain, r, mx_settings()) == reason);
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == reason);
+    CHECK(map_reply(MapName::TransportMx, r, mx_settings()).text == reason);
+    CHECK(map_reply(MapName::TransportUnit, r, unit_settings()).text == reason);
+    CHECK(map_reply(MapName::Alias, r, mx_settings()).text == reason);
+    CHECK(map_reply(MapName::Domain, r, mx_settings()).text == reason);
 }
 
 TEST_CASE("reasons are sanitised and bounded") {
     Resolution r = make(Outcome::Tempfail);
     r.reason = "line\rone\nline\0two\ttab\x7f" "del\x1b[0m"s;
-    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP line one line two tab del [0m");
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == "TEMP line one line two tab del [0m");
 
     // Truncated to 200 bytes.
     r.reason = std::string(500, 'x');
-    auto reply = map_reply(MapName::TransportMx, r, mx_settings());
+    auto reply = map_reply(MapName::TransportMx, r, mx_settings()).text;
     CHECK(reply == "TEMP " + std::string(200, 'x'));
     r.reason = std::string(200, 'y');
-    CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == "TEMP " + std::string(200, 'y'));
+    CHECK(map_reply(MapName::TransportMx, r, mx_settings()).text == "TEMP " + std::string(200, 'y'));
     r.reason = std::string(201, 'y');
-    CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == "TEMP " + std::string(200, 'y'));
+    CHECK(map_reply(MapName::TransportMx, r, mx_settings()).text == "TEMP " + std::string(200, 'y'));
 
     // Never cut inside a UTF-8 character; the rest of the bytes stay.
     r.reason = std::string(199, 'u') + "\xc3\xa9" + "tail";  // 'é' straddles byte 200
-    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP " + std::string(199, 'u'));
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == "TEMP " + std::string(199, 'u'));
     r.reason = std::string(198, 'u') + "\xc3\xa9" + "tail";  // 'é' ends at byte 200
-    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP " + std::string(198, 'u') + "\xc3\xa9");
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == "TEMP " + std::string(198, 'u') + "\xc3\xa9");
 
     // Unconfirmed reasons too.
     r = make(Outcome::Unconfirmed);
     r.reason = "stale\nreplica";
-    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "TEMP stale replica");
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == "TEMP stale replica");
 }
 
-TEST_CASE("policy action texts are sanitised: no CR or LF ever reaches Postfix") {
-    AnswerSettings s;
-    s.texts.unknown = "550 5.1.1 User\r\nunknown";
-    s.texts.unconfirmed = "450 4.1.1\nx";
-    s.texts.disabled = "550 5.2.1 a\0b"s;
-    s.texts.suspended = "450 4.2.1 \ttab";
-    s.texts.tempfail = "451 4.3.0 " + std::string(300, 't');
-    CHECK(policy_action(make(Outcome::Unknown), s) == "550 5.1.1 User  unknown");
-    CHECK(policy_action(make(Outcome::Unconfirmed), s) == "450 4.1.1 x");
-    CHECK(policy_action(disabled(), s) == "550 5.2.1 a b");
-    CHECK(policy_action(mailbox(MailboxState::Suspended), s) == "450 4.2.1  tab");
-    const auto tempfail = policy_action(make(Outcome::Tempfail), s);
-    CHECK(tempfail.size() == 200);
-    CHECK(starts_with(tempfail, "451 4.3.0 ttt"));
-    for (auto outcome : all_outcomes) {
-        for (auto ms : live_states) {
-            Resolution r = outcome == Outcome::Mailbox ? mailbox(ms) : make(outcome);
-            const auto action = policy_action(r, s);
-            CHECK(action.find_first_of("\r\n\0"s) == std::string::npos);
+TEST_CASE("each answer's kind is its text's: a tempfail is never a 5xx, an uncertain outcome never final") {
+    // Over every outcome, mailbox and unit state, doubt and map, in every
+    // role: the kind a caller counts and logs says what the text says, and
+    // the first law holds of the kind itself.
+    AnswerSettings four_unknown = mx_settings();
+    four_unknown.texts.unknown = "450 4.1.1 Try again";  // a 4xx refusal defers
+    const std::vector<AnswerSettings> settings = {mx_settings(), unit_settings(), defer(mx_settings()),
+                                                  defer(unit_settings()), four_unknown};
+    std::vector<Resolution> cases;
+    for (auto outcome : all_outcomes)
+        for (bool doubt : {false, true}) {
+            Resolution r = make(outcome);
+            if (doubt) r.doubt = "a newer replica was refused";
+            cases.push_back(r);
+        }
+    for (auto ms : {MailboxState::Active, MailboxState::Moving, MailboxState::Suspended, MailboxState::Disabled})
+        for (auto us : unit_states) cases.push_back(mailbox(ms, us));
+    for (const auto& r : cases) {
+        const bool uncertain = r.outcome == Outcome::Tempfail || r.outcome == Outcome::Unconfirmed;
+        CAPTURE(to_string(r.outcome));
+        for (const auto& s : settings) {
+            const PolicyAction action = policy_action(r, s);
+            CHECK(action.kind != VerdictKind::NotRcpt);
+            CHECK((action.kind == VerdictKind::Dunno) == (action.text == "DUNNO"));
+            CHECK((action.kind == VerdictKind::Reject) == is_5xx(action.text));
+            if (action.kind == VerdictKind::Tempfail) CHECK(action.text == s.texts.tempfail);
+            if (uncertain) CHECK((action.kind == VerdictKind::Tempfail || action.kind == VerdictKind::Defer));
+            for (auto map : all_maps) {
+                const MapReply reply = map_reply(map, r, s);
+                const char* word[] = {"OK ", "NOTFOUND ", "TEMP ", "PERM "};
+                CHECK(starts_with(reply.text, word[static_cast<int>(reply.kind)]));
+                if (uncertain && !(map == MapName::TransportUnit && s.unit.empty()))
+                    CHECK(reply.kind == ReplyKind::Temp);
+            }
         }
     }
 }
@@ -547,51 +558,51 @@ TEST_CASE("replies are capped at the socketmap limit, never truncated") {
     r.targets.back().address.insert(0, pad, 'p');
     expected.insert(expected.size() - r.targets.back().address.size() + pad, pad, 'p');
     REQUIRE(expected.size() == cap);
-    auto reply = map_reply(MapName::Alias, r, s);
+    auto reply = map_reply(MapName::Alias, r, s).text;
     CHECK(reply.size() == cap);
     CHECK(reply == expected);
     r.targets.back().address.insert(0, 1, 'p');
-    CHECK(map_reply(MapName::Alias, r, s) == "TEMP reply too long");
+    CHECK(map_reply(MapName::Alias, r, s).text == "TEMP reply too long");
     r.targets.push_back(target_external("one-more@my.com"));
-    CHECK(map_reply(MapName::Alias, r, s) == "TEMP reply too long");
+    CHECK(map_reply(MapName::Alias, r, s).text == "TEMP reply too long");
     // Far too many targets.
     for (int i = 0; i < 10000; ++i) r.targets.push_back(target_external("x" + std::to_string(i) + "@my.com"));
-    CHECK(map_reply(MapName::Alias, r, s) == "TEMP reply too long");
+    CHECK(map_reply(MapName::Alias, r, s).text == "TEMP reply too long");
 
     // The recipient map: "OK " + address.
     Resolution big = mailbox(MailboxState::Active, UnitState::Active, "unit12", std::string(cap - 3, 'a'));
-    CHECK(map_reply(MapName::Recipient, big, s).size() == cap);
+    CHECK(map_reply(MapName::Recipient, big, s).text.size() == cap);
     big = mailbox(MailboxState::Active, UnitState::Active, "unit12", std::string(cap - 2, 'a'));
-    CHECK(map_reply(MapName::Recipient, big, s) == "TEMP reply too long");
+    CHECK(map_reply(MapName::Recipient, big, s).text == "TEMP reply too long");
 
     // The transport maps: a route longer than the limit.
     Resolution route = mailbox();
     route.destination->unit.nexthop = std::string(cap, 'n');
-    CHECK(map_reply(MapName::TransportMx, route, s) == "TEMP reply too long");
+    CHECK(map_reply(MapName::TransportMx, route, s).text == "TEMP reply too long");
     route.destination->mailbox.state = MailboxState::Moving;  // the held route names the unit
     route.destination->unit.name = std::string(cap, 'u');
-    CHECK(map_reply(MapName::TransportMx, route, s) == "TEMP reply too long");
-    CHECK(map_reply(MapName::TransportUnit, route, unit_settings("unit7")) == "TEMP reply too long");
+    CHECK(map_reply(MapName::TransportMx, route, s).text == "TEMP reply too long");
+    CHECK(map_reply(MapName::TransportUnit, route, unit_settings("unit7")).text == "TEMP reply too long");
     route.destination->unit.nexthop = std::string(cap - 3 - 5, 'n');  // "OK smtp:" + nexthop == cap
     route.destination->mailbox.state = MailboxState::Active;
-    CHECK(map_reply(MapName::TransportMx, route, s).size() == cap);
+    CHECK(map_reply(MapName::TransportMx, route, s).text.size() == cap);
 
     // The domain map.
     DomainResolution d;
     d.outcome = DomainOutcome::Served;
     d.domain = std::string(cap - 3, 'd');
-    CHECK(domain_reply(d).size() == cap);
+    CHECK(domain_reply(d).text.size() == cap);
     d.domain += 'd';
-    CHECK(domain_reply(d) == "TEMP reply too long");
+    CHECK(domain_reply(d).text == "TEMP reply too long");
 
     // A huge reason is bounded, not refused.
     Resolution t = make(Outcome::Tempfail);
     t.reason = std::string(cap * 2, 'r');
-    CHECK(map_reply(MapName::Recipient, t, s) == "TEMP " + std::string(200, 'r'));
+    CHECK(map_reply(MapName::Recipient, t, s).text == "TEMP " + std::string(200, 'r'));
 
     // Every reply of every map stays within the limit.
     for (auto map : all_maps)
-        for (const auto& res : {r, big, route, t}) CHECK(map_reply(map, res, unit_settings()).size() <= cap);
+        for (const auto& res : {r, big, route, t}) CHECK(map_reply(map, res, unit_settings()).text.size() <= cap);
 }
 
 namespace {
@@ -619,15 +630,15 @@ const std::string doubt = "a replacement of this replica is being validated";
 TEST_CASE("policy: an alias answers for its targets") {
     for (const auto& s : {mx_settings(), unit_settings(), defer(mx_settings())}) {
         // Every target disabled: what a disabled mailbox gets.
-        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_disabled("b@my.com")}), s) ==
+        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_disabled("b@my.com")}), s).text ==
               "550 5.2.1 Mailbox disabled");
         // Unknown, or unknown and disabled: what an unknown address gets.
-        CHECK(policy_action(alias_of({target_unknown("gone@my.com")}), s) == "550 5.1.1 User unknown");
-        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_unknown("gone@my.com")}), s) ==
+        CHECK(policy_action(alias_of({target_unknown("gone@my.com")}), s).text == "550 5.1.1 User unknown");
+        CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_unknown("gone@my.com")}), s).text ==
               "550 5.1.1 User unknown");
         // A suspended target and none deliverable: the suspended 4xx.
         CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_mailbox("s@my.com", MailboxState::Suspended)}),
-                            s) == "450 4.2.1 Mailbox temporarily unavailable");
+                            s).text == "450 4.2.1 Mailbox temporarily unavailable");
         // One deliverable target is enough: external, active, moving, on a down unit (held).
         for (const auto& live : {target_external("x@other.org"), target_mailbox("b@my.com"),
                                  target_mailbox("b@my.com", MailboxState::Moving),
@@ -636,10 +647,10 @@ TEST_CASE("policy: an alias answers for its targets") {
             CAPTURE(live.address);
             CHECK(policy_action(alias_of({target_disabled("a@my.com"), target_unknown("gone@my.com"),
                                           target_mailbox("s@my.com", MailboxState::Suspended), live}),
-                                s) == "DUNNO");
+                                s).text == "DUNNO");
         }
         // Without any target (broken data): a temporary failure, never a 5xx.
-        CHECK(policy_action(alias_of({}), s) == "451 4.3.0 Directory temporarily unavailable");
+        CHECK(policy_action(alias_of({}), s).text == "451 4.3.0 Directory temporarily unavailable");
     }
 }
 
@@ -649,16 +660,16 @@ TEST_CASE("policy and maps: in doubt, a dead alias is unconfirmed, never a 5xx o
                                 std::vector<AliasTarget>{target_unknown("gone@my.com")},
                                 std::vector<AliasTarget>{target_unknown("gone@my.com"), target_disabled("a@my.com")}}) {
         const auto r = alias_of(targets, doubt);
-        CHECK(policy_action(r, mx_settings()) == unconfirmed);
+        CHECK(policy_action(r, mx_settings()).text == unconfirmed);
         for (auto map : {MapName::Recipient, MapName::Alias, MapName::TransportMx})
-            CHECK(map_reply(map, r, mx_settings()) == "TEMP " + doubt);
-        CHECK(map_reply(MapName::TransportUnit, r, unit_settings()) == "TEMP " + doubt);
+            CHECK(map_reply(map, r, mx_settings()).text == "TEMP " + doubt);
+        CHECK(map_reply(MapName::TransportUnit, r, unit_settings()).text == "TEMP " + doubt);
     }
     // A suspended target stays the suspended 4xx; a live one DUNNO.
-    CHECK(policy_action(alias_of({target_mailbox("s@my.com", MailboxState::Suspended)}, doubt), mx_settings()) ==
+    CHECK(policy_action(alias_of({target_mailbox("s@my.com", MailboxState::Suspended)}, doubt), mx_settings()).text ==
           "450 4.2.1 Mailbox temporarily unavailable");
     CHECK(policy_action(alias_of({target_unknown("gone@my.com"), target_external("x@other.org")}, doubt),
-                        mx_settings()) == "DUNNO");
+                        mx_settings()).text == "DUNNO");
 }
 
 TEST_CASE("maps: a dead alias is not found anywhere, so Postfix refuses it before accepting") {
@@ -667,29 +678,29 @@ TEST_CASE("maps: a dead alias is not found anywhere, so Postfix refuses it befor
     for (const auto& targets : {std::vector<AliasTarget>{target_disabled("a@my.com")},
                                 std::vector<AliasTarget>{target_unknown("gone@my.com"), target_disabled("a@my.com")}}) {
         const auto r = alias_of(targets);
-        CHECK(map_reply(MapName::Recipient, r, mx_settings()) == not_found);
-        CHECK(map_reply(MapName::Alias, r, mx_settings()) == not_found);
-        CHECK(map_reply(MapName::TransportMx, r, mx_settings()) == not_found);
-        CHECK(map_reply(MapName::TransportUnit, r, unit_settings()) == not_found);
+        CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == not_found);
+        CHECK(map_reply(MapName::Alias, r, mx_settings()).text == not_found);
+        CHECK(map_reply(MapName::TransportMx, r, mx_settings()).text == not_found);
+        CHECK(map_reply(MapName::TransportUnit, r, unit_settings()).text == not_found);
     }
     // A suspended-only alias is found: its mail is held like the mailbox's.
     const auto held = alias_of({target_disabled("a@my.com"), target_mailbox("s@my.com", MailboxState::Suspended)});
-    CHECK(map_reply(MapName::Recipient, held, mx_settings()) == "OK list@my.com");
-    CHECK(map_reply(MapName::Alias, held, mx_settings()) == "OK s@my.com");
+    CHECK(map_reply(MapName::Recipient, held, mx_settings()).text == "OK list@my.com");
+    CHECK(map_reply(MapName::Alias, held, mx_settings()).text == "OK s@my.com");
     // Without targets: TEMP.
-    CHECK(map_reply(MapName::Recipient, alias_of({}), mx_settings()) == "TEMP alias without targets");
+    CHECK(map_reply(MapName::Recipient, alias_of({}), mx_settings()).text == "TEMP alias without targets");
 }
 
 TEST_CASE("alias map: targets that would bounce are left out, unless in doubt") {
     auto r = alias_of({target_external("z@z.org"), target_unknown("gone@my.com"), target_mailbox("a@my.com"),
                        target_disabled("off@my.com"), target_mailbox("s@my.com", MailboxState::Suspended)});
-    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "OK z@z.org,a@my.com,s@my.com");
-    CHECK(map_reply(MapName::Recipient, r, mx_settings()) == "OK list@my.com");
-    CHECK(policy_action(r, mx_settings()) == "DUNNO");
+    CHECK(map_reply(MapName::Alias, r, mx_settings()).text == "OK z@z.org,a@my.com,s@my.com");
+    CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == "OK list@my.com");
+    CHECK(policy_action(r, mx_settings()).text == "DUNNO");
     // In doubt a dead target may exist in the newer file: it stays, and its
     // own transport lookup is TEMP until the doubt is over.
     r.doubt = doubt;
-    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "OK z@z.org,gone@my.com,a@my.com,off@my.com,s@my.com");
+    CHECK(map_reply(MapName::Alias, r, mx_settings()).text == "OK z@z.org,gone@my.com,a@my.com,off@my.com,s@my.com");
 }
 
 TEST_CASE("a bad-data tempfail never sends its reason, which may quote a bad value") {
@@ -698,15 +709,15 @@ TEST_CASE("a bad-data tempfail never sends its reason, which may quote a bad val
     r.reason = "alias list@my.com: bad alias target \"a@x,b@y\": not exactly one address";
     for (auto map : all_maps) {
         if (map == MapName::Domain) continue;
-        const auto reply = map_reply(map, r, unit_settings());
+        const auto reply = map_reply(map, r, unit_settings()).text;
         CAPTURE(reply);
         CHECK(starts_with(reply, "TEMP "));
         CHECK(reply.find("a@x,b@y") == std::string::npos);
     }
-    CHECK(policy_action(r, mx_settings()) == "451 4.3.0 Directory temporarily unavailable");
+    CHECK(policy_action(r, mx_settings()).text == "451 4.3.0 Directory temporarily unavailable");
     r.cause = TempfailCause::AliasLimit;
     r.reason = "alias expansion visits more than max_alias_targets 1000 rows at big@my.com";
-    CHECK(map_reply(MapName::Alias, r, mx_settings()) == "TEMP " + r.reason);
+    CHECK(map_reply(MapName::Alias, r, mx_settings()).text == "TEMP " + r.reason);
 }
 
 // The reader half of "only well-formed values leave the database": a replica
@@ -739,12 +750,12 @@ TEST_CASE("a bad value in the replica is a TEMP and a 4xx, and never reaches a r
         CHECK(r.cause == TempfailCause::BadData);
         for (const auto& [role, s] : roles) {
             CAPTURE(role);
-            const auto action = policy_action(r, s);
+            const auto action = policy_action(r, s).text;
             CHECK(action[0] == '4');
             CHECK(action.find(c.value) == std::string::npos);
             for (auto map : {MapName::Recipient, MapName::TransportMx, MapName::TransportUnit, MapName::Alias}) {
                 if (map == MapName::TransportUnit && s.unit.empty()) continue;
-                const auto reply = map_reply(map, r, s);
+                const auto reply = map_reply(map, r, s).text;
                 CAPTURE(reply);
                 CHECK(starts_with(reply, "TEMP "));
                 CHECK(reply.find(c.value) == std::string::npos);

@@ -71,6 +71,13 @@ TEST_CASE("bad values and unknown keys are one clear line naming the key") {
           "--tempfail-reply: \"554 5.3.0 Broken\" must be a 4xx reply");
     CHECK(load_error({"--stdio", "--unconfirmed-reply", "550 5.1.1 Gone"}).find("must be a 4xx reply") !=
           std::string::npos);
+    // Reply texts are checked here, once: the answers send them as they are.
+    CHECK(load_error({"--stdio", "--disabled-reply", "550 5.2.1 a\nb"}) == "--disabled-reply: control character in value");
+    CHECK(load_error({"--stdio", "--suspended-reply", "450 4.2.1 \ttab"}) ==
+          "--suspended-reply: control character in value");
+    CHECK(load_error({"--stdio", "--tempfail-reply", "451 4.3.0 " + std::string(191, 't')}) ==
+          "--tempfail-reply: reply longer than 200 bytes");
+    CHECK(load_error({"--stdio", "--tempfail-reply", "451 4.3.0 " + std::string(190, 't')}) == "(no error)");
     CHECK(load_error({"--stdio", "--idle-timeout", "0"}) == "--idle-timeout: must be at least 1s");
     CHECK(load_error({"--stdio", "--unit", "u1"}) == "mx_relay: required with unit (where mail for other units goes)");
     CHECK(load_error({}) == "nothing to listen on: give policy_listen or socketmap_listen (or --stdio)");
