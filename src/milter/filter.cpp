@@ -29,10 +29,12 @@ using common::printable;
 
 struct Slot {
     Slot(DirectoryOptions directory_options, ResolverOptions resolver_options)
-        : directory(std::move(directory_options)), resolver(directory, std::move(resolver_options)) {}
+        : directory(std::move(directory_options)),
+          resolver(directory, std::move(resolver_options)),
+          replica_watch(directory.status()) {}
     Directory directory;
     Resolver resolver;
-    std::uint64_t switches_seen = 0, refusals_seen = 0;
+    common::ReplicaWatch replica_watch;
 };
 
 class ResolverPool {
@@ -87,46 +89,12 @@ public:
         }
         // Opening happens outside the lock; the Directory opens lazily anyway.
         auto slot = std::make_unique<Slot>(directory_, resolver_);
-        slot->switches_seen = slot->directory.status().switches;
-        slot->refusals_seen = slot->directory.status().refusals;
         return Lease(*this, std::move(slot));
     }
 
 private:
     void note_replica_changes(Slot& slot) noexcept {
-        const auto& status = slot.directory.status();
-        auto& stats = filter_stats();
-        if (status.serving) {
-            stats.replica_generation.store(static_cast<std::uint64_t>(status.snapshot.generation),
-                                           std::memory_order_relaxed);
-            stats.replica_published_at.store(static_cast<std::uint64_t>(status.snapshot.published_at.value_or(0)),
-                                             std::memory_order_relaxed);
-        }
-        stats.replica_notes.set_pending(status.pending.has_value());
-        try {
-            if (status.serving) stats.replica_notes.serving(status.snapshot.primary_id);  // once a message: cheap
-            if (auto text = clock_skew_to_report(status, directory_.validation.get(), std::time(nullptr)))
-                log(Severity::Warning, "replica: {}", *text);
-            if (directory_.validation)
-                if (auto text = directory_.validation->record_problem_to_report())
-                    log(Severity::Warning, "replica: {}", *text);
-            if (status.switches != slot.switches_seen) {
-                MilterStats::add(filter_stats().replica_switches, status.switches - slot.switches_seen);
-                slot.switches_seen = status.switches;
-                stats.replica_notes.switched();
-                log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
-            }
-            if (status.refusals != slot.refusals_seen) {
-                slot.refusals_seen = status.refusals;
-                if (auto text = refusal_to_report(status, directory_.validation.get())) {
-                    MilterStats::add(filter_stats().replica_refusals);
-                    MilterStats::add(filter_stats().refusal_reasons[static_cast<std::size_t>(status.refused->reason)]);
-                    log(Severity::Warning, "replica: refused {}", *text);
-                    stats.replica_notes.refused(to_string(status.refused->reason), std::time(nullptr));
-                }
-            }
-        } catch (const std::exception&) {  // allocation failure: noted at the next lease
-        }
+        slot.replica_watch.observe(slot.directory.status(), directory_.validation.get(), filter_stats().replica);
     }
 
     void give_back(std::unique_ptr<Slot> slot) noexcept {

@@ -11,7 +11,7 @@
 #include <cstdint>
 #include <string>
 
-#include "common/replica_metrics.hpp"
+#include "common/replica_watch.hpp"
 #include "unit/directory.hpp"
 
 namespace unit::milter {
@@ -32,21 +32,15 @@ struct MilterStats {
     Counter headers_removed{0};  // forged routing headers from untrusted clients
     Counter recipients_added{0}, recipients_removed{0};  // alias expansion
     Counter directory_tempfails{0};  // messages with a recipient the directory could not resolve
-    Counter replica_switches{0};
-    // Replacements refused, each file once (not once per pooled connection), in all and by reason.
-    Counter replica_refusals{0};
-    std::array<Counter, unit::refusal_reason_count> refusal_reasons{};  // by unit::RefusalReason
-    Counter replica_generation{0};  // of the last snapshot a lookup used
-    Counter replica_published_at{0};  // its meta.published_at (0: not stamped)
-    // Its primary, a pending replacement, the last refusal.
-    common::ReplicaNotes replica_notes;
+    common::ReplicaCounters replica;  // counted by each pooled connection's ReplicaWatch
 
     static void add(Counter& counter, std::uint64_t n = 1) noexcept {
         counter.fetch_add(n, std::memory_order_relaxed);
     }
 };
 
-// The counters in the Prometheus text format (families named unitmilter_*).
+// The counters in the Prometheus text format (families named unitmilter_*),
+// from one list of them (stats.cpp).
 std::string stats_prometheus(const MilterStats& stats);
 
 }  // namespace unit::milter

@@ -3,7 +3,6 @@
 #include <fmt/format.h>
 
 #include <chrono>
-#include <ctime>
 
 #include "common/log.hpp"
 
@@ -12,23 +11,7 @@ namespace unit::policyd {
 using common::Severity;
 using common::printable;
 
-DirectoryOptions directory_options(const Settings& s, std::shared_ptr<ValidationCache> validation,
-                                   std::chrono::milliseconds snapshot_hold) {
-    DirectoryOptions o;
-    o.path = s.db;
-    o.validation = std::move(validation);
-    o.snapshot_hold = snapshot_hold;
-    o.validation_timeout = s.validation_timeout;
-    o.lookup_timeout = s.lookup_timeout;
-    return o;
-}
-
 namespace {
-
-ResolverOptions untraced(ResolverOptions o) {
-    o.trace = false;
-    return o;
-}
 
 // Times one request into the latency histogram.
 class Timer {
@@ -46,83 +29,6 @@ private:
 };
 
 }  // namespace
-
-// ------------------------------------------------------------ Worker
-
-Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation,
-               std::chrono::milliseconds snapshot_hold)
-    : settings_(std::move(settings)),
-      stats_(stats),
-      validation_(validation),
-      directory_(directory_options(*settings_, std::move(validation), snapshot_hold)) {
-    resolver_.emplace(directory_, untraced(settings_->resolver));
-    switches_seen_ = directory_.status().switches;
-    refusals_seen_ = directory_.status().refusals;
-}
-
-void Worker::reconfigure(std::shared_ptr<const Settings> settings) {
-    settings_ = std::move(settings);
-    resolver_.emplace(directory_, untraced(settings_->resolver));
-}
-
-void Worker::note_replica_changes() {
-    const auto& status = directory_.status();
-    if (status.serving && status.snapshot.generation != generation_seen_) {  // the first snapshot, or a switch
-        generation_seen_ = status.snapshot.generation;
-        stats_.replica_generation.store(static_cast<std::uint64_t>(generation_seen_), std::memory_order_relaxed);
-        stats_.replica_published_at.store(static_cast<std::uint64_t>(status.snapshot.published_at.value_or(0)),
-                                          std::memory_order_relaxed);
-        stats_.replica_notes.serving(status.snapshot.primary_id);
-        if (auto text = clock_skew_to_report(status, validation_.get(), std::time(nullptr)))
-            common::log(Severity::Warning, "replica: {}", *text);
-    }
-    if (validation_)
-        if (auto text = validation_->record_problem_to_report()) common::log(Severity::Warning, "replica: {}", *text);
-    if (status.switches != switches_seen_) {
-        stats_.replica_switches += status.switches - switches_seen_;
-        switches_seen_ = status.switches;
-        stats_.replica_notes.serving(status.snapshot.primary_id);  // a takeover may keep the generation
-        stats_.replica_notes.switched();
-        common::log(Severity::Info, "replica: switched to generation {}", status.snapshot.generation);
-    }
-    if (status.refusals != refusals_seen_) {
-        refusals_seen_ = status.refusals;
-        if (auto text = refusal_to_report(status, validation_.get())) {
-            stats_.count(status.refused->reason);
-            common::log(Severity::Warning, "replica: refused {}", *text);
-            stats_.replica_notes.refused(to_string(status.refused->reason), std::time(nullptr), std::move(*text));
-        }
-    }
-    stats_.replica_notes.set_pending(status.pending.has_value());
-    if (status.problem != problem_seen_) {  // each new problem once, not per request
-        problem_seen_ = status.problem;
-        if (!problem_seen_.empty() && !status.refused) common::log(Severity::Warning, "replica: {}", problem_seen_);
-    }
-}
-
-void Worker::tick() noexcept {
-    directory_.end_expired_read();
-    directory_.refresh();
-    try {
-        note_replica_changes();
-    } catch (const std::exception&) {  // allocation failure: the next request notes it
-    }
-}
-
-Resolution Worker::resolve(std::string_view address) {
-    Resolution r = resolver_->resolve(address);
-    note_replica_changes();
-    stats_.count(r.outcome);
-    if (r.outcome == Outcome::Tempfail) stats_.count(r.cause);
-    return r;
-}
-
-DomainResolution Worker::resolve_domain(std::string_view domain) {
-    DomainResolution d = resolver_->resolve_domain(domain);
-    note_replica_changes();
-    if (d.outcome == DomainOutcome::Tempfail) stats_.count(d.cause);
-    return d;
-}
 
 // ------------------------------------------------------------ policy
 

@@ -205,7 +205,7 @@ void HeldMailWatcher::Impl::run() {
         auto s = settings;
         lock.unlock();
         const auto now = std::chrono::steady_clock::now();
-        const auto serving = static_cast<std::int64_t>(stats.replica_generation.load(std::memory_order_relaxed));
+        const auto serving = static_cast<std::int64_t>(stats.replica.generation.load(std::memory_order_relaxed));
         const bool new_generation = serving > 0 && serving != scanned_generation;
         const auto interval = released ? std::min<std::chrono::seconds>(s->held_mail_interval, after_release)
                                         : s->held_mail_interval;

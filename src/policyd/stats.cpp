@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 #include <sqlite3.h>
 
+#include "common/counter_list.hpp"
 #include "common/json_writer.hpp"
 #include "common/metrics_http.hpp"
 #include "common/process_metrics.hpp"
@@ -30,48 +31,77 @@ std::uint64_t upper_bound_of(int bucket) noexcept {
     return (std::uint64_t{1} << log2) + (static_cast<std::uint64_t>(quarter + 1) << (log2 - 2)) - 1;
 }
 
-std::uint64_t get(const std::atomic<std::uint64_t>& c) { return c.load(std::memory_order_relaxed); }
+double get(const std::atomic<std::uint64_t>& c) { return static_cast<double>(c.load(std::memory_order_relaxed)); }
 
-std::vector<std::pair<std::string, std::uint64_t>> flatten(const Stats& s) {
-    auto uptime = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now() - s.started);
-    std::vector<std::pair<std::string, std::uint64_t>> v = {
-        {"uptime_seconds", static_cast<std::uint64_t>(uptime.count())},
-        {"connections_accepted", get(s.connections_accepted)},
-        {"connections_open", get(s.connections_open)},
-        {"connections_closed_idle", get(s.connections_closed_idle)},
-        {"connections_closed_full", get(s.connections_closed_full)},
-        {"connections_closed_peer", get(s.connections_closed_peer)},
-        {"connections_closed_slow", get(s.connections_closed_slow)},
-        {"protocol_errors", get(s.protocol_errors)},
-        {"policy_requests", get(s.policy_requests)},
-        {"socketmap_requests", get(s.socketmap_requests)},
-    };
-    const char* verdicts[] = {"dunno", "reject", "defer", "tempfail", "not_rcpt"};
-    for (int i = 0; i < 5; ++i) v.emplace_back(fmt::format("policy_{}", verdicts[i]), get(s.verdicts[i]));
-    const char* replies[] = {"ok", "notfound", "temp", "perm"};
-    for (int i = 0; i < 4; ++i) v.emplace_back(fmt::format("socketmap_{}", replies[i]), get(s.replies[i]));
-    v.emplace_back("socketmap_partial_keys", get(s.socketmap_partial_keys));
-    for (int i = 0; i < 8; ++i)
-        v.emplace_back(fmt::format("outcome_{}", to_string(static_cast<Outcome>(i))), get(s.outcomes[i]));
-    for (std::size_t i = 1; i < unit::tempfail_cause_count; ++i)
-        v.emplace_back(fmt::format("tempfail_{}", to_string(static_cast<TempfailCause>(i))), get(s.tempfail_causes[i]));
-    v.emplace_back("replica_switches", get(s.replica_switches));
-    v.emplace_back("replica_refusals", get(s.replica_refusals));
-    for (std::size_t i = 0; i < unit::refusal_reason_count; ++i)
-        v.emplace_back(fmt::format("replica_refusals_{}", to_string(static_cast<RefusalReason>(i))),
-                       get(s.refusal_reasons[i]));
-    v.emplace_back("replica_generation", get(s.replica_generation));
-    v.emplace_back("replica_published_at", get(s.replica_published_at));
-    std::uint64_t held = 0;
-    for (const auto& [unit, count] : s.held()) held += count;
-    v.emplace_back("held_messages", held);
-    v.emplace_back("held_released", get(s.held_released));
-    v.emplace_back("held_scan_errors", get(s.held_scan_errors));
-    v.emplace_back("latency_count", s.latency.count());
-    v.emplace_back("latency_p50_us", s.latency.percentile(50));
-    v.emplace_back("latency_p99_us", s.latency.percentile(99));
-    v.emplace_back("latency_p999_us", s.latency.percentile(99.9));
-    return v;
+// A family counted by an enum: a sample per value, named by `name_of`.
+template <std::size_t N, class NameOf>
+common::LabelledSamples by_index(const std::array<Stats::Counter, N>& counters, NameOf name_of, std::size_t first = 0) {
+    common::LabelledSamples samples;
+    for (std::size_t i = first; i < N; ++i) samples.emplace_back(name_of(i), get(counters[i]));
+    return samples;
+}
+
+constexpr const char* verdict_names[] = {"dunno", "reject", "defer", "tempfail", "not_rcpt"};
+constexpr const char* reply_names[] = {"ok", "notfound", "temp", "perm"};
+
+// The one list of unitpolicy's counters (counter_list.hpp): each family
+// once, with its control-socket key, Prometheus name, type and help. The
+// latency histogram and the replica's notes are written apart (their shapes
+// differ between the two outputs).
+template <class Out>
+void each_counter(const Stats& s, Out& out) {
+    using Type = common::MetricsText::Type;
+    const auto uptime = std::chrono::duration<double>(std::chrono::system_clock::now() - s.started).count();
+    out.one("uptime_seconds", "uptime_seconds", Type::Gauge, "Seconds since the daemon started.", uptime);
+    out.one("connections_accepted", "connections_accepted_total", Type::Counter, "Client connections accepted.",
+            get(s.connections_accepted));
+    out.one("connections_open", "connections_open", Type::Gauge, "Client connections open now.",
+            get(s.connections_open));
+    out.one("connections_closed_idle", "connections_closed_idle_total", Type::Counter,
+            "Connections closed after the idle timeout.", get(s.connections_closed_idle));
+    out.one("connections_closed_full", "connections_closed_full_total", Type::Counter,
+            "Connections closed to make room at max_connections (the one waiting longest for a request).",
+            get(s.connections_closed_full));
+    out.one("connections_closed_peer", "connections_closed_peer_total", Type::Counter,
+            "Connections closed to make room for a new one from the same peer at max_connections_per_peer.",
+            get(s.connections_closed_peer));
+    out.one("connections_closed_slow", "connections_closed_slow_total", Type::Counter,
+            "Connections closed after request_timeout (a request trickling in, or answers left unread).",
+            get(s.connections_closed_slow));
+    out.one("protocol_errors", "protocol_errors_total", Type::Counter,
+            "Connections closed for a malformed or oversized request.", get(s.protocol_errors));
+    out.by("{}_requests", "requests_total", Type::Counter, "Requests answered, by protocol.", "protocol",
+           {{"policy", get(s.policy_requests)}, {"socketmap", get(s.socketmap_requests)}});
+    out.by("policy_{}", "policy_verdicts_total", Type::Counter, "Policy answers, by kind.", "verdict",
+           by_index(s.verdicts, [](std::size_t i) { return verdict_names[i]; }));
+    out.by("socketmap_{}", "socketmap_replies_total", Type::Counter, "Socketmap answers, by kind.", "reply",
+           by_index(s.replies, [](std::size_t i) { return reply_names[i]; }));
+    out.one("socketmap_partial_keys", "socketmap_partial_keys_total", Type::Counter,
+            "Keys that are not a full address (user, @domain, domain, .domain): NOTFOUND without a resolution.",
+            get(s.socketmap_partial_keys));
+    out.by("outcome_{}", "resolutions_total", Type::Counter, "Address resolutions, by outcome.", "outcome",
+           by_index(s.outcomes, [](std::size_t i) { return to_string(static_cast<Outcome>(i)); }));
+    out.by("tempfail_{}", "tempfails_total", Type::Counter, "Temporary failures, by cause.", "cause",
+           by_index(s.tempfail_causes, [](std::size_t i) { return to_string(static_cast<TempfailCause>(i)); }, 1));
+    common::each_replica_counter(s.replica, out);
+    const auto held = s.held();
+    common::LabelledSamples held_by_unit;
+    double held_total = 0;
+    for (const auto& [unit, count] : held) {
+        held_by_unit.emplace_back(unit, static_cast<double>(count));
+        held_total += static_cast<double>(count);
+    }
+    out.one("held_messages", "", Type::Gauge, "", held_total);  // Prometheus has it by unit
+    out.by("", "held_messages", Type::Gauge,
+           "Deferred messages held for a unit, at the last scan of the queue (unit=\"(none)\": held recipients "
+           "without a route now).",
+           "unit", held_by_unit);
+    out.one("", "held_scan_timestamp_seconds", Type::Gauge, "When the last scan of the queue ended (0: none yet).",
+            get(s.held_scanned_at));
+    out.one("held_released", "held_released_total", Type::Counter,
+            "Held messages released (postqueue -i) once their route changed.", get(s.held_released));
+    out.one("held_scan_errors", "held_scan_errors_total", Type::Counter,
+            "Scans of the queue that failed (postqueue missing or failing).", get(s.held_scan_errors));
 }
 
 }  // namespace
@@ -119,93 +149,27 @@ std::map<std::string, std::uint64_t> Stats::held() const {
 
 std::string stats_json(const Stats& stats, const ReplicaView& replica) {
     common::JsonObject object;
-    for (const auto& [name, value] : flatten(stats)) object.number(name, static_cast<std::int64_t>(value));
+    common::CounterJson out(object);
+    each_counter(stats, out);
+    object.number("latency_count", static_cast<std::int64_t>(stats.latency.count()));
+    object.number("latency_p50_us", static_cast<std::int64_t>(stats.latency.percentile(50)));
+    object.number("latency_p99_us", static_cast<std::int64_t>(stats.latency.percentile(99)));
+    object.number("latency_p999_us", static_cast<std::int64_t>(stats.latency.percentile(99.9)));
     object.number("replica_validating", replica.validating ? 1 : 0);
-    object.string("replica_refused", stats.replica_notes.view().refused_detail);
+    object.string("replica_refused", stats.replica.notes.view().refused_detail);
     return object.text();
 }
 
 std::string stats_prometheus(const Stats& s) {
     using common::MetricsText;
-    using Type = MetricsText::Type;
     MetricsText m;
-    auto counter = [&](const char* name, const char* help, const Stats::Counter& value) {
-        m.family(name, Type::Counter, help);
-        m.sample(name, static_cast<double>(get(value)));
-    };
-    auto gauge = [&](const char* name, const char* help, double value) {
-        m.family(name, Type::Gauge, help);
-        m.sample(name, value);
-    };
-    auto uptime = std::chrono::duration<double>(std::chrono::system_clock::now() - s.started).count();
-    gauge("unitpolicy_uptime_seconds", "Seconds since the daemon started.", uptime);
     common::build_info(m, "unitpolicy", {{"version", UNIT_VERSION}, {"sqlite", sqlite3_libversion()}});
     common::process_metrics(m, common::read_process());
-    counter("unitpolicy_connections_accepted_total", "Client connections accepted.", s.connections_accepted);
-    gauge("unitpolicy_connections_open", "Client connections open now.", static_cast<double>(get(s.connections_open)));
-    counter("unitpolicy_connections_closed_idle_total", "Connections closed after the idle timeout.",
-            s.connections_closed_idle);
-    counter("unitpolicy_connections_closed_full_total",
-            "Connections closed to make room at max_connections (the one waiting longest for a request).",
-            s.connections_closed_full);
-    counter("unitpolicy_connections_closed_peer_total",
-            "Connections closed to make room for a new one from the same peer at max_connections_per_peer.",
-            s.connections_closed_peer);
-    counter("unitpolicy_connections_closed_slow_total",
-            "Connections closed after request_timeout (a request trickling in, or answers left unread).",
-            s.connections_closed_slow);
-    counter("unitpolicy_protocol_errors_total", "Connections closed for a malformed or oversized request.",
-            s.protocol_errors);
-
-    m.family("unitpolicy_requests_total", Type::Counter, "Requests answered, by protocol.");
-    m.sample("unitpolicy_requests_total", static_cast<double>(get(s.policy_requests)), {{"protocol", "policy"}});
-    m.sample("unitpolicy_requests_total", static_cast<double>(get(s.socketmap_requests)), {{"protocol", "socketmap"}});
-    m.family("unitpolicy_policy_verdicts_total", Type::Counter, "Policy answers, by kind.");
-    const char* verdicts[] = {"dunno", "reject", "defer", "tempfail", "not_rcpt"};
-    for (int i = 0; i < 5; ++i)
-        m.sample("unitpolicy_policy_verdicts_total", static_cast<double>(get(s.verdicts[i])), {{"verdict", verdicts[i]}});
-    m.family("unitpolicy_socketmap_replies_total", Type::Counter, "Socketmap answers, by kind.");
-    const char* replies[] = {"ok", "notfound", "temp", "perm"};
-    for (int i = 0; i < 4; ++i)
-        m.sample("unitpolicy_socketmap_replies_total", static_cast<double>(get(s.replies[i])), {{"reply", replies[i]}});
-    counter("unitpolicy_socketmap_partial_keys_total",
-            "Keys that are not a full address (user, @domain, domain, .domain): NOTFOUND without a resolution.",
-            s.socketmap_partial_keys);
-    m.family("unitpolicy_resolutions_total", Type::Counter, "Address resolutions, by outcome.");
-    for (int i = 0; i < 8; ++i)
-        m.sample("unitpolicy_resolutions_total", static_cast<double>(get(s.outcomes[i])),
-                 {{"outcome", to_string(static_cast<Outcome>(i))}});
-    m.family("unitpolicy_tempfails_total", Type::Counter, "Temporary failures, by cause.");
-    for (std::size_t i = 1; i < unit::tempfail_cause_count; ++i)
-        m.sample("unitpolicy_tempfails_total", static_cast<double>(get(s.tempfail_causes[i])),
-                 {{"cause", to_string(static_cast<TempfailCause>(i))}});
-
-    counter("unitpolicy_replica_switches_total", "Switches to a new replica file (per worker).", s.replica_switches);
-    m.family("unitpolicy_replica_refusals_total", Type::Counter,
-             "Replacement replica files refused (each file once), by reason.");
-    for (std::size_t i = 0; i < unit::refusal_reason_count; ++i)
-        m.sample("unitpolicy_replica_refusals_total", static_cast<double>(get(s.refusal_reasons[i])),
-                 {{"reason", to_string(static_cast<RefusalReason>(i))}});
-    gauge("unitpolicy_replica_generation", "Generation of the snapshot answering now.",
-          static_cast<double>(get(s.replica_generation)));
-    gauge("unitpolicy_replica_published_timestamp_seconds", "When that snapshot was published (0: not stamped).",
-          static_cast<double>(get(s.replica_published_at)));
-    common::replica_metrics(m, "unitpolicy", s.replica_notes.view());
-
-    m.family("unitpolicy_held_messages", Type::Gauge,
-             "Deferred messages held for a unit, at the last scan of the queue (unit=\"(none)\": held recipients "
-             "without a route now).");
-    for (const auto& [unit, count] : s.held())
-        m.sample("unitpolicy_held_messages", static_cast<double>(count), {{"unit", unit}});
-    gauge("unitpolicy_held_scan_timestamp_seconds", "When the last scan of the queue ended (0: none yet).",
-          static_cast<double>(get(s.held_scanned_at)));
-    counter("unitpolicy_held_released_total", "Held messages released (postqueue -i) once their route changed.",
-            s.held_released);
-    counter("unitpolicy_held_scan_errors_total", "Scans of the queue that failed (postqueue missing or failing).",
-            s.held_scan_errors);
-
+    common::CounterMetrics out(m, "unitpolicy");
+    each_counter(s, out);
+    common::replica_metrics(m, "unitpolicy", s.replica.notes.view());
     // Bucket bounds are those of the latency histogram nearest below each le.
-    m.family("unitpolicy_request_duration_seconds", Type::Histogram, "Time to answer one request.");
+    m.family("unitpolicy_request_duration_seconds", MetricsText::Type::Histogram, "Time to answer one request.");
     for (std::uint64_t le : {25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 25000, 100000, 1000000})
         m.sample("unitpolicy_request_duration_seconds_bucket", static_cast<double>(s.latency.count_at_most(le)),
                  {{"le", fmt::format("{}", static_cast<double>(le) / 1e6)}});

@@ -11,7 +11,7 @@
 #include <mutex>
 #include <string>
 
-#include "common/replica_metrics.hpp"
+#include "common/replica_watch.hpp"
 #include "policyd/answers.hpp"
 #include "unit/directory.hpp"
 #include "unit/resolver.hpp"
@@ -49,15 +49,7 @@ struct Stats {
     std::array<Counter, 4> replies{};         // by ReplyKind
     std::array<Counter, 8> outcomes{};        // by unit::Outcome
     std::array<Counter, unit::tempfail_cause_count> tempfail_causes{}; // by unit::TempfailCause
-    Counter replica_switches{0};
-    // Replacements refused, each file once (not once per worker), in all and by reason.
-    Counter replica_refusals{0};
-    std::array<Counter, unit::refusal_reason_count> refusal_reasons{};  // by unit::RefusalReason
-    // The snapshot answering now (the newest any worker has switched to).
-    Counter replica_generation{0}, replica_published_at{0};
-    // The served snapshot's primary, a pending replacement, the refusal
-    // holding (its text "PATH: reason: why" while no switch has followed).
-    common::ReplicaNotes replica_notes;
+    common::ReplicaCounters replica;  // counted by each worker's ReplicaWatch
     LatencyHistogram latency;
     // The held-mail watcher (held_mail.hpp): messages released, scans that
     // failed, when the last scan ended (Unix time, 0: none yet), and what it
@@ -72,11 +64,6 @@ struct Stats {
     void count(TempfailCause c) noexcept {
         tempfail_causes[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
     }
-    void count(unit::RefusalReason r) noexcept {
-        replica_refusals.fetch_add(1, std::memory_order_relaxed);
-        refusal_reasons[static_cast<std::size_t>(r)].fetch_add(1, std::memory_order_relaxed);
-    }
-
 private:
     mutable std::mutex held_mutex_;
     std::map<std::string, std::uint64_t> held_;
@@ -88,10 +75,10 @@ struct ReplicaView {
     bool validating = false;
 };
 
-// The counters as one JSON object, or in the Prometheus text format
-// (families named unitpolicy_*).
 // The counters, the replica's state and the last refused file, as one flat
-// JSON object (the control socket's answer).
+// JSON object (the control socket's answer); the counters in the Prometheus
+// text format (families named unitpolicy_*). Both read one list of the
+// counters (stats.cpp).
 std::string stats_json(const Stats& stats, const ReplicaView& replica = {});
 std::string stats_prometheus(const Stats& stats);
 

@@ -64,11 +64,11 @@ TEST_CASE("prometheus text: reads what the daemons write") {
 
 TEST_CASE("both daemons' /metrics read as a report: generation, primary, pending, refusal") {
     unit::policyd::Stats policy;
-    policy.replica_generation = 9;
-    policy.replica_published_at = 1000;
-    policy.replica_notes.serving("0123456789abcdef");
-    policy.replica_notes.refused("regression", 1500);
-    policy.replica_notes.set_pending(true);
+    policy.replica.generation = 9;
+    policy.replica.published_at = 1000;
+    policy.replica.notes.serving("0123456789abcdef");
+    policy.replica.notes.refused("regression", 1500);
+    policy.replica.notes.set_pending(true);
     auto report = report_of(Fetched{unit::policyd::stats_prometheus(policy), ""});
     CHECK(report.daemon == "unitpolicy");
     CHECK(report.generation == 9);
@@ -79,11 +79,11 @@ TEST_CASE("both daemons' /metrics read as a report: generation, primary, pending
     CHECK(report.last_refusal == 1500);
 
     unit::milter::MilterStats milter;
-    milter.replica_generation = 11;
-    milter.replica_published_at = 2000;
-    milter.replica_notes.serving("fedcba");
-    milter.replica_notes.refused("foreign", 2500);
-    milter.replica_notes.switched();  // the refusal is over, its time stays
+    milter.replica.generation = 11;
+    milter.replica.published_at = 2000;
+    milter.replica.notes.serving("fedcba");
+    milter.replica.notes.refused("foreign", 2500);
+    milter.replica.notes.switched();  // the refusal is over, its time stays
     report = report_of(Fetched{unit::milter::stats_prometheus(milter), ""});
     CHECK(report.daemon == "unitmilter");
     CHECK(report.generation == 11);

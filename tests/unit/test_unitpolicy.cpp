@@ -682,11 +682,17 @@ TEST_CASE("a replacement the daemon's user cannot read, or a FIFO, is refused on
 }
 
 TEST_CASE("refusals are counted by reason on the control socket and in Prometheus, the total kept") {
+    // Each worker's ReplicaWatch counts a refusal its Directory reports.
     unit::policyd::Stats stats;
-    stats.count(RefusalReason::Unreadable);
-    stats.count(RefusalReason::Timeout);
-    stats.count(RefusalReason::Timeout);
-    stats.replica_notes.refused("timeout", 0, "units.db: timeout: validation did not finish");
+    DirectoryStatus status;
+    status.path = "units.db";
+    common::ReplicaWatch watch(status);
+    for (auto reason : {RefusalReason::Unreadable, RefusalReason::Timeout, RefusalReason::Timeout}) {
+        status.refusals++;
+        status.refused = RefusedFile{FileId{}, reason, "validation did not finish"};
+        watch.observe(status, nullptr, stats.replica);
+    }
+    watch.observe(status, nullptr, stats.replica);  // nothing new: not counted again
     auto json = unit::policyd::stats_json(stats, unit::policyd::ReplicaView{true});
     CHECK(json.find("\"replica_refusals\":3,") != std::string::npos);
     CHECK(json.find("\"replica_refusals_timeout\":2,") != std::string::npos);
