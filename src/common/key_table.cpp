@@ -71,6 +71,12 @@ std::string set_inet_endpoint(std::string& field, std::string_view value) {
     return {};
 }
 
+std::string show_bool(bool value) { return value ? "yes" : "no"; }
+
+std::string show_seconds(std::chrono::seconds value) { return fmt::format("{}s", value.count()); }
+
+std::string show_list(const std::vector<std::string>& list) { return fmt::format("{}", fmt::join(list, " ")); }
+
 std::string option_name(std::string_view key) {
     std::string name(key);
     std::replace(name.begin(), name.end(), '_', '-');

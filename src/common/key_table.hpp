@@ -1,7 +1,9 @@
 // key_table.hpp: the one declarative table of configuration keys each
-// program has (STYLE §7): a key's name, default, one-line doc and how its
-// value is applied drive the configuration file (`key = value`), the command
-// line (--key-name, with '-' for '_'), --help and the man page tests.
+// program has (STYLE §7): a key's name, default, one-line doc, how its
+// value is applied and shown, and whether a reload applies it drive the
+// configuration file (`key = value`), the command line (--key-name, with
+// '-' for '_'), --help, --dump's configuration (describe()), the reload's
+// list of settings kept until a restart, and the man page tests.
 //
 // Appliers return "" when they took the value, else why not; the table turns
 // that into common::ConfigError naming the key (and FILE:LINE for the file).
@@ -16,8 +18,11 @@
 #include <span>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "common/config_file.hpp"
+#include "common/kept_settings.hpp"
 #include "common/log.hpp"
 
 namespace unit::common {
@@ -44,6 +49,11 @@ std::string set_number(Number& field, std::string_view value, Number min, Number
     return {};
 }
 
+// Values as `key = value` gives them, for the show functions.
+std::string show_bool(bool value);                          // yes | no
+std::string show_seconds(std::chrono::seconds value);       // "30s"
+std::string show_list(const std::vector<std::string>& list);  // space separated
+
 // "policy_listen" -> "policy-listen"
 std::string option_name(std::string_view key);
 
@@ -53,12 +63,20 @@ enum class KeyKind {
     Flag,        // yes/no; "--name" alone on the command line means yes
 };
 
+// Whether a reload (SIGHUP) applies a changed value.
+enum class Reload {
+    Applied,
+    AtRestart,  // read once, at start (a socket, the threads, the user...): the running value stays
+};
+
 template <class Settings>
 struct Key {
     const char* name;
     const char* fallback;  // the default, as text
     const char* doc;
     std::string (*apply)(std::string_view value, Settings& s);
+    std::string (*show)(const Settings& s);  // the value, as the file would give it
+    Reload reload = Reload::Applied;
     KeyKind kind = KeyKind::Value;
     void (*clear)(Settings& s) = nullptr;  // Repeatable: empties the list
 };
@@ -133,6 +151,21 @@ public:
                 apply(k, it->second.template as<std::string>(), s);
             }
         }
+    }
+
+    // Each key and its value in `s`, in the table's order.
+    std::vector<std::pair<std::string, std::string>> describe(const Settings& s) const {
+        std::vector<std::pair<std::string, std::string>> out;
+        for (const auto& k : keys_) out.emplace_back(k.name, k.show(s));
+        return out;
+    }
+
+    // The keys read once at start whose value a reload would change.
+    KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded) const {
+        KeptSettings kept;
+        for (const auto& k : keys_)
+            if (k.reload == Reload::AtRestart) kept.compare(k.name, k.show(started), k.show(reloaded));
+        return kept;
     }
 
 private:

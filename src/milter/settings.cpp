@@ -22,6 +22,7 @@ namespace {
 
 using Key = common::Key<Settings>;
 using common::KeyKind;
+using common::Reload;
 using common::set_bool;
 using common::set_duration;
 using common::set_number;
@@ -79,66 +80,89 @@ std::string set_networks(Settings& s, std::string_view value) {
 
 const Key keys[] = {
     {"db", "/var/lib/unitpolicy/units.db", "the replica of the policy database (read-only)",
-     [](std::string_view v, Settings& s) { return set_text(s.db, v, false); }},
+     [](std::string_view v, Settings& s) { return set_text(s.db, v, false); },
+     [](const Settings& s) -> std::string { return s.db; }},
     {"listen", "", "where the MTA connects: unix:/path or inet:PORT@HOST (libmilter's syntax)",
-     [](std::string_view v, Settings& s) { return set_listen(s.listen, v); }},
+     [](std::string_view v, Settings& s) { return set_listen(s.listen, v); },
+     [](const Settings& s) -> std::string { return s.listen; }, Reload::AtRestart},
     {"socket_mode", "0660", "mode of a unix socket (octal)",
-     [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); }},
+     [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); },
+     [](const Settings& s) -> std::string { return fmt::format("{:04o}", s.socket_mode); }, Reload::AtRestart},
     {"socket_group", "", "group of a unix socket (empty: the group that started the filter)",
-     [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); },
+     [](const Settings& s) -> std::string { return s.socket_group; }, Reload::AtRestart},
     {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
-     [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); }},
+     [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); },
+     [](const Settings& s) -> std::string { return s.metrics; }, Reload::AtRestart},
     {"role", "mx", "mx (the MX pool) or unit (a mailbox server; needs unit)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "mx") s.role = Role::Mx;
          else if (v == "unit") s.role = Role::Unit;
          else return fmt::format("bad role \"{}\" (expected mx or unit)", v);
          return {};
-     }},
-    {"unit", "", "this host's unit (role unit)", [](std::string_view v, Settings& s) { return set_unit(s.unit, v); }},
+     },
+     [](const Settings& s) -> std::string { return s.role == Role::Unit ? "unit" : "mx"; }},
+    {"unit", "", "this host's unit (role unit)", [](std::string_view v, Settings& s) { return set_unit(s.unit, v); },
+     [](const Settings& s) -> std::string { return s.unit; }},
     {"trusted_networks", "", "clients whose routing headers are kept: IPv4/IPv6 CIDRs, comma or space separated "
                              "(the other MX hosts and the units)",
-     [](std::string_view v, Settings& s) { return set_networks(s, v); }},
+     [](std::string_view v, Settings& s) { return set_networks(s, v); },
+     [](const Settings& s) -> std::string { return s.trusted_networks.to_string(); }},
     {"max_hops", "6", "refuse (451 4.4.6) a message whose incoming hop count reaches this",
-     [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 24); }},  // 2 x 24 < hop_count_limit (50)
+     [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 24); },
+     [](const Settings& s) -> std::string { return std::to_string(s.max_hops); }},  // 2 x 24 < hop_count_limit (50)
     {"header_prefix", "X-Unit-", "the routing header prefix; the route header is PREFIX + Route",
-     [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); }},
+     [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); },
+     [](const Settings& s) -> std::string { return s.header_prefix; }},
     {"max_stripped_headers", "10", "the most routing headers deleted from one message; more from an untrusted client "
                                    "refuse it (550 5.7.1)",
      [](std::string_view v, Settings& s) {
          return set_number(s.max_stripped_headers, v, std::size_t{0}, max_stripped_limit);
-     }},
+     },
+     [](const Settings& s) -> std::string { return std::to_string(s.max_stripped_headers); }},
     {"expand_aliases", "no", "replace alias recipients by their targets (for MTAs without socketmap)",
-     [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); }, KeyKind::Flag},
+     [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); },
+     [](const Settings& s) -> std::string { return common::show_bool(s.expand_aliases); }, Reload::Applied, KeyKind::Flag},
     {"tempfail_action", "tempfail", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "tempfail") s.tempfail_action = TempfailAction::Tempfail;
          else if (v == "accept") s.tempfail_action = TempfailAction::Accept;
          else return fmt::format("bad tempfail action \"{}\" (expected tempfail or accept)", v);
          return {};
-     }},
+     },
+     [](const Settings& s) -> std::string { return s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail"; }},
     {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
-     [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); },
+     [](const Settings& s) -> std::string { return s.resolver.address.recipient_delimiter; }},
     {"fold_local_case", "yes", "fold local parts to lowercase",
-     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); }},
+     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); },
+     [](const Settings& s) -> std::string { return common::show_bool(s.resolver.address.fold_local_case); }},
     {"max_replica_age", "0", "treat a replica older than this as unavailable (0: off)",
-     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); },
+     [](const Settings& s) -> std::string { return fmt::format("{}s", s.resolver.max_replica_age.count()); }},
     {"max_alias_targets", "1000", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
-     [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
+     [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); },
+     [](const Settings& s) -> std::string { return std::to_string(s.resolver.max_alias_targets); }},
     {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
-     [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); }},
+     [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); },
+     [](const Settings& s) -> std::string { return fmt::format("{}s", s.validation_timeout.count()); }},
     {"cache_directory", "", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
-     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); }},
+     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); },
+     [](const Settings& s) -> std::string { return s.cache_directory; }, Reload::AtRestart},
     {"lookup_timeout", "1000", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
-     [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); }},
+     [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); },
+     [](const Settings& s) -> std::string { return std::to_string(s.lookup_timeout.count()); }},
     {"hostname", "", "this host's name in the route's by= (default: the system's host name)",
-     [](std::string_view v, Settings& s) { return set_text(s.hostname, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.hostname, v); },
+     [](const Settings& s) -> std::string { return s.hostname; }},
     {"user", "", "user to run as after binding the socket",
-     [](std::string_view v, Settings& s) { return set_text(s.user, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.user, v); },
+     [](const Settings& s) -> std::string { return s.user; }, Reload::AtRestart},
     {"log", "syslog", "syslog (facility mail) or stderr",
-     [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); }},
+     [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); },
+     [](const Settings& s) -> std::string { return s.log == common::LogSink::Stderr ? "stderr" : "syslog"; }},
     {"debug", "no", "log every message's decision", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
-     KeyKind::Flag},
+     [](const Settings& s) -> std::string { return common::show_bool(s.debug); }, Reload::Applied, KeyKind::Flag},
 };
 
 const common::KeyTable<Settings> table{keys};
@@ -215,46 +239,13 @@ std::vector<std::string> warnings(const Settings& s) {
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
-    auto yes_no = [](bool b) { return std::string(b ? "yes" : "no"); };
-    return {
-        {"config", s.config_file},
-        {"db", s.db},
-        {"listen", s.listen},
-        {"socket_mode", fmt::format("{:04o}", s.socket_mode)},
-        {"socket_group", s.socket_group},
-        {"metrics", s.metrics},
-        {"role", s.role == Role::Unit ? "unit" : "mx"},
-        {"unit", s.unit},
-        {"trusted_networks", s.trusted_networks.to_string()},
-        {"max_hops", std::to_string(s.max_hops)},
-        {"header_prefix", s.header_prefix},
-        {"max_stripped_headers", std::to_string(s.max_stripped_headers)},
-        {"expand_aliases", yes_no(s.expand_aliases)},
-        {"tempfail_action", s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail"},
-        {"recipient_delimiter", s.resolver.address.recipient_delimiter},
-        {"fold_local_case", yes_no(s.resolver.address.fold_local_case)},
-        {"max_replica_age", fmt::format("{}s", s.resolver.max_replica_age.count())},
-        {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
-        {"validation_timeout",
-         fmt::format("{}s", s.validation_timeout.count())},
-        {"cache_directory", s.cache_directory},
-        {"lookup_timeout", std::to_string(s.lookup_timeout.count())},
-        {"hostname", s.hostname},
-        {"user", s.user},
-        {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},
-        {"debug", yes_no(s.debug)},
-    };
+    auto keys = table.describe(s);
+    keys.insert(keys.begin(), {"config", s.config_file});
+    return keys;
 }
 
 common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded) {
-    common::KeptSettings kept;
-    kept.compare("listen", started.listen, reloaded.listen)
-        .compare("socket_mode", started.socket_mode, reloaded.socket_mode)
-        .compare("socket_group", started.socket_group, reloaded.socket_group)
-        .compare("metrics", started.metrics, reloaded.metrics)
-        .compare("user", started.user, reloaded.user)
-        .compare("cache_directory", started.cache_directory, reloaded.cache_directory);
-    return kept;
+    return table.kept_on_reload(started, reloaded);
 }
 
 }  // namespace unit::milter

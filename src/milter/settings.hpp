@@ -66,9 +66,9 @@ inline constexpr const char* default_config_file = "/etc/unitpolicy/unitmilter.c
 
 Settings load_settings(int argc, const char* const argv[]);
 
-// The settings the filter reads once, at start, whose value `reloaded`
-// changes from the one it started with (`started`): listen, socket_mode,
-// socket_group, metrics, user and cache_directory. SIGUSR1 applies the rest.
+// The settings the filter reads once, at start (Reload::AtRestart in the
+// key table), whose value `reloaded` changes from the one it started with
+// (`started`). SIGUSR1 applies the rest.
 common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded);
 
 void print_help(std::ostream& out);
@@ -76,7 +76,8 @@ void print_help(std::ostream& out);
 // reload log: a trusted_networks entry wider than private ranges
 // (Networks::too_wide()), an inet listener beyond loopback.
 std::vector<std::string> warnings(const Settings& settings);
-// key = value lines of the effective configuration (start-up log, tests).
+// key = value lines of the effective configuration (start-up log, tests),
+// "config" first, then each key of the table.
 std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
 
 }  // namespace unit::milter

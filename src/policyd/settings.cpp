@@ -19,6 +19,7 @@ namespace {
 
 using Key = common::Key<Settings>;
 using common::KeyKind;
+using common::Reload;
 using common::set_bool;
 using common::set_duration;
 using common::set_number;
@@ -46,94 +47,132 @@ std::string set_reply(std::string& field, std::string_view value, bool temporary
 
 const Key keys[] = {
     {"db", "/var/lib/unitpolicy/units.db", "the replica of the policy database (read-only)",
-     [](std::string_view v, Settings& s) { return set_text(s.db, v, false); }},
+     [](std::string_view v, Settings& s) { return set_text(s.db, v, false); },
+     [](const Settings& s) -> std::string { return s.db; }, Reload::AtRestart},
     {"policy_listen", "", "policy delegation listener, unix:/path or inet:host:port (repeatable)",
-     [](std::string_view v, Settings& s) { return add_endpoint(s.policy_listen, v); }, KeyKind::Repeatable,
+     [](std::string_view v, Settings& s) { return add_endpoint(s.policy_listen, v); },
+     [](const Settings& s) -> std::string { return common::show_list(s.policy_listen); }, Reload::AtRestart, KeyKind::Repeatable,
      [](Settings& s) { s.policy_listen.clear(); }},
     {"socketmap_listen", "", "socketmap listener, unix:/path or inet:host:port (repeatable)",
-     [](std::string_view v, Settings& s) { return add_endpoint(s.socketmap_listen, v); }, KeyKind::Repeatable,
+     [](std::string_view v, Settings& s) { return add_endpoint(s.socketmap_listen, v); },
+     [](const Settings& s) -> std::string { return common::show_list(s.socketmap_listen); }, Reload::AtRestart, KeyKind::Repeatable,
      [](Settings& s) { s.socketmap_listen.clear(); }},
     {"control", "", "control socket path for --dump --control (live counters)",
-     [](std::string_view v, Settings& s) { return set_text(s.control, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.control, v); },
+     [](const Settings& s) -> std::string { return s.control; }, Reload::AtRestart},
     {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
-     [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); }},
+     [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); },
+     [](const Settings& s) -> std::string { return s.metrics; }, Reload::AtRestart},
     {"unit", "", "this host's unit (unit role: enables the transportunit map)",
-     [](std::string_view v, Settings& s) { return set_text(s.answers.unit, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.answers.unit, v); },
+     [](const Settings& s) -> std::string { return s.answers.unit; }},
     {"local_transport", "local", "transport for this unit's own mailboxes (unit role)",
-     [](std::string_view v, Settings& s) { return set_text(s.answers.local_transport, v, false); }},
+     [](std::string_view v, Settings& s) { return set_text(s.answers.local_transport, v, false); },
+     [](const Settings& s) -> std::string { return s.answers.local_transport; }},
     {"mx_relay", "", "transport:nexthop for everything else from a unit (unit role)",
-     [](std::string_view v, Settings& s) { return set_text(s.answers.mx_relay, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.answers.mx_relay, v); },
+     [](const Settings& s) -> std::string { return s.answers.mx_relay; }},
     {"hold_transport", "unithold", "the lmtp clone listed in defer_transports that holds mail on the MX",
      [](std::string_view v, Settings& s) {
          auto problem = set_text(s.answers.hold_transport, v, false);
          s.resolver.hold_transport = s.answers.hold_transport;  // no unit may be routed through it
          return problem;
-     }},
+     },
+     [](const Settings& s) -> std::string { return s.answers.hold_transport; }},
     {"hold_mode", "transport", "transport (hold in the queue) or defer (answer retry:, the sender keeps it)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "transport") s.answers.hold_mode = HoldMode::Transport;
          else if (v == "defer") s.answers.hold_mode = HoldMode::Defer;
          else return fmt::format("bad hold mode \"{}\" (expected transport or defer)", v);
          return {};
-     }},
+     },
+     [](const Settings& s) -> std::string { return s.answers.hold_mode == HoldMode::Transport ? "transport" : "defer"; }},
     {"held_mail_interval", "10s", "scan Postfix's queue this often for held mail whose route changed, and release it (0: off)",
-     [](std::string_view v, Settings& s) { return set_duration(s.held_mail_interval, v); }},
+     [](std::string_view v, Settings& s) { return set_duration(s.held_mail_interval, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.held_mail_interval); }},
     {"postqueue", "/usr/sbin/postqueue", "Postfix's postqueue program, for the held-mail scans (an absolute path)",
-     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.postqueue, v, false); }},
+     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.postqueue, v, false); },
+     [](const Settings& s) -> std::string { return s.postqueue; }},
     {"postfix_config_directory", "", "the Postfix instance whose queue is scanned (postqueue -c DIR; empty: the default)",
-     [](std::string_view v, Settings& s) { return set_text(s.postfix_config_directory, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.postfix_config_directory, v); },
+     [](const Settings& s) -> std::string { return s.postfix_config_directory; }},
     {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
-     [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); },
+     [](const Settings& s) -> std::string { return s.resolver.address.recipient_delimiter; }},
     {"fold_local_case", "yes", "fold local parts to lowercase",
-     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); }},
+     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); },
+     [](const Settings& s) -> std::string { return s.resolver.address.fold_local_case ? "yes" : "no"; }},
     {"reject_max_age", "1d", "unknown in a replica older than this: 450 4.1.1, not 550 (0: off)",
-     [](std::string_view v, Settings& s) { return set_duration(s.resolver.reject_max_age, v); }},
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.reject_max_age, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.resolver.reject_max_age); }},
     {"max_replica_age", "0", "refuse (tempfail) answers from a replica older than this (0: off)",
-     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); }},
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.resolver.max_replica_age); }},
     {"max_alias_targets", "1000", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
-     [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); }},
+     [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); },
+     [](const Settings& s) -> std::string { return std::to_string(s.resolver.max_alias_targets); }},
     {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
-     [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); }},
+     [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.validation_timeout); }, Reload::AtRestart},
     {"cache_directory", "", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
-     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); }},
+     [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); },
+     [](const Settings& s) -> std::string { return s.cache_directory; }, Reload::AtRestart},
     {"lookup_timeout", "1000", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
-     [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); }},
+     [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); },
+     [](const Settings& s) -> std::string { return std::to_string(s.lookup_timeout.count()); }, Reload::AtRestart},
     {"threads", "0", "worker threads, one SQLite connection each (0: one per core)",
-     [](std::string_view v, Settings& s) { return set_number(s.threads, v, 0u, 256u); }},
+     [](std::string_view v, Settings& s) { return set_number(s.threads, v, 0u, 256u); },
+     [](const Settings& s) -> std::string { return std::to_string(s.threads); }, Reload::AtRestart},
     {"user", "", "user to run as after binding the sockets",
-     [](std::string_view v, Settings& s) { return set_text(s.user, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.user, v); },
+     [](const Settings& s) -> std::string { return s.user; }, Reload::AtRestart},
     {"socket_mode", "0660", "mode of the unix sockets (octal)",
-     [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); }},
+     [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); },
+     [](const Settings& s) -> std::string { return fmt::format("{:04o}", s.socket_mode); }, Reload::AtRestart},
     {"socket_group", "", "group of the unix sockets (Postfix connects as user postfix: postfix)",
-     [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); }},
+     [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); },
+     [](const Settings& s) -> std::string { return s.socket_group; }, Reload::AtRestart},
     {"log", "syslog", "syslog (facility mail) or stderr",
-     [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); }},
-    {"debug", "no", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); }},
+     [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); },
+     [](const Settings& s) -> std::string { return s.log == common::LogSink::Stderr ? "stderr" : "syslog"; }, Reload::AtRestart},
+    {"debug", "no", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
+     [](const Settings& s) -> std::string { return s.debug ? "yes" : "no"; }, Reload::AtRestart},
     {"idle_timeout", "330s", "close a client connection idle this long",
-     [](std::string_view v, Settings& s) { return set_timeout(s.idle_timeout, v); }},
+     [](std::string_view v, Settings& s) { return set_timeout(s.idle_timeout, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.idle_timeout); }},
     {"request_timeout", "10s", "close a connection whose request takes longer to arrive, or whose answers wait unread",
-     [](std::string_view v, Settings& s) { return set_timeout(s.request_timeout, v); }},
+     [](std::string_view v, Settings& s) { return set_timeout(s.request_timeout, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.request_timeout); }},
     {"max_connections", "1000", "client connections at once; a new one closes an idle one (the one never used, or idle longest)",
-     [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); }},
+     [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); },
+     [](const Settings& s) -> std::string { return std::to_string(s.max_connections); }},
     {"max_connections_per_peer", "500", "inet listeners: connections from one address (IPv6: one /64); past it, its unused or idle ones make room",
-     [](std::string_view v, Settings& s) { return set_number(s.max_connections_per_peer, v, 1u, 1000000u); }},
+     [](std::string_view v, Settings& s) { return set_number(s.max_connections_per_peer, v, 1u, 1000000u); },
+     [](const Settings& s) -> std::string { return std::to_string(s.max_connections_per_peer); }},
     {"max_line", "8192", "longest policy request line, in bytes; longer closes the connection",
-     [](std::string_view v, Settings& s) { return set_number(s.max_line, v, std::size_t{256}, std::size_t{1} << 20); }},
+     [](std::string_view v, Settings& s) { return set_number(s.max_line, v, std::size_t{256}, std::size_t{1} << 20); },
+     [](const Settings& s) -> std::string { return std::to_string(s.max_line); }},
     {"max_request", "65536", "longest policy request or socketmap netstring, in bytes; longer closes the connection",
      [](std::string_view v, Settings& s) {
          return set_number(s.max_request, v, std::size_t{1024}, std::size_t{16} << 20);
-     }},
+     },
+     [](const Settings& s) -> std::string { return std::to_string(s.max_request); }},
     {"unknown_reply", "550 5.1.1 User unknown", "policy reply for an unknown recipient",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unknown, v); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unknown, v); },
+     [](const Settings& s) -> std::string { return s.answers.texts.unknown; }},
     {"unconfirmed_reply", "450 4.1.1 Recipient not confirmed by an up-to-date directory, try again later",
      "policy reply for an unknown recipient in a replica older than reject_max_age",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unconfirmed, v, true); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.unconfirmed, v, true); },
+     [](const Settings& s) -> std::string { return s.answers.texts.unconfirmed; }},
     {"disabled_reply", "550 5.2.1 Mailbox disabled", "policy reply for a disabled mailbox",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.disabled, v); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.disabled, v); },
+     [](const Settings& s) -> std::string { return s.answers.texts.disabled; }},
     {"suspended_reply", "450 4.2.1 Mailbox temporarily unavailable", "policy reply for a suspended mailbox",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.suspended, v); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.suspended, v); },
+     [](const Settings& s) -> std::string { return s.answers.texts.suspended; }},
     {"tempfail_reply", "451 4.3.0 Directory temporarily unavailable", "policy reply when the directory cannot answer",
-     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.tempfail, v, true); }},
+     [](std::string_view v, Settings& s) { return set_reply(s.answers.texts.tempfail, v, true); },
+     [](const Settings& s) -> std::string { return s.answers.texts.tempfail; }},
 };
 
 const common::KeyTable<Settings> table{keys};
@@ -195,69 +234,13 @@ void print_help(std::ostream& out) {
 }
 
 std::vector<std::pair<std::string, std::string>> describe(const Settings& s) {
-    auto join = [](const std::vector<std::string>& v) { return fmt::format("{}", fmt::join(v, " ")); };
-    auto seconds = [](std::chrono::seconds d) { return fmt::format("{}s", d.count()); };
-    const auto& a = s.answers;
-    return {
-        {"config", s.config_file},
-        {"db", s.db},
-        {"policy_listen", join(s.policy_listen)},
-        {"socketmap_listen", join(s.socketmap_listen)},
-        {"control", s.control},
-        {"metrics", s.metrics},
-        {"unit", a.unit},
-        {"local_transport", a.local_transport},
-        {"mx_relay", a.mx_relay},
-        {"hold_transport", a.hold_transport},
-        {"hold_mode", a.hold_mode == HoldMode::Transport ? "transport" : "defer"},
-        {"held_mail_interval", seconds(s.held_mail_interval)},
-        {"postqueue", s.postqueue},
-        {"postfix_config_directory", s.postfix_config_directory},
-        {"recipient_delimiter", s.resolver.address.recipient_delimiter},
-        {"fold_local_case", s.resolver.address.fold_local_case ? "yes" : "no"},
-        {"reject_max_age", seconds(s.resolver.reject_max_age)},
-        {"max_replica_age", seconds(s.resolver.max_replica_age)},
-        {"max_alias_targets", std::to_string(s.resolver.max_alias_targets)},
-        {"validation_timeout", seconds(s.validation_timeout)},
-        {"cache_directory", s.cache_directory},
-        {"lookup_timeout", std::to_string(s.lookup_timeout.count())},
-        {"threads", std::to_string(s.threads)},
-        {"user", s.user},
-        {"socket_mode", fmt::format("{:04o}", s.socket_mode)},
-        {"socket_group", s.socket_group},
-        {"log", s.log == common::LogSink::Stderr ? "stderr" : "syslog"},
-        {"debug", s.debug ? "yes" : "no"},
-        {"idle_timeout", seconds(s.idle_timeout)},
-        {"request_timeout", seconds(s.request_timeout)},
-        {"max_connections", std::to_string(s.max_connections)},
-        {"max_connections_per_peer", std::to_string(s.max_connections_per_peer)},
-        {"max_line", std::to_string(s.max_line)},
-        {"max_request", std::to_string(s.max_request)},
-        {"unknown_reply", a.texts.unknown},
-        {"unconfirmed_reply", a.texts.unconfirmed},
-        {"disabled_reply", a.texts.disabled},
-        {"suspended_reply", a.texts.suspended},
-        {"tempfail_reply", a.texts.tempfail},
-    };
+    auto keys = table.describe(s);
+    keys.insert(keys.begin(), {"config", s.config_file});
+    return keys;
 }
 
 common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded) {
-    common::KeptSettings kept;
-    kept.compare("db", started.db, reloaded.db)
-        .compare("policy_listen", started.policy_listen, reloaded.policy_listen)
-        .compare("socketmap_listen", started.socketmap_listen, reloaded.socketmap_listen)
-        .compare("control", started.control, reloaded.control)
-        .compare("metrics", started.metrics, reloaded.metrics)
-        .compare("threads", started.threads, reloaded.threads)
-        .compare("user", started.user, reloaded.user)
-        .compare("socket_mode", started.socket_mode, reloaded.socket_mode)
-        .compare("socket_group", started.socket_group, reloaded.socket_group)
-        .compare("log", started.log, reloaded.log)
-        .compare("debug", started.debug, reloaded.debug)
-        .compare("validation_timeout", started.validation_timeout, reloaded.validation_timeout)
-        .compare("cache_directory", started.cache_directory, reloaded.cache_directory)
-        .compare("lookup_timeout", started.lookup_timeout, reloaded.lookup_timeout);
-    return kept;
+    return table.kept_on_reload(started, reloaded);
 }
 
 }  // namespace unit::policyd

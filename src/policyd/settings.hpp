@@ -71,14 +71,14 @@ inline constexpr const char* default_config_file = "/etc/unitpolicy/unitpolicy.c
 // or default_config_file when that exists). SIGHUP calls it again.
 Settings load_settings(int argc, const char* const argv[]);
 
-// The settings the daemon reads once, at start, whose value `reloaded`
-// changes from the one it started with (`started`): db, the listeners,
-// control, metrics, threads, user, socket_mode, socket_group, log, debug,
-// validation_timeout, cache_directory and lookup_timeout. SIGHUP applies the rest.
+// The settings the daemon reads once, at start (Reload::AtRestart in the
+// key table), whose value `reloaded` changes from the one it started with
+// (`started`). SIGHUP applies the rest.
 common::KeptSettings kept_on_reload(const Settings& started, const Settings& reloaded);
 
 void print_help(std::ostream& out);
-// key = value lines of the effective configuration, for --dump.
+// key = value lines of the effective configuration, for --dump: "config"
+// first, then each key of the table.
 std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
 
 }  // namespace unit::policyd
