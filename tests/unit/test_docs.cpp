@@ -238,6 +238,31 @@ TEST_CASE("every option of unitpolicy is in unitpolicy(8)") {
     check_options("unitpolicy.8", env_or_fail("UNITPOLICY"), default_keys());
 }
 
+// unitpolicy(8) lists every setting, one entry each, and leaves its
+// description to unitpolicy.conf(5).
+TEST_CASE("the Settings list of unitpolicy(8) has one entry per configuration key") {
+    const std::string man = page("unitpolicy.8");
+    const auto begin = man.find("\n.SS Settings\n");
+    REQUIRE_MESSAGE(begin != std::string::npos, "unitpolicy.8 has no Settings subsection");
+    const auto end = man.find("\n.S", begin + 1);
+    std::istringstream in(man.substr(begin, end == std::string::npos ? std::string::npos : end - begin));
+    std::set<std::string> listed;
+    std::string previous;
+    for (std::string line; std::getline(in, line); previous = line) {
+        if (previous.rfind(".TP", 0) != 0 && previous != ".TQ") continue;
+        std::istringstream words(line);
+        std::string macro, option;
+        words >> macro >> option;
+        if (option.rfind("--", 0) == 0) listed.insert(option);
+    }
+    std::set<std::string> options;
+    for (const auto& [key, value] : default_keys()) options.insert(option_of(key));
+    for (const auto& option : options)
+        CHECK_MESSAGE(listed.count(option) == 1, "unitpolicy.8 does not list " << option << " under Settings");
+    for (const auto& option : listed)
+        CHECK_MESSAGE(options.count(option) == 1, "unitpolicy.8 lists " << option << ", which is not a key");
+}
+
 TEST_CASE("every counter of the control socket is in unitpolicy(8)") {
     std::string man = page("unitpolicy.8");
     unit::policyd::Stats stats;
