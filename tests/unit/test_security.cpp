@@ -293,7 +293,7 @@ struct Exception {
     const char* argument;  // the argument's tokens, joined without spaces
 };
 constexpr Exception sql_exceptions[] = {
-    {"src/unit/primary_support.cpp", "std::string(m.sql).c_str()"},  // apply_migration: embedded migration text
+    {"src/unit/schema_migration.cpp", "std::string(m.sql).c_str()"},  // apply_migration: embedded migration text
 };
 
 bool is_word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }

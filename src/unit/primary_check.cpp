@@ -1,70 +1,22 @@
-// The Primary calls that handle the whole database at once: CSV export and
-// check (import is primary_import.cpp).
-#include <fcntl.h>
+// Primary::check and check_report (primary.hpp): the whole database against
+// the schema's and the value rules, the alias graph and the deliverability
+// of every alias.
 #include <fmt/format.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include <cerrno>
-#include <algorithm>
-#include <cstring>
-#include <filesystem>
 #include <functional>
 #include <map>
 #include <unordered_set>
 
-#include "unit/csv.hpp"
-#include "unit/directory.hpp"
+#include "unit/alias_graph.hpp"
 #include "unit/primary.hpp"
-#include "unit/primary_support.hpp"
+#include "unit/primary_db.hpp"
+#include "unit/primary_values.hpp"
+#include "unit/target_resolver.hpp"
 #include "unit/values.hpp"
 
 namespace unit {
 
-using namespace detail;  // the helpers of primary_support.hpp
-
-// ------------------------------------------------------------ export
-
-namespace {
-
-// Writes every row of `sql` through `row_fields`.
-template <class Fn>
-Result<void> export_rows(sqlite3* db, const char* sql, std::ostream& out, std::uint64_t& rows, Fn&& row_fields) {
-    return for_each_row(db, sql, [&](Query& q) {
-        write_csv_row(out, row_fields(q));
-        ++rows;
-    });
-}
-
-}  // namespace
-
-Result<void> Primary::export_csv(std::ostream& out) noexcept {
-    sqlite3* db = db_->db.get();
-    return guarded<void>([&]() -> Result<void> {
-        // One read transaction: the export is one consistent generation.
-        auto txn = Transaction::begin(db, false);
-        if (!txn) return txn.error();
-        write_export_header(out);
-        std::uint64_t rows = 0;
-        auto r = export_rows(db, "SELECT name FROM domains ORDER BY name", out, rows,
-                             [](Query& q) { return std::vector<std::string>{"domain", q.text(0), "", ""}; });
-        if (r) r = export_rows(db, "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name", out, rows,
-                               [](Query& q) { return std::vector<std::string>{"unit", q.text(0), q.text(1), q.text(2)}; });
-        if (r) r = export_rows(db,
-                               "SELECT address, unit, CASE WHEN state = 'moving' THEN 'moving:' || moving_to"
-                               " ELSE state END FROM mailboxes ORDER BY address",
-                               out, rows, [](Query& q) { return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)}; });
-        if (r) r = export_rows(db, "SELECT address, target FROM aliases ORDER BY address, target", out, rows,
-                               [](Query& q) { return std::vector<std::string>{"alias", q.text(0), q.text(1), ""}; });
-        if (!r) return r;
-        write_export_end(out, rows);
-        out.flush();
-        if (!out) return make_error(Errc::Io, "export: write failed");
-        return {};
-    });
-}
-
-// ------------------------------------------------------------ check
+using namespace detail;  // the helpers of the primary_*.hpp
 
 namespace {
 

@@ -1,0 +1,33 @@
+#include "unit/schema_migration.hpp"
+
+#include <fmt/format.h>
+
+#include <cstdlib>
+#include <string>
+
+#include "unit/primary_db.hpp"
+
+namespace unit::detail {
+
+Result<int> read_schema_version(sqlite3* db) {
+    auto table = exists(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", {});
+    if (!table) return table.error();
+    if (!table.value()) return 0;
+    auto value = query_text(db, "SELECT value FROM meta WHERE key = 'schema_version'", {});
+    if (!value) return value.error();
+    return value->has_value() ? std::atoi((*value)->c_str()) : 0;
+}
+
+Result<void> apply_migration(sqlite3* db, const Migration& m) {
+    auto txn = Transaction::begin(db, true);
+    if (!txn) return txn.error();
+    if (sqlite3_exec(db, std::string(m.sql).c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+        return db_error(db, fmt::format("migration {}", m.name));
+    auto version = read_schema_version(db);
+    if (!version) return version.error();
+    if (version.value() != m.version)
+        return make_error(Errc::Corrupt, fmt::format("migration {} did not set schema_version {}", m.name, m.version));
+    return txn->commit();
+}
+
+}  // namespace unit::detail
