@@ -22,7 +22,7 @@ namespace {
 
 // Runs `sql` and adds one problem line per row, made by `describe`.
 template <class Fn>
-Result<void> collect(sqlite3* db, const char* sql, std::vector<std::string>& problems, Fn&& describe) {
+Result<void> collect(sqlite3* db, SqlText sql, std::vector<std::string>& problems, Fn&& describe) {
     return for_each_row(db, sql, [&](Query& q) { problems.push_back(describe(q)); });
 }
 
@@ -36,7 +36,7 @@ std::string stored_key(const std::string& address) {
     return a ? a->full() : std::string();
 }
 
-Result<void> check_keys(sqlite3* db, const char* sql, const char* what, const std::unordered_set<std::string>& domains,
+Result<void> check_keys(sqlite3* db, SqlText sql, const char* what, const std::unordered_set<std::string>& domains,
                         std::vector<std::string>& problems) {
     return for_each_row(db, sql, [&](Query& q) {
         std::string address = q.text(0);
@@ -185,7 +185,12 @@ Result<CheckReport> Primary::check_report() noexcept {
         std::unordered_set<std::string> domains;
         if (auto d = for_each_row(db, "SELECT name FROM domains", [&](Query& q) { domains.insert(q.text(0)); }); !d)
             return d.error();
-        const std::pair<const char*, std::function<std::string(Query&)>> checks[] = {
+        // A struct, not a pair: each SqlText is made from its literal right here.
+        struct Check {
+            SqlText sql;
+            std::function<std::string(Query&)> describe;
+        };
+        const Check checks[] = {
             {"SELECT address, unit FROM mailboxes WHERE unit NOT IN (SELECT name FROM units)",
              [](Query& q) { return fmt::format("mailbox {}: on unknown unit {}", q.text(0), q.text(1)); }},
             {"SELECT address, moving_to FROM mailboxes WHERE moving_to IS NOT NULL"

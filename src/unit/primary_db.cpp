@@ -14,7 +14,7 @@ Result<DbHandle> open_rw(const std::string& path, bool create) {
 
 // Runs `sql` with text parameters ?1..?N and returns the first column of
 // the first row, or nullopt when there is no row.
-Result<std::optional<std::string>> query_text(sqlite3* db, std::string_view sql,
+Result<std::optional<std::string>> query_text(sqlite3* db, SqlText sql,
                                               std::initializer_list<std::string_view> params) {
     auto stmt = prepare(db, sql);
     if (!stmt) return stmt.error();
@@ -27,7 +27,7 @@ Result<std::optional<std::string>> query_text(sqlite3* db, std::string_view sql,
     return std::optional<std::string>(q.text(0));
 }
 
-Result<void> run(sqlite3* db, std::string_view sql, std::initializer_list<std::optional<std::string>> params) {
+Result<void> run(sqlite3* db, SqlText sql, std::initializer_list<std::optional<std::string>> params) {
     auto stmt = prepare(db, sql);
     if (!stmt) return stmt.error();
     Query q(stmt->get());
@@ -36,13 +36,13 @@ Result<void> run(sqlite3* db, std::string_view sql, std::initializer_list<std::o
     return q.run();
 }
 
-Result<bool> exists(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params) {
+Result<bool> exists(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params) {
     auto row = query_text(db, sql, params);
     if (!row) return row.error();
     return row->has_value();
 }
 
-Result<std::int64_t> count(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params) {
+Result<std::int64_t> count(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params) {
     auto row = query_text(db, sql, params);
     if (!row) return row.error();
     return row->has_value() ? std::atoll((*row)->c_str()) : 0;

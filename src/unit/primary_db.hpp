@@ -31,12 +31,12 @@ inline constexpr int primary_busy_timeout_ms = 5000;
 // Opens the database read-write (creating it with `create`), foreign keys on.
 Result<DbHandle> open_rw(const std::string& path, bool create);
 
-// Statements with text parameters ?1..?N.
-Result<std::optional<std::string>> query_text(sqlite3* db, std::string_view sql,
+// Statements (literals: sql_text.hpp) with text parameters ?1..?N.
+Result<std::optional<std::string>> query_text(sqlite3* db, SqlText sql,
                                               std::initializer_list<std::string_view> params);
-Result<void> run(sqlite3* db, std::string_view sql, std::initializer_list<std::optional<std::string>> params);
-Result<bool> exists(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params);
-Result<std::int64_t> count(sqlite3* db, std::string_view sql, std::initializer_list<std::string_view> params);
+Result<void> run(sqlite3* db, SqlText sql, std::initializer_list<std::optional<std::string>> params);
+Result<bool> exists(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params);
+Result<std::int64_t> count(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params);
 
 // Wraps one call in a write transaction: `body` runs inside it; it commits
 // when the body succeeds, and rolls back otherwise.

@@ -12,7 +12,7 @@ namespace {
 
 // Writes every row of `sql` through `row_fields`.
 template <class Fn>
-Result<void> export_rows(sqlite3* db, const char* sql, std::ostream& out, std::uint64_t& rows, Fn&& row_fields) {
+Result<void> export_rows(sqlite3* db, SqlText sql, std::ostream& out, std::uint64_t& rows, Fn&& row_fields) {
     return for_each_row(db, sql, [&](Query& q) {
         write_csv_row(out, row_fields(q));
         ++rows;

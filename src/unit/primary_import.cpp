@@ -96,7 +96,7 @@ public:
     Scratch(Scratch&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
     Scratch& operator=(Scratch&&) = delete;
     ~Scratch() {
-        if (db_ != nullptr) sqlite3_exec(db_, "DETACH DATABASE import_scratch", nullptr, nullptr, nullptr);
+        if (db_ != nullptr) exec_noexcept(db_, "DETACH DATABASE import_scratch");
     }
 
 private:
@@ -111,11 +111,11 @@ private:
 class HeldRows {
 public:
     static Result<HeldRows> create(sqlite3* db) {
-        for (const char* sql : {"CREATE TABLE import_scratch.mailbox (line INTEGER NOT NULL, kind TEXT NOT NULL,"
-                                " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL,"
-                                " PRIMARY KEY (address, line)) WITHOUT ROWID",
-                                "CREATE TABLE import_scratch.alias (line INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
-                                " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL)"})
+        for (SqlText sql : {SqlText("CREATE TABLE import_scratch.mailbox (line INTEGER NOT NULL, kind TEXT NOT NULL,"
+                                    " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL,"
+                                    " PRIMARY KEY (address, line)) WITHOUT ROWID"),
+                            SqlText("CREATE TABLE import_scratch.alias (line INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+                                    " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL)")})
             if (auto r = exec(db, sql); !r) return r.error();
         auto mailbox = prepare(db, "INSERT INTO import_scratch.mailbox VALUES (?1, ?2, ?3, ?4, ?5)");
         if (!mailbox) return mailbox.error();
@@ -155,7 +155,7 @@ private:
         : db_(db), mailbox_(std::move(mailbox)), alias_(std::move(alias)) {}
 
     template <class Take>
-    Result<void> walk(const char* sql, Take&& take) {
+    Result<void> walk(SqlText sql, Take&& take) {
         auto stmt = prepare(db_, sql);
         if (!stmt) return stmt.error();
         Query q(stmt->get());

@@ -65,7 +65,7 @@ Result<std::vector<MailboxRecord>> selected(sqlite3* db, const MoveSelection& se
 // Runs `sql` with ?1 = the address and ?2 = `value` (when given).
 class Update {
 public:
-    static Result<Update> prepare(sqlite3* db, std::string_view sql) {
+    static Result<Update> prepare(sqlite3* db, SqlText sql) {
         auto stmt = detail::prepare(db, sql);
         if (!stmt) return stmt.error();
         return Update(std::move(stmt.value()));
@@ -117,9 +117,9 @@ Result<MoveCounts> begin(sqlite3* db, const MoveSelection& selection, const std:
 Result<MoveCounts> end(sqlite3* db, const MoveSelection& selection, bool finish) {
     auto list = selected(db, selection, true);
     if (!list) return list.error();
-    auto update = Update::prepare(
-        db, finish ? "UPDATE mailboxes SET unit = moving_to, state = 'active', moving_to = NULL WHERE address = ?1"
-                   : "UPDATE mailboxes SET state = 'active', moving_to = NULL WHERE address = ?1");
+    auto update = finish ? Update::prepare(db, "UPDATE mailboxes SET unit = moving_to, state = 'active', moving_to = NULL"
+                                               " WHERE address = ?1")
+                         : Update::prepare(db, "UPDATE mailboxes SET state = 'active', moving_to = NULL WHERE address = ?1");
     if (!update) return update.error();
     MoveCounts counts;
     for (const auto& m : list.value()) {

@@ -108,7 +108,7 @@ Result<Removal> removed_mailboxes(const std::string& previous_path, const std::s
     if (!previous) return previous.error();
     auto fresh = open_database(fresh_path, SQLITE_OPEN_READONLY, primary_busy_timeout_ms);
     if (!fresh) return fresh.error();
-    constexpr const char* sql = "SELECT address FROM mailboxes ORDER BY address";
+    constexpr SqlText sql = "SELECT address FROM mailboxes ORDER BY address";
     auto old_stmt = prepare(previous->get(), sql);
     if (!old_stmt) return old_stmt.error();
     auto new_stmt = prepare(fresh->get(), sql);

@@ -6,12 +6,14 @@
 #include <string_view>
 #include <vector>
 
+#include "unit/sql_text.hpp"
+
 namespace unit::detail {
 
 struct Migration {
     int version;
     std::string_view name;
-    std::string_view sql;
+    SqlText sql;  // a literal, embedded at build time
 };
 
 // In ascending version order.

@@ -21,8 +21,7 @@ Result<int> read_schema_version(sqlite3* db) {
 Result<void> apply_migration(sqlite3* db, const Migration& m) {
     auto txn = Transaction::begin(db, true);
     if (!txn) return txn.error();
-    if (sqlite3_exec(db, std::string(m.sql).c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
-        return db_error(db, fmt::format("migration {}", m.name));
+    if (!exec_noexcept(db, m.sql)) return db_error(db, fmt::format("migration {}", m.name));
     auto version = read_schema_version(db);
     if (!version) return version.error();
     if (version.value() != m.version)

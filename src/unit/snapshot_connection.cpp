@@ -22,7 +22,7 @@ Error explained(const Connection& c, Error e) {
 Result<void> prepare_statements(Connection& c) {
     struct Entry {
         detail::StmtHandle* slot;
-        const char* sql;
+        SqlText sql;
     };
     const Entry entries[] = {
         {&c.begin, "BEGIN"},
@@ -71,7 +71,7 @@ Result<void> begin_read(Connection& c, bool hold) noexcept {
     if (!row) outcome = explained(c, row.error());  // before ROLLBACK resets the error code
     else if (!row.value()) outcome = make_error(Errc::Corrupt, "meta.generation is missing");
     if (!outcome) {
-        sqlite3_exec(c.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+        exec_noexcept(c.db.get(), "ROLLBACK");
         return outcome;
     }
     c.read_generation = generation.integer(0);
@@ -84,7 +84,7 @@ Result<void> begin_read(Connection& c, bool hold) noexcept {
 void end_read(Connection& c) noexcept {
     c.lookup_deadline = std::chrono::steady_clock::time_point::max();  // ending it is not a lookup
     Query commit(c.commit.get());
-    if (!commit.run()) sqlite3_exec(c.db.get(), "ROLLBACK", nullptr, nullptr, nullptr);
+    if (!commit.run()) exec_noexcept(c.db.get(), "ROLLBACK");
     c.reading = false;
     c.read_failed = false;
 }

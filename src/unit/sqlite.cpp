@@ -64,18 +64,21 @@ Result<DbHandle> open_database(const std::string& path, int flags, int busy_time
     return db;
 }
 
-Result<StmtHandle> prepare(sqlite3* db, std::string_view sql) {
+Result<StmtHandle> prepare(sqlite3* db, SqlText sql) {
     sqlite3_stmt* raw = nullptr;
-    int rc = sqlite3_prepare_v3(db, sql.data(), static_cast<int>(sql.size()), SQLITE_PREPARE_PERSISTENT,
-                                &raw, nullptr);
+    int rc = sqlite3_prepare_v3(db, sql.c_str(), -1, SQLITE_PREPARE_PERSISTENT, &raw, nullptr);
     StmtHandle stmt(raw);
     if (rc != SQLITE_OK) return db_error(db, "prepare");
     return stmt;
 }
 
-Result<void> exec(sqlite3* db, const char* sql) {
-    if (sqlite3_exec(db, sql, nullptr, nullptr, nullptr) != SQLITE_OK) return db_error(db, "database");
+Result<void> exec(sqlite3* db, SqlText sql) {
+    if (!exec_noexcept(db, sql)) return db_error(db, "database");
     return {};
+}
+
+bool exec_noexcept(sqlite3* db, SqlText sql) noexcept {
+    return sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) == SQLITE_OK;
 }
 
 Result<bool> Query::step() noexcept {
@@ -113,12 +116,12 @@ Result<MailboxRecord> read_mailbox(const Query& q, int first) {
 }
 
 Result<Transaction> Transaction::begin(sqlite3* db, bool write) {
-    if (auto r = exec(db, write ? "BEGIN IMMEDIATE" : "BEGIN"); !r) return r.error();
+    if (auto r = write ? exec(db, "BEGIN IMMEDIATE") : exec(db, "BEGIN"); !r) return r.error();
     return Transaction(db);
 }
 
 Transaction::~Transaction() {
-    if (db_ != nullptr && !sqlite3_get_autocommit(db_)) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+    if (db_ != nullptr && !sqlite3_get_autocommit(db_)) exec_noexcept(db_, "ROLLBACK");
 }
 
 Result<void> Transaction::commit() {

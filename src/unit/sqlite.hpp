@@ -1,6 +1,7 @@
 // sqlite.hpp (internal): RAII for SQLite handles and the few helpers every
 // libunit module needs to run statements. This is the only place, with the
-// modules that own the SQL text, that talks to sqlite3_*.
+// modules that own the SQL text, that talks to sqlite3_*, and the only one
+// that hands SQL text to SQLite: as an SqlText, a literal (sql_text.hpp).
 //
 // Outcomes: Result with Errc::Unavailable for SQLITE_BUSY/LOCKED/CANTOPEN/
 // IOERR/READONLY (try again later), Errc::Corrupt for SQLITE_CORRUPT/
@@ -20,6 +21,7 @@
 
 #include "unit/records.hpp"
 #include "unit/result.hpp"
+#include "unit/sql_text.hpp"
 
 namespace unit::detail {
 
@@ -38,8 +40,12 @@ Errc classify(int sqlite_code) noexcept;
 Error db_error(sqlite3* db, std::string_view what);
 
 Result<DbHandle> open_database(const std::string& path, int flags, int busy_timeout_ms);
-Result<StmtHandle> prepare(sqlite3* db, std::string_view sql);
-Result<void> exec(sqlite3* db, const char* sql);
+// SQL text is an SqlText: literals only (sql_text.hpp).
+Result<StmtHandle> prepare(sqlite3* db, SqlText sql);
+Result<void> exec(sqlite3* db, SqlText sql);
+// exec() for cleanup (a ROLLBACK, a DETACH): no error is built, nothing
+// thrown; false when it failed.
+bool exec_noexcept(sqlite3* db, SqlText sql) noexcept;
 
 // A prepared statement in use: binds, steps, reads columns, and resets
 // itself (keeping the preparation) when it goes out of scope.
@@ -101,7 +107,7 @@ Result<void> for_each_row(Query& q, Take&& take) {
 
 // The same for a statement prepared for this one walk (no parameters).
 template <class Take>
-Result<void> for_each_row(sqlite3* db, std::string_view sql, Take&& take) {
+Result<void> for_each_row(sqlite3* db, SqlText sql, Take&& take) {
     auto stmt = prepare(db, sql);
     if (!stmt) return stmt.error();
     Query q(stmt->get());

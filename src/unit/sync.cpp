@@ -368,7 +368,7 @@ Result<void> Planner::run(const SourceDirectory& source) {
 
 // Runs one prepared statement for each item of `items`.
 template <class Items, class Bind>
-Result<void> run_each(sqlite3* db, const char* sql, const Items& items, Bind&& bind) {
+Result<void> run_each(sqlite3* db, SqlText sql, const Items& items, Bind&& bind) {
     if (items.empty()) return {};
     auto stmt = prepare(db, sql);
     if (!stmt) return stmt.error();
