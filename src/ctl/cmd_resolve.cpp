@@ -121,12 +121,11 @@ std::string resolution_json(const Resolution& r) {
 
 void run_resolve(Invocation& inv) {
     // Options first: a bad value is a usage error, whatever the database says.
-    auto options = resolver_options(inv);
+    const auto options = resolver_options(inv);
     DirectoryOptions where;
     where.path = inv.settings.db;
     Directory directory(std::move(where));
-    Resolver resolver(directory, std::move(options));
-    const auto resolution = resolver.resolve(inv.operands[0]);
+    const auto resolution = resolve(directory, options, inv.operands[0]);
     if (json_output(inv)) inv.out << resolution_json(resolution) << '\n';
     else print_resolution(inv.out, resolution);
     // Every verdict about the address is a success; a database or an address

@@ -25,36 +25,32 @@ using common::Severity;
 using common::log;
 using common::printable;
 
-// ------------------------------------------------------------ resolver pool
+// ------------------------------------------------------------ connection pool
 
 struct Slot {
-    Slot(DirectoryOptions directory_options, ResolverOptions resolver_options)
-        : directory(std::move(directory_options)),
-          resolver(directory, std::move(resolver_options)),
-          replica_watch(directory.status()) {}
+    explicit Slot(DirectoryOptions directory_options)
+        : directory(std::move(directory_options)), replica_watch(directory.status()) {}
     Directory directory;
-    Resolver resolver;
     common::ReplicaWatch replica_watch;
 };
 
-class ResolverPool {
+class ConnectionPool {
 public:
-    ResolverPool(DirectoryOptions directory, ResolverOptions resolver)
-        : directory_(std::move(directory)), resolver_(std::move(resolver)) {}
+    explicit ConnectionPool(DirectoryOptions directory) : directory_(std::move(directory)) {}
 
     class Lease {
     public:
-        Lease(ResolverPool& pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
+        Lease(ConnectionPool& pool, std::unique_ptr<Slot> slot) : pool_(pool), slot_(std::move(slot)) {}
         Lease(const Lease&) = delete;
         Lease& operator=(const Lease&) = delete;
         ~Lease() {
             pool_.note_replica_changes(*slot_);
             pool_.give_back(std::move(slot_));
         }
-        Resolver& resolver() noexcept { return slot_->resolver; }
+        Directory& directory() noexcept { return slot_->directory; }
 
     private:
-        ResolverPool& pool_;
+        ConnectionPool& pool_;
         std::unique_ptr<Slot> slot_;
     };
 
@@ -88,7 +84,7 @@ public:
             }
         }
         // Opening happens outside the lock; the Directory opens lazily anyway.
-        auto slot = std::make_unique<Slot>(directory_, resolver_);
+        auto slot = std::make_unique<Slot>(directory_);
         return Lease(*this, std::move(slot));
     }
 
@@ -106,7 +102,6 @@ private:
     }
 
     DirectoryOptions directory_;
-    ResolverOptions resolver_;
     std::mutex mutex_;
     std::vector<std::unique_ptr<Slot>> idle_;
 };
@@ -123,10 +118,9 @@ DirectoryOptions directory_options(const Settings& s, std::shared_ptr<Validation
 
 struct Runtime {
     explicit Runtime(std::shared_ptr<const Settings> s, std::shared_ptr<ValidationCache> validation)
-        : settings(std::move(s)),
-          pool(directory_options(*settings, std::move(validation)), settings->resolver) {}
+        : settings(std::move(s)), pool(directory_options(*settings, std::move(validation))) {}
     std::shared_ptr<const Settings> settings;
-    ResolverPool pool;
+    ConnectionPool pool;
 };
 
 struct Current {
@@ -284,7 +278,7 @@ sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     MessagePlan plan;
     {
         auto lease = s.runtime->pool.checkout();
-        plan = plan_message(settings, lease.resolver(), facts);
+        plan = plan_message(settings, lease.directory(), facts);
     }
     for (const auto& n : plan.notes) log(n.severity, "{}: {}", qid, n.text);
     if (plan.directory_tempfail) MilterStats::add(filter_stats().directory_tempfails);

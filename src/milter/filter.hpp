@@ -1,5 +1,5 @@
 // filter.hpp: the libmilter glue of unitmilter: the xxfi_* callbacks and
-// the resolver pool behind them. The decision is message_plan.hpp's (over
+// the connection pool behind them. The decision is message_plan.hpp's (over
 // route_header.hpp's headers and loop guard, and libunit's recipients);
 // this file only collects the input, calls it, logs and counts, and applies
 // the result.
@@ -22,10 +22,10 @@
 // recipients (at most max_recipients; memory is bounded whatever the client
 // sends), and forgets both at end of message and on abort.
 //
-// Resolver pool (the choice): SQLite connections (Directory + Resolver) are
+// Connection pool (the choice): SQLite connections (a Directory each) are
 // not tied to libmilter's threads, which libmilter creates and retires as it
 // likes and which callbacks hop between. Instead each configuration snapshot
-// owns a small pool: a callback that resolves checks a Resolver out (under a
+// owns a small pool: a callback that resolves checks a Directory out (under a
 // mutex), uses it alone, and returns it; a new one is opened only when every
 // pooled one is in use, so the pool holds as many connections as callbacks
 // ever resolved at once (at most libmilter's worker count). A reload

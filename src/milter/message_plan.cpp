@@ -84,11 +84,11 @@ std::optional<Expansion> expansion_of(const Resolution& r, const std::string& ra
     return e;
 }
 
-RecipientPlan plan_recipients(Resolver& resolver, const Settings& settings, const std::vector<std::string>& raws) {
+RecipientPlan plan_recipients(Directory& directory, const Settings& settings, const std::vector<std::string>& raws) {
     RecipientPlan plan;
     std::set<std::string> present;  // the envelope's recipients once edits are done
     for (const auto& raw : raws) {
-        const Resolution r = resolver.resolve(bare_address(raw));
+        const Resolution r = resolve(directory, settings.resolver, bare_address(raw));
         if (r.generation >= 0) plan.generation = std::max(plan.generation, r.generation);
         if (r.outcome == Outcome::Tempfail) {
             plan.tempfails.push_back(fmt::format("{}: {}", to_field(raw), r.reason));
@@ -174,7 +174,7 @@ std::string to_field(std::string_view raw, std::string_view field) {
     return fmt::format("{}=<{}>", field, printable(bare_address(raw)));
 }
 
-MessagePlan plan_message(const Settings& settings, Resolver& resolver, const MessageFacts& facts) {
+MessagePlan plan_message(const Settings& settings, Directory& directory, const MessageFacts& facts) {
     MessagePlan plan;
     if (facts.failed)
         return refused(std::move(plan), Severity::Error, "milter: an earlier stage failed: refusing with 451 4.3.0",
@@ -195,7 +195,7 @@ MessagePlan plan_message(const Settings& settings, Resolver& resolver, const Mes
                            *verdict.refuse);
     }
 
-    RecipientPlan recipients = plan_recipients(resolver, settings, facts.recipients);
+    RecipientPlan recipients = plan_recipients(directory, settings, facts.recipients);
     if (facts.recipients_dropped > 0)
         note(plan, Severity::Warning, fmt::format("more than {} recipients: {} left out of the route", max_recipients,
                                                   facts.recipients_dropped));

@@ -72,7 +72,7 @@ struct MessagePlan {
     std::string route;                   // the route header's value
 };
 
-MessagePlan plan_message(const Settings& settings, Resolver& resolver, const MessageFacts& facts);
+MessagePlan plan_message(const Settings& settings, Directory& directory, const MessageFacts& facts);
 
 // The replies of refusals 1, 3 and 5, and of a failure to apply a plan.
 Reply directory_tempfail_reply();  // 451 4.3.0 Directory temporarily unavailable

@@ -56,10 +56,10 @@ int run_query(const Settings& settings, std::ostream& out) {
     DirectoryOptions options{settings.db, std::chrono::milliseconds(250), std::chrono::milliseconds(1000), {}};
     options.lookup_timeout = settings.lookup_timeout;  // answers as the daemon would
     Directory directory(options);
-    Resolver resolver(directory, settings.resolver);
-    Resolution r = resolver.resolve(settings.query_address);
+    Resolution r = resolve(directory, settings.resolver, settings.query_address);
     auto at = r.address.rfind('@');
-    DomainResolution d = resolver.resolve_domain(at == std::string::npos ? r.address : r.address.substr(at + 1));
+    DomainResolution d = resolve_domain(directory, settings.resolver,
+                                        at == std::string::npos ? r.address : r.address.substr(at + 1));
 
     fmt::print(out, "query {}\n", settings.query_address);
     for (const auto& step : r.trace) fmt::print(out, "  {}\n", step);

@@ -158,8 +158,9 @@ bool HeldMailWatcher::Impl::scan(const Settings& s, std::int64_t serving) {
     scanned_generation = directory->status().serving ? directory->status().snapshot.generation : serving;
     ResolverOptions options = s.resolver;
     options.trace = false;
-    Resolver resolver(*directory, options);
-    HeldScan decision([&](std::string_view address) { return route_of(resolver.resolve(address), s.answers); });
+    HeldScan decision([&](std::string_view address) {
+        return route_of(resolve(*directory, options, address), s.answers);
+    });
     auto listed = run_program(postqueue(s, {"-j"}), list_limits, [&](std::string_view line) {
         if (auto message = parse_queue_line(line)) decision.add(*message);
     });

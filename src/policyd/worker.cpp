@@ -29,13 +29,12 @@ Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shar
       stats_(stats),
       validation_(validation),
       directory_(directory_options(*settings_, std::move(validation), snapshot_hold)),
-      replica_watch_(directory_.status()) {
-    resolver_.emplace(directory_, untraced(settings_->resolver));
-}
+      resolver_options_(untraced(settings_->resolver)),
+      replica_watch_(directory_.status()) {}
 
 void Worker::reconfigure(std::shared_ptr<const Settings> settings) {
     settings_ = std::move(settings);
-    resolver_.emplace(directory_, untraced(settings_->resolver));
+    resolver_options_ = untraced(settings_->resolver);
 }
 
 void Worker::tick() noexcept {
@@ -45,7 +44,7 @@ void Worker::tick() noexcept {
 }
 
 Resolution Worker::resolve(std::string_view address) {
-    Resolution r = resolver_->resolve(address);
+    Resolution r = unit::resolve(directory_, resolver_options_, address);
     replica_watch_.observe(directory_.status(), validation_.get(), stats_.replica);
     stats_.count(r.outcome);
     if (r.outcome == Outcome::Tempfail) stats_.count(r.cause);
@@ -53,7 +52,7 @@ Resolution Worker::resolve(std::string_view address) {
 }
 
 DomainResolution Worker::resolve_domain(std::string_view domain) {
-    DomainResolution d = resolver_->resolve_domain(domain);
+    DomainResolution d = unit::resolve_domain(directory_, resolver_options_, domain);
     replica_watch_.observe(directory_.status(), validation_.get(), stats_.replica);
     if (d.outcome == DomainOutcome::Tempfail) stats_.count(d.cause);
     return d;

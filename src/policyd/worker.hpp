@@ -1,15 +1,14 @@
 // worker.hpp: what one thread of unitpolicy answers with: its own SQLite
-// connection (a Directory over the replica), the resolver over it and the
-// settings snapshot of the moment. The conversations (conversation.hpp)
-// resolve through a Worker; it counts each resolution in Stats and shows
-// its Directory's status to its ReplicaWatch after each one, so that
-// switches and refusals are counted and logged once.
+// connection (a Directory over the replica), the settings snapshot of the
+// moment and the resolver options taken from it. The conversations
+// (conversation.hpp) resolve through a Worker; it counts each resolution in
+// Stats and shows its Directory's status to its ReplicaWatch after each one,
+// so that switches and refusals are counted and logged once.
 // Thread safety: a Worker belongs to one thread.
 #pragma once
 
 #include <chrono>
 #include <memory>
-#include <optional>
 #include <string_view>
 
 #include "common/replica_watch.hpp"
@@ -26,10 +25,10 @@ DirectoryOptions directory_options(const Settings& settings, std::shared_ptr<Val
                                    std::chrono::milliseconds snapshot_hold);
 
 // What one worker thread owns: its own SQLite connection (Directory), the
-// resolver over it (without traces: nobody reads them on the request path),
-// and the settings snapshot it answers with. With a snapshot_hold the
-// worker's lookups share read transactions (directory.hpp), and its owner
-// calls tick() at least that often.
+// settings snapshot it answers with, and that snapshot's resolver options
+// without traces (nobody reads them on the request path). With a
+// snapshot_hold the worker's lookups share read transactions
+// (directory.hpp), and its owner calls tick() at least that often.
 class Worker {
 public:
     Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation,
@@ -53,7 +52,7 @@ private:
     Stats& stats_;
     std::shared_ptr<ValidationCache> validation_;  // may be null (--stdio)
     Directory directory_;
-    std::optional<Resolver> resolver_;  // re-made on reconfigure (it holds a reference)
+    ResolverOptions resolver_options_;  // settings_->resolver, untraced; renewed by reconfigure()
     common::ReplicaWatch replica_watch_;
 };
 

@@ -369,11 +369,8 @@ std::string doubt_of_negative(const Resolution& r, std::int64_t age, const Resol
 
 }  // namespace
 
-DomainResolution Resolver::resolve_domain(std::string_view domain) noexcept {
-    return resolve_domain(domain, std::time(nullptr));
-}
-
-DomainResolution Resolver::resolve_domain(std::string_view domain, std::time_t now) noexcept {
+DomainResolution resolve_domain(Directory& directory, const ResolverOptions& options, std::string_view domain,
+                                std::time_t now) noexcept {
     DomainResolution d;
     try {
         auto normal = normalize_domain(domain);
@@ -383,17 +380,17 @@ DomainResolution Resolver::resolve_domain(std::string_view domain, std::time_t n
             return d;
         }
         d.domain = std::move(normal.value());
-        auto snapshot = open_snapshot(directory_, options_, now);
+        auto snapshot = open_snapshot(directory, options, now);
         if (!snapshot) {
             d.reason = snapshot.error().message;
-            d.cause = cause_of(snapshot.error(), directory_);
+            d.cause = cause_of(snapshot.error(), directory);
             return d;
         }
         d.generation = snapshot->generation;
         auto served = snapshot->reader.domain_served(d.domain);
         if (!served) {
             d.reason = served.error().message;
-            d.cause = cause_of(served.error(), directory_);
+            d.cause = cause_of(served.error(), directory);
             return d;
         }
         d.outcome = served.value() ? DomainOutcome::Served : DomainOutcome::NotServed;
@@ -405,15 +402,14 @@ DomainResolution Resolver::resolve_domain(std::string_view domain, std::time_t n
     return d;
 }
 
-Resolution Resolver::resolve(std::string_view address) noexcept { return resolve(address, std::time(nullptr)); }
-
-Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept {
+Resolution resolve(Directory& directory, const ResolverOptions& options, std::string_view address,
+                   std::time_t now) noexcept {
     Resolution r;
     try {
-        const bool trace = options_.trace;
+        const bool trace = options.trace;
         r.input = std::string(address);
         if (trace) r.trace.push_back(fmt::format("input \"{}\"", address));
-        auto parsed = normalize_address(address, options_.address);
+        auto parsed = normalize_address(address, options.address);
         if (!parsed) {
             fail(r, trace, Outcome::Malformed, parsed.error().message);
             return r;
@@ -424,28 +420,28 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
             r.trace.push_back(fmt::format("normalised to {}{}{}", r.address, a.notes.empty() ? "" : ": ",
                                           fmt::join(a.notes, "; ")));
 
-        auto snapshot = open_snapshot(directory_, options_, now);
+        auto snapshot = open_snapshot(directory, options, now);
         if (!snapshot) {
             fail(r, trace, Outcome::Tempfail, snapshot.error().message);
-            r.cause = cause_of(snapshot.error(), directory_);
+            r.cause = cause_of(snapshot.error(), directory);
             return r;
         }
         auto& reader = snapshot->reader;
         auto age = snapshot->age;
         r.generation = snapshot->generation;
-        if (trace) r.trace.push_back(describe(*snapshot, directory_));
+        if (trace) r.trace.push_back(describe(*snapshot, directory));
 
-        Lookup lookup(reader, options_, r);
+        Lookup lookup(reader, options, r);
         auto found = find(lookup, reader, a, r, trace);
         if (!found) {
             r.targets.clear();
             r.destination.reset();
             fail(r, trace, Outcome::Tempfail, found.error().message);
-            r.cause = lookup.cause() != TempfailCause::None ? lookup.cause() : cause_of(found.error(), directory_);
+            r.cause = lookup.cause() != TempfailCause::None ? lookup.cause() : cause_of(found.error(), directory);
             return r;
         }
         if (!found.value()) r.outcome = Outcome::Unknown;
-        r.doubt = doubt_of_negative(r, age, options_, directory_);
+        r.doubt = doubt_of_negative(r, age, options, directory);
         if (!r.doubt.empty() && (r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled)) {
             fail(r, trace, Outcome::Unconfirmed, fmt::format("{} in doubt: {}", to_string(r.outcome), r.doubt));
             return r;
@@ -455,7 +451,7 @@ Resolution Resolver::resolve(std::string_view address, std::time_t now) noexcept
     } catch (const std::exception& e) {  // allocation failure
         Resolution broken;
         broken.input = std::string(address);
-        fail(broken, options_.trace, Outcome::Tempfail, e.what());
+        fail(broken, options.trace, Outcome::Tempfail, e.what());
         broken.cause = TempfailCause::Busy;
         return broken;
     }

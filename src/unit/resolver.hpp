@@ -1,6 +1,6 @@
 // resolver.hpp: what the directory says about one recipient address.
 //
-// Resolver::resolve() normalises the address (address.hpp), then in one read
+// resolve() normalises the address (address.hpp), then in one read
 // transaction tries, for the exact address and then (with an extension) the
 // address without it: an alias, then a mailbox; then the domain's catch-all
 // alias "@domain". Alias targets are expanded recursively to mailboxes and
@@ -38,12 +38,19 @@
 // none) and, unless ResolverOptions::trace is off (the daemons' request
 // path), a trace of the steps, for --query and `unitctl resolve`.
 //
-// Never throws. Thread safety: as the Directory it uses (one per thread).
-// Logs nothing.
+// The resolver is a function of (directory, options, address, time): it
+// keeps nothing between calls, so a caller whose options change (a reload)
+// just passes the new ones; the Directory keeps the connection and the
+// snapshot. `now` (default: the current time) is what the replica's age is
+// measured against; tests and replays give it.
+//
+// Never throws. Thread safety: as the Directory it is given (one per
+// thread); the options are only read. Logs nothing.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
+#include <ctime>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -124,23 +131,14 @@ struct DomainResolution {
     TempfailCause cause = TempfailCause::None;
 };
 
-class UNIT_EXPORT Resolver {
-public:
-    Resolver(Directory& directory, ResolverOptions options) noexcept
-        : directory_(directory), options_(std::move(options)) {}
+// What the directory says about `address` (the outcomes above).
+UNIT_EXPORT Resolution resolve(Directory& directory, const ResolverOptions& options, std::string_view address,
+                               std::time_t now = std::time(nullptr)) noexcept;
 
-    Resolution resolve(std::string_view address) noexcept;
-    // As resolve(), with the clock given (tests, replay).
-    Resolution resolve(std::string_view address, std::time_t now) noexcept;
-
-    DomainResolution resolve_domain(std::string_view domain) noexcept;
-    DomainResolution resolve_domain(std::string_view domain, std::time_t now) noexcept;
-
-    const ResolverOptions& options() const noexcept { return options_; }
-
-private:
-    Directory& directory_;
-    ResolverOptions options_;
-};
+// Whether `domain` is served here, from the same snapshot rules as resolve()
+// (max_replica_age applies; reject_max_age does not: there is no negative
+// answer to doubt).
+UNIT_EXPORT DomainResolution resolve_domain(Directory& directory, const ResolverOptions& options,
+                                            std::string_view domain, std::time_t now = std::time(nullptr)) noexcept;
 
 }  // namespace unit

@@ -87,10 +87,10 @@ int main(int argc, char** argv) {
     unit::Directory directory(where);
     unit::ResolverOptions options;
     options.trace = false;
-    unit::Resolver resolver(directory, options);
     unit::policyd::AnswerSettings answers;
-    unit::policyd::HeldScan scan(
-        [&](std::string_view address) { return unit::policyd::route_of(resolver.resolve(address), answers); });
+    unit::policyd::HeldScan scan([&](std::string_view address) {
+        return unit::policyd::route_of(unit::resolve(directory, options, address), answers);
+    });
     const auto start = Clock::now();
     auto read = unit::policyd::run_program({"/bin/cat", dir + "/queue.jsonl"}, {}, [&](std::string_view line) {
         if (auto m = unit::policyd::parse_queue_line(line)) scan.add(*m);

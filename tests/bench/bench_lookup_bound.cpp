@@ -74,11 +74,11 @@ double cpu_ns() {
 // CPU nanoseconds per resolution over `keys`.
 double resolve_all(const std::string& path, milliseconds lookup_timeout, const std::vector<std::string>& keys) {
     auto directory = open(path, lookup_timeout);
-    unit::Resolver resolver(directory, untraced());
-    for (std::size_t i = 0; i < 1000; ++i) (void)resolver.resolve(keys[i]);  // warm the cache
+    const auto options = untraced();
+    for (std::size_t i = 0; i < 1000; ++i) (void)unit::resolve(directory, options, keys[i]);  // warm the cache
     double start = cpu_ns();
     for (const auto& k : keys) {
-        auto r = resolver.resolve(k);
+        auto r = unit::resolve(directory, options, k);
         if (r.outcome == unit::Outcome::Tempfail) fmt::print(stderr, "unexpected tempfail: {}\n", r.reason);
     }
     return (cpu_ns() - start) / static_cast<double>(keys.size());
@@ -105,10 +105,9 @@ void replace_mailboxes_by_view(const std::string& path, const std::string& bound
 void hostile(const std::string& replica, const std::string& copy, const std::string& bound, milliseconds lookup_timeout) {
     std::filesystem::copy_file(replica, copy, std::filesystem::copy_options::overwrite_existing);
     auto directory = open(copy, lookup_timeout);  // validated while still sane
-    replace_mailboxes_by_view(copy, bound);         // then changed in place
-    unit::Resolver resolver(directory, untraced());
+    replace_mailboxes_by_view(copy, bound);       // then changed in place
     auto start = Clock::now();
-    auto r = resolver.resolve("user1@d.example");
+    auto r = unit::resolve(directory, untraced(), "user1@d.example");
     fmt::print("hostile view{:<22} lookup_timeout {:>4} ms: {} ({}) after {:.0f} ms\n",
                bound.empty() ? " (endless CTE)" : " (10,000,000 rows)", lookup_timeout.count(), to_string(r.outcome),
                to_string(r.cause), ms_since(start));
@@ -152,12 +151,12 @@ int main(int argc, char** argv) {
 
     {
         auto directory = open(replica, milliseconds(1000));
-        unit::Resolver resolver(directory, untraced());
+        const auto options = untraced();
         auto start = Clock::now();
-        auto cold = resolver.resolve("big@d.example");
+        auto cold = unit::resolve(directory, options, "big@d.example");
         double cold_ms = ms_since(start);
         start = Clock::now();
-        for (int i = 0; i < 20; ++i) (void)resolver.resolve("big@d.example");
+        for (int i = 0; i < 20; ++i) (void)unit::resolve(directory, options, "big@d.example");
         fmt::print("alias of 1,000 targets ({}, {} targets): fresh connection {:.1f} ms, hot {:.1f} ms\n",
                    to_string(cold.outcome), cold.targets.size(), cold_ms, ms_since(start) / 20);
     }

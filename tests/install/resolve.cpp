@@ -40,7 +40,7 @@ int main(int argc, char* argv[]) {
     unit::Directory directory(std::move(directory_options));
     unit::ResolverOptions options;
     options.address.recipient_delimiter = argv[2];
-    unit::Resolver resolver(directory, options);
-    for (int i = 3; i < argc; ++i) std::cout << argv[i] << ' ' << describe(resolver.resolve(argv[i])) << '\n';
+    for (int i = 3; i < argc; ++i)
+        std::cout << argv[i] << ' ' << describe(unit::resolve(directory, options, argv[i])) << '\n';
     return 0;
 }

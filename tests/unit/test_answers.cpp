@@ -745,7 +745,7 @@ TEST_CASE("a bad value in the replica is a TEMP and a 4xx, and never reaches a r
         test::SampleReplica sample;
         test::raw_sql(sample.replica, c.sql);
         sample.reopen();
-        auto r = Resolver(*sample.directory, ResolverOptions{}).resolve(c.address);
+        auto r = resolve(*sample.directory, ResolverOptions{}, c.address);
         REQUIRE(r.outcome == Outcome::Tempfail);
         CHECK(r.cause == TempfailCause::BadData);
         for (const auto& [role, s] : roles) {

@@ -437,8 +437,7 @@ namespace {
 Resolution resolve_now(Directory& d, std::string_view address) {
     ResolverOptions o;
     o.trace = false;
-    Resolver resolver(d, o);
-    return resolver.resolve(address);
+    return resolve(d, o, address);
 }
 
 }  // namespace

@@ -34,8 +34,7 @@ struct World : SampleReplica {
     }
     std::int64_t generation() { return primary.generation().value(); }
     MessagePlan plan(bool failed = false) {
-        Resolver resolver(*directory, settings.resolver);
-        return plan_message(settings, resolver, {trusted, failed, "peer[192.0.2.10]", headers, recipients, 0});
+        return plan_message(settings, *directory, {trusted, failed, "peer[192.0.2.10]", headers, recipients, 0});
     }
 };
 

@@ -19,7 +19,7 @@ struct World : SampleReplica {
     ResolverOptions options;
 
     World() { options.address.recipient_delimiter = "+"; }
-    Resolution resolve(std::string_view address) { return Resolver(*directory, options).resolve(address); }
+    Resolution resolve(std::string_view address) { return unit::resolve(*directory, options, address); }
 };
 
 std::vector<std::string> target_addresses(const Resolution& r) {
@@ -229,7 +229,7 @@ TEST_CASE("a missing or corrupt database is a temporary failure, never unknown")
     TempDir dir;
     ResolverOptions options;
     Directory missing(DirectoryOptions{dir.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-    auto r = Resolver(missing, options).resolve("nobody@example.com");
+    auto r = resolve(missing, options, "nobody@example.com");
     CHECK(r.outcome == Outcome::Tempfail);
     CHECK(r.cause == TempfailCause::NoDatabase);
     CHECK(r.generation == -1);
@@ -237,7 +237,7 @@ TEST_CASE("a missing or corrupt database is a temporary failure, never unknown")
 
     write_file(dir.path("junk.db"), std::string(8192, '\x01'));
     Directory junk(DirectoryOptions{dir.path("junk.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-    CHECK(Resolver(junk, options).resolve("nobody@example.com").outcome == Outcome::Tempfail);
+    CHECK(resolve(junk, options, "nobody@example.com").outcome == Outcome::Tempfail);
 }
 
 TEST_CASE("a mailbox on a unit that does not exist is a temporary failure") {
@@ -268,18 +268,17 @@ TEST_CASE("outcomes have stable names") {
 
 TEST_CASE("domains are served, not served, malformed or a temporary failure") {
     World w;
-    Resolver resolver(*w.directory, w.options);
-    auto served = resolver.resolve_domain("Example.COM.");
+    auto served = resolve_domain(*w.directory, w.options, "Example.COM.");
     CHECK(served.outcome == DomainOutcome::Served);
     CHECK(served.domain == "example.com");
     CHECK(served.generation == w.primary.generation().value());
-    CHECK(resolver.resolve_domain("bücher.example").outcome == DomainOutcome::Served);
-    CHECK(resolver.resolve_domain("example.org").outcome == DomainOutcome::NotServed);
-    CHECK(resolver.resolve_domain("bad domain").outcome == DomainOutcome::Malformed);
+    CHECK(resolve_domain(*w.directory, w.options, "bücher.example").outcome == DomainOutcome::Served);
+    CHECK(resolve_domain(*w.directory, w.options, "example.org").outcome == DomainOutcome::NotServed);
+    CHECK(resolve_domain(*w.directory, w.options, "bad domain").outcome == DomainOutcome::Malformed);
 
     TempDir empty;
     Directory missing(DirectoryOptions{empty.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
-    auto broken = Resolver(missing, w.options).resolve_domain("example.com");
+    auto broken = resolve_domain(missing, w.options, "example.com");
     CHECK(broken.outcome == DomainOutcome::Tempfail);
     CHECK(!broken.reason.empty());
 }
@@ -292,7 +291,7 @@ TEST_CASE("without the trace, every outcome is the same and nothing is traced") 
                                 "nobody@example.com", "anyone@example.net", "x@foreign.example", "not an address"}) {
         CAPTURE(address);
         Resolution traced = w.resolve(address);
-        Resolution plain = Resolver(*w.directory, untraced).resolve(address);
+        Resolution plain = resolve(*w.directory, untraced, address);
         CHECK(plain.outcome == traced.outcome);
         CHECK(plain.address == traced.address);
         CHECK(plain.generation == traced.generation);
