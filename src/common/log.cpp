@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdio>
+#include <new>
 #include <string>
 
 namespace unit::common {
@@ -128,20 +129,44 @@ void log_line(Severity severity, std::string_view raw_message) noexcept {
     LogState& s = state();
     const LogSink sink = s.sink.load(std::memory_order_relaxed);
     if (sink == LogSink::None) return;
-    try {
-        std::string storage;
-        const std::string_view message = one_line(raw_message, storage);
-        if (sink == LogSink::Syslog) {
-            syslog(priority(severity), "%.*s%.*s", static_cast<int>(prefix(severity).size()), prefix(severity).data(),
-                   static_cast<int>(message.size()), message.data());
-            return;
-        }
-        // One write per line, so that lines of several threads do not mix.
-        std::string line = fmt::format("{}[{}]: {}{}\n", s.program, s.pid, prefix(severity), message);
-        ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
-        (void)ignored;
-    } catch (...) {  // no memory for the line: it is not written
+    std::string storage;
+    const std::string_view message = one_line(raw_message, storage);
+    if (sink == LogSink::Syslog) {
+        syslog(priority(severity), "%.*s%.*s", static_cast<int>(prefix(severity).size()), prefix(severity).data(),
+               static_cast<int>(message.size()), message.data());
+        return;
     }
+    // One write per line, so that lines of several threads do not mix.
+    std::string line = fmt::format("{}[{}]: {}{}\n", s.program, s.pid, prefix(severity), message);
+    ssize_t ignored = write(STDERR_FILENO, line.data(), line.size());
+    (void)ignored;
 }
+
+namespace {
+
+// The new handler: it may not allocate, so the line is built on the stack.
+[[noreturn]] void out_of_memory() {
+    constexpr const char* message = "fatal: out of memory";
+    const LogState& s = state();
+    switch (s.sink.load(std::memory_order_relaxed)) {
+    case LogSink::Syslog: syslog(LOG_CRIT, "%s", message); break;
+    case LogSink::Stderr: {
+        char line[256];
+        const int n = std::snprintf(line, sizeof line, "%s[%d]: %s\n", s.program.c_str(), static_cast<int>(s.pid),
+                                    message);
+        if (n > 0) {
+            ssize_t ignored = write(STDERR_FILENO, line, std::min(static_cast<std::size_t>(n), sizeof line - 1));
+            (void)ignored;
+        }
+        break;
+    }
+    case LogSink::None: break;
+    }
+    _exit(1);
+}
+
+}  // namespace
+
+void end_process_on_allocation_failure() noexcept { std::set_new_handler(out_of_memory); }
 
 }  // namespace unit::common

@@ -37,13 +37,19 @@ inline constexpr std::size_t max_log_line = 4096;
 bool debug_logging() noexcept;
 void log_line(Severity severity, std::string_view message) noexcept;
 
+// Makes an allocation that fails end the process, as Postfix's mymalloc
+// does: "fatal: out of memory" goes to the log sink, written without
+// allocating, and the process exits with status 1. Each program calls it
+// first thing in main(), so that no code has to answer for std::bad_alloc.
+// Nothing is lost: Postfix defers while a daemon is gone (the default
+// smtpd_policy_service_default_action and milter_default_action are 4xx),
+// and its supervisor starts it again.
+void end_process_on_allocation_failure() noexcept;
+
 template <class... Args>
 void log(Severity severity, fmt::format_string<Args...> format, Args&&... args) noexcept {
     if (severity == Severity::Debug && !debug_logging()) return;
-    try {
-        log_line(severity, fmt::format(format, std::forward<Args>(args)...));
-    } catch (...) {  // logging never takes the daemon down
-    }
+    log_line(severity, fmt::format(format, std::forward<Args>(args)...));
 }
 
 }  // namespace unit::common

@@ -423,11 +423,7 @@ Result<SourceDirectory> read(const LdapSettings& s, const LdapProgress& progress
 Result<SourceDirectory> read_ldap(const LdapSettings& settings, const LdapProgress& progress) noexcept {
     try {
         return read(settings, progress);
-    } catch (const std::bad_alloc&) {
-        return Error{Errc::Io, "ldap: out of memory"};
-    } catch (const std::exception& e) {
-        // The progress callback is the caller's; nothing else here throws
-        // but allocation.
+    } catch (const std::exception& e) {  // from the caller's progress callback
         return Error{Errc::Io, fmt::format("ldap: {}", e.what())};
     }
 }

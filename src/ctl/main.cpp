@@ -12,6 +12,7 @@
 #include <string_view>
 #include <vector>
 
+#include "common/log.hpp"
 #include "common/version.hpp"
 #include "ctl/audit.hpp"
 #include "ctl/cli.hpp"
@@ -39,6 +40,8 @@ void flush_stdout() {
 
 int main(int argc, char* argv[]) {
     using namespace unit::ctl;
+    unit::common::open_log(unit::common::LogSink::Stderr, "unitctl", false);
+    unit::common::end_process_on_allocation_failure();
     // Listing a million mailboxes through synchronised iostreams is slow.
     std::ios::sync_with_stdio(false);
     try {

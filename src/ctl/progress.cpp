@@ -34,7 +34,7 @@ void ProgressLine::clear() noexcept {
     if (!enabled_ || width_ == 0) return;
     try {
         out_ << '\r' << std::string(width_, ' ') << '\r' << std::flush;
-    } catch (...) {  // a stream that throws: the line stays, nothing else to do
+    } catch (const std::ios_base::failure&) {  // a stream that throws: the line stays, nothing else to do
     }
     width_ = 0;
     drawn_at_.reset();

@@ -95,10 +95,7 @@ private:
 
     void give_back(std::unique_ptr<Slot> slot) noexcept {
         std::lock_guard lock(mutex_);
-        try {
-            idle_.push_back(std::move(slot));
-        } catch (...) {  // out of memory: the slot just closes
-        }
+        idle_.push_back(std::move(slot));
     }
 
     DirectoryOptions directory_;
@@ -151,7 +148,6 @@ struct Session {
         headers.clear();
         recipients.clear();
         recipients_dropped = 0;
-        failed = false;
     }
     const Settings& settings() const noexcept { return *runtime->settings; }
 
@@ -162,7 +158,6 @@ struct Session {
     HeaderScan headers;
     std::vector<std::string> recipients;  // as the MTA gave them, for smfi_delrcpt
     std::size_t recipients_dropped = 0;
-    bool failed = false;  // an exception in a no-reply callback: tempfail at end of message
 };
 
 Session* session_of(SMFICTX* ctx) noexcept { return static_cast<Session*>(smfi_getpriv(ctx)); }
@@ -274,7 +269,7 @@ bool apply_header_edits(SMFICTX* ctx, const Session& s, const std::vector<Header
 sfsistat end_of_message(SMFICTX* ctx, Session& s) {
     const Settings& settings = s.settings();
     const std::string qid = queue_id(ctx);
-    const MessageFacts facts{s.trusted, s.failed, s.client, s.headers, s.recipients, s.recipients_dropped};
+    const MessageFacts facts{s.trusted, s.client, s.headers, s.recipients, s.recipients_dropped};
     MessagePlan plan;
     {
         auto lease = s.runtime->pool.checkout();
@@ -305,8 +300,6 @@ sfsistat guarded(const char* stage, sfsistat fallback, Body body) noexcept {
         return body();
     } catch (const std::exception& e) {
         log(Severity::Error, "milter: {}: {}", stage, e.what());
-    } catch (...) {
-        log(Severity::Error, "milter: {}: unexpected exception", stage);
     }
     return fallback;
 }
@@ -317,7 +310,7 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         Session* s = session_of(ctx);
         if (s == nullptr) s = make_session(ctx);
         if (s == nullptr) {
-            log(Severity::Error, "milter: negotiate: no configuration or no memory");
+            log(Severity::Error, "milter: negotiate: no configuration");
             return SMFIS_REJECT;
         }
         unsigned long needed = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
@@ -347,13 +340,9 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
     Session* s = session_of(ctx);
     if (s == nullptr) {
         // An MTA that does not negotiate: no "no reply" stages either.
-        try {
-            s = make_session(ctx);
-        } catch (...) {
-            s = nullptr;
-        }
+        s = make_session(ctx);
         if (s == nullptr) {
-            log(Severity::Error, "milter: connect: no configuration or no memory");
+            log(Severity::Error, "milter: connect: no configuration");
             return SMFIS_TEMPFAIL;
         }
     }
@@ -375,13 +364,9 @@ sfsistat on_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* hostaddr) {
 sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
     Session* s = session_of(ctx);
     if (s == nullptr) return SMFIS_TEMPFAIL;
-    try {
-        if (argv != nullptr && argv[0] != nullptr) {
-            if (s->recipients.size() < max_recipients) s->recipients.emplace_back(argv[0]);
-            else ++s->recipients_dropped;
-        }
-    } catch (...) {
-        s->failed = true;
+    if (argv != nullptr && argv[0] != nullptr) {
+        if (s->recipients.size() < max_recipients) s->recipients.emplace_back(argv[0]);
+        else ++s->recipients_dropped;
     }
     return carry_on(s, SMFIP_NR_RCPT);
 }
@@ -389,11 +374,7 @@ sfsistat on_envrcpt(SMFICTX* ctx, char** argv) {
 sfsistat on_header(SMFICTX* ctx, char* name, char* value) {
     Session* s = session_of(ctx);
     if (s == nullptr) return SMFIS_TEMPFAIL;
-    try {
-        s->headers.add(name != nullptr ? name : "", value != nullptr ? value : "");
-    } catch (...) {
-        s->failed = true;
-    }
+    s->headers.add(name != nullptr ? name : "", value != nullptr ? value : "");
     return carry_on(s, SMFIP_NR_HDR);
 }
 
@@ -405,9 +386,6 @@ sfsistat on_eom(SMFICTX* ctx) {
         status = end_of_message(ctx, *s);
     } catch (const std::exception& e) {
         log(Severity::Error, "milter: end of message: {}: refusing with 451 4.3.0", e.what());
-        status = refuse(ctx, internal_reply());
-    } catch (...) {
-        log(Severity::Error, "milter: end of message: unexpected exception: refusing with 451 4.3.0");
         status = refuse(ctx, internal_reply());
     }
     s->reset_message();

@@ -156,6 +156,7 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
 }  // namespace
 
 int main(int argc, char* argv[]) {
+    unit::common::end_process_on_allocation_failure();
     // The stats are made by the first call of filter_stats(): stamped here,
     // unitmilter_uptime_seconds counts from the start, not from the first
     // connection or scrape.

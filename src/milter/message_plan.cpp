@@ -176,10 +176,6 @@ std::string to_field(std::string_view raw, std::string_view field) {
 
 MessagePlan plan_message(const Settings& settings, Directory& directory, const MessageFacts& facts) {
     MessagePlan plan;
-    if (facts.failed)
-        return refused(std::move(plan), Severity::Error, "milter: an earlier stage failed: refusing with 451 4.3.0",
-                       internal_reply());
-
     // An untrusted client's verdict needs no directory: a header flood is
     // refused before any lookup.
     HeaderVerdict verdict;

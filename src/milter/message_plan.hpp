@@ -5,20 +5,19 @@
 // them) and asks the directory about the recipients; it returns either a
 // refusal or the header edits, the alias expansions and the route value to
 // stamp. The refusals, in the order they are decided:
-//   1. an earlier stage could not record what it was given: 451 4.3.0;
-//   2. an untrusted client's header flood (route_header.hpp): 550 5.7.1,
+//   1. an untrusted client's header flood (route_header.hpp): 550 5.7.1,
 //      before any lookup;
-//   3. a recipient the directory cannot answer for, when tempfail_action is
+//   2. a recipient the directory cannot answer for, when tempfail_action is
 //      tempfail: 451 4.3.0 (with accept, the route leaves without it);
-//   4. a trusted client's routing loop: 451 4.4.6, decided after the
+//   3. a trusted client's routing loop: 451 4.4.6, decided after the
 //      lookups, since where the recipients go now (and this host's
 //      generation) decides whether the loop is over;
-//   5. an alias expansion past max_added_recipients: 451 4.3.0.
+//   4. an alias expansion past max_added_recipients: 451 4.3.0.
 // Each note is a log line of the decision (without the queue id), in order.
 // filter.cpp logs the notes, counts, and applies the plan through libmilter.
 //
 // Thread safety: a plan is computed on one thread; nothing here logs, counts
-// or keeps state. Throws only what the resolver and allocation throw.
+// or keeps state. Throws only what the resolver throws.
 #pragma once
 
 #include <cstddef>
@@ -43,7 +42,6 @@ inline constexpr std::size_t max_added_recipients = 1000;
 // What the callbacks gathered about one message.
 struct MessageFacts {
     bool trusted = false;
-    bool failed = false;      // a callback could not record what it was given
     std::string client;       // "name[addr]", for the notes
     const HeaderScan& headers;
     const std::vector<std::string>& recipients;  // as the MTA gave them, "<a@example.com>"

@@ -82,6 +82,7 @@ bool stdio_requested(int argc, char* argv[]) {
 }
 
 int main(int argc, char* argv[]) {
+    unit::common::end_process_on_allocation_failure();
     signal(SIGPIPE, SIG_IGN);
     using unit::common::LogSink;
     const bool stdio = stdio_requested(argc, argv);

@@ -114,14 +114,7 @@ Result<void> run_program(const std::vector<std::string>& argv, const ProgramLimi
     err.close_end(1);
 
     std::string errors;
-    std::string problem;
-    try {
-        problem = drain(out, err, limits, errors, on_line);
-    } catch (...) {  // on_line threw (allocation): the child is still reaped
-        kill(pid, SIGKILL);
-        waitpid(pid, nullptr, 0);
-        throw;
-    }
+    const std::string problem = drain(out, err, limits, errors, on_line);
     if (!problem.empty()) kill(pid, SIGKILL);
     int status = 0;
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {

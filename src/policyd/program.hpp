@@ -11,7 +11,8 @@
 // The result is an error (Errc::Unavailable) with one line of text when the
 // program cannot be started, is killed, exits non-zero ("exit status N:
 // LINE", LINE the first line of its standard error with "fatal:", else its
-// first line) or dies of a signal. Blocks the
+// first line) or dies of a signal. on_line must not throw: the child would
+// not be reaped. Blocks the
 // calling thread; thread-safe (no shared state). Logs nothing.
 #pragma once
 

@@ -34,14 +34,11 @@ Error invalid(std::string_view prefix, std::string_view reason) {
     return make_error(Errc::Invalid, std::string(prefix) + std::string(reason));
 }
 
-// Built without allocating beyond the small-string buffer where possible:
-// this runs after an allocation already failed.
-Error out_of_memory() noexcept {
-    try {
-        return make_error(Errc::Unavailable, "out of memory");
-    } catch (...) {
-        return Error{Errc::Unavailable, {}};
-    }
+// libidn2 ran out of memory: as operator new does, the program's new handler
+// decides (the daemons' ends the process), else std::bad_alloc.
+[[noreturn]] void idn2_out_of_memory() {
+    if (std::new_handler handler = std::get_new_handler()) handler();
+    throw std::bad_alloc();
 }
 
 char ascii_lower(char c) noexcept { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
@@ -187,7 +184,7 @@ Result<std::string> idn_domain(std::string_view d, Notes& notes) {
     int rc = idn2_lookup_u8(reinterpret_cast<const uint8_t*>(in.c_str()), reinterpret_cast<uint8_t**>(&raw),
                             IDN2_NFC_INPUT | IDN2_NONTRANSITIONAL);
     std::unique_ptr<char, Idn2Free> owned(raw);
-    if (rc == IDN2_MALLOC) throw std::bad_alloc();
+    if (rc == IDN2_MALLOC) idn2_out_of_memory();
     if (rc != IDN2_OK || !owned) return invalid("", std::string("invalid domain: ") + idn2_strerror(rc));
     std::string out(owned.get());
     // The mapping may pass through ASCII we do not accept ('!', '*' ...).
@@ -364,24 +361,15 @@ Result<Address> normalize(std::string_view raw, const AddressOptions& options) {
 }  // namespace
 
 Result<Address> normalize_address(std::string_view raw, const AddressOptions& options) noexcept {
-    try {
-        return normalize(raw, options);
-    } catch (const std::exception&) {
-        // Only allocation can throw here.
-        return out_of_memory();
-    }
+    return normalize(raw, options);
 }
 
 Result<std::string> normalize_domain(std::string_view raw) noexcept {
-    try {
-        if (auto why = check_bytes(raw, "domain")) return invalid("domain: ", *why);
-        Notes notes;
-        auto domain = domain_key(raw, notes);
-        if (!domain) return invalid("domain: ", domain.error().message);
-        return domain;
-    } catch (const std::exception&) {
-        return out_of_memory();
-    }
+    if (auto why = check_bytes(raw, "domain")) return invalid("domain: ", *why);
+    Notes notes;
+    auto domain = domain_key(raw, notes);
+    if (!domain) return invalid("domain: ", domain.error().message);
+    return domain;
 }
 
 }  // namespace unit

@@ -13,7 +13,7 @@
 // Outcomes: the normalised Address, or Errc::Invalid with the reason
 // (empty, longer than 320 bytes as given or once normalised, control
 // characters, no '@', empty local part or domain, an invalid domain,
-// invalid UTF-8). Never throws.
+// invalid UTF-8). Never throws: an allocation that fails ends the process.
 // Pure function: thread-safe. Logs nothing.
 #pragma once
 

@@ -151,15 +151,6 @@ void append_field(std::string& line, const std::string& field, bool only_field) 
     line += '"';
 }
 
-// An error from a catch block: building the message may throw in turn.
-Error failure(Errc code, std::uint64_t line, const char* problem) noexcept {
-    try {
-        return make_error(code, "line " + std::to_string(line + 1) + problem);
-    } catch (...) {
-        return Error{code, {}};
-    }
-}
-
 }  // namespace
 
 Result<std::optional<CsvRow>> CsvReader::next() noexcept {
@@ -171,14 +162,12 @@ Result<std::optional<CsvRow>> CsvReader::next() noexcept {
             // The rest of the input is not parsed after an error: later calls report the end.
             try {
                 in_.setstate(std::ios::failbit);
-            } catch (...) {  // the stream's exception mask asked for one: the bit is set anyway
+            } catch (const std::ios_base::failure&) {  // the stream's exception mask asked for one: the bit is set
             }
         }
         return row;
-    } catch (const std::bad_alloc&) {
-        return failure(Errc::Unavailable, line_, ": out of memory");
-    } catch (...) {  // a stream buffer may throw anything
-        return failure(Errc::Io, line_, ": read error");
+    } catch (const std::exception&) {  // a stream buffer's read error
+        return make_error(Errc::Io, "line " + std::to_string(line_ + 1) + ": read error");
     }
 }
 

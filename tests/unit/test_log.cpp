@@ -2,6 +2,7 @@
 // log line one line whatever its caller passes.
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <string>
@@ -72,3 +73,28 @@ TEST_CASE("every log line is one line of at most max_log_line bytes, whatever th
     CHECK(out == "test[" + pid + "]: warning: value a\\x0d\\x0aunitpolicy[1]: forged\n" + "test[" + pid + "]: " +
                      std::string(common::max_log_line, 'x') + "...\n" + "test[" + pid + "]: plain b\\x5cc\n");
 }
+
+// ASan's operator new reports an impossible size itself instead of calling
+// the new handler; the sanitizer build skips this one.
+#if !defined(__SANITIZE_ADDRESS__)
+TEST_CASE("an allocation that fails ends the process with status 1 and a fatal line") {
+    test::TempDir dir;
+    const std::string path = dir.path("stderr");
+    pid_t child = fork();
+    REQUIRE(child >= 0);
+    if (child == 0) {
+        int file = open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+        dup2(file, STDERR_FILENO);
+        common::open_log(common::LogSink::Stderr, "test", false);
+        common::end_process_on_allocation_failure();
+        void* p = ::operator new(std::size_t{1} << 60);  // more than any address space
+        ::operator delete(p);
+        _exit(0);  // reached only when the allocation did not fail
+    }
+    int status = 0;
+    REQUIRE(waitpid(child, &status, 0) == child);
+    REQUIRE(WIFEXITED(status));
+    CHECK(WEXITSTATUS(status) == 1);
+    CHECK(test::read_file(path) == fmt::format("test[{}]: fatal: out of memory\n", child));
+}
+#endif

@@ -33,8 +33,8 @@ struct World : SampleReplica {
         return *this;
     }
     std::int64_t generation() { return primary.generation().value(); }
-    MessagePlan plan(bool failed = false) {
-        return plan_message(settings, *directory, {trusted, failed, "peer[192.0.2.10]", headers, recipients, 0});
+    MessagePlan plan() {
+        return plan_message(settings, *directory, {trusted, "peer[192.0.2.10]", headers, recipients, 0});
     }
 };
 
@@ -70,17 +70,6 @@ TEST_CASE("forged routing headers from outside are deleted, highest index first,
     CHECK(plan.header_edits[0] == HeaderEdit{HeaderEdit::Kind::Delete, "X-Unit-Route", 2, ""});
     CHECK(plan.header_edits[1] == HeaderEdit{HeaderEdit::Kind::Delete, "X-Unit-Route", 1, ""});
     CHECK(plan.header_edits[2].kind == HeaderEdit::Kind::Add);
-}
-
-TEST_CASE("an earlier stage's failure refuses with 451 4.3.0 before anything else") {
-    World w;
-    w.recipients = {"<john.doe@example.com>"};
-    for (int i = 0; i < 20; ++i) w.headers.add("X-Unit-Forged", "x");  // a flood too: the failure comes first
-    auto plan = w.plan(true);
-    REQUIRE(plan.refusal);
-    CHECK(*plan.refusal == internal_reply());
-    CHECK(plan.header_edits.empty());
-    CHECK(noted(plan, "an earlier stage failed"));
 }
 
 TEST_CASE("a header flood from outside is refused with 550 5.7.1 without asking the directory") {
