@@ -44,84 +44,37 @@ struct Fixture {
 
 }  // namespace
 
-TEST_CASE("policy requests are answered in order, whatever the split") {
+// What the conversations answer, request by request and stream by stream,
+// is in the golden transcripts (tests/golden); here, what they count, which
+// no client sees.
+TEST_CASE("a policy conversation counts its requests, those that ask no check apart") {
     Fixture f;
-    std::string in = policy_request("user+x@example.com") + policy_request("nobody@example.com") +
-                     policy_request("off@example.com") + policy_request("sus@example.com") +
-                     policy_request("someone@example.org") + policy_request("nobody@example.com", "DATA");
-    const std::string expected = "action=DUNNO\n\naction=550 5.1.1 User unknown\n\naction=550 5.2.1 Mailbox disabled\n\n"
-                                 "action=450 4.2.1 Mailbox temporarily unavailable\n\naction=DUNNO\n\naction=DUNNO\n\n";
-    for (std::size_t chunk : {std::size_t{1}, std::size_t{7}, in.size()}) {
-        CAPTURE(chunk);
-        PolicyConversation c(*f.worker);
-        std::string out;
-        for (std::size_t i = 0; i < in.size(); i += chunk) REQUIRE(c.feed(std::string_view(in).substr(i, chunk), out));
-        CHECK(out == expected);
-    }
-    CHECK(f.stats.verdicts[static_cast<int>(VerdictKind::NotRcpt)] == 3);
-    CHECK(f.stats.policy_requests == 18);
-}
-
-TEST_CASE("a malformed recipient in a served domain is refused, elsewhere left to Postfix, and never a 5xx for a fault") {
-    // No relay_recipient_maps behind the policy: it alone refuses at RCPT.
     const std::string long_local(330, 'a');
-    const std::string in = policy_request(long_local + "@example.com") + policy_request("\"\"@Example.COM") +
+    const std::string in = policy_request("user+x@example.com") + policy_request("nobody@example.com", "DATA") +
+                           policy_request(long_local + "@example.com") + policy_request("\"\"@Example.COM") +
                            policy_request(long_local + "@example.org") + policy_request("user@bad..domain");
-    {
-        Fixture f;
-        PolicyConversation c(*f.worker);
-        std::string out;
-        REQUIRE(c.feed(in, out));
-        CHECK(out == "action=550 5.1.1 User unknown\n\naction=550 5.1.1 User unknown\n\naction=DUNNO\n\n"
-                     "action=DUNNO\n\n");
-        CHECK(f.stats.outcomes[static_cast<int>(Outcome::Malformed)] == 4);
-    }
-    Fixture f(false);
     PolicyConversation c(*f.worker);
     std::string out;
-    REQUIRE(c.feed(policy_request(long_local + "@example.com"), out));
-    CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
-}
-
-TEST_CASE("a broken policy stream stops the conversation after the answers it had") {
-    Fixture f;
-    PolicyConversation c(*f.worker);
-    std::string out;
-    CHECK(!c.feed(policy_request("user@example.com") + "recipient=" + std::string(9000, 'a') + "\n", out));
-    CHECK(out == "action=DUNNO\n\n");
-    CHECK(c.error().find("8192") != std::string::npos);
+    REQUIRE(c.feed(in, out));
+    CHECK(f.stats.policy_requests == 6);
+    CHECK(f.stats.verdicts[static_cast<int>(VerdictKind::NotRcpt)] == 1);
+    CHECK(f.stats.outcomes[static_cast<int>(Outcome::Malformed)] == 4);
+    CHECK(f.stats.protocol_errors == 0);
+    CHECK_FALSE(c.feed("recipient=" + std::string(9000, 'a') + "\n", out));
     CHECK(f.stats.protocol_errors == 1);
 }
 
-TEST_CASE("without a database every recipient is a temporary failure, never unknown") {
+TEST_CASE("without a database every lookup is counted as a tempfail of cause no database") {
     Fixture f(false);
     PolicyConversation c(*f.worker);
     std::string out;
     REQUIRE(c.feed(policy_request("nobody@example.com"), out));
-    CHECK(out == "action=451 4.3.0 Directory temporarily unavailable\n\n");
     SocketmapConversation m(*f.worker);
-    out.clear();
     REQUIRE(m.feed(netstring("recipient nobody@example.com") + netstring("domain example.com"), out));
-    CHECK(out.find(":TEMP ") != std::string::npos);
-    CHECK(out.find("NOTFOUND") == std::string::npos);
     CHECK(f.stats.tempfail_causes[static_cast<int>(TempfailCause::NoDatabase)] == 3);
 }
 
-TEST_CASE("socketmap requests dispatch on the map name of each request") {
-    Fixture f;
-    SocketmapConversation c(*f.worker);
-    std::string out;
-    REQUIRE(c.feed(netstring("recipient User+Tag@EXAMPLE.com") + netstring("transportmx moving@example.com") +
-                       netstring("transportmx *") + netstring("domain example.net") + netstring("domain example.org") +
-                       netstring("alias sales@example.com") + netstring("nosuchmap x"),
-                   out));
-    CHECK(out == netstring("OK user@example.com") + netstring("OK unithold:unix:/dev/null/unitpolicy-held/u1") + netstring("NOTFOUND ") +
-                     netstring("OK example.net") + netstring("NOTFOUND ") +
-                     netstring("OK bob@example.com,partner@other.org,copy@elsewhere.org,user@example.com") +
-                     netstring("PERM unknown map name"));
-}
-
-TEST_CASE("Postfix's partial keys are NOTFOUND without a lookup, and counted apart from malformed input") {
+TEST_CASE("Postfix's partial keys are counted apart from malformed input") {
     for (bool with_database : {true, false}) {
         CAPTURE(with_database);
         Fixture f(with_database);
@@ -131,22 +84,19 @@ TEST_CASE("Postfix's partial keys are NOTFOUND without a lookup, and counted apa
                            netstring("transportmx .example.com") + netstring("recipient @example.com") +
                            netstring("recipient user@"),
                        out));
-        std::string notfound = netstring("NOTFOUND ");
-        CHECK(out == notfound + notfound + notfound + notfound + notfound + notfound);
         CHECK(f.stats.socketmap_partial_keys == 5);
         CHECK(f.stats.outcomes[static_cast<int>(Outcome::Malformed)] == 1);  // "user@" only
         CHECK(f.stats.socketmap_requests == 6);
     }
 }
 
-TEST_CASE("a malformed netstring ends the socketmap conversation") {
+TEST_CASE("a broken socketmap stream is counted as a protocol error") {
     Fixture f;
     SocketmapConversation c(*f.worker);
     std::string out;
     CHECK(c.feed(netstring("domain example.com") + "5:abc", out));  // incomplete: waits for more
-    CHECK(!c.feed("xyz;", out));
-    CHECK(out == netstring("OK example.com"));
-    CHECK(!c.error().empty());
+    CHECK_FALSE(c.feed("xyz;", out));
+    CHECK(f.stats.protocol_errors == 1);
 }
 
 TEST_CASE("a lookup past lookup_timeout answers the tempfail action within the bound, counted by cause") {
