@@ -1,9 +1,11 @@
 // key_table.hpp: the one declarative table of configuration keys each
-// program has (STYLE §7): a key's name, default, one-line doc, how its
-// value is applied and shown, and whether a reload applies it drive the
-// configuration file (`key = value`), the command line (--key-name, with
-// '-' for '_'), --help, --dump's configuration (describe()), the reload's
-// list of settings kept until a restart, and the man page tests.
+// program has (STYLE §7): a key's name, one-line doc, how its value is
+// applied and shown, and whether a reload applies it drive the configuration
+// file (`key = value`), the command line (--key-name, with '-' for '_'),
+// --help, --dump's configuration (describe()), the reload's list of settings
+// kept until a restart, and the man page tests. A key's default is the
+// Settings struct's member initialiser, written once: --help shows it
+// through the key's show function.
 //
 // Appliers return "" when they took the value, else why not; the table turns
 // that into common::ConfigError naming the key (and FILE:LINE for the file).
@@ -72,8 +74,7 @@ enum class Reload {
 template <class Settings>
 struct Key {
     const char* name;
-    const char* fallback;  // the default, as text
-    const char* doc;
+    const char* doc;  // --help adds the default: show() of a default-constructed Settings
     std::string (*apply)(std::string_view value, Settings& s);
     std::string (*show)(const Settings& s);  // the value, as the file would give it
     Reload reload = Reload::Applied;
@@ -106,8 +107,9 @@ public:
     boost::program_options::options_description options(const char* title) const {
         namespace po = boost::program_options;
         po::options_description options(title);
+        const Settings defaults{};
         for (const auto& k : keys_) {
-            std::string help = k.fallback[0] ? fmt::format("{} (default: {})", k.doc, k.fallback) : std::string(k.doc);
+            std::string help = help_text(k, defaults);
             std::string name = option_name(k.name);
             switch (k.kind) {
             case KeyKind::Value: options.add_options()(name.c_str(), po::value<std::string>(), help.c_str()); break;
@@ -120,6 +122,13 @@ public:
             }
         }
         return options;
+    }
+
+    // The key's doc and, unless it is empty, its value in `defaults` (the
+    // struct's member initialisers: the one place a default is written).
+    static std::string help_text(const Key<Settings>& k, const Settings& defaults) {
+        std::string value = k.show(defaults);
+        return value.empty() ? std::string(k.doc) : fmt::format("{} (default: {})", k.doc, value);
     }
 
     // The configuration file (--config, else `fallback` when it exists), then

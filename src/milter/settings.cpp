@@ -79,22 +79,22 @@ std::string set_networks(Settings& s, std::string_view value) {
 }
 
 const Key keys[] = {
-    {"db", "/var/lib/unitpolicy/units.db", "the replica of the policy database (read-only)",
+    {"db", "the replica of the policy database (read-only)",
      [](std::string_view v, Settings& s) { return set_text(s.db, v, false); },
      [](const Settings& s) -> std::string { return s.db; }},
-    {"listen", "", "where the MTA connects: unix:/path or inet:PORT@HOST (libmilter's syntax)",
+    {"listen", "where the MTA connects: unix:/path or inet:PORT@HOST (libmilter's syntax)",
      [](std::string_view v, Settings& s) { return set_listen(s.listen, v); },
      [](const Settings& s) -> std::string { return s.listen; }, Reload::AtRestart},
-    {"socket_mode", "0660", "mode of a unix socket (octal)",
+    {"socket_mode", "mode of a unix socket (octal)",
      [](std::string_view v, Settings& s) { return set_number(s.socket_mode, v, 0u, 0777u, 8); },
      [](const Settings& s) -> std::string { return fmt::format("{:04o}", s.socket_mode); }, Reload::AtRestart},
-    {"socket_group", "", "group of a unix socket (empty: the group that started the filter)",
+    {"socket_group", "group of a unix socket (empty: the group that started the filter)",
      [](std::string_view v, Settings& s) { return set_text(s.socket_group, v); },
      [](const Settings& s) -> std::string { return s.socket_group; }, Reload::AtRestart},
-    {"metrics", "", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
+    {"metrics", "serve the live counters to Prometheus over HTTP on inet:host:port (GET /metrics)",
      [](std::string_view v, Settings& s) { return common::set_inet_endpoint(s.metrics, v); },
      [](const Settings& s) -> std::string { return s.metrics; }, Reload::AtRestart},
-    {"role", "mx", "mx (the MX pool) or unit (a mailbox server; needs unit)",
+    {"role", "mx (the MX pool) or unit (a mailbox server; needs unit)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "mx") s.role = Role::Mx;
          else if (v == "unit") s.role = Role::Unit;
@@ -102,28 +102,28 @@ const Key keys[] = {
          return {};
      },
      [](const Settings& s) -> std::string { return s.role == Role::Unit ? "unit" : "mx"; }},
-    {"unit", "", "this host's unit (role unit)", [](std::string_view v, Settings& s) { return set_unit(s.unit, v); },
+    {"unit", "this host's unit (role unit)", [](std::string_view v, Settings& s) { return set_unit(s.unit, v); },
      [](const Settings& s) -> std::string { return s.unit; }},
-    {"trusted_networks", "", "clients whose routing headers are kept: IPv4/IPv6 CIDRs, comma or space separated "
+    {"trusted_networks", "clients whose routing headers are kept: IPv4/IPv6 CIDRs, comma or space separated "
                              "(the other MX hosts and the units)",
      [](std::string_view v, Settings& s) { return set_networks(s, v); },
      [](const Settings& s) -> std::string { return s.trusted_networks.to_string(); }},
-    {"max_hops", "6", "refuse (451 4.4.6) a message whose incoming hop count reaches this",
+    {"max_hops", "refuse (451 4.4.6) a message whose incoming hop count reaches this",
      [](std::string_view v, Settings& s) { return set_number(s.max_hops, v, 1, 24); },
      [](const Settings& s) -> std::string { return std::to_string(s.max_hops); }},  // 2 x 24 < hop_count_limit (50)
-    {"header_prefix", "X-Unit-", "the routing header prefix; the route header is PREFIX + Route",
+    {"header_prefix", "the routing header prefix; the route header is PREFIX + Route",
      [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); },
      [](const Settings& s) -> std::string { return s.header_prefix; }},
-    {"max_stripped_headers", "10", "the most routing headers deleted from one message; more from an untrusted client "
+    {"max_stripped_headers", "the most routing headers deleted from one message; more from an untrusted client "
                                    "refuse it (550 5.7.1)",
      [](std::string_view v, Settings& s) {
          return set_number(s.max_stripped_headers, v, std::size_t{0}, max_stripped_limit);
      },
      [](const Settings& s) -> std::string { return std::to_string(s.max_stripped_headers); }},
-    {"expand_aliases", "no", "replace alias recipients by their targets (for MTAs without socketmap)",
+    {"expand_aliases", "replace alias recipients by their targets (for MTAs without socketmap)",
      [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); },
      [](const Settings& s) -> std::string { return common::show_bool(s.expand_aliases); }, Reload::Applied, KeyKind::Flag},
-    {"tempfail_action", "tempfail", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
+    {"tempfail_action", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "tempfail") s.tempfail_action = TempfailAction::Tempfail;
          else if (v == "accept") s.tempfail_action = TempfailAction::Accept;
@@ -131,37 +131,37 @@ const Key keys[] = {
          return {};
      },
      [](const Settings& s) -> std::string { return s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail"; }},
-    {"recipient_delimiter", "", "address extension delimiters, as Postfix's recipient_delimiter",
+    {"recipient_delimiter", "address extension delimiters, as Postfix's recipient_delimiter",
      [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); },
      [](const Settings& s) -> std::string { return s.resolver.address.recipient_delimiter; }},
-    {"fold_local_case", "yes", "fold local parts to lowercase",
+    {"fold_local_case", "fold local parts to lowercase",
      [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); },
      [](const Settings& s) -> std::string { return common::show_bool(s.resolver.address.fold_local_case); }},
-    {"max_replica_age", "0", "treat a replica older than this as unavailable (0: off)",
+    {"max_replica_age", "treat a replica older than this as unavailable (0: off)",
      [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); },
      [](const Settings& s) -> std::string { return fmt::format("{}s", s.resolver.max_replica_age.count()); }},
-    {"max_alias_targets", "1000", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
+    {"max_alias_targets", "alias rows one address may expand through; more is a temporary failure (alias_limit)",
      [](std::string_view v, Settings& s) { return set_number(s.resolver.max_alias_targets, v, 1, 1000000); },
      [](const Settings& s) -> std::string { return std::to_string(s.resolver.max_alias_targets); }},
-    {"validation_timeout", "30s", "refuse a replacement of the replica not validated within this (at least 1s)",
+    {"validation_timeout", "refuse a replacement of the replica not validated within this (at least 1s)",
      [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); },
      [](const Settings& s) -> std::string { return fmt::format("{}s", s.validation_timeout.count()); }},
-    {"cache_directory", "", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
+    {"cache_directory", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
      [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); },
      [](const Settings& s) -> std::string { return s.cache_directory; }, Reload::AtRestart},
-    {"lookup_timeout", "1000", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
+    {"lookup_timeout", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
      [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); },
      [](const Settings& s) -> std::string { return std::to_string(s.lookup_timeout.count()); }},
-    {"hostname", "", "this host's name in the route's by= (default: the system's host name)",
+    {"hostname", "this host's name in the route's by= (default: the system's host name)",
      [](std::string_view v, Settings& s) { return set_text(s.hostname, v); },
      [](const Settings& s) -> std::string { return s.hostname; }},
-    {"user", "", "user to run as after binding the socket",
+    {"user", "user to run as after binding the socket",
      [](std::string_view v, Settings& s) { return set_text(s.user, v); },
      [](const Settings& s) -> std::string { return s.user; }, Reload::AtRestart},
-    {"log", "syslog", "syslog (facility mail) or stderr",
+    {"log", "syslog (facility mail) or stderr",
      [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); },
      [](const Settings& s) -> std::string { return s.log == common::LogSink::Stderr ? "stderr" : "syslog"; }},
-    {"debug", "no", "log every message's decision", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
+    {"debug", "log every message's decision", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
      [](const Settings& s) -> std::string { return common::show_bool(s.debug); }, Reload::Applied, KeyKind::Flag},
 };
 
