@@ -30,13 +30,7 @@ void declare(po::options_description& options) {
 
 // Defaults are libunit's; --config overrides them, the command line overrides both.
 ResolverOptions resolver_options(const Invocation& inv) {
-    ResolverOptions options;
-    const auto& s = inv.settings;
-    if (s.recipient_delimiter) options.address.recipient_delimiter = *s.recipient_delimiter;
-    if (s.fold_local_case) options.address.fold_local_case = *s.fold_local_case;
-    if (s.reject_max_age) options.reject_max_age = *s.reject_max_age;
-    if (s.max_replica_age) options.max_replica_age = *s.max_replica_age;
-    options.max_alias_targets = s.max_alias_targets;
+    ResolverOptions options = inv.settings.resolver;
     if (auto v = inv.option("recipient-delimiter")) options.address.recipient_delimiter = *v;
     if (auto v = inv.option("fold-local-case"))
         options.address.fold_local_case = bool_or_usage(*v, "resolve: --fold-local-case");

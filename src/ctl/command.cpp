@@ -31,8 +31,8 @@ RemovalLimit removal_limit_or_usage(std::string_view command, const std::string&
 PrimaryOptions primary_options(const Settings& settings) {
     PrimaryOptions options;
     options.hold_transport = settings.hold_transport;
-    options.recipient_delimiter = settings.recipient_delimiter.value_or("");
-    options.max_alias_targets = settings.max_alias_targets;
+    options.recipient_delimiter = settings.resolver.address.recipient_delimiter;
+    options.max_alias_targets = settings.resolver.max_alias_targets;
     options.refuse_dangling_targets = true;
     return options;
 }

@@ -5,8 +5,10 @@
 #include <algorithm>
 #include <array>
 #include <charconv>
+#include <utility>
 
 #include "common/config_file.hpp"
+#include "ctl/settings.hpp"
 
 namespace unit::ctl {
 
@@ -103,86 +105,135 @@ std::string set_state_map(std::string_view value, std::vector<LdapStateRule>& ru
     return {};
 }
 
-using Apply = std::string (*)(std::string_view value, LdapSettings& s);
+std::string show_scope(LdapScope scope) {
+    switch (scope) {
+    case LdapScope::Base: return "base";
+    case LdapScope::One: return "one";
+    case LdapScope::Sub: return "sub";
+    }
+    return "?";
+}
 
-struct LdapKey {
-    std::string_view name;
-    Apply apply;
-};
+// As ldap_state_map takes it: "active:active, suspended:suspended, ...".
+std::string show_state_map(const std::vector<LdapStateRule>& rules) {
+    std::vector<std::string> texts;
+    for (const auto& rule : rules) {
+        std::string match = rule.match == LdapStateRule::Match::Any      ? std::string("*")
+                            : rule.match == LdapStateRule::Match::AnyBit ? fmt::format("&{}", rule.bits)
+                                                                        : rule.value;
+        texts.push_back(fmt::format("{}:{}", match, to_string(rule.state)));
+    }
+    return fmt::format("{}", fmt::join(texts, ", "));
+}
 
-constexpr std::array<LdapKey, 21> ldap_keys{{
-    {"ldap_uri",
-     [](std::string_view v, LdapSettings& s) {
+using Key = common::Key<Settings>;
+
+const Key keys[] = {
+    {"ldap_uri", "the LDAP server of sync --ldap: ldap://, ldaps:// or ldapi:// URIs, blank-separated (empty: none)",
+     [](std::string_view v, Settings& s) {
          auto problem = check_uri(v);
-         if (problem.empty()) s.uri = std::string(trim(v));
+         if (problem.empty()) s.ldap.uri = std::string(trim(v));
          return problem;
-     }},
-    {"ldap_bind_dn", [](std::string_view v, LdapSettings& s) { return set_string(v, s.bind_dn); }},
-    {"ldap_password_file", [](std::string_view v, LdapSettings& s) { return set_string(v, s.password_file); }},
-    {"ldap_sasl_mechanism",
-     [](std::string_view v, LdapSettings& s) -> std::string {
+     },
+     [](const Settings& s) -> std::string { return s.ldap.uri; }},
+    {"ldap_bind_dn", "a simple bind as this DN, with ldap_password_file (empty: none)",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.bind_dn); },
+     [](const Settings& s) -> std::string { return s.ldap.bind_dn; }},
+    {"ldap_password_file", "the file whose first line is the bind DN's password",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.password_file); },
+     [](const Settings& s) -> std::string { return s.ldap.password_file; }},
+    {"ldap_sasl_mechanism", "EXTERNAL: bind as the connection's identity (empty: none)",
+     [](std::string_view v, Settings& s) -> std::string {
          if (!v.empty() && !equal_ignoring_case(v, "EXTERNAL"))
              return fmt::format("unsupported mechanism '{}' (expected EXTERNAL or nothing)", v);
-         s.sasl_mechanism = v.empty() ? "" : "EXTERNAL";
+         s.ldap.sasl_mechanism = v.empty() ? "" : "EXTERNAL";
          return {};
-     }},
-    {"ldap_base", [](std::string_view v, LdapSettings& s) { return set_string(v, s.base); }},
-    {"ldap_scope",
-     [](std::string_view v, LdapSettings& s) -> std::string {
-         if (v == "sub") s.scope = LdapScope::Sub;
-         else if (v == "one") s.scope = LdapScope::One;
-         else if (v == "base") s.scope = LdapScope::Base;
+     },
+     [](const Settings& s) -> std::string { return s.ldap.sasl_mechanism; }},
+    {"ldap_base", "the base DN of the search for mailboxes",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.base); },
+     [](const Settings& s) -> std::string { return s.ldap.base; }},
+    {"ldap_scope", "the scope of the searches: sub, one or base",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "sub") s.ldap.scope = LdapScope::Sub;
+         else if (v == "one") s.ldap.scope = LdapScope::One;
+         else if (v == "base") s.ldap.scope = LdapScope::Base;
          else return fmt::format("bad scope '{}' (expected sub, one or base)", v);
          return {};
-     }},
-    {"ldap_filter", [](std::string_view v, LdapSettings& s) { return set_string(v, s.filter); }},
-    {"ldap_page_size",
-     [](std::string_view v, LdapSettings& s) -> std::string {
+     },
+     [](const Settings& s) { return show_scope(s.ldap.scope); }},
+    {"ldap_filter", "the search filter for mailboxes (empty: the address attribute present)",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.filter); },
+     [](const Settings& s) -> std::string { return s.ldap.filter; }},
+    {"ldap_page_size", "entries per page of paged results (0: no paging)",
+     [](std::string_view v, Settings& s) -> std::string {
          const auto size = parse_number<int>(v);
          if (!size || *size < 0 || *size > 1'000'000)
              return fmt::format("bad page size '{}' (expected 0 to 1000000)", v);
-         s.page_size = *size;
+         s.ldap.page_size = *size;
          return {};
-     }},
-    {"ldap_timeout",
-     [](std::string_view v, LdapSettings& s) -> std::string {
+     },
+     [](const Settings& s) { return std::to_string(s.ldap.page_size); }},
+    {"ldap_timeout", "the longest wait for the server, each time",
+     [](std::string_view v, Settings& s) -> std::string {
          const auto timeout = common::parse_duration(v);
          if (!timeout || timeout->count() <= 0)
              return fmt::format("bad duration '{}' (expected N[s|m|h|d|w], not 0)", v);
-         s.timeout = *timeout;
+         s.ldap.timeout = *timeout;
          return {};
-     }},
-    {"ldap_address_attribute",
-     [](std::string_view v, LdapSettings& s) { return set_attribute(v, s.address_attribute, false); }},
-    {"ldap_unit_attribute",
-     [](std::string_view v, LdapSettings& s) { return set_attribute(v, s.unit_attribute, false); }},
-    {"ldap_unit_value",
-     [](std::string_view v, LdapSettings& s) -> std::string {
-         if (v == "verbatim") s.unit_value = LdapUnitValue::Verbatim;
-         else if (v == "first_label") s.unit_value = LdapUnitValue::FirstLabel;
+     },
+     [](const Settings& s) { return common::show_seconds(s.ldap.timeout); }},
+    {"ldap_address_attribute", "the attribute holding a mailbox's address",
+     [](std::string_view v, Settings& s) { return set_attribute(v, s.ldap.address_attribute, false); },
+     [](const Settings& s) -> std::string { return s.ldap.address_attribute; }},
+    {"ldap_unit_attribute", "the attribute holding a mailbox's unit",
+     [](std::string_view v, Settings& s) { return set_attribute(v, s.ldap.unit_attribute, false); },
+     [](const Settings& s) -> std::string { return s.ldap.unit_attribute; }},
+    {"ldap_unit_value", "how its value becomes a unit name: verbatim or first_label",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "verbatim") s.ldap.unit_value = LdapUnitValue::Verbatim;
+         else if (v == "first_label") s.ldap.unit_value = LdapUnitValue::FirstLabel;
          else return fmt::format("bad value '{}' (expected verbatim or first_label)", v);
          return {};
+     },
+     [](const Settings& s) -> std::string {
+         return s.ldap.unit_value == LdapUnitValue::FirstLabel ? "first_label" : "verbatim";
      }},
-    {"ldap_state_attribute",
-     [](std::string_view v, LdapSettings& s) { return set_attribute(v, s.state_attribute, true); }},
-    {"ldap_state_map", [](std::string_view v, LdapSettings& s) { return set_state_map(v, s.state_map); }},
-    {"ldap_alias_attribute",
-     [](std::string_view v, LdapSettings& s) { return set_attribute(v, s.alias_attribute, true); }},
-    {"ldap_alias_prefix", [](std::string_view v, LdapSettings& s) { return set_string(v, s.alias_prefix); }},
-    {"ldap_alias_filter", [](std::string_view v, LdapSettings& s) { return set_string(v, s.alias_filter); }},
-    {"ldap_alias_base", [](std::string_view v, LdapSettings& s) { return set_string(v, s.alias_base); }},
-    {"ldap_alias_address_attribute",
-     [](std::string_view v, LdapSettings& s) { return set_attribute(v, s.alias_address_attribute, false); }},
-    {"ldap_alias_target_attribute",
-     [](std::string_view v, LdapSettings& s) { return set_attribute(v, s.alias_target_attribute, false); }},
-    {"ldap_domains",
-     [](std::string_view v, LdapSettings& s) -> std::string {
-         if (v == "from_addresses") s.domains = LdapDomains::FromAddresses;
-         else if (v == "keep") s.domains = LdapDomains::Keep;
+    {"ldap_state_attribute", "the attribute holding the account's state (empty: every mailbox active)",
+     [](std::string_view v, Settings& s) { return set_attribute(v, s.ldap.state_attribute, true); },
+     [](const Settings& s) -> std::string { return s.ldap.state_attribute; }},
+    {"ldap_state_map", "rules VALUE:STATE, &N:STATE or *:STATE, comma-separated, the first match wins",
+     [](std::string_view v, Settings& s) { return set_state_map(v, s.ldap.state_map); },
+     [](const Settings& s) { return show_state_map(s.ldap.state_map); }},
+    {"ldap_alias_attribute", "an attribute of a mailbox entry whose values are its aliases (empty: none)",
+     [](std::string_view v, Settings& s) { return set_attribute(v, s.ldap.alias_attribute, true); },
+     [](const Settings& s) -> std::string { return s.ldap.alias_attribute; }},
+    {"ldap_alias_prefix", "only values of ldap_alias_attribute with this prefix are aliases, without it",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.alias_prefix); },
+     [](const Settings& s) -> std::string { return s.ldap.alias_prefix; }},
+    {"ldap_alias_filter", "a second search, for aliases of their own (empty: none)",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.alias_filter); },
+     [](const Settings& s) -> std::string { return s.ldap.alias_filter; }},
+    {"ldap_alias_base", "the base of that search (empty: ldap_base)",
+     [](std::string_view v, Settings& s) { return set_string(v, s.ldap.alias_base); },
+     [](const Settings& s) -> std::string { return s.ldap.alias_base; }},
+    {"ldap_alias_address_attribute", "the alias's address in that search",
+     [](std::string_view v, Settings& s) { return set_attribute(v, s.ldap.alias_address_attribute, false); },
+     [](const Settings& s) -> std::string { return s.ldap.alias_address_attribute; }},
+    {"ldap_alias_target_attribute", "the alias's targets in that search, one address per value",
+     [](std::string_view v, Settings& s) { return set_attribute(v, s.ldap.alias_target_attribute, false); },
+     [](const Settings& s) -> std::string { return s.ldap.alias_target_attribute; }},
+    {"ldap_domains", "the served domains: from_addresses (those of the addresses read) or keep",
+     [](std::string_view v, Settings& s) -> std::string {
+         if (v == "from_addresses") s.ldap.domains = LdapDomains::FromAddresses;
+         else if (v == "keep") s.ldap.domains = LdapDomains::Keep;
          else return fmt::format("bad value '{}' (expected from_addresses or keep)", v);
          return {};
+     },
+     [](const Settings& s) -> std::string {
+         return s.ldap.domains == LdapDomains::Keep ? "keep" : "from_addresses";
      }},
-}};
+};
 
 }  // namespace
 
@@ -200,9 +251,18 @@ std::vector<LdapStateRule> LdapSettings::default_state_map() {
     return rules;
 }
 
+std::span<const common::Key<Settings>> ldap_keys() noexcept { return keys; }
+
 std::string apply_ldap_key(std::string_view key, std::string_view value, LdapSettings& settings) {
-    for (const auto& known : ldap_keys)
-        if (known.name == key) return known.apply(value, settings);
+    for (const auto& known : keys) {
+        if (known.name != key) continue;
+        // The table's appliers take the whole Settings: lend it these.
+        Settings whole;
+        whole.ldap = std::move(settings);
+        auto problem = known.apply(value, whole);
+        settings = std::move(whole.ldap);
+        return problem;
+    }
     return fmt::format("unknown key '{}'", key);
 }
 

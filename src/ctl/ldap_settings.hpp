@@ -2,19 +2,22 @@
 // say where the LDAP source of `unitctl sync --ldap` is and how its entries
 // map to mailboxes, aliases and domains (unitctl(8), CONFIGURATION).
 //
-// apply_ldap_key() takes one `key = value` line: it checks the value's
-// syntax only (a URI's scheme, a scope, a number, a state rule); what needs
-// the network or the file system (the password file, the filter) is checked
-// by read_ldap(). Pure functions, thread-safe, no logging.
+// ldap_keys() declares them for unitctl's key table (settings.hpp): each
+// key's applier checks the value's syntax only (a URI's scheme, a scope, a
+// number, a state rule); what needs the network or the file system (the
+// password file, the filter) is checked by read_ldap(). A default is
+// LdapSettings' member initialiser. Pure functions, thread-safe, no logging.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
 
+#include "common/key_table.hpp"
 #include "unit/records.hpp"
 
 namespace unit::ctl {
@@ -73,8 +76,14 @@ struct LdapSettings {
     static std::vector<LdapStateRule> default_state_map();
 };
 
-// Applies `key` (an ldap_* key) to `settings`; returns an explanation when
-// the key is unknown or the value bad, empty when it was taken.
+struct Settings;  // settings.hpp
+
+// The ldap_* keys of unitctl's key table, which apply to Settings::ldap.
+std::span<const common::Key<Settings>> ldap_keys() noexcept;
+
+// Applies `key` (an ldap_* key of ldap_keys()) to `settings`; returns an
+// explanation when the key is unknown or the value bad, empty when it was
+// taken.
 std::string apply_ldap_key(std::string_view key, std::string_view value, LdapSettings& settings);
 
 // The state a value of the state attribute maps to; nullopt when no rule

@@ -2,10 +2,11 @@
 
 #include <fmt/format.h>
 
-#include <array>
 #include <charconv>
+#include <iterator>
 
 #include "common/config_file.hpp"
+#include "common/key_table.hpp"
 #include "ctl/command.hpp"
 
 namespace unit::ctl {
@@ -15,105 +16,114 @@ using common::parse_duration;
 
 namespace {
 
-// Applies one value to the settings; returns an explanation when the value
-// is bad, empty when it was taken.
-using Apply = std::string (*)(std::string_view value, Settings& settings);
+using Key = common::Key<Settings>;
 
-struct ConfigKey {
-    std::string_view name;
-    Apply apply;
-};
-
-std::string apply_db(std::string_view value, Settings& s) {
-    if (value.empty()) return "empty database path";
-    s.db = std::string(value);
+// unitctl's messages quote a value with '...', as its other messages do.
+std::string set_bool(bool& field, std::string_view value) {
+    auto parsed = parse_bool(value);
+    if (!parsed) return fmt::format("bad boolean '{}' (expected yes or no)", value);
+    field = *parsed;
     return {};
 }
 
-std::string apply_delimiter(std::string_view value, Settings& s) {
-    // Empty is legal: no address extensions.
-    s.recipient_delimiter = std::string(value);
+std::string set_duration(std::chrono::seconds& field, std::string_view value) {
+    auto parsed = parse_duration(value);
+    if (!parsed) return fmt::format("bad duration '{}' (expected N[s|m|h|d|w])", value);
+    field = *parsed;
     return {};
 }
 
-std::string apply_fold(std::string_view value, Settings& s) {
-    s.fold_local_case = parse_bool(value);
-    return s.fold_local_case ? std::string() : fmt::format("bad boolean '{}' (expected yes or no)", value);
-}
-
-std::string apply_duration(std::string_view value, std::optional<std::chrono::seconds>& field) {
-    field = parse_duration(value);
-    return field ? std::string() : fmt::format("bad duration '{}' (expected N[s|m|h|d|w])", value);
-}
-
-std::string apply_hold_transport(std::string_view value, Settings& s) {
-    if (value.empty()) return "empty transport name";
-    s.hold_transport = std::string(value);
+// `field` takes any value but an empty one, which `problem` explains.
+std::string set_nonempty(std::string& field, std::string_view value, const char* problem) {
+    if (value.empty()) return problem;
+    field = std::string(value);
     return {};
 }
 
 // A count from 1 to max_alias_targets_limit.
-std::optional<int> parse_count(std::string_view text) {
-    int value = 0;
-    auto [end, error] = std::from_chars(text.data(), text.data() + text.size(), value);
-    if (error == std::errc() && end == text.data() + text.size() && value >= 1 && value <= max_alias_targets_limit)
-        return value;
-    return std::nullopt;
-}
-
-std::string apply_max_alias_targets(std::string_view value, Settings& s) {
-    auto count = parse_count(value);
-    if (!count) return fmt::format("bad number '{}' (expected 1 to {})", value, max_alias_targets_limit);
-    s.max_alias_targets = *count;
+std::string set_count(int& field, std::string_view value) {
+    int count = 0;
+    auto [end, error] = std::from_chars(value.data(), value.data() + value.size(), count);
+    if (error != std::errc() || end != value.data() + value.size() || count < 1 || count > max_alias_targets_limit)
+        return fmt::format("bad number '{}' (expected 1 to {})", value, max_alias_targets_limit);
+    field = count;
     return {};
 }
 
-std::string apply_audit_log(std::string_view value, Settings& s) {
-    if (value == "syslog") s.audit_log = AuditLog::Syslog;
-    else if (value == "stderr") s.audit_log = AuditLog::Stderr;
-    else if (value == "none") s.audit_log = AuditLog::None;
+std::string set_audit_log(AuditLog& field, std::string_view value) {
+    if (value == "syslog") field = AuditLog::Syslog;
+    else if (value == "stderr") field = AuditLog::Stderr;
+    else if (value == "none") field = AuditLog::None;
     else return fmt::format("bad audit log '{}' (expected syslog, stderr or none)", value);
     return {};
 }
 
-std::string apply_fleet_hosts(std::string_view value, Settings& s) {
-    if (value.empty()) return "empty path";
-    s.fleet_hosts = std::string(value);
-    return {};
+std::string show_audit_log(AuditLog value) {
+    switch (value) {
+    case AuditLog::Syslog: return "syslog";
+    case AuditLog::Stderr: return "stderr";
+    case AuditLog::None: return "none";
+    }
+    return "?";
 }
 
-constexpr std::array<ConfigKey, 9> config_keys{{
-    {"db", apply_db},
-    {"recipient_delimiter", apply_delimiter},
-    {"fold_local_case", apply_fold},
-    {"reject_max_age", [](std::string_view v, Settings& s) { return apply_duration(v, s.reject_max_age); }},
-    {"max_replica_age", [](std::string_view v, Settings& s) { return apply_duration(v, s.max_replica_age); }},
-    {"hold_transport", apply_hold_transport},
-    {"max_alias_targets", apply_max_alias_targets},
-    {"audit_log", apply_audit_log},
-    {"fleet_hosts", apply_fleet_hosts},
-}};
+const Key keys[] = {
+    {"db", "the primary database, as --db",
+     [](std::string_view v, Settings& s) { return set_nonempty(s.db, v, "empty database path"); },
+     [](const Settings& s) -> std::string { return s.db; }},
+    {"recipient_delimiter", "address extension delimiters, as Postfix's recipient_delimiter (empty: none)",
+     [](std::string_view v, Settings& s) -> std::string {
+         s.resolver.address.recipient_delimiter = std::string(v);
+         return {};
+     },
+     [](const Settings& s) -> std::string { return s.resolver.address.recipient_delimiter; }},
+    {"hold_transport", "the daemons' hold transport, which no unit may use",
+     [](std::string_view v, Settings& s) { return set_nonempty(s.hold_transport, v, "empty transport name"); },
+     [](const Settings& s) -> std::string { return s.hold_transport; }},
+    {"max_alias_targets", "alias rows one expansion may visit, as the daemons'",
+     [](std::string_view v, Settings& s) { return set_count(s.resolver.max_alias_targets, v); },
+     [](const Settings& s) -> std::string { return std::to_string(s.resolver.max_alias_targets); }},
+    {"fold_local_case", "fold the local part to lowercase",
+     [](std::string_view v, Settings& s) { return set_bool(s.resolver.address.fold_local_case, v); },
+     [](const Settings& s) -> std::string { return common::show_bool(s.resolver.address.fold_local_case); }},
+    {"reject_max_age", "an older database answers unconfirmed, not unknown (0: never)",
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.reject_max_age, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.resolver.reject_max_age); }},
+    {"max_replica_age", "an older database answers tempfail (0: never)",
+     [](std::string_view v, Settings& s) { return set_duration(s.resolver.max_replica_age, v); },
+     [](const Settings& s) -> std::string { return common::show_seconds(s.resolver.max_replica_age); }},
+    {"audit_log", "where the audit lines go: syslog, stderr or none",
+     [](std::string_view v, Settings& s) { return set_audit_log(s.audit_log, v); },
+     [](const Settings& s) -> std::string { return show_audit_log(s.audit_log); }},
+    {"fleet_hosts", "the hosts file of fleet status and fleet wait",
+     [](std::string_view v, Settings& s) { return set_nonempty(s.fleet_hosts, v, "empty path"); },
+     [](const Settings& s) -> std::string { return s.fleet_hosts; }},
+};
+
+// The keys above, then the ldap_* keys.
+const common::KeyTable<Settings>& table() {
+    static const std::vector<Key> all = [] {
+        std::vector<Key> joined(std::begin(keys), std::end(keys));
+        const auto ldap = ldap_keys();
+        joined.insert(joined.end(), ldap.begin(), ldap.end());
+        return joined;
+    }();
+    static const common::KeyTable<Settings> joined_table{all};
+    return joined_table;
+}
 
 }  // namespace
 
 void load_config_file(const std::string& path, Settings& settings) {
     try {
-        common::read_config_file(path, [&](std::string_view key, std::string_view value) -> std::string {
-            if (key.starts_with("ldap_")) {
-                auto problem = apply_ldap_key(key, value, settings.ldap);
-                return problem.empty() || problem.starts_with("unknown key") ? problem
-                                                                             : fmt::format("{}: {}", key, problem);
-            }
-            for (const auto& known : config_keys) {
-                if (known.name != key) continue;
-                auto problem = known.apply(value, settings);
-                return problem.empty() ? problem : fmt::format("{}: {}", key, problem);
-            }
-            return fmt::format("unknown key '{}'", key);
-        });
+        table().apply_file(path, settings);
     } catch (const common::ConfigError& e) {
         throw UsageError(e.what());
     }
+}
+
+std::vector<std::pair<std::string, std::string>> describe(const Settings& settings) {
+    return table().describe(settings);
 }
 
 std::chrono::seconds duration_or_usage(std::string_view text, std::string_view what) {

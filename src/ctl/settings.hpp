@@ -1,8 +1,8 @@
-// settings.hpp: unitctl's settings, from the `--config FILE` key table and
-// the command line (which wins).
+// settings.hpp: unitctl's settings: one table of keys (settings.cpp, which
+// takes the ldap_* keys from ldap_settings.cpp) drives the `--config FILE`
+// (`key = value` lines) and the man page test.
 //
-// The file holds `key = value` lines; blank lines and lines starting with
-// '#' are ignored. Keys (settings.cpp holds the table):
+// Keys (unitctl(8), CONFIGURATION, has the full text):
 //   db                   path of the primary database
 //   recipient_delimiter  address extension delimiters, for `resolve` and
 //                        alias targets (user+tag@ lands in user@)
@@ -15,16 +15,19 @@
 //   fleet_hosts          the hosts file of `fleet` (fleet_hosts.hpp)
 //   ldap_*               the LDAP source of `sync --ldap` (ldap_settings.hpp)
 // A duration is a number of seconds, or a number followed by s, m, h, d or
-// w (Postfix time units). Errors (unreadable file, a line without '=', an
-// unknown key, a bad value) throw UsageError naming FILE:LINE. Logs nothing.
+// w (Postfix time units). A default is the struct's member initialiser.
+// Errors (unreadable file, a line without '=', an unknown key, a bad value)
+// throw UsageError naming FILE:LINE. Logs nothing.
 #pragma once
 
 #include <chrono>
-#include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "ctl/ldap_source.hpp"
+#include "unit/resolver.hpp"
 
 namespace unit::ctl {
 
@@ -34,22 +37,23 @@ inline constexpr std::string_view default_db_path = "/var/lib/unitpolicy/primary
 
 enum class AuditLog { Syslog, Stderr, None };
 
-// Unset optionals mean "libunit's default" (resolver.hpp, address.hpp).
 struct Settings {
     std::string db{default_db_path};
-    std::optional<std::string> recipient_delimiter;
-    std::optional<bool> fold_local_case;
-    std::optional<std::chrono::seconds> reject_max_age;
-    std::optional<std::chrono::seconds> max_replica_age;
-    std::string hold_transport = "unithold";
-    int max_alias_targets = 1000;
-    LdapSettings ldap;  // the source of `sync --ldap`
+    // recipient_delimiter, fold_local_case, reject_max_age, max_replica_age
+    // and max_alias_targets; the rest is libunit's default (resolver.hpp).
+    ResolverOptions resolver;
+    std::string hold_transport = "unithold";  // the daemons' default
+    LdapSettings ldap;                        // the source of `sync --ldap`
     AuditLog audit_log = AuditLog::Syslog;
     std::string fleet_hosts;  // "" when not configured
 };
 
 // Applies the keys of the file at `path` to `settings`.
 void load_config_file(const std::string& path, Settings& settings);
+
+// Each key and its value in `settings`, in the table's order (the man page
+// test reads the keys of a default Settings).
+std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
 
 // Parsers for command-line values: `what` ("resolve: --reject-max-age")
 // starts the message of the UsageError they throw for a bad value.

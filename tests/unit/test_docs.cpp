@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "ctl/settings.hpp"
 #include "milter/settings.hpp"
 #include "policyd/settings.hpp"
 #include "policyd/stats.hpp"
@@ -128,6 +129,13 @@ std::vector<std::pair<std::string, std::string>> milter_default_keys() {
     std::vector<std::pair<std::string, std::string>> keys;
     for (auto& [key, value] : unit::milter::describe(unit::milter::Settings{}))
         if (key != "config") keys.emplace_back(key, value);
+    REQUIRE(!keys.empty());
+    return keys;
+}
+
+// unitctl's configuration keys, with the values the defaults give them.
+std::vector<std::pair<std::string, std::string>> ctl_default_keys() {
+    auto keys = unit::ctl::describe(unit::ctl::Settings{});
     REQUIRE(!keys.empty());
     return keys;
 }
@@ -281,6 +289,10 @@ TEST_CASE("every counter of the control socket is in unitpolicy(8)") {
 
 TEST_CASE("every option of unitctl is in unitctl(8)") {
     check_options("unitctl.8", env_or_fail("UNITCTL"), {});
+}
+
+TEST_CASE("every configuration key of unitctl has an entry in unitctl(8), and every entry is a key") {
+    check_entries("unitctl.8", ctl_default_keys());
 }
 
 TEST_CASE("every option of unitmilter is in unitmilter(8)") {
