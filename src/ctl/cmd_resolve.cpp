@@ -16,29 +16,24 @@ namespace unit::ctl {
 
 namespace {
 
+// The keys resolve takes as options, for this run, over --config's.
+constexpr std::array<KeyOption, 4> key_options{{
+    {"recipient_delimiter", "CHARS"},
+    {"fold_local_case", "yes|no"},
+    {"reject_max_age", "DURATION"},
+    {"max_replica_age", "DURATION"},
+}};
+
 void declare(po::options_description& options) {
-    options.add_options()
-        ("recipient-delimiter", po::value<std::string>()->value_name("CHARS"),
-         "address extension delimiters (default none)")
-        ("fold-local-case", po::value<std::string>()->value_name("yes|no"), "fold the local part to lowercase")
-        ("reject-max-age", po::value<std::string>()->value_name("DURATION"),
-         "an older replica answers unconfirmed, not unknown")
-        ("max-replica-age", po::value<std::string>()->value_name("DURATION"),
-         "an older replica answers tempfail (0: never)");
+    declare_key_options(options, key_options);
     declare_json(options);
 }
 
 // Defaults are libunit's; --config overrides them, the command line overrides both.
 ResolverOptions resolver_options(const Invocation& inv) {
-    ResolverOptions options = inv.settings.resolver;
-    if (auto v = inv.option("recipient-delimiter")) options.address.recipient_delimiter = *v;
-    if (auto v = inv.option("fold-local-case"))
-        options.address.fold_local_case = bool_or_usage(*v, "resolve: --fold-local-case");
-    if (auto v = inv.option("reject-max-age"))
-        options.reject_max_age = duration_or_usage(*v, "resolve: --reject-max-age");
-    if (auto v = inv.option("max-replica-age"))
-        options.max_replica_age = duration_or_usage(*v, "resolve: --max-replica-age");
-    return options;
+    Settings settings = inv.settings;
+    apply_key_options(inv.options, key_options, "resolve", settings);
+    return settings.resolver;
 }
 
 std::string_view to_string(AliasTarget::Kind kind) noexcept {

@@ -4,10 +4,13 @@
 
 #include <charconv>
 #include <iterator>
+#include <stdexcept>
 
 #include "common/config_file.hpp"
 #include "common/key_table.hpp"
 #include "ctl/command.hpp"
+
+namespace po = boost::program_options;
 
 namespace unit::ctl {
 
@@ -112,6 +115,13 @@ const common::KeyTable<Settings>& table() {
     return joined_table;
 }
 
+// A key a command names; a name that is not one is the program's bug.
+const Key& find_key(std::string_view name) {
+    const Key* key = table().find(name);
+    if (key == nullptr) throw std::logic_error(fmt::format("no configuration key '{}'", name));
+    return *key;
+}
+
 }  // namespace
 
 void load_config_file(const std::string& path, Settings& settings) {
@@ -126,14 +136,31 @@ std::vector<std::pair<std::string, std::string>> describe(const Settings& settin
     return table().describe(settings);
 }
 
+void declare_key_options(po::options_description& options, std::span<const KeyOption> keys) {
+    const Settings defaults{};
+    for (const auto& option : keys) {
+        const Key& key = find_key(option.key);
+        options.add_options()(common::option_name(key.name).c_str(),
+                              po::value<std::string>()->value_name(option.value_name),
+                              common::KeyTable<Settings>::help_text(key, defaults).c_str());
+    }
+}
+
+void apply_key_options(const po::variables_map& given, std::span<const KeyOption> keys, std::string_view command,
+                       Settings& settings) {
+    for (const auto& option : keys) {
+        const Key& key = find_key(option.key);
+        const auto name = common::option_name(key.name);
+        if (given.count(name) == 0) continue;
+        if (auto problem = key.apply(given[name].as<std::string>(), settings); !problem.empty())
+            throw UsageError(fmt::format("{}: --{}: {}", command, name, problem));
+    }
+}
+
 std::chrono::seconds duration_or_usage(std::string_view text, std::string_view what) {
     if (auto duration = parse_duration(text)) return *duration;
     throw UsageError(fmt::format("{}: bad duration '{}' (expected N[s|m|h|d|w])", what, text));
 }
 
-bool bool_or_usage(std::string_view text, std::string_view what) {
-    if (auto value = parse_bool(text)) return *value;
-    throw UsageError(fmt::format("{}: bad boolean '{}' (expected yes or no)", what, text));
-}
 
 }  // namespace unit::ctl

@@ -1,6 +1,8 @@
 // settings.hpp: unitctl's settings: one table of keys (settings.cpp, which
 // takes the ldap_* keys from ldap_settings.cpp) drives the `--config FILE`
-// (`key = value` lines) and the man page test.
+// (`key = value` lines), the options of a command that sets some keys for
+// one run (--key-name, the key with '-' for '_'), the defaults its --help
+// shows and the man page test. The command line wins over the file.
 //
 // Keys (unitctl(8), CONFIGURATION, has the full text):
 //   db                   path of the primary database
@@ -17,10 +19,14 @@
 // A duration is a number of seconds, or a number followed by s, m, h, d or
 // w (Postfix time units). A default is the struct's member initialiser.
 // Errors (unreadable file, a line without '=', an unknown key, a bad value)
-// throw UsageError naming FILE:LINE. Logs nothing.
+// throw UsageError naming FILE:LINE, or the command and its option. Logs
+// nothing.
 #pragma once
 
+#include <boost/program_options.hpp>
+
 #include <chrono>
+#include <span>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -55,10 +61,23 @@ void load_config_file(const std::string& path, Settings& settings);
 // test reads the keys of a default Settings).
 std::vector<std::pair<std::string, std::string>> describe(const Settings& settings);
 
-// Parsers for command-line values: `what` ("resolve: --reject-max-age")
-// starts the message of the UsageError they throw for a bad value.
+// A key that a command takes as an option, and the name of its value in
+// that command's --help ("DURATION").
+struct KeyOption {
+    const char* key;
+    const char* value_name;
+};
+
+// Declares --key-name for each of `keys`, with the key's doc and default.
+void declare_key_options(boost::program_options::options_description& options, std::span<const KeyOption> keys);
+// Applies those of `keys` that `given` holds to `settings`; a bad value
+// throws UsageError "COMMAND: --key-name: problem".
+void apply_key_options(const boost::program_options::variables_map& given, std::span<const KeyOption> keys,
+                       std::string_view command, Settings& settings);
+
+// Parser for a command-line duration: `what` ("fleet status: --timeout")
+// starts the message of the UsageError it throws for a bad value.
 std::chrono::seconds duration_or_usage(std::string_view text, std::string_view what);
-bool bool_or_usage(std::string_view text, std::string_view what);
 // The largest max_alias_targets accepted.
 inline constexpr int max_alias_targets_limit = 1'000'000;
 

@@ -153,6 +153,16 @@ TEST_CASE("--version and --help") {
     CHECK(r.exit_code == 0);
     CHECK(r.out.find("unit add NAME --nexthop NH [--transport T]") != std::string::npos);
     CHECK(r.out.find("--transport") != std::string::npos);
+
+    // resolve's options are configuration keys: their help and defaults
+    // come from the key table.
+    r = ctl.raw({"resolve", "--help"});
+    CHECK(r.exit_code == 0);
+    for (const char* option : {"--recipient-delimiter CHARS", "--fold-local-case yes|no", "--reject-max-age DURATION",
+                               "--max-replica-age DURATION", "--json", "(default: yes)", "(default: 86400s)"}) {
+        INFO(option);
+        CHECK(r.out.find(option) != std::string::npos);
+    }
 }
 
 TEST_CASE("init and domains") {
