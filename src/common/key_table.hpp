@@ -53,7 +53,7 @@ std::string set_number(Number& field, std::string_view value, Number min, Number
 
 // Values as `key = value` gives them, for the show functions.
 std::string show_bool(bool value);                          // yes | no
-std::string show_seconds(std::chrono::seconds value);       // "30s"
+std::string show_seconds(std::chrono::seconds value);       // "30s", "5m", "1d"
 std::string show_list(const std::vector<std::string>& list);  // space separated
 
 // "policy_listen" -> "policy-listen"

@@ -159,7 +159,7 @@ TEST_CASE("--version and --help") {
     r = ctl.raw({"resolve", "--help"});
     CHECK(r.exit_code == 0);
     for (const char* option : {"--recipient-delimiter CHARS", "--fold-local-case yes|no", "--reject-max-age DURATION",
-                               "--max-replica-age DURATION", "--json", "(default: yes)", "(default: 86400s)"}) {
+                               "--max-replica-age DURATION", "--json", "(default: yes)", "(default: 1d)"}) {
         INFO(option);
         CHECK(r.out.find(option) != std::string::npos);
     }
