@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <map>
 
+#include "unit/statements.hpp"
+
 namespace unit::detail {
 
 namespace {
@@ -83,7 +85,7 @@ private:
 
 Result<std::vector<std::string>> alias_problems(sqlite3* db, int max_alias_targets) {
     AliasGraph graph(max_alias_targets);
-    auto r = for_each_row(db, "SELECT address, target FROM aliases", [&](Query& q) { graph.add(q.text(0), q.text(1)); });
+    auto r = for_each_row(db, sql::aliases::pairs, [&](Query& q) { graph.add(q.text(0), q.text(1)); });
     if (!r) return r.error();
     return graph.problems();
 }

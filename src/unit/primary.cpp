@@ -20,6 +20,7 @@
 #include "unit/schema.hpp"
 #include "unit/primary_support.hpp"
 #include "unit/sqlite.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -145,7 +146,7 @@ Result<std::optional<UnitRecord>> find_unit(sqlite3* db, std::string_view name) 
     auto row = q.step();
     if (!row) return row.error();
     if (!row.value()) return std::optional<UnitRecord>();
-    auto unit = read_unit(q);
+    auto unit = sql::units::read_row(q);
     if (!unit) return unit.error();
     return std::optional<UnitRecord>(std::move(unit.value()));
 }
@@ -215,7 +216,7 @@ Result<std::vector<UnitSummary>> Primary::units() noexcept {
                               " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
                               " FROM units u ORDER BY u.name",
                               [&](Query& q) -> Result<void> {
-                                  auto unit = read_unit(q);
+                                  auto unit = sql::units::read_row(q);
                                   if (!unit) return unit.error();
                                   units.push_back(UnitSummary{std::move(unit.value()), q.integer(4)});
                                   return {};
@@ -237,7 +238,7 @@ Result<std::optional<MailboxRecord>> find_mailbox(sqlite3* db, std::string_view 
     auto row = q.step();
     if (!row) return row.error();
     if (!row.value()) return std::optional<MailboxRecord>();
-    auto mailbox = read_mailbox(q);
+    auto mailbox = sql::mailboxes::read_row(q);
     if (!mailbox) return mailbox.error();
     return std::optional<MailboxRecord>(std::move(mailbox.value()));
 }
@@ -320,7 +321,7 @@ Result<std::vector<MailboxRecord>> Primary::mailboxes(const std::optional<std::s
         q.bind_optional(1, unit);
         std::vector<MailboxRecord> list;
         auto r = for_each_row(q, [&](Query& row) -> Result<void> {
-            auto mailbox = read_mailbox(row);
+            auto mailbox = sql::mailboxes::read_row(row);
             if (!mailbox) return mailbox.error();
             list.push_back(std::move(mailbox.value()));
             return {};

@@ -9,6 +9,7 @@
 #include "unit/primary.hpp"
 #include "unit/primary_support.hpp"
 #include "unit/sqlite.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -21,7 +22,7 @@ namespace {
 Result<std::vector<MailboxRecord>> selected(sqlite3* db, const MoveSelection& selection, bool moving) {
     std::vector<MailboxRecord> list;
     auto take = [&](Query& q) -> Result<void> {
-        auto mailbox = read_mailbox(q);
+        auto mailbox = sql::mailboxes::read_row(q);
         if (!mailbox) return mailbox.error();
         list.push_back(std::move(mailbox.value()));
         return {};

@@ -4,6 +4,7 @@
 
 #include "unit/directory.hpp"
 #include "unit/snapshot_connection.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -11,6 +12,7 @@ using detail::Connection;
 using detail::end_read;
 using detail::explained;
 using detail::Query;
+namespace sql = detail::sql;
 using Clock = std::chrono::steady_clock;
 
 Reader::Reader(Reader&& other) noexcept : connection_(other.connection_), ends_transaction_(other.ends_transaction_) {
@@ -45,7 +47,7 @@ Result<std::optional<MailboxRecord>> Reader::mailbox(std::string_view address) n
         auto row = q.step();
         if (!row) return failed(row.error());
         if (!row.value()) return std::optional<MailboxRecord>();
-        auto mailbox = detail::read_mailbox(q);
+        auto mailbox = sql::mailboxes::read_row(q);
         if (!mailbox) return mailbox.error();
         return std::optional<MailboxRecord>(std::move(mailbox.value()));
     } catch (const std::exception& e) {
@@ -60,7 +62,7 @@ Result<std::optional<UnitRecord>> Reader::unit(std::string_view name) noexcept {
         auto row = q.step();
         if (!row) return failed(row.error());
         if (!row.value()) return std::optional<UnitRecord>();
-        auto unit = detail::read_unit(q);
+        auto unit = sql::units::read_row(q);
         if (!unit) return unit.error();
         return std::optional<UnitRecord>(std::move(unit.value()));
     } catch (const std::exception& e) {
@@ -88,29 +90,23 @@ Result<DirectorySummary> Reader::summary() noexcept {
     try {
         sqlite3* db = connection_->db.get();
         DirectorySummary summary;
-        auto r = detail::for_each_row(db,
-                                      "SELECT (SELECT count(*) FROM domains), (SELECT count(DISTINCT address) FROM aliases),"
-                                      " (SELECT count(*) FROM aliases)",
-                                      [&](Query& q) {
-                                          summary.domains = q.integer(0);
-                                          summary.aliases = q.integer(1);
-                                          summary.alias_targets = q.integer(2);
-                                      });
-        if (r) r = detail::for_each_row(db, "SELECT state, count(*) FROM mailboxes GROUP BY state", [&](Query& q) -> Result<void> {
+        auto r = detail::for_each_row(db, sql::summary::counts, [&](Query& q) {
+            summary.domains = q.integer(0);
+            summary.aliases = q.integer(1);
+            summary.alias_targets = q.integer(2);
+        });
+        if (r) r = detail::for_each_row(db, sql::mailboxes::count_by_state, [&](Query& q) -> Result<void> {
             auto state = parse_mailbox_state(q.text(0));
             if (!state) return make_error(Errc::Corrupt, fmt::format("mailboxes: bad state \"{}\"", q.text(0)));
             summary.mailboxes_by_state[static_cast<int>(*state)] = q.integer(1);
             return {};
         });
-        if (r) r = detail::for_each_row(db,
-                                        "SELECT u.name, u.transport, u.nexthop, u.state,"
-                                        " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name) FROM units u ORDER BY u.name",
-                                        [&](Query& q) -> Result<void> {
-                                            auto unit = detail::read_unit(q);
-                                            if (!unit) return unit.error();
-                                            summary.units.emplace_back(std::move(unit.value()), q.integer(4));
-                                            return {};
-                                        });
+        if (r) r = detail::for_each_row(db, sql::units::with_mailbox_counts, [&](Query& q) -> Result<void> {
+            auto unit = sql::units::read_row(q);
+            if (!unit) return unit.error();
+            summary.units.emplace_back(std::move(unit.value()), q.integer(4));
+            return {};
+        });
         if (!r) return failed(r.error());
         return summary;
     } catch (const std::exception& e) {

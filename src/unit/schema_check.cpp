@@ -8,6 +8,7 @@
 #include "unit/primary_support.hpp"
 #include "unit/schema.hpp"
 #include "unit/sqlite.hpp"
+#include "unit/statements.hpp"
 
 namespace unit::detail {
 
@@ -28,13 +29,11 @@ struct Object {
 
 Result<std::vector<Object>> read_objects(sqlite3* db) {
     std::vector<Object> objects;
-    auto listed = for_each_row(
-        db,
-        "SELECT type, lower(name), lower(tbl_name), coalesce(sql, '') LIKE 'create virtual table%'"
-        " FROM sqlite_schema WHERE name NOT LIKE 'sqlite\\_%' ESCAPE '\\' ORDER BY name",
-        [&](Query& q) { objects.push_back(Object{q.text(0), q.text(1), q.text(2), q.integer(3) != 0, {}}); });
+    auto listed = for_each_row(db, sql::schema::objects, [&](Query& q) {
+        objects.push_back(Object{q.text(0), q.text(1), q.text(2), q.integer(3) != 0, {}});
+    });
     if (!listed) return listed.error();
-    auto stmt = prepare(db, "SELECT lower(name), pk, hidden FROM pragma_table_xinfo(?1)");
+    auto stmt = prepare(db, sql::schema::columns);
     if (!stmt) return stmt.error();
     for (auto& o : objects) {
         if (o.type != "table" || o.virtual_table) continue;

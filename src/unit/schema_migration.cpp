@@ -6,14 +6,15 @@
 #include <string>
 
 #include "unit/primary_db.hpp"
+#include "unit/statements.hpp"
 
 namespace unit::detail {
 
 Result<int> read_schema_version(sqlite3* db) {
-    auto table = exists(db, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'", {});
+    auto table = exists(db, sql::schema::has_meta, {});
     if (!table) return table.error();
     if (!table.value()) return 0;
-    auto value = query_text(db, "SELECT value FROM meta WHERE key = 'schema_version'", {});
+    auto value = query_text(db, sql::meta::schema_version, {});
     if (!value) return value.error();
     return value->has_value() ? std::atoi((*value)->c_str()) : 0;
 }

@@ -14,6 +14,7 @@
 #include "unit/checked_files.hpp"
 #include "unit/file_identity.hpp"
 #include "unit/schema_check.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -66,7 +67,7 @@ std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
 
 // nullopt when the key is absent.
 Result<std::optional<std::string>> optional_meta(sqlite3* db, const char* key) {
-    auto stmt = detail::prepare(db, "SELECT value FROM meta WHERE key = ?1");
+    auto stmt = detail::prepare(db, sql::meta::value);
     if (!stmt) return stmt.error();
     Query q(stmt->get());
     q.bind(1, key);
@@ -84,7 +85,7 @@ Result<std::string> meta_value(sqlite3* db, const char* key) {
 }
 
 Result<void> quick_check(sqlite3* db) {
-    auto stmt = detail::prepare(db, "PRAGMA quick_check(1)");
+    auto stmt = detail::prepare(db, sql::settings::quick_check_first);
     if (!stmt) return stmt.error();
     Query q(stmt->get());
     auto row = q.step();
@@ -215,7 +216,7 @@ Opening open_snapshot_file(const std::string& path, const FileId& id, std::chron
         if (auto stale = check_no_stale_wal(c->db.get(), path)) return stale;
         // Room for the inner pages of ten million mailboxes' b-trees (about
         // 4 MB), so that a lookup reads at most its leaf pages from the file.
-        if (auto r = detail::exec(c->db.get(), "PRAGMA cache_size = -8192"); !r) return read_failure(r.error());
+        if (auto r = detail::exec(c->db.get(), sql::settings::cache_8mib); !r) return read_failure(r.error());
         return inspect(*c, integrity);
     }();
     if (checked && !checked->refusal && hot_journal(c->db.get()))

@@ -3,6 +3,7 @@
 #include <fmt/format.h>
 
 #include "unit/snapshot_check.hpp"
+#include "unit/statements.hpp"
 
 namespace unit::detail {
 
@@ -25,13 +26,10 @@ Result<void> prepare_statements(Connection& c) {
         SqlText sql;
     };
     const Entry entries[] = {
-        {&c.begin, "BEGIN"},
-        {&c.commit, "COMMIT"},
-        {&c.generation, "SELECT value FROM meta WHERE key = 'generation'"},
-        {&c.domain, "SELECT 1 FROM domains WHERE name = ?1"},
-        {&c.mailbox, "SELECT address, unit, state, moving_to FROM mailboxes WHERE address = ?1"},
-        {&c.unit, "SELECT name, transport, nexthop, state FROM units WHERE name = ?1"},
-        {&c.aliases, "SELECT target FROM aliases WHERE address = ?1 ORDER BY target"},
+        {&c.begin, sql::transaction::begin},      {&c.commit, sql::transaction::commit},
+        {&c.generation, sql::meta::generation},   {&c.domain, sql::domains::exists},
+        {&c.mailbox, sql::mailboxes::by_address}, {&c.unit, sql::units::by_name},
+        {&c.aliases, sql::aliases::targets_of},
     };
     for (const auto& e : entries) {
         auto stmt = detail::prepare(c.db.get(), e.sql);
@@ -71,7 +69,7 @@ Result<void> begin_read(Connection& c, bool hold) noexcept {
     if (!row) outcome = explained(c, row.error());  // before ROLLBACK resets the error code
     else if (!row.value()) outcome = make_error(Errc::Corrupt, "meta.generation is missing");
     if (!outcome) {
-        exec_noexcept(c.db.get(), "ROLLBACK");
+        exec_noexcept(c.db.get(), sql::transaction::rollback);
         return outcome;
     }
     c.read_generation = generation.integer(0);
@@ -84,7 +82,7 @@ Result<void> begin_read(Connection& c, bool hold) noexcept {
 void end_read(Connection& c) noexcept {
     c.lookup_deadline = std::chrono::steady_clock::time_point::max();  // ending it is not a lookup
     Query commit(c.commit.get());
-    if (!commit.run()) exec_noexcept(c.db.get(), "ROLLBACK");
+    if (!commit.run()) exec_noexcept(c.db.get(), sql::transaction::rollback);
     c.reading = false;
     c.read_failed = false;
 }

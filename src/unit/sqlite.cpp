@@ -2,6 +2,8 @@
 
 #include <fmt/format.h>
 
+#include "unit/statements.hpp"
+
 namespace unit::detail {
 
 Errc classify(int sqlite_code) noexcept {
@@ -102,30 +104,18 @@ std::string Query::text(int column) const {
     return std::string(data, static_cast<std::size_t>(sqlite3_column_bytes(stmt_, column)));
 }
 
-Result<UnitRecord> read_unit(const Query& q, int first) {
-    auto state = parse_unit_state(q.text(first + 3));
-    if (!state) return make_error(Errc::Corrupt, fmt::format("unit {}: bad state \"{}\"", q.text(first), q.text(first + 3)));
-    return UnitRecord{q.text(first), q.text(first + 1), q.text(first + 2), *state};
-}
-
-Result<MailboxRecord> read_mailbox(const Query& q, int first) {
-    auto state = parse_mailbox_state(q.text(first + 2));
-    if (!state)
-        return make_error(Errc::Corrupt, fmt::format("mailbox {}: bad state \"{}\"", q.text(first), q.text(first + 2)));
-    return MailboxRecord{q.text(first), q.text(first + 1), *state, q.text(first + 3)};
-}
-
 Result<Transaction> Transaction::begin(sqlite3* db, bool write) {
-    if (auto r = write ? exec(db, "BEGIN IMMEDIATE") : exec(db, "BEGIN"); !r) return r.error();
+    if (auto r = write ? exec(db, sql::transaction::begin_immediate) : exec(db, sql::transaction::begin); !r)
+        return r.error();
     return Transaction(db);
 }
 
 Transaction::~Transaction() {
-    if (db_ != nullptr && !sqlite3_get_autocommit(db_)) exec_noexcept(db_, "ROLLBACK");
+    if (db_ != nullptr && !sqlite3_get_autocommit(db_)) exec_noexcept(db_, sql::transaction::rollback);
 }
 
 Result<void> Transaction::commit() {
-    if (auto r = exec(db_, "COMMIT"); !r) return r;
+    if (auto r = exec(db_, sql::transaction::commit); !r) return r;
     db_ = nullptr;
     return {};
 }

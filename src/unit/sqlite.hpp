@@ -1,7 +1,8 @@
 // sqlite.hpp (internal): RAII for SQLite handles and the few helpers every
 // libunit module needs to run statements. This is the only place, with the
-// modules that own the SQL text, that talks to sqlite3_*, and the only one
-// that hands SQL text to SQLite: as an SqlText, a literal (sql_text.hpp).
+// modules that run the statements of statements.hpp, that talks to
+// sqlite3_*, and the only one that hands SQL text to SQLite: as an SqlText,
+// a literal (sql_text.hpp).
 //
 // Outcomes: Result with Errc::Unavailable for SQLITE_BUSY/LOCKED/CANTOPEN/
 // IOERR/READONLY (try again later), Errc::Corrupt for SQLITE_CORRUPT/
@@ -19,7 +20,6 @@
 #include <string_view>
 #include <type_traits>
 
-#include "unit/records.hpp"
 #include "unit/result.hpp"
 #include "unit/sql_text.hpp"
 
@@ -113,13 +113,6 @@ Result<void> for_each_row(sqlite3* db, SqlText sql, Take&& take) {
     Query q(stmt->get());
     return for_each_row(q, take);
 }
-
-// Row decoders, for statements selecting the columns in table order from
-// column `first` on: units (name, transport, nexthop, state) and mailboxes
-// (address, unit, state, moving_to). Errc::Corrupt for a state the schema
-// does not allow.
-Result<UnitRecord> read_unit(const Query& q, int first = 0);
-Result<MailboxRecord> read_mailbox(const Query& q, int first = 0);
 
 // BEGIN on construction (IMMEDIATE for writers), ROLLBACK on destruction
 // unless commit() succeeded.

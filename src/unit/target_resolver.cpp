@@ -5,6 +5,7 @@
 #include "unit/address.hpp"
 #include "unit/primary_db.hpp"
 #include "unit/primary_values.hpp"
+#include "unit/statements.hpp"
 
 namespace unit::detail {
 
@@ -14,9 +15,9 @@ Result<bool> TargetResolver::resolves(const std::string& alias, const std::strin
     if (!served) return served.error();
     if (!served.value()) return true;  // an external address
     auto found = [&](const std::string& key) -> Result<bool> {
-        auto mailbox = exists(db_, "SELECT 1 FROM mailboxes WHERE address = ?1", {key});
+        auto mailbox = exists(db_, sql::mailboxes::exists, {key});
         if (!mailbox || mailbox.value() || key == alias) return mailbox;
-        return exists(db_, "SELECT 1 FROM aliases WHERE address = ?1", {key});
+        return exists(db_, sql::aliases::exists, {key});
     };
     auto exact = found(target);
     if (!exact || exact.value()) return exact;
@@ -24,11 +25,11 @@ Result<bool> TargetResolver::resolves(const std::string& alias, const std::strin
         // As the resolver: an extended target lands in the base's mailbox.
         auto parsed = normalize_address(target, AddressOptions{true, delimiter_});
         if (parsed && parsed->has_extension()) {
-            auto base = exists(db_, "SELECT 1 FROM mailboxes WHERE address = ?1", {parsed->base()});
+            auto base = exists(db_, sql::mailboxes::exists, {parsed->base()});
             if (!base || base.value()) return base;
         }
     }
-    return exists(db_, "SELECT 1 FROM aliases WHERE address = ?1", {"@" + domain});
+    return exists(db_, sql::aliases::exists, {"@" + domain});
 }
 
 std::string dangling_target(const std::string& alias, const std::string& target) {
