@@ -61,7 +61,7 @@ Result<Primary> Primary::init(const std::string& path, PrimaryOptions options) n
         auto db = open_rw(path, true);
         if (!db) return db.error();
         // WAL: readers of the primary never block unitctl, nor it them.
-        if (auto r = detail::exec(db->get(), "PRAGMA journal_mode = WAL"); !r) return r.error();
+        if (auto r = detail::exec(db->get(), sql::settings::journal_wal); !r) return r.error();
         auto version = read_schema_version(db->get());
         if (!version) return version.error();
         if (version.value() > max_schema_version)
@@ -81,8 +81,7 @@ Result<int> Primary::schema_version() noexcept {
 }
 
 Result<std::int64_t> Primary::generation() noexcept {
-    return guarded<std::int64_t>(
-        [&] { return count(db_->db.get(), "SELECT value FROM meta WHERE key = 'generation'", {}); });
+    return guarded<std::int64_t>([&] { return count(db_->db.get(), sql::meta::generation, {}); });
 }
 
 Result<DatabaseMeta> Primary::meta() noexcept {
@@ -99,7 +98,7 @@ Result<void> Primary::add_domain(const std::string& text) noexcept {
         auto served = domain_served(db, *domain);
         if (!served) return served.error();
         if (served.value()) return make_error(Errc::Conflict, fmt::format("domain {}: already served", *domain));
-        return run(db, "INSERT INTO domains (name) VALUES (?1)", {*domain});
+        return run(db, sql::domains::insert, {*domain});
     });
 }
 
@@ -111,23 +110,21 @@ Result<void> Primary::remove_domain(const std::string& text) noexcept {
         auto served = domain_served(db, *domain);
         if (!served) return served.error();
         if (!served.value()) return make_error(Errc::NotFound, fmt::format("domain {}: not served", *domain));
-        auto mailboxes = count(db, "SELECT count(*) FROM mailboxes WHERE substr(address, -length(?1) - 1) = '@' || ?1",
-                               {*domain});
+        auto mailboxes = count(db, sql::mailboxes::count_in_domain, {*domain});
         if (!mailboxes) return mailboxes.error();
-        auto aliases = count(db, "SELECT count(DISTINCT address) FROM aliases"
-                                 " WHERE substr(address, -length(?1) - 1) = '@' || ?1", {*domain});
+        auto aliases = count(db, sql::aliases::count_in_domain, {*domain});
         if (!aliases) return aliases.error();
         if (mailboxes.value() + aliases.value() > 0)
             return make_error(Errc::Conflict, fmt::format("domain {}: still used by {} mailbox(es) and {} alias(es)", *domain,
                                                           mailboxes.value(), aliases.value()));
-        return run(db, "DELETE FROM domains WHERE name = ?1", {*domain});
+        return run(db, sql::domains::remove, {*domain});
     });
 }
 
 Result<std::vector<std::string>> Primary::domains() noexcept {
     return guarded<std::vector<std::string>>([&]() -> Result<std::vector<std::string>> {
         std::vector<std::string> names;
-        auto r = for_each_row(db_->db.get(), "SELECT name FROM domains ORDER BY name",
+        auto r = for_each_row(db_->db.get(), sql::domains::names_ordered,
                               [&](Query& q) { names.push_back(q.text(0)); });
         if (!r) return r.error();
         return names;
@@ -139,7 +136,7 @@ Result<std::vector<std::string>> Primary::domains() noexcept {
 namespace {
 
 Result<std::optional<UnitRecord>> find_unit(sqlite3* db, std::string_view name) {
-    auto stmt = detail::prepare(db, "SELECT name, transport, nexthop, state FROM units WHERE name = ?1");
+    auto stmt = detail::prepare(db, sql::units::by_name);
     if (!stmt) return stmt.error();
     Query q(stmt->get());
     q.bind(1, name);
@@ -167,8 +164,7 @@ Result<void> insert_unit(sqlite3* db, const UnitRecord& u, std::string_view hold
     auto found = find_unit(db, u.name);
     if (!found) return found.error();
     if (found.value()) return make_error(Errc::Conflict, fmt::format("unit {}: already exists", u.name));
-    return run(db, "INSERT INTO units (name, transport, nexthop, state) VALUES (?1, ?2, ?3, ?4)",
-               {u.name, u.transport, u.nexthop, std::string(to_string(u.state))});
+    return run(db, sql::units::insert, {u.name, u.transport, u.nexthop, std::string(to_string(u.state))});
 }
 
 }  // namespace
@@ -190,7 +186,7 @@ Result<void> Primary::change_unit(const std::string& name, const UnitChange& cha
         if (change.nexthop) changed.nexthop = *change.nexthop;
         if (change.transport) changed.transport = *change.transport;
         if (auto r = check_unit_fields(changed, db_->options.hold_transport); !r) return r;
-        return run(db, "UPDATE units SET transport = ?2, nexthop = ?3, state = ?4 WHERE name = ?1",
+        return run(db, sql::units::update,
                    {changed.name, changed.transport, changed.nexthop, std::string(to_string(changed.state))});
     });
 }
@@ -200,27 +196,23 @@ Result<void> Primary::remove_unit(const std::string& name) noexcept {
     return in_transaction<void>(db, [&]() -> Result<void> {
         auto unit = existing_unit(db, name);
         if (!unit) return unit.error();
-        auto used = count(db, "SELECT count(*) FROM mailboxes WHERE unit = ?1 OR moving_to = ?1", {name});
+        auto used = count(db, sql::units::mailboxes_on, {name});
         if (!used) return used.error();
         if (used.value() > 0)
             return make_error(Errc::Conflict, fmt::format("unit {}: still has {} mailbox(es)", name, used.value()));
-        return run(db, "DELETE FROM units WHERE name = ?1", {name});
+        return run(db, sql::units::remove, {name});
     });
 }
 
 Result<std::vector<UnitSummary>> Primary::units() noexcept {
     return guarded<std::vector<UnitSummary>>([&]() -> Result<std::vector<UnitSummary>> {
         std::vector<UnitSummary> units;
-        auto r = for_each_row(db_->db.get(),
-                              "SELECT u.name, u.transport, u.nexthop, u.state,"
-                              " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
-                              " FROM units u ORDER BY u.name",
-                              [&](Query& q) -> Result<void> {
-                                  auto unit = sql::units::read_row(q);
-                                  if (!unit) return unit.error();
-                                  units.push_back(UnitSummary{std::move(unit.value()), q.integer(4)});
-                                  return {};
-                              });
+        auto r = for_each_row(db_->db.get(), sql::units::with_mailbox_counts, [&](Query& q) -> Result<void> {
+            auto unit = sql::units::read_row(q);
+            if (!unit) return unit.error();
+            units.push_back(UnitSummary{std::move(unit.value()), q.integer(4)});
+            return {};
+        });
         if (!r) return r.error();
         return units;
     });
@@ -231,7 +223,7 @@ Result<std::vector<UnitSummary>> Primary::units() noexcept {
 namespace {
 
 Result<std::optional<MailboxRecord>> find_mailbox(sqlite3* db, std::string_view address) {
-    auto stmt = detail::prepare(db, "SELECT address, unit, state, moving_to FROM mailboxes WHERE address = ?1");
+    auto stmt = detail::prepare(db, sql::mailboxes::by_address);
     if (!stmt) return stmt.error();
     Query q(stmt->get());
     q.bind(1, address);
@@ -276,7 +268,7 @@ Result<void> Primary::add_mailbox(const std::string& text, const std::string& un
         if (found.value())
             return make_error(Errc::Conflict, fmt::format("mailbox {}: already exists on unit {}", address->full(),
                                                           found.value()->unit));
-        return run(db, "INSERT INTO mailboxes (address, unit) VALUES (?1, ?2)", {address->full(), unit});
+        return run(db, sql::mailboxes::insert, {address->full(), unit});
     });
 }
 
@@ -290,8 +282,7 @@ Result<void> Primary::set_mailbox_state(const std::string& text, MailboxState st
         if (mailbox->state == MailboxState::Moving)
             return make_error(Errc::Conflict, fmt::format("mailbox {}: moving to {}: finish or abort the move first",
                                                           mailbox->address, mailbox->moving_to));
-        return run(db, "UPDATE mailboxes SET state = ?2 WHERE address = ?1",
-                   {mailbox->address, std::string(to_string(state))});
+        return run(db, sql::mailboxes::set_state, {mailbox->address, std::string(to_string(state))});
     });
 }
 
@@ -300,7 +291,7 @@ Result<void> Primary::remove_mailbox(const std::string& text) noexcept {
     return in_transaction<void>(db, [&]() -> Result<void> {
         auto mailbox = existing_mailbox(db, text);
         if (!mailbox) return mailbox.error();
-        return run(db, "DELETE FROM mailboxes WHERE address = ?1", {mailbox->address});
+        return run(db, sql::mailboxes::remove, {mailbox->address});
     });
 }
 
@@ -314,8 +305,7 @@ Result<std::vector<MailboxRecord>> Primary::mailboxes(const std::optional<std::s
         if (unit) {
             if (auto u = existing_unit(db, *unit); !u) return u.error();
         }
-        auto stmt = detail::prepare(db, "SELECT address, unit, state, moving_to FROM mailboxes"
-                                        " WHERE ?1 IS NULL OR unit = ?1 ORDER BY address");
+        auto stmt = detail::prepare(db, sql::mailboxes::of_unit);
         if (!stmt) return stmt.error();
         Query q(stmt->get());
         q.bind_optional(1, unit);
@@ -339,10 +329,10 @@ namespace {
 Result<std::string> insert_alias(sqlite3* db, const std::string& key, const std::string& target_text) {
     auto target = alias_target(db, target_text);
     if (!target) return target.error();
-    auto dup = exists(db, "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2", {key, *target});
+    auto dup = exists(db, sql::aliases::pair_exists, {key, *target});
     if (!dup) return dup.error();
     if (dup.value()) return make_error(Errc::Conflict, fmt::format("alias {} -> {}: already exists", key, *target));
-    if (auto r = run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {key, *target}); !r) return r.error();
+    if (auto r = run(db, sql::aliases::insert, {key, *target}); !r) return r.error();
     return target;
 }
 
@@ -385,8 +375,7 @@ Result<void> Primary::remove_alias(const std::string& address, const std::option
             if (!t) return t.error();
             stored = t.value();
         }
-        if (auto r = run(db, "DELETE FROM aliases WHERE address = ?1 AND (?2 IS NULL OR target = ?2)", {*key, stored}); !r)
-            return r;
+        if (auto r = run(db, sql::aliases::remove, {*key, stored}); !r) return r;
         if (sqlite3_changes(db) == 0)
             return make_error(Errc::NotFound, target ? fmt::format("alias {} -> {}: no such alias", *key, *stored)
                                                      : fmt::format("alias {}: no such alias", *key));
@@ -397,8 +386,9 @@ Result<void> Primary::remove_alias(const std::string& address, const std::option
 Result<std::vector<AliasRecord>> Primary::aliases() noexcept {
     return guarded<std::vector<AliasRecord>>([&]() -> Result<std::vector<AliasRecord>> {
         std::vector<AliasRecord> list;
-        auto r = for_each_row(db_->db.get(), "SELECT address, target FROM aliases ORDER BY address, target",
-                              [&](Query& q) { list.push_back(AliasRecord{q.text(0), q.text(1)}); });
+        auto r = for_each_row(db_->db.get(), sql::aliases::pairs_ordered, [&](Query& q) {
+            list.push_back(AliasRecord{q.text(0), q.text(1)});
+        });
         if (!r) return r.error();
         return list;
     });

@@ -2,13 +2,15 @@
 
 #include <cstdlib>
 
+#include "unit/statements.hpp"
+
 namespace unit::detail {
 
 Result<DbHandle> open_rw(const std::string& path, bool create) {
     int flags = SQLITE_OPEN_READWRITE | (create ? SQLITE_OPEN_CREATE : 0);
     auto db = open_database(path, flags, primary_busy_timeout_ms);
     if (!db) return db.error();
-    if (auto r = exec(db->get(), "PRAGMA foreign_keys = ON"); !r) return r.error();
+    if (auto r = exec(db->get(), sql::settings::foreign_keys_on); !r) return r.error();
     return db;
 }
 

@@ -31,7 +31,7 @@ inline constexpr int primary_busy_timeout_ms = 5000;
 // Opens the database read-write (creating it with `create`), foreign keys on.
 Result<DbHandle> open_rw(const std::string& path, bool create);
 
-// Statements (literals: sql_text.hpp) with text parameters ?1..?N.
+// Statements of statements.hpp with text parameters ?1..?N.
 Result<std::optional<std::string>> query_text(sqlite3* db, SqlText sql,
                                               std::initializer_list<std::string_view> params);
 Result<void> run(sqlite3* db, SqlText sql, std::initializer_list<std::optional<std::string>> params);

@@ -3,6 +3,7 @@
 #include "unit/csv.hpp"
 #include "unit/primary.hpp"
 #include "unit/primary_db.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -29,16 +30,18 @@ Result<void> Primary::export_csv(std::ostream& out) noexcept {
         if (!txn) return txn.error();
         write_export_header(out);
         std::uint64_t rows = 0;
-        auto r = export_rows(db, "SELECT name FROM domains ORDER BY name", out, rows,
-                             [](Query& q) { return std::vector<std::string>{"domain", q.text(0), "", ""}; });
-        if (r) r = export_rows(db, "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name", out, rows,
-                               [](Query& q) { return std::vector<std::string>{"unit", q.text(0), q.text(1), q.text(2)}; });
-        if (r) r = export_rows(db,
-                               "SELECT address, unit, CASE WHEN state = 'moving' THEN 'moving:' || moving_to"
-                               " ELSE state END FROM mailboxes ORDER BY address",
-                               out, rows, [](Query& q) { return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)}; });
-        if (r) r = export_rows(db, "SELECT address, target FROM aliases ORDER BY address, target", out, rows,
-                               [](Query& q) { return std::vector<std::string>{"alias", q.text(0), q.text(1), ""}; });
+        auto r = export_rows(db, sql::domains::names_ordered, out, rows, [](Query& q) {
+            return std::vector<std::string>{"domain", q.text(0), "", ""};
+        });
+        if (r) r = export_rows(db, sql::units::as_csv, out, rows, [](Query& q) {
+            return std::vector<std::string>{"unit", q.text(0), q.text(1), q.text(2)};
+        });
+        if (r) r = export_rows(db, sql::mailboxes::as_csv, out, rows, [](Query& q) {
+            return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)};
+        });
+        if (r) r = export_rows(db, sql::aliases::pairs_ordered, out, rows, [](Query& q) {
+            return std::vector<std::string>{"alias", q.text(0), q.text(1), ""};
+        });
         if (!r) return r;
         write_export_end(out, rows);
         out.flush();

@@ -33,9 +33,7 @@ Result<std::vector<MailboxRecord>> selected(sqlite3* db, const MoveSelection& se
         if (selection.limit && *selection.limit < 1)
             return make_error(Errc::Invalid, fmt::format("limit {}: must be at least 1", *selection.limit));
         if (auto u = existing_unit(db, *selection.from_unit); !u) return u.error();
-        auto stmt = prepare(db, "SELECT address, unit, state, moving_to FROM mailboxes"
-                                " WHERE unit = ?1 AND (state = 'moving') = CAST(?2 AS INTEGER)"
-                                " ORDER BY address LIMIT CAST(?3 AS INTEGER)");
+        auto stmt = prepare(db, sql::mailboxes::move_batch);
         if (!stmt) return stmt.error();
         const std::string want_moving = moving ? "1" : "0";
         const std::string limit = std::to_string(selection.limit.value_or(-1));  // -1: no limit
@@ -45,7 +43,7 @@ Result<std::vector<MailboxRecord>> selected(sqlite3* db, const MoveSelection& se
         return list;
     }
     if (selection.limit) return make_error(Errc::Invalid, "a limit applies to the mailboxes of a unit only");
-    auto stmt = prepare(db, "SELECT address, unit, state, moving_to FROM mailboxes WHERE address = ?1");
+    auto stmt = prepare(db, sql::mailboxes::by_address);
     if (!stmt) return stmt.error();
     std::unordered_set<std::string> seen;
     for (const auto& text : selection.addresses) {
@@ -89,9 +87,9 @@ Result<MoveCounts> begin(sqlite3* db, const MoveSelection& selection, const std:
         return make_error(Errc::Conflict, fmt::format("unit {}: a move from a unit to itself", to));
     auto list = selected(db, selection, false);
     if (!list) return list.error();
-    auto hold = Update::prepare(db, "UPDATE mailboxes SET state = 'moving', moving_to = ?2 WHERE address = ?1");
+    auto hold = Update::prepare(db, sql::mailboxes::start_move);
     if (!hold) return hold.error();
-    auto direct = Update::prepare(db, "UPDATE mailboxes SET unit = ?2 WHERE address = ?1");
+    auto direct = Update::prepare(db, sql::mailboxes::set_unit);
     if (!direct) return direct.error();
     MoveCounts counts;
     for (const auto& m : list.value()) {
@@ -118,9 +116,8 @@ Result<MoveCounts> begin(sqlite3* db, const MoveSelection& selection, const std:
 Result<MoveCounts> end(sqlite3* db, const MoveSelection& selection, bool finish) {
     auto list = selected(db, selection, true);
     if (!list) return list.error();
-    auto update = finish ? Update::prepare(db, "UPDATE mailboxes SET unit = moving_to, state = 'active', moving_to = NULL"
-                                               " WHERE address = ?1")
-                         : Update::prepare(db, "UPDATE mailboxes SET state = 'active', moving_to = NULL WHERE address = ?1");
+    auto update = finish ? Update::prepare(db, sql::mailboxes::finish_move)
+                         : Update::prepare(db, sql::mailboxes::cancel_move);
     if (!update) return update.error();
     MoveCounts counts;
     for (const auto& m : list.value()) {

@@ -14,6 +14,7 @@
 
 #include "unit/primary.hpp"
 #include "unit/primary_support.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -108,10 +109,9 @@ Result<Removal> removed_mailboxes(const std::string& previous_path, const std::s
     if (!previous) return previous.error();
     auto fresh = open_database(fresh_path, SQLITE_OPEN_READONLY, primary_busy_timeout_ms);
     if (!fresh) return fresh.error();
-    constexpr SqlText sql = "SELECT address FROM mailboxes ORDER BY address";
-    auto old_stmt = prepare(previous->get(), sql);
+    auto old_stmt = prepare(previous->get(), sql::mailboxes::addresses);
     if (!old_stmt) return old_stmt.error();
-    auto new_stmt = prepare(fresh->get(), sql);
+    auto new_stmt = prepare(fresh->get(), sql::mailboxes::addresses);
     if (!new_stmt) return new_stmt.error();
     Query old_rows(old_stmt->get()), new_rows(new_stmt->get());
     Removal removal;
@@ -159,17 +159,15 @@ Result<DatabaseMeta> finish_snapshot(const std::string& tmp, const std::string& 
                                      PublishOverride override_generation) {
     auto db = open_rw(tmp, false);
     if (!db) return db.error();
-    if (auto r = exec(db->get(), "PRAGMA journal_mode = DELETE"); !r) return r.error();
-    if (auto r = run(db->get(), "INSERT OR REPLACE INTO meta (key, value) VALUES ('published_at', ?1)", {published_at}); !r)
-        return r.error();
+    if (auto r = exec(db->get(), sql::settings::journal_delete); !r) return r.error();
+    if (auto r = run(db->get(), sql::meta::set_published_at, {published_at}); !r) return r.error();
     std::optional<std::string> override_text;
     if (override_generation == PublishOverride::Rollback) override_text = "rollback";
     if (override_generation == PublishOverride::Takeover) override_text = "takeover";
-    auto r = override_text
-                 ? run(db->get(), "INSERT OR REPLACE INTO meta (key, value) VALUES ('publish_override', ?1)", {override_text})
-                 : run(db->get(), "DELETE FROM meta WHERE key = 'publish_override'", {});
+    auto r = override_text ? run(db->get(), sql::meta::set_publish_override, {override_text})
+                           : run(db->get(), sql::meta::clear_publish_override, {});
     if (!r) return r.error();
-    auto check = query_text(db->get(), "PRAGMA quick_check", {});
+    auto check = query_text(db->get(), sql::settings::quick_check, {});
     if (!check) return check.error();
     if (!check->has_value() || **check != "ok")
         return make_error(Errc::Corrupt, fmt::format("{}: quick_check failed: {}", tmp, check->value_or("no answer")));
@@ -252,7 +250,7 @@ Result<PublishInfo> Primary::publish(const std::string& out, const PublishOption
         const std::string tmp = private_dir->path() + "/snapshot.db";
         // VACUUM INTO reads one committed snapshot of the primary: consistent
         // even while unitctl or the provider's system keeps writing.
-        if (auto r = run(db, "VACUUM INTO ?1", {tmp}); !r) return fail(r.error());
+        if (auto r = run(db, sql::publish::vacuum_into, {tmp}); !r) return fail(r.error());
         std::string published_at = utc_now();
         auto fresh = finish_snapshot(tmp, published_at, options.override_generation);
         if (!fresh) return fail(fresh.error());

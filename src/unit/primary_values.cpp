@@ -6,6 +6,7 @@
 #include <cctype>
 
 #include "unit/primary_db.hpp"
+#include "unit/statements.hpp"
 #include "unit/values.hpp"
 
 namespace unit::detail {
@@ -36,9 +37,7 @@ std::string_view domain_of(std::string_view address) {
     return at == std::string_view::npos ? std::string_view{} : address.substr(at + 1);
 }
 
-Result<bool> domain_served(sqlite3* db, std::string_view domain) {
-    return exists(db, "SELECT 1 FROM domains WHERE name = ?1", {domain});
-}
+Result<bool> domain_served(sqlite3* db, std::string_view domain) { return exists(db, sql::domains::exists, {domain}); }
 
 namespace {
 

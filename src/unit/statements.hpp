@@ -36,8 +36,20 @@ inline constexpr SqlText rollback = "ROLLBACK";
 // Settings of a connection.
 namespace settings {
 
+// The primary enforces its foreign keys (a connection's setting, off by default).
+inline constexpr SqlText foreign_keys_on = "PRAGMA foreign_keys = ON";
+
+// The primary's journal: WAL, so that readers do not wait for a writer.
+inline constexpr SqlText journal_wal = "PRAGMA journal_mode = WAL";
+
+// A published snapshot's journal: none left beside the file (a replica is read-only).
+inline constexpr SqlText journal_delete = "PRAGMA journal_mode = DELETE";
+
 // A page cache of 8 MiB: a replica's inner b-tree pages (snapshot checks).
 inline constexpr SqlText cache_8mib = "PRAGMA cache_size = -8192";
+
+// Every problem quick_check finds: a row each, "ok" alone when none.
+inline constexpr SqlText quick_check = "PRAGMA quick_check";
 
 // quick_check's first problem only, "ok" when none.
 inline constexpr SqlText quick_check_first = "PRAGMA quick_check(1)";
@@ -54,6 +66,20 @@ inline constexpr SqlText value = "SELECT value FROM meta WHERE key = ?1";
 
 // meta.schema_version.
 inline constexpr SqlText schema_version = "SELECT value FROM meta WHERE key = 'schema_version'";
+
+// Gives a primary its random primary_id, once.
+inline constexpr SqlText add_primary_id =
+    "INSERT OR IGNORE INTO meta (key, value) VALUES ('primary_id', lower(hex(randomblob(16))))";
+
+// Sets meta.published_at to ?1 (a publication's time).
+inline constexpr SqlText set_published_at = "INSERT OR REPLACE INTO meta (key, value) VALUES ('published_at', ?1)";
+
+// Sets meta.publish_override to ?1 (why a publication went past the removal limit).
+inline constexpr SqlText set_publish_override =
+    "INSERT OR REPLACE INTO meta (key, value) VALUES ('publish_override', ?1)";
+
+// Removes meta.publish_override.
+inline constexpr SqlText clear_publish_override = "DELETE FROM meta WHERE key = 'publish_override'";
 }  // namespace meta
 
 // The schema itself (the migrations that make it are in schema.hpp).
@@ -76,6 +102,15 @@ namespace domains {
 
 // One row when domain ?1 is served.
 inline constexpr SqlText exists = "SELECT 1 FROM domains WHERE name = ?1";
+
+// Every domain, by name (a listing, an export).
+inline constexpr SqlText names_ordered = "SELECT name FROM domains ORDER BY name";
+
+// Adds domain ?1.
+inline constexpr SqlText insert = "INSERT INTO domains (name) VALUES (?1)";
+
+// Removes domain ?1.
+inline constexpr SqlText remove = "DELETE FROM domains WHERE name = ?1";
 }  // namespace domains
 
 // units (name, transport, nexthop, state). Rows that start with the four columns in this order are read by read_row.
@@ -93,6 +128,21 @@ inline constexpr SqlText with_mailbox_counts =
     "SELECT u.name, u.transport, u.nexthop, u.state,"
     " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
     " FROM units u ORDER BY u.name";
+
+// Every unit by name as the CSV export writes it: name, transport:nexthop, state.
+inline constexpr SqlText as_csv = "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name";
+
+// The number of mailboxes on unit ?1 or moving to it.
+inline constexpr SqlText mailboxes_on = "SELECT count(*) FROM mailboxes WHERE unit = ?1 OR moving_to = ?1";
+
+// Adds unit ?1 with transport ?2, nexthop ?3, state ?4.
+inline constexpr SqlText insert = "INSERT INTO units (name, transport, nexthop, state) VALUES (?1, ?2, ?3, ?4)";
+
+// Sets unit ?1's transport ?2, nexthop ?3 and state ?4.
+inline constexpr SqlText update = "UPDATE units SET transport = ?2, nexthop = ?3, state = ?4 WHERE name = ?1";
+
+// Removes unit ?1.
+inline constexpr SqlText remove = "DELETE FROM units WHERE name = ?1";
 }  // namespace units
 
 // mailboxes (address, unit, state, moving_to). Rows that start with the four columns in this order are read by
@@ -106,11 +156,57 @@ Result<MailboxRecord> read_row(const Query& q, int first = 0);
 // Mailbox ?1 (read_row).
 inline constexpr SqlText by_address = "SELECT address, unit, state, moving_to FROM mailboxes WHERE address = ?1";
 
+// The mailboxes on unit ?1, every mailbox when ?1 is NULL, by address (read_row).
+inline constexpr SqlText of_unit =
+    "SELECT address, unit, state, moving_to FROM mailboxes"
+    " WHERE ?1 IS NULL OR unit = ?1 ORDER BY address";
+
+// At most ?3 mailboxes on unit ?1, moving or not as ?2 (1 or 0), by address (read_row).
+inline constexpr SqlText move_batch =
+    "SELECT address, unit, state, moving_to FROM mailboxes"
+    " WHERE unit = ?1 AND (state = 'moving') = CAST(?2 AS INTEGER)"
+    " ORDER BY address LIMIT CAST(?3 AS INTEGER)";
+
+// Every mailbox by address as the CSV export writes it: address, unit, state (moving:unit when moving).
+inline constexpr SqlText as_csv =
+    "SELECT address, unit, CASE WHEN state = 'moving' THEN 'moving:' || moving_to"
+    " ELSE state END FROM mailboxes ORDER BY address";
+
+// Every mailbox's address, in order.
+inline constexpr SqlText addresses = "SELECT address FROM mailboxes ORDER BY address";
+
 // One row when mailbox ?1 exists.
 inline constexpr SqlText exists = "SELECT 1 FROM mailboxes WHERE address = ?1";
 
+// The number of mailboxes in domain ?1.
+inline constexpr SqlText count_in_domain =
+    "SELECT count(*) FROM mailboxes WHERE substr(address, -length(?1) - 1) = '@' || ?1";
+
 // The number of mailboxes in each state.
 inline constexpr SqlText count_by_state = "SELECT state, count(*) FROM mailboxes GROUP BY state";
+
+// Adds mailbox ?1 on unit ?2, in the default state.
+inline constexpr SqlText insert = "INSERT INTO mailboxes (address, unit) VALUES (?1, ?2)";
+
+// Sets mailbox ?1's state to ?2.
+inline constexpr SqlText set_state = "UPDATE mailboxes SET state = ?2 WHERE address = ?1";
+
+// Marks mailbox ?1 as moving to unit ?2.
+inline constexpr SqlText start_move = "UPDATE mailboxes SET state = 'moving', moving_to = ?2 WHERE address = ?1";
+
+// Puts mailbox ?1 on unit ?2 (a move without the moving state).
+inline constexpr SqlText set_unit = "UPDATE mailboxes SET unit = ?2 WHERE address = ?1";
+
+// Puts moving mailbox ?1 on its moving_to unit, active again.
+inline constexpr SqlText finish_move =
+    "UPDATE mailboxes SET unit = moving_to, state = 'active', moving_to = NULL"
+    " WHERE address = ?1";
+
+// Leaves mailbox ?1 on its unit, active again, moving nowhere.
+inline constexpr SqlText cancel_move = "UPDATE mailboxes SET state = 'active', moving_to = NULL WHERE address = ?1";
+
+// Removes mailbox ?1.
+inline constexpr SqlText remove = "DELETE FROM mailboxes WHERE address = ?1";
 }  // namespace mailboxes
 
 // aliases (address, target): a row per target.
@@ -122,8 +218,25 @@ inline constexpr SqlText targets_of = "SELECT target FROM aliases WHERE address 
 // One row when alias ?1 has a target.
 inline constexpr SqlText exists = "SELECT 1 FROM aliases WHERE address = ?1";
 
+// One row when alias ?1 has target ?2.
+inline constexpr SqlText pair_exists = "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2";
+
 // Every (address, target), in no order.
 inline constexpr SqlText pairs = "SELECT address, target FROM aliases";
+
+// Every (address, target), in order.
+inline constexpr SqlText pairs_ordered = "SELECT address, target FROM aliases ORDER BY address, target";
+
+// The number of alias addresses in domain ?1.
+inline constexpr SqlText count_in_domain =
+    "SELECT count(DISTINCT address) FROM aliases"
+    " WHERE substr(address, -length(?1) - 1) = '@' || ?1";
+
+// Adds target ?2 to alias ?1.
+inline constexpr SqlText insert = "INSERT INTO aliases (address, target) VALUES (?1, ?2)";
+
+// Removes target ?2 of alias ?1, every target when ?2 is NULL.
+inline constexpr SqlText remove = "DELETE FROM aliases WHERE address = ?1 AND (?2 IS NULL OR target = ?2)";
 }  // namespace aliases
 
 // A replica's summary (Reader::summary).
@@ -134,5 +247,12 @@ inline constexpr SqlText counts =
     "SELECT (SELECT count(*) FROM domains), (SELECT count(DISTINCT address) FROM aliases),"
     " (SELECT count(*) FROM aliases)";
 }  // namespace summary
+
+// Publication.
+namespace publish {
+
+// Writes a compacted copy of the database to file ?1.
+inline constexpr SqlText vacuum_into = "VACUUM INTO ?1";
+}  // namespace publish
 
 }  // namespace unit::detail::sql
