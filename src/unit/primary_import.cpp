@@ -27,6 +27,7 @@
 #include "unit/csv.hpp"
 #include "unit/primary.hpp"
 #include "unit/primary_support.hpp"
+#include "unit/statements.hpp"
 
 namespace unit {
 
@@ -34,11 +35,6 @@ using namespace detail;  // the helpers of primary_support.hpp
 
 namespace {
 
-// The page cache of the import's connection. Big enough for the pages an
-// import in key order keeps touching (the right edge of each b-tree, one
-// leaf of mailboxes_by_unit per unit); SQLite's sorter of the held rows
-// may use as much again.
-constexpr const char* import_cache_size = "PRAGMA cache_size = -16384";  // KiB
 // How often the progress callback hears about the rows read or applied.
 constexpr std::uint64_t progress_every = 4096;
 
@@ -82,21 +78,21 @@ public:
         const int fd = ::mkstemp(path.data());
         if (fd < 0) return make_error(Errc::Io, fmt::format("import: {}: {}", path, std::strerror(errno)));
         ::close(fd);
-        auto attached = run(db, "ATTACH DATABASE ?1 AS import_scratch", {path});
+        auto attached = run(db, sql::import_scratch::attach, {path});
         ::unlink(path.c_str());
         if (!attached) return attached.error();
         Scratch scratch(db);
         // Nothing to roll back: the scratch rows die with the import.
-        auto r = exec(db, "PRAGMA import_scratch.journal_mode = OFF");
-        if (r) r = exec(db, "PRAGMA import_scratch.synchronous = OFF");
-        if (r) r = exec(db, "PRAGMA import_scratch.cache_size = -8192");
+        auto r = exec(db, sql::import_scratch::journal_off);
+        if (r) r = exec(db, sql::import_scratch::synchronous_off);
+        if (r) r = exec(db, sql::import_scratch::cache_8mib);
         if (!r) return r.error();
         return scratch;
     }
     Scratch(Scratch&& other) noexcept : db_(std::exchange(other.db_, nullptr)) {}
     Scratch& operator=(Scratch&&) = delete;
     ~Scratch() {
-        if (db_ != nullptr) exec_noexcept(db_, "DETACH DATABASE import_scratch");
+        if (db_ != nullptr) exec_noexcept(db_, sql::import_scratch::detach);
     }
 
 private:
@@ -111,15 +107,11 @@ private:
 class HeldRows {
 public:
     static Result<HeldRows> create(sqlite3* db) {
-        for (SqlText sql : {SqlText("CREATE TABLE import_scratch.mailbox (line INTEGER NOT NULL, kind TEXT NOT NULL,"
-                                    " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL,"
-                                    " PRIMARY KEY (address, line)) WITHOUT ROWID"),
-                            SqlText("CREATE TABLE import_scratch.alias (line INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
-                                    " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL)")})
-            if (auto r = exec(db, sql); !r) return r.error();
-        auto mailbox = prepare(db, "INSERT INTO import_scratch.mailbox VALUES (?1, ?2, ?3, ?4, ?5)");
+        for (SqlText table : {sql::import_scratch::create_mailbox, sql::import_scratch::create_alias})
+            if (auto r = exec(db, table); !r) return r.error();
+        auto mailbox = prepare(db, sql::import_scratch::insert_mailbox);
         if (!mailbox) return mailbox.error();
-        auto alias = prepare(db, "INSERT INTO import_scratch.alias VALUES (?1, ?2, ?3, ?4, ?5)");
+        auto alias = prepare(db, sql::import_scratch::insert_alias);
         if (!alias) return alias.error();
         return HeldRows(db, std::move(mailbox.value()), std::move(alias.value()));
     }
@@ -141,13 +133,12 @@ public:
     // spells it), then line.
     template <class Take>
     Result<void> for_each_mailbox(Take&& take) {
-        return walk("SELECT line, kind, address, value, state FROM import_scratch.mailbox"
-                    " ORDER BY address, line", take);
+        return walk(sql::import_scratch::mailboxes, take);
     }
     // ... each held alias, in file order.
     template <class Take>
     Result<void> for_each_alias(Take&& take) {
-        return walk("SELECT line, kind, address, value, state FROM import_scratch.alias ORDER BY line", take);
+        return walk(sql::import_scratch::aliases, take);
     }
 
 private:
@@ -179,11 +170,11 @@ enum class Taken { Applied, Held };
 class MailboxImporter {
 public:
     static Result<MailboxImporter> create(sqlite3* db) {
-        auto insert = prepare(db, "INSERT INTO mailboxes (address, unit, state, moving_to) VALUES (?1, ?2, ?3, ?4)");
+        auto insert = prepare(db, sql::mailboxes::insert_full);
         if (!insert) return insert.error();
-        auto domains = prepare(db, "SELECT 1 FROM domains WHERE name = ?1");
+        auto domains = prepare(db, sql::domains::exists);
         if (!domains) return domains.error();
-        auto units = prepare(db, "SELECT 1 FROM units WHERE name = ?1");
+        auto units = prepare(db, sql::units::exists);
         if (!units) return units.error();
         return MailboxImporter(std::move(insert.value()), KnownNames(std::move(domains.value())),
                                KnownNames(std::move(units.value())));
@@ -241,17 +232,17 @@ Result<void> import_domain(sqlite3* db, const CsvRow& row) {
     auto served = domain_served(db, *domain);
     if (!served) return served.error();
     if (served.value()) return make_error(Errc::Conflict, fmt::format("domain {}: already served", *domain));
-    return run(db, "INSERT INTO domains (name) VALUES (?1)", {*domain});
+    return run(db, sql::domains::insert, {*domain});
 }
 
 Result<void> import_unit(sqlite3* db, const CsvRow& row, std::string_view hold_transport) {
     auto unit = unit_from_row(row);
     if (!unit) return unit.error();
     if (auto r = check_unit_fields(*unit, hold_transport); !r) return r;
-    auto dup = exists(db, "SELECT 1 FROM units WHERE name = ?1", {unit->name});
+    auto dup = exists(db, sql::units::exists, {unit->name});
     if (!dup) return dup.error();
     if (dup.value()) return make_error(Errc::Conflict, fmt::format("unit {}: already exists", unit->name));
-    return run(db, "INSERT INTO units (name, transport, nexthop, state) VALUES (?1, ?2, ?3, ?4)",
+    return run(db, sql::units::insert,
                {unit->name, unit->transport, unit->nexthop, std::string(to_string(unit->state))});
 }
 
@@ -274,10 +265,10 @@ Result<void> import_alias(sqlite3* db, const CsvRow& row) {
     auto alias = stored_alias(db, row);
     if (!alias) return alias.error();
     const auto& [key, target] = alias.value();
-    auto dup = exists(db, "SELECT 1 FROM aliases WHERE address = ?1 AND target = ?2", {key, target});
+    auto dup = exists(db, sql::aliases::pair_exists, {key, target});
     if (!dup) return dup.error();
     if (dup.value()) return make_error(Errc::Conflict, fmt::format("alias {} -> {}: already exists", key, target));
-    return run(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", {key, target});
+    return run(db, sql::aliases::insert, {key, target});
 }
 
 // One import: the transaction's body.
@@ -397,18 +388,22 @@ Result<ImportStats> Primary::import_csv(std::istream& in, const std::string& sou
                                         const ImportProgressFn& progress) noexcept {
     sqlite3* db = db_->db.get();
     return guarded<ImportStats>([&]() -> Result<ImportStats> {
-        if (auto r = exec(db, import_cache_size); !r) return r.error();
+        // The page cache of the import's connection. Big enough for the pages
+        // an import in key order keeps touching (the right edge of each
+        // b-tree, one leaf of mailboxes_by_unit per unit); SQLite's sorter of
+        // the held rows may use as much again.
+        if (auto r = exec(db, sql::settings::cache_16mib); !r) return r.error();
         // Every insert's statement journal (the generation trigger makes each
         // one write two rows, which needs one) in memory, where it stays a few
         // pages: on disk, it would be written and rewritten for every row.
         // This also makes TEMP tables memory: the held rows go to Scratch.
-        if (auto r = exec(db, "PRAGMA temp_store = MEMORY"); !r) return r.error();
+        if (auto r = exec(db, sql::settings::temp_store_memory); !r) return r.error();
         auto result = [&]() -> Result<ImportStats> {
             auto scratch = Scratch::attach(db);
             if (!scratch) return scratch.error();
             return in_transaction<ImportStats>(db, [&]() { return Import(db, db_->options, source, progress).run(in); });
         }();
-        if (auto r = exec(db, "PRAGMA temp_store = DEFAULT"); !r && result) return r.error();
+        if (auto r = exec(db, sql::settings::temp_store_default); !r && result) return r.error();
         return result;
     });
 }

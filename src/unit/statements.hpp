@@ -48,6 +48,15 @@ inline constexpr SqlText journal_delete = "PRAGMA journal_mode = DELETE";
 // A page cache of 8 MiB: a replica's inner b-tree pages (snapshot checks).
 inline constexpr SqlText cache_8mib = "PRAGMA cache_size = -8192";
 
+// A page cache of 16 MiB: an import's writes.
+inline constexpr SqlText cache_16mib = "PRAGMA cache_size = -16384";
+
+// Temporary tables and sorts in memory, for an import.
+inline constexpr SqlText temp_store_memory = "PRAGMA temp_store = MEMORY";
+
+// Temporary tables and sorts back where the build puts them, after an import.
+inline constexpr SqlText temp_store_default = "PRAGMA temp_store = DEFAULT";
+
 // Every problem quick_check finds: a row each, "ok" alone when none.
 inline constexpr SqlText quick_check = "PRAGMA quick_check";
 
@@ -132,6 +141,9 @@ inline constexpr SqlText with_mailbox_counts =
 // Every unit by name as the CSV export writes it: name, transport:nexthop, state.
 inline constexpr SqlText as_csv = "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name";
 
+// One row when unit ?1 exists.
+inline constexpr SqlText exists = "SELECT 1 FROM units WHERE name = ?1";
+
 // The number of mailboxes on unit ?1 or moving to it.
 inline constexpr SqlText mailboxes_on = "SELECT count(*) FROM mailboxes WHERE unit = ?1 OR moving_to = ?1";
 
@@ -187,6 +199,10 @@ inline constexpr SqlText count_by_state = "SELECT state, count(*) FROM mailboxes
 
 // Adds mailbox ?1 on unit ?2, in the default state.
 inline constexpr SqlText insert = "INSERT INTO mailboxes (address, unit) VALUES (?1, ?2)";
+
+// Adds mailbox ?1 on unit ?2 with state ?3 and moving_to ?4.
+inline constexpr SqlText insert_full =
+    "INSERT INTO mailboxes (address, unit, state, moving_to) VALUES (?1, ?2, ?3, ?4)";
 
 // Sets mailbox ?1's state to ?2.
 inline constexpr SqlText set_state = "UPDATE mailboxes SET state = ?2 WHERE address = ?1";
@@ -254,5 +270,49 @@ namespace publish {
 // Writes a compacted copy of the database to file ?1.
 inline constexpr SqlText vacuum_into = "VACUUM INTO ?1";
 }  // namespace publish
+
+// An import's scratch database, attached as import_scratch: the rows it holds back until their turn.
+namespace import_scratch {
+
+// Attaches file ?1 as import_scratch.
+inline constexpr SqlText attach = "ATTACH DATABASE ?1 AS import_scratch";
+
+// Detaches the scratch database (the import's cleanup).
+inline constexpr SqlText detach = "DETACH DATABASE import_scratch";
+
+// No journal and no syncing: the file is thrown away after the import.
+inline constexpr SqlText journal_off = "PRAGMA import_scratch.journal_mode = OFF";
+
+// No syncing of the scratch file either.
+inline constexpr SqlText synchronous_off = "PRAGMA import_scratch.synchronous = OFF";
+
+// A page cache of 8 MiB for the scratch file.
+inline constexpr SqlText cache_8mib = "PRAGMA import_scratch.cache_size = -8192";
+
+// The mailbox rows held back, keyed by address, then line.
+inline constexpr SqlText create_mailbox =
+    "CREATE TABLE import_scratch.mailbox (line INTEGER NOT NULL, kind TEXT NOT NULL,"
+    " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL,"
+    " PRIMARY KEY (address, line)) WITHOUT ROWID";
+
+// The alias rows held back, in file order (line is the rowid).
+inline constexpr SqlText create_alias =
+    "CREATE TABLE import_scratch.alias (line INTEGER PRIMARY KEY, kind TEXT NOT NULL,"
+    " address TEXT NOT NULL, value TEXT NOT NULL, state TEXT NOT NULL)";
+
+// Holds back a mailbox row: line, kind, address, value, state.
+inline constexpr SqlText insert_mailbox = "INSERT INTO import_scratch.mailbox VALUES (?1, ?2, ?3, ?4, ?5)";
+
+// Holds back an alias row: line, kind, address, value, state.
+inline constexpr SqlText insert_alias = "INSERT INTO import_scratch.alias VALUES (?1, ?2, ?3, ?4, ?5)";
+
+// The mailbox rows held back, by address, then line.
+inline constexpr SqlText mailboxes =
+    "SELECT line, kind, address, value, state FROM import_scratch.mailbox"
+    " ORDER BY address, line";
+
+// The alias rows held back, in file order.
+inline constexpr SqlText aliases = "SELECT line, kind, address, value, state FROM import_scratch.alias ORDER BY line";
+}  // namespace import_scratch
 
 }  // namespace unit::detail::sql
