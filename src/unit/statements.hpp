@@ -51,6 +51,9 @@ inline constexpr SqlText cache_8mib = "PRAGMA cache_size = -8192";
 // A page cache of 16 MiB: an import's writes.
 inline constexpr SqlText cache_16mib = "PRAGMA cache_size = -16384";
 
+// A page cache of 256 MiB: a sync's comparison of whole tables.
+inline constexpr SqlText cache_256mib = "PRAGMA cache_size = -262144";
+
 // Temporary tables and sorts in memory, for an import.
 inline constexpr SqlText temp_store_memory = "PRAGMA temp_store = MEMORY";
 
@@ -112,6 +115,9 @@ namespace domains {
 // One row when domain ?1 is served.
 inline constexpr SqlText exists = "SELECT 1 FROM domains WHERE name = ?1";
 
+// Every domain, in no order.
+inline constexpr SqlText names = "SELECT name FROM domains";
+
 // Every domain, by name (a listing, an export).
 inline constexpr SqlText names_ordered = "SELECT name FROM domains ORDER BY name";
 
@@ -131,6 +137,9 @@ Result<UnitRecord> read_row(const Query& q, int first = 0);
 
 // Unit ?1 (read_row).
 inline constexpr SqlText by_name = "SELECT name, transport, nexthop, state FROM units WHERE name = ?1";
+
+// Every unit, in no order (the columns of read_row).
+inline constexpr SqlText all = "SELECT name, transport, nexthop, state FROM units";
 
 // Every unit by name (read_row), and the number of mailboxes on it.
 inline constexpr SqlText with_mailbox_counts =
@@ -179,6 +188,9 @@ inline constexpr SqlText move_batch =
     " WHERE unit = ?1 AND (state = 'moving') = CAST(?2 AS INTEGER)"
     " ORDER BY address LIMIT CAST(?3 AS INTEGER)";
 
+// Every mailbox by address, moving_to '' when NULL (a sync compares them with its file).
+inline constexpr SqlText all = "SELECT address, unit, state, coalesce(moving_to, '') FROM mailboxes ORDER BY address";
+
 // Every mailbox by address as the CSV export writes it: address, unit, state (moving:unit when moving).
 inline constexpr SqlText as_csv =
     "SELECT address, unit, CASE WHEN state = 'moving' THEN 'moving:' || moving_to"
@@ -203,6 +215,9 @@ inline constexpr SqlText insert = "INSERT INTO mailboxes (address, unit) VALUES 
 // Adds mailbox ?1 on unit ?2 with state ?3 and moving_to ?4.
 inline constexpr SqlText insert_full =
     "INSERT INTO mailboxes (address, unit, state, moving_to) VALUES (?1, ?2, ?3, ?4)";
+
+// Sets mailbox ?1's unit ?2, state ?3 and moving_to ?4.
+inline constexpr SqlText update = "UPDATE mailboxes SET unit = ?2, state = ?3, moving_to = ?4 WHERE address = ?1";
 
 // Sets mailbox ?1's state to ?2.
 inline constexpr SqlText set_state = "UPDATE mailboxes SET state = ?2 WHERE address = ?1";
@@ -253,6 +268,9 @@ inline constexpr SqlText insert = "INSERT INTO aliases (address, target) VALUES 
 
 // Removes target ?2 of alias ?1, every target when ?2 is NULL.
 inline constexpr SqlText remove = "DELETE FROM aliases WHERE address = ?1 AND (?2 IS NULL OR target = ?2)";
+
+// Removes target ?2 of alias ?1.
+inline constexpr SqlText remove_pair = "DELETE FROM aliases WHERE address = ?1 AND target = ?2";
 }  // namespace aliases
 
 // A replica's summary (Reader::summary).

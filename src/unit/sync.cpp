@@ -11,6 +11,7 @@
 
 #include "unit/csv.hpp"
 #include "unit/primary_support.hpp"
+#include "unit/statements.hpp"
 #include "unit/values.hpp"
 
 namespace unit {
@@ -97,19 +98,17 @@ struct Current {
 
 Result<Current> load_current(sqlite3* db) {
     Current now;
-    auto r = for_each_row(db, "SELECT name FROM domains", [&](Query& q) { now.domains.insert(q.text(0)); });
-    if (r) r = for_each_row(db, "SELECT name, transport, nexthop, state FROM units", [&](Query& q) {
+    auto r = for_each_row(db, sql::domains::names, [&](Query& q) { now.domains.insert(q.text(0)); });
+    if (r) r = for_each_row(db, sql::units::all, [&](Query& q) {
         now.units[q.text(0)] = UnitRecord{q.text(0), q.text(1), q.text(2),
                                           parse_unit_state(q.text(3)).value_or(UnitState::Active)};
     });
-    if (r) r = for_each_row(db, "SELECT address, unit, state, coalesce(moving_to, '') FROM mailboxes ORDER BY address",
-                            [&](Query& q) {
-                                now.mailboxes.push_back(MailboxRecord{
-                                    q.text(0), q.text(1), parse_mailbox_state(q.text(2)).value_or(MailboxState::Active),
-                                    q.text(3)});
-                            });
-    if (r) r = for_each_row(db, "SELECT address, target FROM aliases",
-                            [&](Query& q) { now.aliases.emplace(q.text(0), q.text(1)); });
+    if (r) r = for_each_row(db, sql::mailboxes::all, [&](Query& q) {
+        now.mailboxes.push_back(MailboxRecord{q.text(0), q.text(1),
+                                              parse_mailbox_state(q.text(2)).value_or(MailboxState::Active),
+                                              q.text(3)});
+    });
+    if (r) r = for_each_row(db, sql::aliases::pairs, [&](Query& q) { now.aliases.emplace(q.text(0), q.text(1)); });
     if (!r) return r.error();
     return now;
 }
@@ -392,18 +391,16 @@ Result<void> apply(sqlite3* db, const Writes& w) {
         else q.bind_null(4);
     };
     auto alias = [](Query& q, const std::pair<std::string, std::string>& a) { q.bind(1, a.first).bind(2, a.second); };
-    auto r = run_each(db, "INSERT INTO domains (name) VALUES (?1)", w.add_domains, name);
-    if (r) r = run_each(db, "INSERT INTO units (name, transport, nexthop, state) VALUES (?1, ?2, ?3, ?4)", w.add_units, unit);
-    if (r) r = run_each(db, "UPDATE units SET transport = ?2, nexthop = ?3, state = ?4 WHERE name = ?1", w.change_units, unit);
-    if (r) r = run_each(db, "DELETE FROM aliases WHERE address = ?1 AND target = ?2", w.remove_aliases, alias);
-    if (r) r = run_each(db, "DELETE FROM mailboxes WHERE address = ?1", w.remove_mailboxes, name);
-    if (r) r = run_each(db, "UPDATE mailboxes SET unit = ?2, state = ?3, moving_to = ?4 WHERE address = ?1",
-                        w.change_mailboxes, mailbox);
-    if (r) r = run_each(db, "INSERT INTO mailboxes (address, unit, state, moving_to) VALUES (?1, ?2, ?3, ?4)",
-                        w.add_mailboxes, mailbox);
-    if (r) r = run_each(db, "INSERT INTO aliases (address, target) VALUES (?1, ?2)", w.add_aliases, alias);
-    if (r) r = run_each(db, "DELETE FROM units WHERE name = ?1", w.remove_units, name);
-    if (r) r = run_each(db, "DELETE FROM domains WHERE name = ?1", w.remove_domains, name);
+    auto r = run_each(db, sql::domains::insert, w.add_domains, name);
+    if (r) r = run_each(db, sql::units::insert, w.add_units, unit);
+    if (r) r = run_each(db, sql::units::update, w.change_units, unit);
+    if (r) r = run_each(db, sql::aliases::remove_pair, w.remove_aliases, alias);
+    if (r) r = run_each(db, sql::mailboxes::remove, w.remove_mailboxes, name);
+    if (r) r = run_each(db, sql::mailboxes::update, w.change_mailboxes, mailbox);
+    if (r) r = run_each(db, sql::mailboxes::insert_full, w.add_mailboxes, mailbox);
+    if (r) r = run_each(db, sql::aliases::insert, w.add_aliases, alias);
+    if (r) r = run_each(db, sql::units::remove, w.remove_units, name);
+    if (r) r = run_each(db, sql::domains::remove, w.remove_domains, name);
     return r;
 }
 
@@ -412,7 +409,7 @@ Result<void> apply(sqlite3* db, const Writes& w) {
 Result<void> check_aliases(sqlite3* db, const PrimaryOptions& options) {
     TargetResolver resolver(db, options.recipient_delimiter);
     std::optional<Error> dangling;
-    auto r = for_each_row(db, "SELECT address, target FROM aliases ORDER BY address, target", [&](Query& q) {
+    auto r = for_each_row(db, sql::aliases::pairs_ordered, [&](Query& q) {
         if (dangling) return;
         auto resolves = resolver.resolves(q.text(0), q.text(1));
         if (!resolves) dangling = resolves.error();
@@ -428,7 +425,7 @@ Result<void> check_aliases(sqlite3* db, const PrimaryOptions& options) {
 Result<SyncPlan> Primary::sync(const SourceDirectory& source, const SyncOptions& options) noexcept {
     sqlite3* db = db_->db.get();
     return guarded<SyncPlan>([&]() -> Result<SyncPlan> {
-        if (auto r = exec(db, "PRAGMA cache_size = -262144"); !r) return r.error();  // as import
+        if (auto r = exec(db, sql::settings::cache_256mib); !r) return r.error();  // as import
         // The write lock from the start: the primary cannot change between
         // the comparison and the writes.
         auto txn = Transaction::begin(db, true);
