@@ -11,6 +11,7 @@
 #include "unit/primary.hpp"
 #include "unit/primary_db.hpp"
 #include "unit/primary_values.hpp"
+#include "unit/statements.hpp"
 #include "unit/target_resolver.hpp"
 #include "unit/values.hpp"
 
@@ -52,7 +53,7 @@ Result<void> check_keys(sqlite3* db, SqlText sql, const char* what, const std::u
 // keep the case of their local part, so only their domain is checked.
 Result<void> check_targets(sqlite3* db, const std::unordered_set<std::string>& domains,
                            std::vector<std::string>& problems) {
-    return for_each_row(db, "SELECT DISTINCT target FROM aliases ORDER BY target", [&](Query& q) {
+    return for_each_row(db, sql::aliases::targets, [&](Query& q) {
         std::string target = q.text(0);
         std::string key = stored_key(target);
         if (key.empty()) problems.push_back(fmt::format("alias target {}: malformed address", target));
@@ -63,12 +64,12 @@ Result<void> check_targets(sqlite3* db, const std::unordered_set<std::string>& d
 
 // Values that reach Postfix verbatim, as values.hpp wants them.
 Result<void> check_values(sqlite3* db, std::string_view hold_transport, std::vector<std::string>& problems) {
-    auto units = for_each_row(db, "SELECT name, transport, nexthop FROM units ORDER BY name", [&](Query& q) {
+    auto units = for_each_row(db, sql::units::routes, [&](Query& q) {
         for (auto r : {check_transport(q.text(1), hold_transport), check_nexthop(q.text(2))})
             if (!r) problems.push_back(fmt::format("unit {}: {}", q.text(0), r.error().message));
     });
     if (!units) return units;
-    return for_each_row(db, "SELECT address, target FROM aliases ORDER BY address, target", [&](Query& q) {
+    return for_each_row(db, sql::aliases::pairs_ordered, [&](Query& q) {
         if (auto r = check_alias_target(q.text(1)); !r)
             problems.push_back(fmt::format("alias {}: {}", q.text(0), r.error().message));
     });
@@ -81,7 +82,7 @@ public:
     Deliverability(sqlite3* db, std::string delimiter) : db_(db), delimiter_(std::move(delimiter)), resolver_(db, delimiter_) {}
 
     Result<void> run(CheckReport& report) {
-        auto r = for_each_row(db_, "SELECT address, target FROM aliases ORDER BY address, target",
+        auto r = for_each_row(db_, sql::aliases::pairs_ordered,
                               [&](Query& q) { targets_[q.text(0)].push_back(q.text(1)); });
         if (!r) return r;
         for (const auto& [alias, targets] : targets_) {
@@ -137,7 +138,7 @@ private:
     }
 
     Result<std::optional<std::string>> mailbox_state(const std::string& address) {
-        return query_text(db_, "SELECT state FROM mailboxes WHERE address = ?1", {address});
+        return query_text(db_, sql::mailboxes::state_of, {address});
     }
 
     sqlite3* db_;
@@ -153,10 +154,7 @@ Result<void> check_resolving(sqlite3* db, const std::string& delimiter, CheckRep
 
 // RFC 5321 wants postmaster@ at every served domain.
 Result<void> check_postmasters(sqlite3* db, std::vector<std::string>& warnings) {
-    return for_each_row(db,
-                        "SELECT name FROM domains d WHERE NOT EXISTS (SELECT 1 FROM mailboxes WHERE address = 'postmaster@' || d.name)"
-                        " AND NOT EXISTS (SELECT 1 FROM aliases WHERE address IN ('postmaster@' || d.name, '@' || d.name))"
-                        " ORDER BY name",
+    return for_each_row(db, sql::check::domains_without_postmaster,
                         [&](Query& q) {
                             warnings.push_back(fmt::format(
                                 "domain {}: no postmaster@{} (no mailbox, alias or catch-all)", q.text(0), q.text(0)));
@@ -179,41 +177,36 @@ Result<CheckReport> Primary::check_report() noexcept {
         if (!txn) return txn.error();
         CheckReport report;
         auto& problems = report.problems;
-        auto r = collect(db, "SELECT * FROM pragma_integrity_check WHERE integrity_check <> 'ok'", problems,
-                         [](Query& q) { return "integrity: " + q.text(0); });
+        auto r = collect(db, sql::check::integrity, problems, [](Query& q) { return "integrity: " + q.text(0); });
         if (!r) return r.error();
         std::unordered_set<std::string> domains;
-        if (auto d = for_each_row(db, "SELECT name FROM domains", [&](Query& q) { domains.insert(q.text(0)); }); !d)
+        if (auto d = for_each_row(db, sql::domains::names, [&](Query& q) { domains.insert(q.text(0)); }); !d)
             return d.error();
-        // A struct, not a pair: each SqlText is made from its literal right here.
+        // Each statement of sql::check with the words for its rows.
         struct Check {
-            SqlText sql;
+            SqlText statement;
             std::function<std::string(Query&)> describe;
         };
         const Check checks[] = {
-            {"SELECT address, unit FROM mailboxes WHERE unit NOT IN (SELECT name FROM units)",
+            {sql::check::mailbox_on_unknown_unit,
              [](Query& q) { return fmt::format("mailbox {}: on unknown unit {}", q.text(0), q.text(1)); }},
-            {"SELECT address, moving_to FROM mailboxes WHERE moving_to IS NOT NULL"
-             " AND moving_to NOT IN (SELECT name FROM units)",
+            {sql::check::moving_to_unknown_unit,
              [](Query& q) { return fmt::format("mailbox {}: moving to unknown unit {}", q.text(0), q.text(1)); }},
-            {"SELECT address FROM mailboxes WHERE state = 'moving' AND moving_to IS NULL",
+            {sql::check::moving_without_target,
              [](Query& q) { return fmt::format("mailbox {}: moving without moving_to", q.text(0)); }},
-            {"SELECT address, moving_to FROM mailboxes WHERE state <> 'moving' AND moving_to IS NOT NULL",
+            {sql::check::target_without_moving,
              [](Query& q) { return fmt::format("mailbox {}: moving_to {} set but not moving", q.text(0), q.text(1)); }},
-            {"SELECT address, state FROM mailboxes WHERE state NOT IN ('active', 'moving', 'suspended', 'disabled')",
+            {sql::check::bad_mailbox_state,
              [](Query& q) { return fmt::format("mailbox {}: bad state \"{}\"", q.text(0), q.text(1)); }},
-            {"SELECT name, state FROM units WHERE state NOT IN ('active', 'draining', 'down')",
+            {sql::check::bad_unit_state,
              [](Query& q) { return fmt::format("unit {}: bad state \"{}\"", q.text(0), q.text(1)); }},
-            {"SELECT 'generation' WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'generation')",
-             [](Query&) { return std::string("meta: generation is missing"); }},
+            {sql::check::generation_missing, [](Query&) { return std::string("meta: generation is missing"); }},
         };
-        for (const auto& [sql, describe] : checks) {
-            if (auto c = collect(db, sql, problems, describe); !c) return c.error();
+        for (const auto& [statement, describe] : checks) {
+            if (auto c = collect(db, statement, problems, describe); !c) return c.error();
         }
-        if (auto c = check_keys(db, "SELECT address FROM mailboxes ORDER BY address", "mailbox", domains, problems); !c)
-            return c.error();
-        if (auto c = check_keys(db, "SELECT DISTINCT address FROM aliases ORDER BY address", "alias", domains, problems); !c)
-            return c.error();
+        if (auto c = check_keys(db, sql::mailboxes::addresses, "mailbox", domains, problems); !c) return c.error();
+        if (auto c = check_keys(db, sql::aliases::addresses, "alias", domains, problems); !c) return c.error();
         if (auto c = check_targets(db, domains, problems); !c) return c.error();
         for (const auto& domain : domains) {
             auto normal = normalize_domain(domain);

@@ -33,7 +33,7 @@ inline constexpr SqlText commit = "COMMIT";
 inline constexpr SqlText rollback = "ROLLBACK";
 }  // namespace transaction
 
-// Settings of a connection.
+// PRAGMAs: the settings of a connection, and SQLite's own checks.
 namespace settings {
 
 // The primary enforces its foreign keys (a connection's setting, off by default).
@@ -60,7 +60,7 @@ inline constexpr SqlText temp_store_memory = "PRAGMA temp_store = MEMORY";
 // Temporary tables and sorts back where the build puts them, after an import.
 inline constexpr SqlText temp_store_default = "PRAGMA temp_store = DEFAULT";
 
-// Every problem quick_check finds: a row each, "ok" alone when none.
+// The problems quick_check finds (100 at most), a row each; "ok" alone when none.
 inline constexpr SqlText quick_check = "PRAGMA quick_check";
 
 // quick_check's first problem only, "ok" when none.
@@ -147,6 +147,9 @@ inline constexpr SqlText with_mailbox_counts =
     " (SELECT count(*) FROM mailboxes m WHERE m.unit = u.name)"
     " FROM units u ORDER BY u.name";
 
+// Every unit's name, transport and nexthop, by name (their values are checked).
+inline constexpr SqlText routes = "SELECT name, transport, nexthop FROM units ORDER BY name";
+
 // Every unit by name as the CSV export writes it: name, transport:nexthop, state.
 inline constexpr SqlText as_csv = "SELECT name, transport || ':' || nexthop, state FROM units ORDER BY name";
 
@@ -201,6 +204,9 @@ inline constexpr SqlText addresses = "SELECT address FROM mailboxes ORDER BY add
 
 // One row when mailbox ?1 exists.
 inline constexpr SqlText exists = "SELECT 1 FROM mailboxes WHERE address = ?1";
+
+// Mailbox ?1's state.
+inline constexpr SqlText state_of = "SELECT state FROM mailboxes WHERE address = ?1";
 
 // The number of mailboxes in domain ?1.
 inline constexpr SqlText count_in_domain =
@@ -257,6 +263,12 @@ inline constexpr SqlText pairs = "SELECT address, target FROM aliases";
 
 // Every (address, target), in order.
 inline constexpr SqlText pairs_ordered = "SELECT address, target FROM aliases ORDER BY address, target";
+
+// Every alias address once, in order.
+inline constexpr SqlText addresses = "SELECT DISTINCT address FROM aliases ORDER BY address";
+
+// Every target once, in order.
+inline constexpr SqlText targets = "SELECT DISTINCT target FROM aliases ORDER BY target";
 
 // The number of alias addresses in domain ?1.
 inline constexpr SqlText count_in_domain =
@@ -332,5 +344,47 @@ inline constexpr SqlText mailboxes =
 // The alias rows held back, in file order.
 inline constexpr SqlText aliases = "SELECT line, kind, address, value, state FROM import_scratch.alias ORDER BY line";
 }  // namespace import_scratch
+
+// The checks of Primary::check_report: each row is a problem.
+namespace check {
+
+// What integrity_check finds, "ok" left out.
+inline constexpr SqlText integrity = "SELECT * FROM pragma_integrity_check WHERE integrity_check <> 'ok'";
+
+// Mailboxes (address, unit) on a unit that does not exist.
+inline constexpr SqlText mailbox_on_unknown_unit =
+    "SELECT address, unit FROM mailboxes WHERE unit NOT IN (SELECT name FROM units)";
+
+// Mailboxes (address, moving_to) moving to a unit that does not exist.
+inline constexpr SqlText moving_to_unknown_unit =
+    "SELECT address, moving_to FROM mailboxes WHERE moving_to IS NOT NULL"
+    " AND moving_to NOT IN (SELECT name FROM units)";
+
+// Moving mailboxes (address) without moving_to.
+inline constexpr SqlText moving_without_target =
+    "SELECT address FROM mailboxes WHERE state = 'moving' AND moving_to IS NULL";
+
+// Mailboxes (address, moving_to) with moving_to set but not moving.
+inline constexpr SqlText target_without_moving =
+    "SELECT address, moving_to FROM mailboxes WHERE state <> 'moving' AND moving_to IS NOT NULL";
+
+// Mailboxes (address, state) in a state the schema does not know.
+inline constexpr SqlText bad_mailbox_state =
+    "SELECT address, state FROM mailboxes WHERE state NOT IN ('active', 'moving', 'suspended', 'disabled')";
+
+// Units (name, state) in a state the schema does not know.
+inline constexpr SqlText bad_unit_state =
+    "SELECT name, state FROM units WHERE state NOT IN ('active', 'draining', 'down')";
+
+// A row when meta.generation is missing.
+inline constexpr SqlText generation_missing =
+    "SELECT 'generation' WHERE NOT EXISTS (SELECT 1 FROM meta WHERE key = 'generation')";
+
+// Domains (name) where postmaster@ is neither a mailbox nor an alias nor caught by a catch-all (a warning).
+inline constexpr SqlText domains_without_postmaster =
+    "SELECT name FROM domains d WHERE NOT EXISTS (SELECT 1 FROM mailboxes WHERE address = 'postmaster@' || d.name)"
+    " AND NOT EXISTS (SELECT 1 FROM aliases WHERE address IN ('postmaster@' || d.name, '@' || d.name))"
+    " ORDER BY name";
+}  // namespace check
 
 }  // namespace unit::detail::sql
