@@ -6,11 +6,12 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
+
+#include "socket.hpp"
 
 namespace unit::attacks {
 
@@ -28,17 +29,9 @@ bool peer_gone(int error) { return error == EPIPE || error == ECONNRESET || erro
 }  // namespace
 
 RawSocket RawSocket::connect(const std::string& path) {
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (path.size() >= sizeof address.sun_path) return {};
-    std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return {};
-    if (::connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-        ::close(fd);
-        return {};
-    }
-    return RawSocket(fd);
+    std::string why;
+    int fd = toolkit::connect_unix(path, why);
+    return fd < 0 ? RawSocket() : RawSocket(fd);
 }
 
 RawSocket::RawSocket(RawSocket&& other) noexcept : fd_(other.fd_), received_(std::move(other.received_)) {

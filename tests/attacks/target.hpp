@@ -2,15 +2,18 @@
 // the limits it was started with (the attacks and the memory bounds derive
 // from them), and its live counters from the control socket.
 //
-// read_counters() connects to the control socket and parses the one JSON
-// line of integer counters the daemon serves (unitpolicy(8), "Control
-// socket"); it returns an empty map when the daemon does not answer.
+// read_counters() (tests/toolkit/socket.hpp) connects to the control socket
+// and parses the one JSON line of integer counters the daemon serves
+// (unitpolicy(8), "Control socket"); it returns an empty map when the
+// daemon does not answer within 2 s.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <string>
+
+#include "socket.hpp"
 
 namespace unit::attacks {
 
@@ -39,9 +42,9 @@ struct Target {
     std::string alias;    // an alias (its answer lists two targets)
 };
 
-using Counters = std::map<std::string, std::uint64_t>;
+using toolkit::Counters;
+using toolkit::read_counters;
 
-Counters read_counters(const std::string& control);
 std::uint64_t counter(const Counters& counters, const std::string& name);  // 0 when absent
 
 // Polls the counters until connections_open is at most `open`; false after `timeout`.

@@ -26,7 +26,7 @@
 #                   "bench_lookup --mailboxes N --dir DIR" leaves them.
 #                   Without it, a directory of N mailboxes (default
 #                   1,000,000) is made here with unitctl import, in the
-#                   shape of tests/load's make_dataset() (3 domains, 1,000
+#                   shape of tests/toolkit's make_dataset() (3 domains, 1,000
 #                   units, one alias per 100 mailboxes).
 #   --json FILE     appends one JSON line per figure (tests/bench/README.md).
 # BUILD_DIR (default build) names the build with unitctl and bench_lookup;
@@ -116,7 +116,7 @@ trap cleanup EXIT
 make_dataset() {
     local dir=$1 n=$2
     python3 - "$dir" "$n" <<'EOF'
-# The shape of tests/load's make_dataset(): mailbox i is user<i>@<domain
+# The shape of tests/toolkit's make_dataset(): mailbox i is user<i>@<domain
 # i mod 3> on unit i mod 1000, alias j (one per 100 mailboxes) points at
 # mailboxes 2j and 2j+1, unknown addresses are nobody<i>@<domain>.
 import sys

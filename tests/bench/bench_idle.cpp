@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "load.hpp"
+#include "socket.hpp"
 
 namespace {
 
@@ -92,13 +93,8 @@ struct Where {
 // A blocking connection, -1 on failure.
 int dial(const Where& where, const char* from = "127.0.0.1") {
     if (!where.path.empty()) {
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", where.path.c_str());
-        int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
-        if (fd >= 0) close(fd);
-        return -1;
+        std::string why;
+        return unit::toolkit::connect_unix(where.path, why);
     }
     sockaddr_in source{}, target{};
     source.sin_family = target.sin_family = AF_INET;

@@ -1,7 +1,7 @@
 // bench_lookup: the lookup benchmark of DESIGN §8 (tests/bench/README.md
 // is its manual). For one directory size it starts the floor server beside
 // unitpolicy (policy, then socketmap; their runs alternate), then
-// unitmilter, and drives each with the load generator of tests/load/; it prints one JSON
+// unitmilter, and drives each with the load generator of tests/toolkit/; it prints one JSON
 // object per figure on standard output (--json) and a readable line per
 // figure on standard error. With --target it drives a server it did not
 // start (baselines.sh).
@@ -406,8 +406,8 @@ struct Bench {
         std::atomic<std::uint64_t> outcomes[4] = {};
         std::vector<unit::load::Histogram> latencies(connections);
         auto body = [&](unsigned index) {
-            unit::bench::MilterClient client(sock, 5s);
-            unit::bench::MilterMessage m;
+            unit::toolkit::MilterClient client(sock, 5s);
+            unit::toolkit::MilterMessage m;
             m.headers = {{"From", "Sender <sender@example.net>"},
                          {"To", "<to@example.com>"},
                          {"Subject", "benchmark"},
@@ -419,7 +419,7 @@ struct Bench {
                 auto result = client.transaction(m);
                 latencies[index].add(std::chrono::steady_clock::now() - t0);
                 outcomes[static_cast<int>(result.outcome)].fetch_add(1, std::memory_order_relaxed);
-                if (result.outcome == unit::bench::MilterOutcome::NoAnswer) {
+                if (result.outcome == unit::toolkit::MilterOutcome::NoAnswer) {
                     std::cerr << "bench_lookup: milter: " << result.why << std::endl;
                     std::this_thread::sleep_for(10ms);
                 }

@@ -1,13 +1,10 @@
 #include "daemon_view.hpp"
 
 #include <fcntl.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cerrno>
-#include <charconv>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -27,39 +24,7 @@ std::string read_all(int fd) {
     }
 }
 
-// {"name":123,...}: the numbers by name; anything else is skipped.
-std::map<std::string, std::int64_t> parse_flat_json(std::string_view text) {
-    std::map<std::string, std::int64_t> values;
-    std::size_t at = 0;
-    while ((at = text.find('"', at)) != std::string_view::npos) {
-        auto end = text.find('"', at + 1);
-        if (end == std::string_view::npos || end + 1 >= text.size() || text[end + 1] != ':') break;
-        std::string name(text.substr(at + 1, end - at - 1));
-        std::int64_t value = 0;
-        auto [ptr, ec] = std::from_chars(text.data() + end + 2, text.data() + text.size(), value);
-        if (ec == std::errc()) values[name] = value;
-        at = static_cast<std::size_t>(ptr - text.data());
-        if (at <= end) at = end + 1;
-    }
-    return values;
-}
-
 }  // namespace
-
-std::map<std::string, std::int64_t> counters(const std::string& control_socket) {
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) return {};
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    std::snprintf(address.sun_path, sizeof address.sun_path, "%s", control_socket.c_str());
-    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-        close(fd);
-        return {};
-    }
-    std::string text = read_all(fd);
-    close(fd);
-    return parse_flat_json(text);
-}
 
 RunResult run(const std::vector<std::string>& argv) {
     std::vector<std::string> args = argv;

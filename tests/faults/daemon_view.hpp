@@ -1,21 +1,16 @@
 // daemon_view.hpp: what the fault program reads about the daemon besides
-// its answers: the counters on its control socket, the text of
+// its answers and its counters (tests/toolkit/socket.hpp): the text of
 // `unitpolicy --dump`, its log, and other programs' exit status and output.
 //
-// counters() returns the control socket's flat JSON object as name→value
-// (empty when the socket cannot be read). run() executes argv[0] (a path)
-// with stdin from /dev/null, stdout and stderr captured together. Nothing
-// here throws but std::bad_alloc. Logs nothing.
+// run() executes argv[0] (a path) with stdin from /dev/null, stdout and
+// stderr captured together. Nothing here throws but std::bad_alloc. Logs
+// nothing.
 #pragma once
 
-#include <cstdint>
-#include <map>
 #include <string>
 #include <vector>
 
 namespace unit::faults {
-
-std::map<std::string, std::int64_t> counters(const std::string& control_socket);
 
 struct RunResult {
     int status = -1;  // exit code; 128 + signal when killed; -1 when it could not run

@@ -40,6 +40,7 @@
 #include "load.hpp"
 #include "probe.hpp"
 #include "replica_files.hpp"
+#include "socket.hpp"
 #include "tally.hpp"
 
 namespace {
@@ -166,14 +167,14 @@ struct World {
     }
 
     std::int64_t refusals() const {
-        auto c = counters(control);
+        auto c = toolkit::read_counters(control);
         auto it = c.find("replica_refusals");
-        return it == c.end() ? -1 : it->second;
+        return it == c.end() ? -1 : static_cast<std::int64_t>(it->second);
     }
     std::int64_t switches() const {
-        auto c = counters(control);
+        auto c = toolkit::read_counters(control);
         auto it = c.find("replica_switches");
-        return it == c.end() ? -1 : it->second;
+        return it == c.end() ? -1 : static_cast<std::int64_t>(it->second);
     }
 };
 

@@ -2,9 +2,6 @@
 // big-endian length, then a command byte and its data (libmilter's mfdef.h).
 #include "milter_client.hpp"
 
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -13,7 +10,9 @@
 #include <stdexcept>
 #include <string_view>
 
-namespace unit::bench {
+#include "socket.hpp"
+
+namespace unit::toolkit {
 namespace {
 
 // Protocol steps a filter may decline (no such packet) or not answer.
@@ -32,19 +31,9 @@ struct Failure : std::runtime_error {
 class Connection {
 public:
     Connection(const std::string& path, std::chrono::milliseconds timeout) {
-        fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (fd_ < 0) throw Failure("socket: " + std::string(std::strerror(errno)));
-        timeval tv{};
-        tv.tv_sec = static_cast<time_t>(timeout.count() / 1000);
-        tv.tv_usec = static_cast<suseconds_t>(timeout.count() % 1000 * 1000);
-        ::setsockopt(fd_, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-        ::setsockopt(fd_, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-        sockaddr_un address{};
-        address.sun_family = AF_UNIX;
-        if (path.size() >= sizeof address.sun_path) throw Failure("socket path too long");
-        std::memcpy(address.sun_path, path.c_str(), path.size() + 1);
-        if (::connect(fd_, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0)
-            throw Failure("connect: " + std::string(std::strerror(errno)));
+        std::string why;
+        fd_ = connect_unix(path, why, timeout, timeout);
+        if (fd_ < 0) throw Failure(why);
     }
     ~Connection() { ::close(fd_); }
     Connection(const Connection&) = delete;
@@ -155,6 +144,8 @@ public:
     }
 
     char final() const noexcept { return final_; }
+    // The data of the last reply read: for the final one, its SMTP reply text.
+    const std::string& reply() const noexcept { return reply_; }
     void quit() { connection_.send('Q', {}); }
 
 private:
@@ -164,11 +155,13 @@ private:
     char final_ = 'c';
 };
 
-MilterOutcome outcome_of(char reply) {
+// `data`: the reply's data; for a custom reply ('y', what libmilter sends
+// after smfi_setreply), the SMTP reply, whose first digit says which.
+MilterOutcome outcome_of(char reply, std::string_view data) {
     switch (reply) {
     case 'c': case 'a': return MilterOutcome::Continue;
     case 't': return MilterOutcome::Tempfail;
-    case 'y': return MilterOutcome::Tempfail;  // a custom reply: unitmilter only sets 4xx ones
+    case 'y': return !data.empty() && data[0] == '5' ? MilterOutcome::Reject : MilterOutcome::Tempfail;
     case 'r': case 'd': return MilterOutcome::Reject;
     default: return MilterOutcome::NoAnswer;
     }
@@ -212,7 +205,7 @@ MilterResult MilterClient::transaction(const MilterMessage& message) {
         Connection connection(path_, timeout_);
         Transaction t(connection);
         char final = run(t, message, result.modifications);
-        result.outcome = outcome_of(final);
+        result.outcome = outcome_of(final, t.reply());
         if (result.outcome == MilterOutcome::NoAnswer) result.why = std::string("unexpected reply '") + final + "'";
         t.quit();
     } catch (const Failure& e) {
@@ -232,4 +225,4 @@ const char* milter_outcome_name(MilterOutcome outcome) {
     return "?";
 }
 
-}  // namespace unit::bench
+}  // namespace unit::toolkit

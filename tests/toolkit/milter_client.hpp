@@ -1,6 +1,6 @@
 // milter_client.hpp: a minimal MTA side of the milter protocol (version 6,
 // as libmilter and Postfix's milter8.c speak it), enough to drive a filter
-// through whole message transactions for the benchmark.
+// through whole message transactions (the benchmark, any test).
 //
 // Contract:
 // - MilterClient::transaction() opens a connection, negotiates (offering
@@ -9,6 +9,9 @@
 //   of message, skipping the steps the filter declined and reading no
 //   reply where it asked for none; it reads the end-of-message
 //   modifications up to the final reply, sends quit and closes.
+// - The outcome is the final reply's: Continue (continue, accept), Reject
+//   (reject, discard, a custom 5xx reply), Tempfail (tempfail, a custom
+//   4xx reply).
 // - It never throws: a connection or protocol failure, or a timeout,
 //   gives Outcome::NoAnswer with `why` set.
 // - Nothing here logs.
@@ -18,7 +21,7 @@
 #include <string>
 #include <vector>
 
-namespace unit::bench {
+namespace unit::toolkit {
 
 struct MilterMessage {
     std::string client_name = "client.example.net";
@@ -28,7 +31,7 @@ struct MilterMessage {
     std::vector<std::string> recipients;  // "<user@example.com>"
     std::vector<std::pair<std::string, std::string>> headers;
     std::string body = "Hello.\r\n";
-    std::string queue_id = "4BENCH";
+    std::string queue_id = "4BENCH";  // the i macro
 };
 
 enum class MilterOutcome { Continue, Tempfail, Reject, NoAnswer };
@@ -51,4 +54,4 @@ private:
 
 const char* milter_outcome_name(MilterOutcome outcome);
 
-}  // namespace unit::bench
+}  // namespace unit::toolkit

@@ -1,5 +1,6 @@
-// The load generator itself: what it counts must be right before the
-// fault tests and the benchmarks rely on it.
+// The toolkit itself: what the load generator counts, what the milter
+// client and the control-socket reader see, must be right before the
+// fault tests, the attacks and the benchmarks rely on them.
 #include <doctest/doctest.h>
 #include <sqlite3.h>
 #include <sys/socket.h>
@@ -13,6 +14,8 @@
 #include <string>
 
 #include "load.hpp"
+#include "milter_client.hpp"
+#include "socket.hpp"
 #include "unit/primary.hpp"
 #include "unit/test_support.hpp"
 
@@ -82,7 +85,32 @@ TEST_CASE("a client gives no answer, without throwing, for a missing or silent s
     CHECK(took >= 190ms);
     CHECK(took < 2s);
     CHECK_FALSE(silent.connected());
+
+    unit::toolkit::MilterMessage message;
+    message.recipients = {"<user@example.com>"};
+    auto none = unit::toolkit::MilterClient(dir.path("nothing"), 200ms).transaction(message);
+    CHECK(none.outcome == unit::toolkit::MilterOutcome::NoAnswer);
+    CHECK(none.why.find("connect") != std::string::npos);
+    start = std::chrono::steady_clock::now();
+    auto mute = unit::toolkit::MilterClient(path, 200ms).transaction(message);
+    took = std::chrono::steady_clock::now() - start;
+    CHECK(mute.outcome == unit::toolkit::MilterOutcome::NoAnswer);
+    CHECK(mute.why == "timeout");
+    CHECK(took < 2s);
+    CHECK_FALSE(unit::toolkit::read_control(path, 200ms).has_value());  // never closed
+    CHECK_FALSE(unit::toolkit::read_control(dir.path("nothing")).has_value());
     close(listener);
+}
+
+TEST_CASE("the control socket's counters are read by name") {
+    auto counters =
+        unit::toolkit::parse_counters(R"({"uptime_seconds":3,"connections_open":0,"requests":18446744073709551615})");
+    CHECK(counters.size() == 3);
+    CHECK(counters["uptime_seconds"] == 3);
+    CHECK(counters["connections_open"] == 0);
+    CHECK(counters["requests"] == 18446744073709551615ull);
+    CHECK(unit::toolkit::parse_counters(R"({"a":1,"b":"text","c":2})").size() == 1);  // stops at a non-number
+    CHECK(unit::toolkit::parse_counters("").empty());
 }
 
 namespace {
@@ -190,4 +218,29 @@ TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") 
 
     CHECK(daemon->stop() == 0);  // SIGTERM: a clean exit
     CHECK_FALSE(daemon->alive());
+}
+
+TEST_CASE("the milter client takes whole messages through a real unitmilter") {
+    unit::test::TempDir dir;
+    Dataset data = make_dataset(DatasetSpec{.mailboxes = 20, .units = 2, .aliases = 1}, dir.path("primary.db"),
+                                dir.path("units.db"));
+    std::string socket_path = dir.path("milter"), why;
+    auto daemon = Process::start({unit::test::env_or_fail("UNITMILTER"), "--db", dir.path("units.db"), "--listen",
+                                  "unix:" + socket_path, "--log", "stderr", "--role", "mx", "--hostname",
+                                  "toolkit.example"},
+                                 {socket_path}, dir.path("log"), 10s, why);
+    REQUIRE_MESSAGE(daemon, why);
+    unit::toolkit::MilterClient client(socket_path, 5s);
+    unit::toolkit::MilterMessage message;
+    message.recipients = {"<" + data.existing.front() + ">"};
+    message.headers = {{"From", "<sender@example.net>"}, {"Subject", "toolkit"}};
+    auto stamped = client.transaction(message);
+    CHECK_MESSAGE(stamped.outcome == unit::toolkit::MilterOutcome::Continue, stamped.why);
+    CHECK(stamped.modifications >= 1);  // the route header
+
+    // From outside trusted_networks, more forged routing headers than
+    // max_stripped_headers (10): a custom 550 reply, which is a rejection.
+    for (int i = 0; i < 11; ++i) message.headers.emplace_back("X-Unit-Route", "hop=1; gen=1; units=unit0001; by=x");
+    auto flood = client.transaction(message);
+    CHECK_MESSAGE(flood.outcome == unit::toolkit::MilterOutcome::Reject, flood.why);
 }

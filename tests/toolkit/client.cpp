@@ -2,8 +2,6 @@
 // the socketmap protocol as Postfix's clients do, and what a reply means.
 #include <poll.h>
 #include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <cctype>
@@ -13,6 +11,7 @@
 #include <optional>
 
 #include "load.hpp"
+#include "socket.hpp"
 
 namespace unit::load {
 
@@ -103,10 +102,6 @@ int remaining_ms(Clock::time_point deadline) noexcept {
     return left <= 0 ? 0 : static_cast<int>(left) + 1;
 }
 
-timeval to_timeval(std::chrono::milliseconds ms) noexcept {
-    return timeval{static_cast<time_t>(ms.count() / 1000), static_cast<suseconds_t>((ms.count() % 1000) * 1000)};
-}
-
 }  // namespace
 
 // ------------------------------------------------------------ classify
@@ -154,31 +149,11 @@ void Client::close() noexcept {
     buffer_.clear();
 }
 
-// Blocking connect bounded by the send timeout (Linux honours SO_SNDTIMEO
-// for a Unix socket whose listener's backlog is full).
+// Blocking connect bounded by the send timeout (see connect_unix()).
 bool Client::ensure_connected(std::string& why) {
     if (fd_ >= 0) return true;
-    sockaddr_un address{};
-    address.sun_family = AF_UNIX;
-    if (path_.size() >= sizeof address.sun_path) {
-        why = path_ + ": socket path too long";
-        return false;
-    }
-    std::memcpy(address.sun_path, path_.c_str(), path_.size() + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        why = std::string("socket: ") + std::strerror(errno);
-        return false;
-    }
-    timeval tv = to_timeval(timeout_);
-    setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-    if (connect(fd, reinterpret_cast<sockaddr*>(&address), sizeof address) != 0) {
-        why = path_ + ": connect: " + std::strerror(errno);
-        ::close(fd);
-        return false;
-    }
-    fd_ = fd;
-    return true;
+    fd_ = toolkit::connect_unix(path_, why, timeout_);
+    return fd_ >= 0;
 }
 
 Reply Client::ask(const Request& request) {

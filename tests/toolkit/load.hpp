@@ -1,7 +1,8 @@
-// load.hpp: the load generator shared by the fault tests (tests/faults/)
-// and the benchmarks (tests/bench/). It speaks to unitpolicy (or any
-// server of the same protocols) the way Postfix does: persistent
-// connections over Unix sockets, one request in flight on each.
+// load.hpp: the load generator of the test toolkit, shared by the fault
+// tests (tests/faults/), the attacks and the benchmarks (tests/bench/). It
+// speaks to unitpolicy (or any server of the same protocols) the way
+// Postfix does: persistent connections over Unix sockets, one request in
+// flight on each.
 //
 // Contract:
 // - Client: one blocking connection. ask() sends one request and waits for
