@@ -28,6 +28,7 @@
 
 #include "attack_support.hpp"
 #include "attacks.hpp"
+#include "daemon.hpp"
 #include "load.hpp"
 #include "raw_socket.hpp"
 #include "target.hpp"
@@ -138,7 +139,7 @@ void judge_latency(const Observation& o, std::vector<std::string>& problems) {
 }
 
 // A fresh client on each socket gets its answer.
-void judge_alive(const load::Process& daemon, const Target& target, std::vector<std::string>& problems) {
+void judge_alive(const unit::toolkit::Daemon& daemon, const Target& target, std::vector<std::string>& problems) {
     if (!daemon.alive()) {
         problems.push_back("the daemon is gone");
         return;
@@ -153,7 +154,7 @@ void judge_alive(const load::Process& daemon, const Target& target, std::vector<
 struct Run {
     std::filesystem::path dir;
     Target target;
-    std::optional<load::Process> daemon;
+    std::optional<unit::toolkit::Daemon> daemon;
 };
 
 std::optional<Run> start_daemon(const Options& options, std::string& why) {
@@ -198,7 +199,7 @@ std::optional<Run> start_daemon(const Options& options, std::string& why) {
     set("--max-line", std::to_string(l.max_line));
     set("--max-request", std::to_string(l.max_request));
     set("--request-timeout", fmt::format("{}s", l.request_timeout.count()));
-    run.daemon = load::Process::start(argv, {t.policy, t.socketmap, t.control}, run.dir / "unitpolicy.log",
+    run.daemon = unit::toolkit::Daemon::start(argv, {t.policy, t.socketmap, t.control}, run.dir / "unitpolicy.log",
                                       std::chrono::seconds(10), why);
     if (run.daemon) t.pid = run.daemon->pid();
     return run;

@@ -46,6 +46,7 @@
 #include <thread>
 #include <vector>
 
+#include "daemon.hpp"
 #include "load.hpp"
 #include "socket.hpp"
 
@@ -240,7 +241,7 @@ int run(const Options& o) {
         wait_for.push_back(where.path);
     }
     std::string why;
-    auto daemon = load::Process::start(argv, wait_for, dir / "unitpolicy.log", 10s, why);
+    auto daemon = unit::toolkit::Daemon::start(argv, wait_for, dir / "unitpolicy.log", 10s, why);
     if (!daemon) throw std::runtime_error("unitpolicy did not start: " + why);
     std::this_thread::sleep_for(200ms);
 

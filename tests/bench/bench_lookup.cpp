@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "bench_keys.hpp"
+#include "daemon.hpp"
 #include "load.hpp"
 #include "milter_client.hpp"
 
@@ -270,11 +271,11 @@ struct Bench {
     unit::load::Dataset data;
     double floor_rate[2][256] = {};  // by protocol, connections (when < 256)
 
-    unit::load::Process start(const std::vector<std::string>& argv, const std::vector<std::string>& sockets,
+    unit::toolkit::Daemon start(const std::vector<std::string>& argv, const std::vector<std::string>& sockets,
                               const std::string& name) {
         for (const auto& s : sockets) std::filesystem::remove(s);
         std::string why;
-        auto process = unit::load::Process::start(argv, sockets, dir + "/" + name + ".log", 30s, why);
+        auto process = unit::toolkit::Daemon::start(argv, sockets, dir + "/" + name + ".log", 30s, why);
         if (!process) throw std::runtime_error(why);
         return std::move(*process);
     }
@@ -296,7 +297,7 @@ struct Bench {
         const std::string map_name = socketmap ? "recipient+transportmx" : "";
         auto workload = only_protocol(data, o.unknown_share, protocol);
         for (unsigned c : o.connections) {
-            std::vector<unit::load::Process> processes;
+            std::vector<unit::toolkit::Daemon> processes;
             std::vector<std::pair<std::string, std::unique_ptr<Series>>> series;
             auto add = [&](const std::string& server, const std::string& policy, const std::string& map,
                            const std::vector<std::string>& argv) {

@@ -36,6 +36,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "daemon.hpp"
 #include "daemon_view.hpp"
 #include "load.hpp"
 #include "probe.hpp"
@@ -117,7 +118,7 @@ struct World {
     std::vector<load::Request> workload;
     std::optional<Primary> primary;
     std::optional<ReplicaFiles> files;
-    std::optional<load::Process> daemon;
+    std::optional<toolkit::Daemon> daemon;
 
     explicit World(Programs p) : programs(std::move(p)) {
         std::filesystem::create_directory(markers);
@@ -139,7 +140,7 @@ struct World {
 
     void start_daemon() {
         std::string why;
-        daemon = load::Process::start({programs.unitpolicy, "--db", replica, "--policy-listen", "unix:" + policy_socket,
+        daemon = toolkit::Daemon::start({programs.unitpolicy, "--db", replica, "--policy-listen", "unix:" + policy_socket,
                                        "--socketmap-listen", "unix:" + map_socket, "--control", control, "--log",
                                        "stderr", "--threads", std::to_string(daemon_threads)},
                                       {policy_socket, map_socket, control}, log, 10s, why);
@@ -318,7 +319,7 @@ int phase_locked(World& w, Phase& p) {
     p.lock_window = true;
     Probe probe = w.probe();
     std::string why;
-    auto holder = load::Process::start({self_path(), "--hold-lock", w.replica, std::to_string(lock_hold.count() * 1000),
+    auto holder = toolkit::Daemon::start({self_path(), "--hold-lock", w.replica, std::to_string(lock_hold.count() * 1000),
                                         w.markers},
                                        {w.markers + "/locked"}, w.dir + "/hold-lock.log", 15s, why);
     if (!holder) throw std::runtime_error(why);

@@ -24,7 +24,8 @@
 //   one up to twice as many. After a request got no answer the thread
 //   pauses 10 ms before the next one (no spinning on a dead server).
 // - ProcessSample: CPU time and resident memory of a process from
-//   /proc/PID/stat and /proc/PID/status (Linux).
+//   /proc/PID/stat and /proc/PID/status (Linux). The daemons themselves
+//   are started by daemon.hpp.
 // Nothing here logs; errors are returned, a bad socket path included.
 #pragma once
 
@@ -115,30 +116,6 @@ struct DriverResult {
 // observer may be empty. stop (optional) ends the run early when set.
 DriverResult drive(const DriverOptions& options, const std::vector<Request>& workload, const Observer& observer = {},
                    const std::atomic<bool>* stop = nullptr);
-
-// A daemon under test, started by fork/exec with its output appended to
-// log_path. start() waits until every path in wait_for exists (sockets)
-// and returns nullopt with `why` set when the program exits or the wait
-// times out. The destructor stops it (SIGTERM, then SIGKILL after 5 s).
-class Process {
-public:
-    static std::optional<Process> start(const std::vector<std::string>& argv, const std::vector<std::string>& wait_for,
-                                        const std::string& log_path, std::chrono::milliseconds timeout,
-                                        std::string& why);
-    Process(Process&& other) noexcept;
-    Process& operator=(Process&& other) noexcept;
-    ~Process();
-
-    int pid() const noexcept { return pid_; }
-    bool alive() const noexcept;
-    void signal(int signo) const noexcept;
-    // Sends signo and reaps the process; its exit status as waitpid() gives it.
-    int stop(int signo = 15);
-
-private:
-    explicit Process(int pid) noexcept : pid_(pid) {}
-    int pid_ = -1;
-};
 
 // A directory to test and measure against: a primary made by libunit's
 // Primary::init, filled in one transaction straight through SQLite (the

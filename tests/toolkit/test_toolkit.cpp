@@ -8,11 +8,13 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <csignal>
 #include <cstring>
 #include <filesystem>
 #include <set>
 #include <string>
 
+#include "daemon.hpp"
 #include "load.hpp"
 #include "milter_client.hpp"
 #include "socket.hpp"
@@ -188,7 +190,7 @@ TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") 
 
     std::string policy_socket = dir.path("policy"), map_socket = dir.path("map");
     std::string why;
-    auto daemon = Process::start({unit::test::env_or_fail("UNITPOLICY"), "--db", dir.path("units.db"),
+    auto daemon = unit::toolkit::Daemon::start({unit::test::env_or_fail("UNITPOLICY"), "--db", dir.path("units.db"),
                                   "--policy-listen", "unix:" + policy_socket, "--socketmap-listen",
                                   "unix:" + map_socket, "--log", "stderr", "--threads", "2"},
                                  {policy_socket, map_socket}, dir.path("log"), 10s, why);
@@ -225,7 +227,7 @@ TEST_CASE("the milter client takes whole messages through a real unitmilter") {
     Dataset data = make_dataset(DatasetSpec{.mailboxes = 20, .units = 2, .aliases = 1}, dir.path("primary.db"),
                                 dir.path("units.db"));
     std::string socket_path = dir.path("milter"), why;
-    auto daemon = Process::start({unit::test::env_or_fail("UNITMILTER"), "--db", dir.path("units.db"), "--listen",
+    auto daemon = unit::toolkit::Daemon::start({unit::test::env_or_fail("UNITMILTER"), "--db", dir.path("units.db"), "--listen",
                                   "unix:" + socket_path, "--log", "stderr", "--role", "mx", "--hostname",
                                   "toolkit.example"},
                                  {socket_path}, dir.path("log"), 10s, why);
@@ -243,4 +245,35 @@ TEST_CASE("the milter client takes whole messages through a real unitmilter") {
     for (int i = 0; i < 11; ++i) message.headers.emplace_back("X-Unit-Route", "hop=1; gen=1; units=unit0001; by=x");
     auto flood = client.transaction(message);
     CHECK_MESSAGE(flood.outcome == unit::toolkit::MilterOutcome::Reject, flood.why);
+    CHECK(unit::toolkit::exit_code(daemon->stop(SIGTERM, 30s)) == 0);  // libmilter takes its time
+}
+
+TEST_CASE("the launcher waits for sockets or a log line, limits open files, and stops what it started") {
+    unit::test::TempDir dir;
+    using unit::toolkit::Daemon;
+    std::string why;
+    unit::toolkit::LaunchOptions options;
+    options.open_files = rlimit{50, 60};
+    options.truncate_log = true;
+    unit::test::write_file(dir.path("log"), "an older run\n");
+    auto shell = Daemon::start({"/bin/sh", "-c", "ulimit -n; echo starting: now; exec sleep 30"}, dir.path("log"),
+                               options, why);
+    REQUIRE_MESSAGE(shell, why);
+    REQUIRE_MESSAGE(shell->wait_for_log("starting:", 10s, why), why);
+    CHECK(shell->log() == "50\nstarting: now\n");  // truncated first
+    CHECK(shell->alive());
+    CHECK(unit::toolkit::exit_code(shell->stop()) == 128 + SIGTERM);
+    CHECK_FALSE(shell->alive());
+
+    // A program that exits at once: never ready, never logs the line.
+    auto early = Daemon::start({"/bin/sh", "-c", "echo bye; exit 3"}, {dir.path("socket")}, dir.path("early"), 10s, why);
+    CHECK_FALSE(early);
+    CHECK(why.find("exited with status 3 before it was ready") != std::string::npos);
+    auto quiet = Daemon::start({"/bin/sh", "-c", "exit 4"}, dir.path("quiet"), {}, why);
+    REQUIRE(quiet);
+    CHECK_FALSE(quiet->wait_for_log("starting:", 10s, why));
+    CHECK(why.find("exited with status 4") != std::string::npos);
+    auto slow = Daemon::start({"/bin/sh", "-c", "exec sleep 30"}, {dir.path("socket")}, dir.path("slow"), 100ms, why);
+    CHECK_FALSE(slow);
+    CHECK(why.find("not ready after 100 ms") != std::string::npos);
 }

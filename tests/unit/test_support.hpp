@@ -6,9 +6,14 @@
 #include <sys/resource.h>
 #include <sys/types.h>
 
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
+
+namespace unit::toolkit {
+class Daemon;
+}
 
 namespace unit::test {
 
@@ -53,8 +58,11 @@ auto load_command_line(LoadSettings load_settings, const std::string& program, s
     return load_settings(static_cast<int>(argv.size()), argv.data());
 }
 
-// A daemon run by the test (`program` is a path), its stderr in `log`, with
-// the open-file limit `files` when given; stopped with SIGTERM at the end.
+// A daemon run by the test (`program` is a path), its stdout and stderr in
+// `log` (truncated first), with the open-file limit `files` when given;
+// stopped with SIGTERM at the end. Started by the toolkit's launcher
+// (tests/toolkit/daemon.hpp), without waiting: the test waits for what it
+// needs.
 class Daemon {
 public:
     Daemon(const std::string& program, const std::vector<std::string>& args, std::string log, rlimit files = {0, 0});
@@ -63,14 +71,13 @@ public:
     ~Daemon();
 
     int stop();  // its exit code, or 128 + the signal that ended it
-    pid_t pid() const { return pid_; }
+    pid_t pid() const;
     // Both daemons log "starting:" once their sockets are ready and their
     // privileges dropped. Waits 10 s for it.
     void wait_until_started();
 
 private:
-    std::string log_;
-    pid_t pid_ = -1;
+    std::unique_ptr<toolkit::Daemon> daemon_;
 };
 
 }  // namespace unit::test
