@@ -43,6 +43,8 @@ set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 root=$(pwd)
+# shellcheck source=tools/postfix_instance.sh
+. tools/postfix_instance.sh
 build=${BUILD_DIR:-build}
 case $build in /*) ;; *) build=$root/$build ;; esac
 base_port=${DEMO_PORT:-2525}
@@ -181,38 +183,17 @@ say "copied to mx/units.db, unit1/units.db and unit2/units.db: each host reads i
 # ------------------------------------------------------------------ 3. the hosts
 
 # write_postfix HOST ROLE: HOST/etc/main.cf and master.cf. The first part is
-# what any throwaway loopback instance needs; then come the administrator's
+# what any throwaway loopback instance needs (tools/postfix_instance.sh, the
+# integration tests' writer too); then come the administrator's
 # lines for the role, examples/ROLE/main.cf and master.cf, as shipped, with
 # the sockets of unitpolicy and unitmilter in HOST/sock instead of the queue
 # directory's private/ (the daemons start before Postfix and create them
 # there as root, where Postfix's own checks would complain).
 write_postfix() {
     local h=$1 role=$2 dir=$demo/$1
-    mkdir -m 0755 "$dir/etc" "$dir/queue" "$dir/log"
-    install -d -o postfix -g postfix -m 0700 "$dir/data"
-    cat >"$dir/etc/main.cf" <<EOF
-# $h: a throwaway Postfix instance of examples/demo.sh
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-maillog_file = $dir/log/maillog
-myhostname = $h.demo.invalid
-mydomain = demo.invalid
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.1/32
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
-smtpd_banner = \$myhostname ESMTP
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-default_transport = error:5.7.1 this demo delivers on loopback only
-in_flow_delay = 0
-delay_warning_time = 0
-EOF
+    postfix_instance_dirs "$dir"
+    postfix_instance_main_cf "$dir" "$h.demo.invalid" demo.invalid "this demo delivers on loopback only" \
+        "$h: a throwaway Postfix instance of examples/demo.sh" >"$dir/etc/main.cf"
     if [ "$role" = unit ]; then
         cat >>"$dir/etc/main.cf" <<EOF
 
@@ -231,37 +212,11 @@ EOF
         printf '\n# ---- examples/%s/main.cf, sockets in %s/sock\n' "$role" "$dir"
         sed "/^[^#]/s|unix:private/|unix:$dir/sock/|g" "examples/$role/main.cf"
     } >>"$dir/etc/main.cf"
-    # Debian's services, chroot off (the column after "unpriv"), smtpd on
-    # this host's port only.
-    cat >"$dir/etc/master.cf" <<EOF
-# $h: a throwaway Postfix instance of examples/demo.sh
-127.0.0.1:${port[$h]} inet n  -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-virtual   unix  -       n       n       -       -       virtual
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-
-# ---- examples/$role/master.cf
-EOF
-    cat "examples/$role/master.cf" >>"$dir/etc/master.cf"
+    {
+        postfix_instance_master_cf "${port[$h]}" "$h: a throwaway Postfix instance of examples/demo.sh"
+        printf '\n# ---- examples/%s/master.cf\n' "$role"
+        cat "examples/$role/master.cf"
+    } >"$dir/etc/master.cf"
 }
 
 # write_maildirs UNIT: the unit's virtual(8) map, "address domain/user/",

@@ -46,6 +46,8 @@ case $IT_BUILD in /*) ;; *) IT_BUILD=$IT_ROOT/$IT_BUILD ;; esac
 IT_UNITCTL=$IT_BUILD/src/ctl/unitctl
 IT_UNITPOLICY=$IT_BUILD/src/policyd/unitpolicy
 IT_EXAMPLES=$IT_ROOT/examples
+# shellcheck source=tools/postfix_instance.sh
+. "$IT_ROOT/tools/postfix_instance.sh"
 
 IT_PASSED=0
 IT_FAILED=0
@@ -397,7 +399,8 @@ it_spawn() {
 # ---------------------------------------------------------------- Postfix
 
 # pf_new NAME: takes a slot and writes a minimal loopback-only instance:
-# main.cf and master.cf (smtpd on 127.0.0.1:${PF_PORT[NAME]}). Adjust it
+# main.cf and master.cf (smtpd on 127.0.0.1:${PF_PORT[NAME]}), by the
+# writer examples/demo.sh uses too (tools/postfix_instance.sh). Adjust it
 # with pf_main / pf_master / pf_main_fragment / pf_master_fragment, then
 # pf_start.
 pf_new() {
@@ -412,10 +415,7 @@ pf_new() {
     done
     [ -n "$dir" ] || it_fatal "all $IT_SLOTS Postfix slots under $IT_BASE are in use"
     pf_wipe_slot "$dir"
-    mkdir -p "$dir/etc" "$dir/queue" "$dir/data" "$dir/log"
-    chmod 0755 "$dir" "$dir/etc" "$dir/queue" "$dir/log"
-    chown postfix:postfix "$dir/data"
-    chmod 0700 "$dir/data"
+    postfix_instance_dirs "$dir"
     PF_DIR[$name]=$dir
     PF_CONF[$name]=$dir/etc
     PF_LOCKFD[$name]=$fd
@@ -426,70 +426,24 @@ pf_new() {
     it_alloc_port nowhere
     IT_INSTANCES+=("$name")
 
-    cat >"$dir/etc/main.cf" <<EOF
-# throwaway instance "$name" written by tests/integration/lib.sh
-compatibility_level = 3.6
-queue_directory = $dir/queue
-data_directory = $dir/data
-maillog_file = $dir/log/maillog
-myhostname = $name.it.invalid
-mydomain = it.invalid
+    local title="throwaway instance \"$name\" written by tests/integration/lib.sh"
+    postfix_instance_main_cf "$dir" "$name.it.invalid" it.invalid "tests deliver to loopback only" "$title" \
+        >"$dir/etc/main.cf"
+    cat >>"$dir/etc/main.cf" <<EOF
 myorigin = \$myhostname
-mydestination =
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks = 127.0.0.1/32
 relayhost =
-alias_maps =
-alias_database =
-local_recipient_maps =
-biff = no
 append_dot_mydomain = no
-smtpd_banner = \$myhostname ESMTP
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-default_transport = error:5.7.1 tests deliver to loopback only
 # Not error: (smtpd rejects a recipient whose route is error: at RCPT,
 # before relay_recipient_maps is consulted): a loopback port where nobody
 # listens, so a recipient without a route is deferred, visibly.
 relay_transport = relay:[127.0.0.1]:$nowhere
 smtpd_relay_restrictions = permit_mynetworks, reject_unauth_destination
-in_flow_delay = 0
 smtp_connect_timeout = 5s
 lmtp_connect_timeout = 5s
-delay_warning_time = 0
 # a policy server that does not answer fails the test in 10 s, not 100 s
 smtpd_policy_service_timeout = 10s
 EOF
-    # Debian's master.cf services, chroot off; smtpd only on our port.
-    cat >"$dir/etc/master.cf" <<EOF
-# throwaway instance "$name" written by tests/integration/lib.sh
-127.0.0.1:$port inet n  -       n       -       -       smtpd
-pickup    unix  n       -       n       60      1       pickup
-cleanup   unix  n       -       n       -       0       cleanup
-qmgr      unix  n       -       n       300     1       qmgr
-tlsmgr    unix  -       -       n       1000?   1       tlsmgr
-rewrite   unix  -       -       n       -       -       trivial-rewrite
-bounce    unix  -       -       n       -       0       bounce
-defer     unix  -       -       n       -       0       bounce
-trace     unix  -       -       n       -       0       bounce
-verify    unix  -       -       n       -       1       verify
-flush     unix  n       -       n       1000?   0       flush
-proxymap  unix  -       -       n       -       -       proxymap
-proxywrite unix -       -       n       -       1       proxymap
-smtp      unix  -       -       n       -       -       smtp
-relay     unix  -       -       n       -       -       smtp
-showq     unix  n       -       n       -       -       showq
-error     unix  -       -       n       -       -       error
-retry     unix  -       -       n       -       -       error
-discard   unix  -       -       n       -       -       discard
-local     unix  -       n       n       -       -       local
-virtual   unix  -       n       n       -       -       virtual
-lmtp      unix  -       -       n       -       -       lmtp
-anvil     unix  -       -       n       -       1       anvil
-scache    unix  -       -       n       -       1       scache
-postlog   unix-dgram n  -       n       -       1       postlogd
-EOF
+    postfix_instance_master_cf "$port" "$title" >"$dir/etc/master.cf"
 }
 
 # pf_wipe_slot DIR: stops an instance a killed run may have left in DIR,
