@@ -19,6 +19,7 @@
 #include <cstring>
 #include <thread>
 
+#include "socket.hpp"
 #include "test_support.hpp"
 #include "policyd/stats.hpp"
 #include "unit/primary.hpp"
@@ -30,16 +31,13 @@ namespace {
 
 std::string unitpolicy() { return env_or_fail("UNITPOLICY"); }
 
+// The daemon is not waited for at start: its sockets appear within 5 s.
 int connect_to(const std::string& path) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
-        int fd = socket(AF_UNIX, SOCK_STREAM, 0);
-        sockaddr_un a{};
-        a.sun_family = AF_UNIX;
-        std::snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-        if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0) return fd;
-        close(fd);
-        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "cannot connect to " << path);
+        std::string why;
+        if (int fd = toolkit::connect_unix(path, why); fd >= 0) return fd;
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "cannot connect: " << why);
         std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
 }
@@ -479,20 +477,14 @@ namespace {
 
 // The daemon's counters, as its control socket serves them: one JSON line,
 // then the end of the connection. Nothing is written: the daemon may have
-// closed its side already.
+// closed its side already. Its socket may take a moment to appear.
 std::string counters(const std::string& control) {
-    int fd = connect_to(control);
-    std::string json;
-    char buffer[4096];
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
     for (;;) {
-        pollfd p{fd, POLLIN, 0};
-        if (poll(&p, 1, 5000) <= 0) break;
-        ssize_t n = read(fd, buffer, sizeof buffer);
-        if (n <= 0) break;
-        json.append(buffer, static_cast<std::size_t>(n));
+        if (auto json = toolkit::read_control(control, std::chrono::seconds(5))) return *json;
+        REQUIRE_MESSAGE(std::chrono::steady_clock::now() < deadline, "no counters from " << control);
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
     }
-    close(fd);
-    return json;
 }
 
 }  // namespace
