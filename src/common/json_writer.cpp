@@ -19,11 +19,11 @@ std::size_t utf8_length(std::string_view text, std::size_t i) noexcept {
     if (lead >= 0xc2 && lead <= 0xdf) length = 2;
     else if (lead >= 0xe0 && lead <= 0xef) {
         length = 3;
-        if (lead == 0xe0) low = 0xa0;  // no overlong form
+        if (lead == 0xe0) low = 0xa0;   // no overlong form
         if (lead == 0xed) high = 0x9f;  // no surrogate
     } else if (lead >= 0xf0 && lead <= 0xf4) {
         length = 4;
-        if (lead == 0xf0) low = 0x90;  // no overlong form
+        if (lead == 0xf0) low = 0x90;   // no overlong form
         if (lead == 0xf4) high = 0x8f;  // nothing above U+10FFFF
     } else return 0;
     if (i + length > text.size()) return 0;

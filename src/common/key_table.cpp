@@ -76,7 +76,8 @@ std::string show_bool(bool value) { return value ? "yes" : "no"; }
 std::string show_seconds(std::chrono::seconds value) {
     // The largest unit that divides the value, as an administrator writes it.
     for (auto [unit, seconds] : {std::pair{'w', 604800}, {'d', 86400}, {'h', 3600}, {'m', 60}})
-        if (value.count() != 0 && value.count() % seconds == 0) return fmt::format("{}{}", value.count() / seconds, unit);
+        if (value.count() != 0 && value.count() % seconds == 0)
+            return fmt::format("{}{}", value.count() / seconds, unit);
     return fmt::format("{}s", value.count());
 }
 

@@ -36,7 +36,7 @@ std::string set_duration(std::chrono::seconds& field, std::string_view value);
 std::string set_timeout(std::chrono::seconds& field, std::string_view value);  // a duration of at least 1s
 // A whole number of milliseconds, 1 to 600000 (ten minutes).
 std::string set_milliseconds(std::chrono::milliseconds& field, std::string_view value);
-std::string set_log_sink(LogSink& field, std::string_view value);  // syslog | stderr
+std::string set_log_sink(LogSink& field, std::string_view value);           // syslog | stderr
 std::string set_inet_endpoint(std::string& field, std::string_view value);  // inet:host:port, or empty
 // An absolute path; empty too when `may_be_empty`.
 std::string set_absolute_path(std::string& field, std::string_view value, bool may_be_empty = true);
@@ -52,8 +52,8 @@ std::string set_number(Number& field, std::string_view value, Number min, Number
 }
 
 // Values as `key = value` gives them, for the show functions.
-std::string show_bool(bool value);                          // yes | no
-std::string show_seconds(std::chrono::seconds value);       // "30s", "5m", "1d"
+std::string show_bool(bool value);                            // yes | no
+std::string show_seconds(std::chrono::seconds value);         // "30s", "5m", "1d"
 std::string show_list(const std::vector<std::string>& list);  // space separated
 
 // "policy_listen" -> "policy-listen"

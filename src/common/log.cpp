@@ -76,8 +76,7 @@ std::size_t utf8_sequence(std::string_view text) {
 // The last guard of log_line(): the line as it is when it holds no control
 // byte and is not too long (the usual case, no copy), else escaped and cut.
 std::string_view one_line(std::string_view message, std::string& storage) {
-    const bool clean = message.size() <= max_log_line &&
-                       std::none_of(message.begin(), message.end(), [](char c) {
+    const bool clean = message.size() <= max_log_line && std::none_of(message.begin(), message.end(), [](char c) {
                            const auto byte = static_cast<unsigned char>(c);
                            return byte < 0x20 || byte == 0x7f;
                        });

@@ -39,9 +39,9 @@ void append_escaped(std::string& out, std::string_view value) {
 
 const char* type_name(MetricsText::Type type) {
     switch (type) {
-        case MetricsText::Type::Counter: return "counter";
-        case MetricsText::Type::Gauge: return "gauge";
-        case MetricsText::Type::Histogram: return "histogram";
+    case MetricsText::Type::Counter: return "counter";
+    case MetricsText::Type::Gauge: return "gauge";
+    case MetricsText::Type::Histogram: return "histogram";
     }
     return "untyped";
 }

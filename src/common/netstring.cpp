@@ -31,8 +31,7 @@ std::optional<std::string> NetstringDecoder::next() {
         const char c = buffer_[pos];
         if (c == ':') break;
         if (!is_digit(c)) {
-            error_ = pos == start_ ? "netstring: length does not start with a digit"
-                                   : "netstring: non-digit in length";
+            error_ = pos == start_ ? "netstring: length does not start with a digit" : "netstring: non-digit in length";
             return std::nullopt;
         }
         if (pos > start_ && buffer_[start_] == '0') {

@@ -22,7 +22,7 @@ struct ProcessSample {
     std::optional<double> resident_bytes;
     std::optional<double> virtual_bytes;
     std::optional<double> open_fds;
-    std::optional<double> max_fds;             // the soft RLIMIT_NOFILE (absent when unlimited)
+    std::optional<double> max_fds;  // the soft RLIMIT_NOFILE (absent when unlimited)
 };
 
 // The fields of one /proc/PID/stat line that a sample uses: utime + stime and

@@ -22,9 +22,8 @@ constexpr int parser_style = po::command_line_style::unix_style & ~po::command_l
 const std::vector<Command>& all_commands() {
     static const std::vector<Command> all = [] {
         std::vector<Command> commands;
-        for (auto family : {init_commands(), domain_commands(), unit_commands(), mailbox_commands(),
-                            move_commands(), alias_commands(), data_commands(), sync_commands(), resolve_commands(),
-                            fleet_commands()})
+        for (auto family : {init_commands(), domain_commands(), unit_commands(), mailbox_commands(), move_commands(),
+                            alias_commands(), data_commands(), sync_commands(), resolve_commands(), fleet_commands()})
             commands.insert(commands.end(), family.begin(), family.end());
         return commands;
     }();
@@ -47,6 +46,7 @@ std::string synopsis(const Command& command) {
 
 po::options_description global_options() {
     po::options_description options("global options");
+    // clang-format off
     options.add_options()
         ("db", po::value<std::string>()->value_name("PATH"),
          fmt::format("the primary (default {})", default_db_path).c_str())
@@ -54,6 +54,7 @@ po::options_description global_options() {
         ("no-progress", "never draw a progress line on stderr (drawn only on a terminal)")
         ("help,h", "print this help and exit")
         ("version", "print the version and exit");
+    // clang-format on
     return options;
 }
 
@@ -86,7 +87,10 @@ std::pair<const Command*, std::size_t> find_command(const std::vector<std::strin
 
     std::string choices;
     for (std::size_t i = 0; i < verbs.size(); ++i)
-        choices += fmt::format("{}{}", i == 0 ? "" : i + 1 == verbs.size() ? " or " : ", ",
+        choices += fmt::format("{}{}",
+                               i == 0                  ? ""
+                               : i + 1 == verbs.size() ? " or "
+                                                       : ", ",
                                second_word(verbs[i]->words));
     if (rest.size() < 2) {
         if (lenient) return {nullptr, 0};
@@ -125,8 +129,8 @@ OperandCount operand_count(std::string_view declaration) {
 void check_operands(const Command& command, const std::vector<std::string>& operands) {
     const auto count = operand_count(command.operands);
     if (operands.size() < count.min)
-        throw UsageError(fmt::format("{}: missing {} (usage: unitctl {})", command.words,
-                                     count.names[operands.size()], synopsis(command)));
+        throw UsageError(fmt::format("{}: missing {} (usage: unitctl {})", command.words, count.names[operands.size()],
+                                     synopsis(command)));
     if (operands.size() > count.max)
         throw UsageError(fmt::format("{}: unexpected argument '{}' (usage: unitctl {})", command.words,
                                      operands[count.max], synopsis(command)));
@@ -140,8 +144,7 @@ void parse_command_arguments(const Command& command, const std::vector<std::stri
     po::positional_options_description positional;
     positional.add("operand", -1);
     try {
-        auto parsed = po::command_line_parser(tokens).options(options).positional(positional)
-                          .style(parser_style).run();
+        auto parsed = po::command_line_parser(tokens).options(options).positional(positional).style(parser_style).run();
         po::store(parsed, request.options);
         po::notify(request.options);
     } catch (const po::error& e) {
@@ -172,8 +175,8 @@ Request parse_command_line(int argc, const char* const argv[]) {
     // The parsed options point into the description: it must outlive store().
     const auto globals_description = global_options();
     try {
-        auto parsed = po::command_line_parser(tokens).options(globals_description).style(parser_style)
-                          .allow_unregistered().run();
+        auto parsed =
+            po::command_line_parser(tokens).options(globals_description).style(parser_style).allow_unregistered().run();
         po::store(parsed, globals);
         rest = po::collect_unrecognized(parsed.options, po::include_positional);
     } catch (const po::error& e) {
@@ -199,15 +202,14 @@ Request parse_command_line(int argc, const char* const argv[]) {
 
     const auto [command, words] = find_command(rest, false);
     request.command = command;
-    parse_command_arguments(*command, {rest.begin() + static_cast<std::ptrdiff_t>(words), rest.end()},
-                            after_dashes, request);
+    parse_command_arguments(*command, {rest.begin() + static_cast<std::ptrdiff_t>(words), rest.end()}, after_dashes,
+                            request);
     return request;
 }
 
 void print_help(std::ostream& out, const Command* command) {
     if (command != nullptr) {
-        out << fmt::format("usage: unitctl [--db PATH] [--config FILE] {}\n{}\n", synopsis(*command),
-                           command->summary);
+        out << fmt::format("usage: unitctl [--db PATH] [--config FILE] {}\n{}\n", synopsis(*command), command->summary);
         if (command->declare != nullptr) out << '\n' << command_options(*command);
         return;
     }
@@ -216,10 +218,8 @@ void print_help(std::ostream& out, const Command* command) {
     constexpr std::size_t column = 46;
     for (const auto& c : all_commands()) {
         const auto text = synopsis(c);
-        if (text.size() < column)
-            out << fmt::format("  {:<{}} {}\n", text, column, c.summary);
-        else
-            out << fmt::format("  {}\n  {:<{}} {}\n", text, "", column, c.summary);
+        if (text.size() < column) out << fmt::format("  {:<{}} {}\n", text, column, c.summary);
+        else out << fmt::format("  {}\n  {:<{}} {}\n", text, "", column, c.summary);
     }
     out << '\n' << global_options() << "\nSee unitctl(8) for the CSV format, --config keys and exit status.\n";
 }

@@ -2,8 +2,8 @@
 #include <fmt/format.h>
 
 #include <array>
-#include <charconv>
 #include <cerrno>
+#include <charconv>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -90,6 +90,7 @@ void run_check(Invocation& inv) {
 }
 
 void declare_publish(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("rollback", "publish a lower generation of the same primary, deliberately")
         ("takeover", "replace a snapshot of another primary (a rebuilt one), deliberately")
@@ -97,6 +98,7 @@ void declare_publish(po::options_description& options) {
          "most mailboxes of the previous snapshot it may remove (default 5% or 500, the larger)")
         ("force", "replace an OUT that is not a snapshot, remove any number of mailboxes")
         ("mode", po::value<std::string>()->value_name("OCTAL"), "the snapshot's permissions (default 0644)");
+    // clang-format on
 }
 
 unsigned mode_or_usage(const std::string& text) {

@@ -30,18 +30,22 @@ constexpr std::chrono::milliseconds max_request_time = 5s;
 constexpr std::chrono::milliseconds poll_interval = 1s;
 
 void declare_status(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("hosts", po::value<std::string>()->value_name("FILE"), "the hosts file (default: fleet_hosts)")
         ("timeout", po::value<std::string>()->value_name("S"), "how long each host may take (default 5s)");
+    // clang-format on
     declare_json(options);
 }
 
 void declare_wait(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("generation", po::value<std::int64_t>()->value_name("G"),
          "the generation to wait for (default: the primary's)")
         ("timeout", po::value<std::string>()->value_name("S"), "how long to wait (default 300s)")
         ("hosts", po::value<std::string>()->value_name("FILE"), "the hosts file (default: fleet_hosts)");
+    // clang-format on
 }
 
 std::vector<FleetHost> hosts_of(const Invocation& inv, std::string_view command) {
@@ -107,13 +111,13 @@ void run_wait(Invocation& inv) {
                                    target.generation, took);
             return;
         }
-        inv.progress.show(fmt::format("{} of {} hosts lag behind generation {} ({:.0f} s)", lines.size(),
-                                      hosts.size(), target.generation, took));
+        inv.progress.show(fmt::format("{} of {} hosts lag behind generation {} ({:.0f} s)", lines.size(), hosts.size(),
+                                      target.generation, took));
         if (Clock::now() >= deadline) {
             inv.progress.clear();
             for (const auto& line : lines) inv.out << line << '\n';
-            throw Failure(fmt::format("fleet wait: {} of {} hosts lag behind generation {} after {:.1f} s", lines.size(),
-                                      hosts.size(), target.generation, took));
+            throw Failure(fmt::format("fleet wait: {} of {} hosts lag behind generation {} after {:.1f} s",
+                                      lines.size(), hosts.size(), target.generation, took));
         }
         std::this_thread::sleep_until(std::min(poll + poll_interval, deadline));
     }
@@ -122,8 +126,8 @@ void run_wait(Invocation& inv) {
 constexpr std::array<Command, 2> commands{{
     {"fleet status", "", "[--hosts FILE] [--timeout S] [--json]", "show what each host of the fleet serves",
      declare_status, run_status, true},
-    {"fleet wait", "", "[--generation G] [--timeout S] [--hosts FILE]",
-     "wait until every host serves a generation", declare_wait, run_wait, true},
+    {"fleet wait", "", "[--generation G] [--timeout S] [--hosts FILE]", "wait until every host serves a generation",
+     declare_wait, run_wait, true},
 }};
 
 }  // namespace

@@ -19,8 +19,10 @@ void declare_add(po::options_description& options) {
 }
 
 void declare_set(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("state", po::value<std::string>()->value_name("STATE")->required(), "active, suspended or disabled");
+    // clang-format on
 }
 
 void declare_list(po::options_description& options) {
@@ -73,8 +75,7 @@ void run_show(Invocation& inv) {
 
 void run_list(Invocation& inv) {
     auto mailboxes = unwrap(open_primary(inv).mailboxes(inv.option("unit")));
-    std::sort(mailboxes.begin(), mailboxes.end(),
-              [](const auto& a, const auto& b) { return a.address < b.address; });
+    std::sort(mailboxes.begin(), mailboxes.end(), [](const auto& a, const auto& b) { return a.address < b.address; });
     if (!json_output(inv)) {
         for (const auto& mailbox : mailboxes)
             inv.out << fmt::format("{}\t{}\t{}\n", mailbox.address, mailbox.unit, state_column(mailbox));
@@ -87,11 +88,9 @@ void run_list(Invocation& inv) {
 
 constexpr std::array<Command, 5> commands{{
     {"mailbox add", "ADDRESS", "--unit NAME", "add a mailbox on a unit", declare_add, run_add},
-    {"mailbox set", "ADDRESS", "--state active|suspended|disabled", "change a mailbox's state", declare_set,
-     run_set},
+    {"mailbox set", "ADDRESS", "--state active|suspended|disabled", "change a mailbox's state", declare_set, run_set},
     {"mailbox rm", "ADDRESS", "", "remove a mailbox", nullptr, run_rm},
-    {"mailbox show", "ADDRESS", "[--json]", "show a mailbox: address, unit, state, moving_to", declare_json,
-     run_show},
+    {"mailbox show", "ADDRESS", "[--json]", "show a mailbox: address, unit, state, moving_to", declare_json, run_show},
     {"mailbox list", "", "[--unit NAME] [--json]", "list mailboxes: address, unit, state", declare_list, run_list},
 }};
 

@@ -20,12 +20,14 @@ namespace unit::ctl {
 namespace {
 
 void declare_selection(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("file", po::value<std::string>()->value_name("FILE"),
          "the addresses in FILE, one a line (- for stdin; blank lines and # comments skipped)")
         ("from-unit", po::value<std::string>()->value_name("UNIT"), "the mailboxes of UNIT")
         ("limit", po::value<std::int64_t>()->value_name("N"), "at most N of them, by address (with --from-unit)")
         ("verbose,v", "print each mailbox changed");
+    // clang-format on
 }
 
 void declare_begin(po::options_description& options) {
@@ -88,8 +90,9 @@ void report(Invocation& inv, const MoveCounts& counts, const std::string& summar
 void run_begin(Invocation& inv) {
     const auto s = selection(inv, "move begin");
     const auto counts = unwrap(open_for_writing(inv).begin_moves(s, *inv.option("to")));
-    report(inv, counts, fmt::format("moves begun {} (held {}, direct {}), unchanged {}", counts.moved, counts.held,
-                                    counts.direct, counts.unchanged));
+    report(inv, counts,
+           fmt::format("moves begun {} (held {}, direct {}), unchanged {}", counts.moved, counts.held, counts.direct,
+                       counts.unchanged));
 }
 
 void run_finish(Invocation& inv) {

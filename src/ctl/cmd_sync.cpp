@@ -19,6 +19,7 @@ namespace unit::ctl {
 namespace {
 
 void declare_sync(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("ldap", "read the LDAP directory of the ldap_* settings instead of a file")
         ("dry-run", "print what the sync would change, change nothing")
@@ -26,6 +27,7 @@ void declare_sync(po::options_description& options) {
         ("max-removed", po::value<std::string>()->value_name("N|P%"),
          "most mailboxes it may remove (default 5% or 500, the larger)")
         ("direct", "apply unit changes at once instead of beginning moves");
+    // clang-format on
 }
 
 SourceDirectory read_source(Invocation& inv) {

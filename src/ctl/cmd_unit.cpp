@@ -15,17 +15,21 @@ namespace unit::ctl {
 namespace {
 
 void declare_add(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("nexthop", po::value<std::string>()->value_name("NH")->required(),
          "Postfix next-hop, verbatim: [unit12.my.com], [10.0.0.12]:2525")
         ("transport", po::value<std::string>()->value_name("T"), "Postfix transport (default smtp)");
+    // clang-format on
 }
 
 void declare_set(po::options_description& options) {
+    // clang-format off
     options.add_options()
         ("state", po::value<std::string>()->value_name("STATE"), "active, draining or down")
         ("nexthop", po::value<std::string>()->value_name("NH"), "new Postfix next-hop")
         ("transport", po::value<std::string>()->value_name("T"), "new Postfix transport");
+    // clang-format on
 }
 
 UnitState unit_state_or_usage(const std::string& text) {

@@ -24,7 +24,8 @@ RemovalLimit removal_limit_or_usage(std::string_view command, const std::string&
     auto [end, error] = std::from_chars(digits.data(), digits.data() + digits.size(), limit.value);
     if (digits.empty() || error != std::errc() || end != digits.data() + digits.size() || limit.value < 0 ||
         (percent && limit.value > 100))
-        throw UsageError(fmt::format("{}: bad --max-removed '{}' (expected a count N or a percentage P%)", command, text));
+        throw UsageError(fmt::format("{}: bad --max-removed '{}' (expected a count N or a percentage P%)", command,
+                                     text));
     return limit;
 }
 
@@ -44,9 +45,10 @@ Primary open_primary(const Invocation& inv) {
 void refuse_snapshot(const std::string& path) {
     auto meta = read_database_meta(path);
     if (meta && meta->published_at)
-        throw Failure(fmt::format("{}: a published snapshot (published_at {}): unitctl writes the primary, "
-                                  "not a copy (--db {} by default)",
-                                  path, *meta->published_at, default_db_path));
+        throw Failure(
+            fmt::format("{}: a published snapshot (published_at {}): unitctl writes the primary, "
+                        "not a copy (--db {} by default)",
+                        path, *meta->published_at, default_db_path));
 }
 
 Primary open_for_writing(const Invocation& inv) {

@@ -86,16 +86,16 @@ struct Command {
 };
 
 // The command families, in the order --help lists them.
-std::span<const Command> init_commands() noexcept;    // cmd_data.cpp
-std::span<const Command> domain_commands() noexcept;  // cmd_domain.cpp
-std::span<const Command> unit_commands() noexcept;    // cmd_unit.cpp
-std::span<const Command> mailbox_commands() noexcept; // cmd_mailbox.cpp
-std::span<const Command> move_commands() noexcept;    // cmd_move.cpp
-std::span<const Command> alias_commands() noexcept;   // cmd_alias.cpp
-std::span<const Command> data_commands() noexcept;    // cmd_data.cpp
-std::span<const Command> sync_commands() noexcept;    // cmd_sync.cpp
-std::span<const Command> resolve_commands() noexcept; // cmd_resolve.cpp
-std::span<const Command> fleet_commands() noexcept;   // cmd_fleet.cpp
+std::span<const Command> init_commands() noexcept;     // cmd_data.cpp
+std::span<const Command> domain_commands() noexcept;   // cmd_domain.cpp
+std::span<const Command> unit_commands() noexcept;     // cmd_unit.cpp
+std::span<const Command> mailbox_commands() noexcept;  // cmd_mailbox.cpp
+std::span<const Command> move_commands() noexcept;     // cmd_move.cpp
+std::span<const Command> alias_commands() noexcept;    // cmd_alias.cpp
+std::span<const Command> data_commands() noexcept;     // cmd_data.cpp
+std::span<const Command> sync_commands() noexcept;     // cmd_sync.cpp
+std::span<const Command> resolve_commands() noexcept;  // cmd_resolve.cpp
+std::span<const Command> fleet_commands() noexcept;    // cmd_fleet.cpp
 
 // A libunit outcome, or Failure with its message.
 template <class T>

@@ -21,8 +21,8 @@ using boost::system::error_code;
 
 // One host's request; owned by its pending handlers.
 struct Request : std::enable_shared_from_this<Request> {
-    Request(asio::io_context& io, const FleetHost& host, Fetched& out) : resolver(io), socket(io), timer(io), host(host),
-                                                                         out(out) {}
+    Request(asio::io_context& io, const FleetHost& host, Fetched& out)
+        : resolver(io), socket(io), timer(io), host(host), out(out) {}
 
     void start(std::chrono::milliseconds timeout) {
         timer.expires_after(timeout);
@@ -99,8 +99,7 @@ struct Request : std::enable_shared_from_this<Request> {
 std::vector<Fetched> fetch_all(const std::vector<FleetHost>& hosts, std::chrono::milliseconds timeout) {
     std::vector<Fetched> results(hosts.size());
     asio::io_context io;
-    for (std::size_t i = 0; i < hosts.size(); ++i)
-        std::make_shared<Request>(io, hosts[i], results[i])->start(timeout);
+    for (std::size_t i = 0; i < hosts.size(); ++i) std::make_shared<Request>(io, hosts[i], results[i])->start(timeout);
     io.run();
     return results;
 }

@@ -46,7 +46,9 @@ std::vector<std::string_view> fields_of(std::string_view line) {
 
 Result<FleetHost> parse_metrics_url(std::string_view url, std::string_view name) {
     constexpr std::string_view scheme = "http://";
-    auto bad = [&](std::string_view why) { return make_error(Errc::Invalid, fmt::format("bad URL '{}': {}", url, why)); };
+    auto bad = [&](std::string_view why) {
+        return make_error(Errc::Invalid, fmt::format("bad URL '{}': {}", url, why));
+    };
     if (url.starts_with("https://")) return bad("https is not supported (the daemons serve plain http)");
     if (!url.starts_with(scheme)) return bad("expected http://HOST[:PORT][/PATH]");
     auto rest = url.substr(scheme.size());

@@ -37,8 +37,10 @@ HostReport report_of(const std::vector<Sample>& samples) {
         else if (name == "replica_published_timestamp_seconds") report.published_at = static_cast<std::time_t>(s.value);
         else if (name == "replica_info") report.primary_id = std::string(s.label("primary_id").value_or(""));
         else if (name == "replica_pending") report.pending = s.value != 0;
-        else if (name == "replica_refused" && s.value != 0) report.refused = std::string(s.label("reason").value_or("?"));
-        else if (name == "replica_last_refusal_timestamp_seconds") report.last_refusal = static_cast<std::time_t>(s.value);
+        else if (name == "replica_refused" && s.value != 0)
+            report.refused = std::string(s.label("reason").value_or("?"));
+        else if (name == "replica_last_refusal_timestamp_seconds")
+            report.last_refusal = static_cast<std::time_t>(s.value);
         else if (name == "held_messages" && s.label("unit"))
             report.held.emplace_back(std::string(*s.label("unit")), static_cast<std::int64_t>(s.value));
     }
@@ -159,7 +161,8 @@ std::vector<std::string> lagging(const std::vector<FleetHost>& hosts, const std:
     std::vector<std::string> lines;
     for (std::size_t i = 0; i < hosts.size(); ++i) {
         auto why = lag_of(reports[i], target.generation, primary);
-        if (!why && split) why = fmt::format("serves primary {}, and the fleet several", short_id(reports[i].primary_id));
+        if (!why && split)
+            why = fmt::format("serves primary {}, and the fleet several", short_id(reports[i].primary_id));
         if (why) lines.push_back(fmt::format("{}: {}", hosts[i].name, *why));
     }
     return lines;

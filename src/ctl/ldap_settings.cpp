@@ -120,7 +120,7 @@ std::string show_state_map(const std::vector<LdapStateRule>& rules) {
     for (const auto& rule : rules) {
         std::string match = rule.match == LdapStateRule::Match::Any      ? std::string("*")
                             : rule.match == LdapStateRule::Match::AnyBit ? fmt::format("&{}", rule.bits)
-                                                                        : rule.value;
+                                                                         : rule.value;
         texts.push_back(fmt::format("{}:{}", match, to_string(rule.state)));
     }
     return fmt::format("{}", fmt::join(texts, ", "));
@@ -230,9 +230,7 @@ const Key keys[] = {
          else return fmt::format("bad value '{}' (expected from_addresses or keep)", v);
          return {};
      },
-     [](const Settings& s) -> std::string {
-         return s.ldap.domains == LdapDomains::Keep ? "keep" : "from_addresses";
-     }},
+     [](const Settings& s) -> std::string { return s.ldap.domains == LdapDomains::Keep ? "keep" : "from_addresses"; }},
 };
 
 }  // namespace
@@ -269,8 +267,7 @@ std::string apply_ldap_key(std::string_view key, std::string_view value, LdapSet
 std::optional<MailboxState> map_ldap_state(const std::vector<LdapStateRule>& rules, std::string_view value) noexcept {
     for (const auto& rule : rules) {
         switch (rule.match) {
-        case LdapStateRule::Match::Any:
-            return rule.state;
+        case LdapStateRule::Match::Any: return rule.state;
         case LdapStateRule::Match::Equal:
             if (equal_ignoring_case(rule.value, value)) return rule.state;
             break;

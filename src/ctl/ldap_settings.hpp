@@ -50,24 +50,24 @@ struct LdapStateRule {
 };
 
 struct LdapSettings {
-    std::string uri;  // ldap://, ldaps:// or ldapi:// (several, blank-separated); empty: no LDAP source
-    std::string bind_dn;        // simple bind as this DN; empty: anonymous or SASL
-    std::string password_file;  // the bind DN's password, the file's first line
-    std::string sasl_mechanism; // "" or "EXTERNAL"
+    std::string uri;             // ldap://, ldaps:// or ldapi:// (several, blank-separated); empty: no LDAP source
+    std::string bind_dn;         // simple bind as this DN; empty: anonymous or SASL
+    std::string password_file;   // the bind DN's password, the file's first line
+    std::string sasl_mechanism;  // "" or "EXTERNAL"
     std::string base;
     LdapScope scope = LdapScope::Sub;
-    std::string filter;                      // empty: (address_attribute=*)
-    int page_size = 1000;                    // paged results (RFC 2696); 0: no paging
-    std::chrono::seconds timeout{30};        // longest wait for the server, each time
-    std::string address_attribute = "mail";  // the mailbox's address, one value
-    std::string unit_attribute = "mailHost"; // its unit, one value
+    std::string filter;                       // empty: (address_attribute=*)
+    int page_size = 1000;                     // paged results (RFC 2696); 0: no paging
+    std::chrono::seconds timeout{30};         // longest wait for the server, each time
+    std::string address_attribute = "mail";   // the mailbox's address, one value
+    std::string unit_attribute = "mailHost";  // its unit, one value
     LdapUnitValue unit_value = LdapUnitValue::Verbatim;
-    std::string state_attribute;             // empty: every mailbox active
+    std::string state_attribute;  // empty: every mailbox active
     std::vector<LdapStateRule> state_map = default_state_map();
     std::string alias_attribute = "mailAlternateAddress";  // addresses that are aliases of the entry's; empty: none
-    std::string alias_prefix;                // only values with this prefix count, without it ("smtp:")
-    std::string alias_filter;                // a second search for aliases (lists); empty: none
-    std::string alias_base;                  // its base; empty: base
+    std::string alias_prefix;                              // only values with this prefix count, without it ("smtp:")
+    std::string alias_filter;                              // a second search for aliases (lists); empty: none
+    std::string alias_base;                                // its base; empty: base
     std::string alias_address_attribute = "mail";
     std::string alias_target_attribute = "mailForwardingAddress";
     LdapDomains domains = LdapDomains::FromAddresses;

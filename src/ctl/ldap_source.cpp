@@ -156,9 +156,8 @@ Result<Handle> connect(const LdapSettings& s) {
         std::fill(password.begin(), password.end(), '\0');
     }
     if (rc != LDAP_SUCCESS)
-        return Error{Errc::Unavailable,
-                     fmt::format("ldap: bind to {} {} failed: {}{}", s.uri, who, ldap_err2string(rc),
-                                 diagnostic(ld.get()))};
+        return Error{Errc::Unavailable, fmt::format("ldap: bind to {} {} failed: {}{}", s.uri, who, ldap_err2string(rc),
+                                                    diagnostic(ld.get()))};
     return ld;
 }
 
@@ -226,7 +225,8 @@ Result<void> search_all(LDAP* ld, const LdapSettings& s, const Search& search, O
                 if (auto taken = on_entry(message.get()); !taken) return taken;
             } else if (rc == LDAP_RES_SEARCH_REFERENCE) {
                 return Error{Errc::Io,
-                             fmt::format("{}: a referral, which is not followed (narrow ldap_base or the filter)", what)};
+                             fmt::format("{}: a referral, which is not followed (narrow ldap_base or the filter)",
+                                         what)};
             } else if (rc == LDAP_RES_SEARCH_RESULT) {
                 done = std::move(message);
             }
@@ -402,7 +402,9 @@ Result<SourceDirectory> read(const LdapSettings& s, const LdapProgress& progress
     if (!ld) return ld.error();
     Builder builder(ld->get(), s, progress);
 
-    Search mailboxes{s.base, scope_of(s.scope), s.filter.empty() ? "(" + s.address_attribute + "=*)" : s.filter,
+    Search mailboxes{s.base,
+                     scope_of(s.scope),
+                     s.filter.empty() ? "(" + s.address_attribute + "=*)" : s.filter,
                      {s.address_attribute, s.unit_attribute}};
     if (!s.state_attribute.empty()) mailboxes.attributes.push_back(s.state_attribute);
     if (!s.alias_attribute.empty()) mailboxes.attributes.push_back(s.alias_attribute);
@@ -410,7 +412,9 @@ Result<SourceDirectory> read(const LdapSettings& s, const LdapProgress& progress
     if (!read) return read.error();
 
     if (!s.alias_filter.empty()) {
-        Search aliases{s.alias_base.empty() ? s.base : s.alias_base, scope_of(s.scope), s.alias_filter,
+        Search aliases{s.alias_base.empty() ? s.base : s.alias_base,
+                       scope_of(s.scope),
+                       s.alias_filter,
                        {s.alias_address_attribute, s.alias_target_attribute}};
         read = search_all(ld->get(), s, aliases, [&](LDAPMessage* e) { return builder.alias(e); });
         if (!read) return read.error();

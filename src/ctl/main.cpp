@@ -52,8 +52,13 @@ int main(int argc, char* argv[]) {
         case Request::Action::Run: {
             // The one thing a handler shows on stderr, and only on a terminal.
             ProgressLine progress(std::cerr, stderr_is_terminal && request.progress);
-            Invocation inv{std::move(request.settings), std::move(request.operands), std::move(request.options),
-                           std::cout, std::cin, {}, progress};
+            Invocation inv{std::move(request.settings),
+                           std::move(request.operands),
+                           std::move(request.options),
+                           std::cout,
+                           std::cin,
+                           {},
+                           progress};
             run_audited(*request.command, inv, std::vector<std::string>(argv, argv + argc));
             progress.clear();
             break;

@@ -28,7 +28,8 @@ public:
     using Clock = std::function<std::chrono::steady_clock::time_point()>;
     static constexpr std::chrono::milliseconds interval{250};
 
-    ProgressLine(std::ostream& out, bool enabled, Clock clock = [] { return std::chrono::steady_clock::now(); });
+    ProgressLine(
+        std::ostream& out, bool enabled, Clock clock = [] { return std::chrono::steady_clock::now(); });
     ProgressLine(const ProgressLine&) = delete;
     ProgressLine& operator=(const ProgressLine&) = delete;
     ~ProgressLine();

@@ -162,5 +162,4 @@ std::chrono::seconds duration_or_usage(std::string_view text, std::string_view w
     throw UsageError(fmt::format("{}: bad duration '{}' (expected N[s|m|h|d|w])", what, text));
 }
 
-
 }  // namespace unit::ctl

@@ -21,9 +21,9 @@ namespace unit::milter {
 
 namespace {
 
-using common::Severity;
 using common::log;
 using common::printable;
+using common::Severity;
 
 // ------------------------------------------------------------ connection pool
 
@@ -141,8 +141,7 @@ std::shared_ptr<Runtime> current_runtime() {
 
 struct Session {
     explicit Session(std::shared_ptr<Runtime> r)
-        : runtime(std::move(r)),
-          headers(runtime->settings->header_prefix, runtime->settings->max_stripped_headers) {}
+        : runtime(std::move(r)), headers(runtime->settings->header_prefix, runtime->settings->max_stripped_headers) {}
 
     void reset_message() noexcept {
         headers.clear();
@@ -316,8 +315,9 @@ sfsistat on_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
         unsigned long needed = SMFIF_ADDHDRS | SMFIF_CHGHDRS;
         if (s->settings().expand_aliases) needed |= SMFIF_ADDRCPT | SMFIF_DELRCPT;
         if ((f0 & needed) != needed) {
-            log(Severity::Error, "milter: the MTA does not offer the header and recipient actions needed (0x{:x} of 0x{:x})",
-                f0, needed);
+            log(Severity::Error,
+                "milter: the MTA does not offer the header and recipient actions needed (0x{:x} of 0x{:x})", f0,
+                needed);
             return SMFIS_REJECT;
         }
         *pf0 = needed | (f0 & SMFIF_SETSYMLIST);

@@ -105,7 +105,8 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
     install_settings(settings);
 
     std::string conn = s.listen;
-    if (smfi_setconn(conn.data()) != MI_SUCCESS) throw std::runtime_error("listen " + s.listen + ": bad connection spec");
+    if (smfi_setconn(conn.data()) != MI_SUCCESS)
+        throw std::runtime_error("listen " + s.listen + ": bad connection spec");
     smfiDesc description = filter_description();
     if (smfi_register(description) != MI_SUCCESS) throw std::runtime_error("smfi_register failed");
     // libmilter drops a connection whose packet passes its limit (64 KiB by
@@ -121,12 +122,14 @@ int serve(int argc, const char* const argv[], std::shared_ptr<const Settings> se
         opened = smfi_opensocket(true) == MI_SUCCESS;
     }
     if (!opened) throw std::runtime_error("listen " + s.listen + ": cannot open the socket (see the mail log)");
-    if (const auto path = socket_path(s.listen); !path.empty()) unit::common::set_socket_access(path, s.socket_mode, gid);
+    if (const auto path = socket_path(s.listen); !path.empty())
+        unit::common::set_socket_access(path, s.socket_mode, gid);
     std::unique_ptr<unit::common::MetricsServer> metrics;  // bound while privileged, started below
     if (!s.metrics.empty()) {
         auto where = unit::common::parse_endpoint(s.metrics);
         if (!where) throw std::runtime_error("metrics: " + where.error().message);
-        metrics = std::make_unique<unit::common::MetricsServer>(*where, [] { return stats_prometheus(filter_stats()); });
+        metrics = std::make_unique<unit::common::MetricsServer>(*where,
+                                                                [] { return stats_prometheus(filter_stats()); });
     }
     unit::common::drop_privileges(s.user);
 

@@ -21,8 +21,8 @@ struct RecipientPlan {
     std::vector<std::string> tempfails;  // "to=<rcpt>: reason"
     std::vector<std::string> elsewhere;  // role unit: "to=<rcpt>: where it goes"
     std::vector<Expansion> expansions;
-    bool too_many = false;               // expansion above max_added_recipients
-    std::vector<std::string> unsafe;     // alias targets not fit for the envelope (skipped)
+    bool too_many = false;            // expansion above max_added_recipients
+    std::vector<std::string> unsafe;  // alias targets not fit for the envelope (skipped)
 };
 
 // Whether an alias target from the database may go into smfi_addrcpt as
@@ -103,8 +103,8 @@ RecipientPlan plan_recipients(Directory& directory, const Settings& settings, co
         if (alias && !r.doubt.empty()) {
             // A target unknown or disabled here may receive mail in the newer
             // replica: expanding now would leave its copy out for good.
-            plan.tempfails.push_back(
-                fmt::format("{}: alias with undeliverable targets, in doubt: {}", to_field(raw), r.doubt));
+            plan.tempfails.push_back(fmt::format("{}: alias with undeliverable targets, in doubt: {}", to_field(raw),
+                                                 r.doubt));
             continue;
         }
         auto expansion = alias ? expansion_of(r, raw, plan) : std::nullopt;
@@ -142,8 +142,9 @@ bool directory_in_doubt(MessagePlan& plan, const RecipientPlan& recipients, cons
     plan.directory_tempfail = true;
     for (const auto& t : recipients.tempfails) note(plan, Severity::Warning, fmt::format("directory: {}", t));
     if (settings.tempfail_action == TempfailAction::Tempfail) return true;
-    note(plan, Severity::Warning, fmt::format("directory unavailable for {} recipient(s): accepting, route incomplete",
-                                              recipients.tempfails.size()));
+    note(plan, Severity::Warning,
+         fmt::format("directory unavailable for {} recipient(s): accepting, route incomplete",
+                     recipients.tempfails.size()));
     return false;
 }
 
@@ -193,8 +194,9 @@ MessagePlan plan_message(const Settings& settings, Directory& directory, const M
 
     RecipientPlan recipients = plan_recipients(directory, settings, facts.recipients);
     if (facts.recipients_dropped > 0)
-        note(plan, Severity::Warning, fmt::format("more than {} recipients: {} left out of the route", max_recipients,
-                                                  facts.recipients_dropped));
+        note(plan, Severity::Warning,
+             fmt::format("more than {} recipients: {} left out of the route", max_recipients,
+                         facts.recipients_dropped));
     if (directory_in_doubt(plan, recipients, settings))
         return refused(std::move(plan), Severity::Warning,
                        fmt::format("reject: directory unavailable for {} recipient(s): 451 4.3.0",
@@ -225,10 +227,9 @@ MessagePlan plan_message(const Settings& settings, Directory& directory, const M
         plan.loop_released = true;
         note(plan, Severity::Info,
              fmt::format("routing loop over at hop {} from client={}: {}: accepted", verdict.incoming, facts.client,
-                         here.delivered_here
-                             ? std::string("every recipient is delivered on this unit")
-                             : fmt::format("directory generation {} has caught up with the route's",
-                                           recipients.generation)));
+                         here.delivered_here ? std::string("every recipient is delivered on this unit")
+                                             : fmt::format("directory generation {} has caught up with the route's",
+                                                           recipients.generation)));
     }
     if (recipients.too_many)
         return refused(std::move(plan), Severity::Error,

@@ -42,7 +42,7 @@ inline constexpr std::size_t max_added_recipients = 1000;
 // What the callbacks gathered about one message.
 struct MessageFacts {
     bool trusted = false;
-    std::string client;       // "name[addr]", for the notes
+    std::string client;  // "name[addr]", for the notes
     const HeaderScan& headers;
     const std::vector<std::string>& recipients;  // as the MTA gave them, "<a@example.com>"
     std::size_t recipients_dropped = 0;          // past max_recipients, not in `recipients`
@@ -61,13 +61,13 @@ struct MessageNote {
 };
 
 struct MessagePlan {
-    std::optional<Reply> refusal;        // set: refuse the message with this, apply nothing
-    std::vector<MessageNote> notes;      // the decision's log lines, in order
-    bool directory_tempfail = false;     // the directory could not answer for a recipient
-    bool loop_released = false;          // at max_hops, but the loop is over
+    std::optional<Reply> refusal;          // set: refuse the message with this, apply nothing
+    std::vector<MessageNote> notes;        // the decision's log lines, in order
+    bool directory_tempfail = false;       // the directory could not answer for a recipient
+    bool loop_released = false;            // at max_hops, but the loop is over
     std::vector<HeaderEdit> header_edits;  // in the order they must be applied
     std::vector<Expansion> expansions;
-    std::string route;                   // the route header's value
+    std::string route;  // the route header's value
 };
 
 MessagePlan plan_message(const Settings& settings, Directory& directory, const MessageFacts& facts);

@@ -142,7 +142,8 @@ Result<Networks> Networks::parse(std::string_view text) {
         if (address_text.find(':') != std::string_view::npos || address_text.find('.') != std::string_view::npos)
             address = IpAddress::parse(address_text);
         if (!address)
-            return make_error(Errc::Invalid, fmt::format("trusted_networks: \"{}\": not an IPv4 or IPv6 address", entry));
+            return make_error(Errc::Invalid,
+                              fmt::format("trusted_networks: \"{}\": not an IPv4 or IPv6 address", entry));
         // An IPv4-mapped network written in IPv6 notation is matched as IPv4:
         // its prefix shrinks by the 96 mapped bits.
         bool was_mapped = address_text.find(':') != std::string_view::npos && address->family == AF_INET;
@@ -151,8 +152,8 @@ Result<Networks> Networks::parse(std::string_view text) {
         if (!prefix_text.empty() || entry.back() == '/') {
             auto [ptr, ec] = std::from_chars(prefix_text.data(), prefix_text.data() + prefix_text.size(), prefix);
             if (ec != std::errc() || ptr != prefix_text.data() + prefix_text.size() || prefix < 0 || prefix > max_bits)
-                return make_error(Errc::Invalid,
-                                  fmt::format("trusted_networks: \"{}\": bad prefix length (0 to {})", entry, max_bits));
+                return make_error(Errc::Invalid, fmt::format("trusted_networks: \"{}\": bad prefix length (0 to {})",
+                                                             entry, max_bits));
         }
         if (was_mapped) {
             if (prefix < 96)
@@ -161,8 +162,9 @@ Result<Networks> Networks::parse(std::string_view text) {
             prefix -= 96;
         }
         if (IpAddress network = masked(*address, prefix); network.bytes != address->bytes)
-            return make_error(Errc::Invalid, fmt::format("trusted_networks: \"{}\": host bits set beyond /{} (perhaps {}/{})",
-                                                         entry, prefix, network.to_string(), prefix));
+            return make_error(Errc::Invalid,
+                              fmt::format("trusted_networks: \"{}\": host bits set beyond /{} (perhaps {}/{})", entry,
+                                          prefix, network.to_string(), prefix));
         result.networks_.push_back(Network{*address, prefix});
     }
     return result;

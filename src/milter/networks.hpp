@@ -50,7 +50,7 @@
 namespace unit::milter {
 
 struct IpAddress {
-    int family = 0;  // AF_INET or AF_INET6
+    int family = 0;                        // AF_INET or AF_INET6
     std::array<std::uint8_t, 16> bytes{};  // AF_INET: the first 4
 
     // IPv4-mapped IPv6 becomes IPv4.

@@ -21,9 +21,7 @@ std::string_view trim(std::string_view s) noexcept {
     return s;
 }
 
-bool iequals(std::string_view a, std::string_view b) noexcept {
-    return a.size() == b.size() && has_prefix(a, b);
-}
+bool iequals(std::string_view a, std::string_view b) noexcept { return a.size() == b.size() && has_prefix(a, b); }
 
 bool all_digits(std::string_view s) noexcept {
     return !s.empty() && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });

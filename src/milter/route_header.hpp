@@ -85,8 +85,8 @@ struct Reply {
     bool operator==(const Reply&) const = default;
 };
 
-Reply loop_reply();              // 451 4.4.6 routing loop: directory replicas disagree
-Reply forged_headers_reply();    // 550 5.7.1 too many forged routing headers
+Reply loop_reply();            // 451 4.4.6 routing loop: directory replicas disagree
+Reply forged_headers_reply();  // 550 5.7.1 too many forged routing headers
 
 struct Route {
     std::optional<int> hop;

@@ -1,8 +1,8 @@
 #include "milter/settings.hpp"
 
+#include <arpa/inet.h>
 #include <boost/program_options.hpp>
 #include <fmt/format.h>
-#include <arpa/inet.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -63,9 +63,8 @@ std::string set_unit(std::string& field, std::string_view value) {
 
 // A header name prefix: printable ASCII without ':' or space (RFC 5322 ftext).
 std::string set_prefix(std::string& field, std::string_view value) {
-    bool ok = !value.empty() && value.size() <= 64 && std::all_of(value.begin(), value.end(), [](char c) {
-        return c > ' ' && c < 0x7f && c != ':';
-    });
+    bool ok = !value.empty() && value.size() <= 64 &&
+              std::all_of(value.begin(), value.end(), [](char c) { return c > ' ' && c < 0x7f && c != ':'; });
     if (!ok) return fmt::format("bad header prefix \"{}\" (printable, no ':' or space)", value);
     field = std::string(value);
     return {};
@@ -104,8 +103,9 @@ const Key keys[] = {
      [](const Settings& s) -> std::string { return s.role == Role::Unit ? "unit" : "mx"; }},
     {"unit", "this host's unit (role unit)", [](std::string_view v, Settings& s) { return set_unit(s.unit, v); },
      [](const Settings& s) -> std::string { return s.unit; }},
-    {"trusted_networks", "clients whose routing headers are kept: IPv4/IPv6 CIDRs, comma or space separated "
-                             "(the other MX hosts and the units)",
+    {"trusted_networks",
+     "clients whose routing headers are kept: IPv4/IPv6 CIDRs, comma or space separated "
+     "(the other MX hosts and the units)",
      [](std::string_view v, Settings& s) { return set_networks(s, v); },
      [](const Settings& s) -> std::string { return s.trusted_networks.to_string(); }},
     {"max_hops", "refuse (451 4.4.6) a message whose incoming hop count reaches this",
@@ -114,15 +114,17 @@ const Key keys[] = {
     {"header_prefix", "the routing header prefix; the route header is PREFIX + Route",
      [](std::string_view v, Settings& s) { return set_prefix(s.header_prefix, v); },
      [](const Settings& s) -> std::string { return s.header_prefix; }},
-    {"max_stripped_headers", "the most routing headers deleted from one message; more from an untrusted client "
-                                   "refuse it (550 5.7.1)",
+    {"max_stripped_headers",
+     "the most routing headers deleted from one message; more from an untrusted client "
+     "refuse it (550 5.7.1)",
      [](std::string_view v, Settings& s) {
          return set_number(s.max_stripped_headers, v, std::size_t{0}, max_stripped_limit);
      },
      [](const Settings& s) -> std::string { return std::to_string(s.max_stripped_headers); }},
     {"expand_aliases", "replace alias recipients by their targets (for MTAs without socketmap)",
      [](std::string_view v, Settings& s) { return set_bool(s.expand_aliases, v); },
-     [](const Settings& s) -> std::string { return common::show_bool(s.expand_aliases); }, Reload::Applied, KeyKind::Flag},
+     [](const Settings& s) -> std::string { return common::show_bool(s.expand_aliases); }, Reload::Applied,
+     KeyKind::Flag},
     {"tempfail_action", "when the directory cannot answer: tempfail (451 4.3.0) or accept (with a warning)",
      [](std::string_view v, Settings& s) -> std::string {
          if (v == "tempfail") s.tempfail_action = TempfailAction::Tempfail;
@@ -130,7 +132,9 @@ const Key keys[] = {
          else return fmt::format("bad tempfail action \"{}\" (expected tempfail or accept)", v);
          return {};
      },
-     [](const Settings& s) -> std::string { return s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail"; }},
+     [](const Settings& s) -> std::string {
+         return s.tempfail_action == TempfailAction::Accept ? "accept" : "tempfail";
+     }},
     {"recipient_delimiter", "address extension delimiters, as Postfix's recipient_delimiter",
      [](std::string_view v, Settings& s) { return set_text(s.resolver.address.recipient_delimiter, v); },
      [](const Settings& s) -> std::string { return s.resolver.address.recipient_delimiter; }},
@@ -146,10 +150,12 @@ const Key keys[] = {
     {"validation_timeout", "refuse a replacement of the replica not validated within this (at least 1s)",
      [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); },
      [](const Settings& s) -> std::string { return fmt::format("{}s", s.validation_timeout.count()); }},
-    {"cache_directory", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
+    {"cache_directory",
+     "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
      [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); },
      [](const Settings& s) -> std::string { return s.cache_directory; }, Reload::AtRestart},
-    {"lookup_timeout", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
+    {"lookup_timeout",
+     "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
      [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); },
      [](const Settings& s) -> std::string { return std::to_string(s.lookup_timeout.count()); }},
     {"hostname", "this host's name in the route's by= (default: the system's host name)",
@@ -169,10 +175,12 @@ const common::KeyTable<Settings> table{keys};
 
 po::options_description mode_options() {
     po::options_description modes("Modes");
+    // clang-format off
     modes.add_options()
         ("help", "print this help and exit")
         ("version", "print the version and exit")
         ("config", po::value<std::string>(), "configuration file (default /etc/unitpolicy/unitmilter.conf when it exists)");
+    // clang-format on
     return modes;
 }
 
@@ -228,13 +236,16 @@ void print_help(std::ostream& out) {
 std::vector<std::string> warnings(const Settings& s) {
     std::vector<std::string> lines;
     for (const auto& network : s.trusted_networks.too_wide())
-        lines.push_back(fmt::format("trusted_networks: {} is wider than any private network (IPv4 /8, IPv6 /7): "
-                                    "every client in it may forge routing headers and hop counts", network));
+        lines.push_back(
+            fmt::format("trusted_networks: {} is wider than any private network (IPv4 /8, IPv6 /7): "
+                        "every client in it may forge routing headers and hop counts",
+                        network));
     if (listens_beyond_loopback(s.listen))
-        lines.push_back(fmt::format("listen: {} is not loopback: every host that reaches it can take the filter's "
-                                    "threads and, with expand_aliases, read alias targets; keep it behind a packet "
-                                    "filter",
-                                    s.listen));
+        lines.push_back(
+            fmt::format("listen: {} is not loopback: every host that reaches it can take the filter's "
+                        "threads and, with expand_aliases, read alias targets; keep it behind a packet "
+                        "filter",
+                        s.listen));
     return lines;
 }
 

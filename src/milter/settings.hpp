@@ -34,7 +34,7 @@ struct Settings {
     std::string config_file;
 
     std::string db = "/var/lib/unitpolicy/units.db";
-    std::string listen;  // libmilter's syntax: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST]
+    std::string listen;           // libmilter's syntax: unix:/path, local:/path, inet:PORT[@HOST], inet6:PORT[@HOST]
     unsigned socket_mode = 0660;  // of a unix socket, set after binding
     std::string socket_group;     // of a unix socket, set after binding; empty: unchanged
     std::string metrics;          // inet:host:port for Prometheus, empty: off

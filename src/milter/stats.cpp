@@ -28,8 +28,8 @@ void each_counter(const MilterStats& s, Out& out) {
             {"refused_4.4.6_loop", get(s.refused_loop)},
             {"refused_5.7.1_header_flood", get(s.refused_header_flood)},
             {"refused_4.3.0", get(s.refused_other)}});
-    out.one("", "loops_released_total", Type::Counter,
-            "Messages past max_hops taken again because the loop was over.", get(s.loops_released));
+    out.one("", "loops_released_total", Type::Counter, "Messages past max_hops taken again because the loop was over.",
+            get(s.loops_released));
     out.one("", "headers_removed_total", Type::Counter, "Routing headers removed from untrusted clients' messages.",
             get(s.headers_removed));
     out.one("", "directory_tempfails_total", Type::Counter,

@@ -29,14 +29,12 @@ struct MilterStats {
     // forged header flood, 451 4.3.0 directory unavailable or internal error.
     Counter refused_loop{0}, refused_header_flood{0}, refused_other{0};
     Counter loops_released{0};
-    Counter headers_removed{0};  // forged routing headers from untrusted clients
+    Counter headers_removed{0};                          // forged routing headers from untrusted clients
     Counter recipients_added{0}, recipients_removed{0};  // alias expansion
-    Counter directory_tempfails{0};  // messages with a recipient the directory could not resolve
-    common::ReplicaCounters replica;  // counted by each pooled connection's ReplicaWatch
+    Counter directory_tempfails{0};                      // messages with a recipient the directory could not resolve
+    common::ReplicaCounters replica;                     // counted by each pooled connection's ReplicaWatch
 
-    static void add(Counter& counter, std::uint64_t n = 1) noexcept {
-        counter.fetch_add(n, std::memory_order_relaxed);
-    }
+    static void add(Counter& counter, std::uint64_t n = 1) noexcept { counter.fetch_add(n, std::memory_order_relaxed); }
 };
 
 // The counters in the Prometheus text format (families named unitmilter_*),

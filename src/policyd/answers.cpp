@@ -72,7 +72,8 @@ AliasState alias_state(const Resolution& r) noexcept {
         switch (t.kind) {
         case AliasTarget::Kind::External: return AliasState::Deliverable;
         case AliasTarget::Kind::Mailbox:
-            if (!t.destination || t.destination->mailbox.state != MailboxState::Suspended) return AliasState::Deliverable;
+            if (!t.destination || t.destination->mailbox.state != MailboxState::Suspended)
+                return AliasState::Deliverable;
             suspended = true;
             all_disabled = false;
             break;
@@ -90,9 +91,7 @@ bool dead(AliasState state) noexcept { return state == AliasState::Disabled || s
 // The map reply of a dead alias: what its targets would get, NOTFOUND; or,
 // when this snapshot's negatives are in doubt, TEMP (a target may exist in
 // the newer file, and a NOTFOUND from the alias map would be final).
-MapReply dead_alias(const Resolution& r) {
-    return r.doubt.empty() ? not_found() : temp(r.doubt);
-}
+MapReply dead_alias(const Resolution& r) { return r.doubt.empty() ? not_found() : temp(r.doubt); }
 
 // Where mail is held while it cannot go to the mailbox's unit: a route
 // that names no reachable place (held_nexthop), so that a flush, which
@@ -144,21 +143,18 @@ MapReply transport(const Resolution& r, const AnswerSettings& s, Route route) {
         if (dead(alias_state(r))) return dead_alias(r);
         return not_found();
     case Outcome::Tempfail:
-    case Outcome::Unconfirmed:
-        return temp(r);
+    case Outcome::Unconfirmed: return temp(r);
     case Outcome::Disabled:
     case Outcome::Unknown:
     case Outcome::Foreign:
-    case Outcome::Malformed:
-        break;
+    case Outcome::Malformed: break;
     }
     return not_found();
 }
 
 MapReply recipient(const Resolution& r) {
     switch (r.outcome) {
-    case Outcome::Mailbox:
-        return ok(r.address);
+    case Outcome::Mailbox: return ok(r.address);
     case Outcome::Alias: {
         const auto state = alias_state(r);
         if (state == AliasState::Empty) return temp("alias without targets");
@@ -166,13 +162,11 @@ MapReply recipient(const Resolution& r) {
         return ok(r.address);
     }
     case Outcome::Tempfail:
-    case Outcome::Unconfirmed:
-        return temp(r);
+    case Outcome::Unconfirmed: return temp(r);
     case Outcome::Disabled:
     case Outcome::Unknown:
     case Outcome::Foreign:
-    case Outcome::Malformed:
-        break;
+    case Outcome::Malformed: break;
     }
     return not_found();
 }
@@ -208,8 +202,7 @@ MapReply alias(const Resolution& r) {
     case Outcome::Unknown:
     case Outcome::Foreign:
     case Outcome::Disabled:
-    case Outcome::Malformed:
-        break;
+    case Outcome::Malformed: break;
     }
     return not_found();
 }
@@ -246,22 +239,15 @@ PolicyAction policy_action(const Resolution& r, const AnswerSettings& settings) 
         if (!r.destination) return tempfail(t);
         switch (r.destination->mailbox.state) {
         case MailboxState::Active:
-        case MailboxState::Moving:
-            return dunno;
-        case MailboxState::Suspended:
-            return refusal(t.suspended);
-        case MailboxState::Disabled:
-            return refusal(t.disabled);
+        case MailboxState::Moving: return dunno;
+        case MailboxState::Suspended: return refusal(t.suspended);
+        case MailboxState::Disabled: return refusal(t.disabled);
         }
         return tempfail(t);
-    case Outcome::Disabled:
-        return refusal(t.disabled);
-    case Outcome::Unknown:
-        return refusal(t.unknown);
-    case Outcome::Unconfirmed:
-        return refusal(t.unconfirmed);
-    case Outcome::Tempfail:
-        return tempfail(t);
+    case Outcome::Disabled: return refusal(t.disabled);
+    case Outcome::Unknown: return refusal(t.unknown);
+    case Outcome::Unconfirmed: return refusal(t.unconfirmed);
+    case Outcome::Tempfail: return tempfail(t);
     case Outcome::Alias:
         // What its targets would get: a 5xx only when none can receive mail
         // and this snapshot's negatives are certain.
@@ -310,15 +296,12 @@ std::optional<MapName> parse_map_name(std::string_view name) noexcept {
 
 MapReply map_reply(MapName map, const Resolution& r, const AnswerSettings& settings) {
     switch (map) {
-    case MapName::Recipient:
-        return capped(recipient(r));
-    case MapName::TransportMx:
-        return capped(transport(r, settings, mx_route));
+    case MapName::Recipient: return capped(recipient(r));
+    case MapName::TransportMx: return capped(transport(r, settings, mx_route));
     case MapName::TransportUnit:
         if (settings.unit.empty()) return perm("transportunit needs --unit");
         return capped(transport(r, settings, unit_route));
-    case MapName::Alias:
-        return capped(alias(r));
+    case MapName::Alias: return capped(alias(r));
     case MapName::Domain:
         // The domain table is answered by domain_reply(); a Resolution is
         // the wrong input (a caller's bug), but a fault still stays a TEMP.
@@ -330,13 +313,10 @@ MapReply map_reply(MapName map, const Resolution& r, const AnswerSettings& setti
 
 MapReply domain_reply(const DomainResolution& d) {
     switch (d.outcome) {
-    case DomainOutcome::Served:
-        return capped(ok(d.domain));
-    case DomainOutcome::Tempfail:
-        return temp(d.reason);
+    case DomainOutcome::Served: return capped(ok(d.domain));
+    case DomainOutcome::Tempfail: return temp(d.reason);
     case DomainOutcome::NotServed:
-    case DomainOutcome::Malformed:
-        break;
+    case DomainOutcome::Malformed: break;
     }
     return not_found();
 }

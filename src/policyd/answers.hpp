@@ -59,9 +59,9 @@ struct AnswerSettings {
     ReplyTexts texts;
     std::string hold_transport = "unithold";  // an lmtp clone listed in defer_transports
     HoldMode hold_mode = HoldMode::Transport;
-    std::string unit;             // this host's unit; empty on an MX
+    std::string unit;                       // this host's unit; empty on an MX
     std::string local_transport = "local";  // own mailboxes on a unit
-    std::string mx_relay;         // everything else from a unit: "transport:nexthop"
+    std::string mx_relay;                   // everything else from a unit: "transport:nexthop"
 };
 
 // What a policy answer does: DUNNO (Postfix's own checks decide), a refusal

@@ -8,8 +8,8 @@
 
 namespace unit::policyd {
 
-using common::Severity;
 using common::printable;
+using common::Severity;
 
 namespace {
 
@@ -88,8 +88,8 @@ std::string_view PolicyConversation::answer(const PolicyRequest& request) {
     case VerdictKind::Dunno:
     case VerdictKind::NotRcpt:
         if (common::debug_logging())
-            common::log(Severity::Debug, "{}: dunno: {} from {}: {}; {}", queue, state, client(),
-                        to_string(r.outcome), envelope());
+            common::log(Severity::Debug, "{}: dunno: {} from {}: {}; {}", queue, state, client(), to_string(r.outcome),
+                        envelope());
         break;
     case VerdictKind::Reject:
     case VerdictKind::Defer:
@@ -162,8 +162,7 @@ std::string SocketmapConversation::answer(std::string_view request) {
                                  : printable(request.substr(0, 200));
     if (reply.kind == ReplyKind::Temp || reply.kind == ReplyKind::Perm)
         common::log(Severity::Warning, "socketmap: {}: {}{}{}", what, reply.text, cause.empty() ? "" : "; ", cause);
-    else
-        common::log(Severity::Debug, "socketmap: {}: {}", what, reply.text);
+    else common::log(Severity::Debug, "socketmap: {}: {}", what, reply.text);
     return std::move(reply.text);
 }
 

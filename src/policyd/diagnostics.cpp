@@ -162,7 +162,7 @@ Pairs database_lines(const Settings& settings, const DumpFacts& f) {
         db.emplace_back("schema_version", std::to_string(snap.schema_version));
         db.emplace_back("generation", std::to_string(snap.generation));
         db.emplace_back("published_at", snap.published_at ? utc(*snap.published_at) : "never");
-        db.emplace_back("age_seconds", !f.age                 ? ""
+        db.emplace_back("age_seconds", !f.age                  ? ""
                                        : *f.age == unknown_age ? "unknown (published in the future)"
                                                                : std::to_string(*f.age));
     }

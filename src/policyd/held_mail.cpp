@@ -105,8 +105,8 @@ struct HeldMailWatcher::Impl {
     std::shared_ptr<ValidationCache> validation;
     std::mutex mutex;
     std::condition_variable wake;
-    bool stopping = false;                      // under mutex
-    std::shared_ptr<const Settings> settings;   // under mutex
+    bool stopping = false;                     // under mutex
+    std::shared_ptr<const Settings> settings;  // under mutex
     std::thread thread;
     // The scanning thread's own.
     std::optional<Directory> directory;
@@ -209,7 +209,7 @@ void HeldMailWatcher::Impl::run() {
         const auto serving = static_cast<std::int64_t>(stats.replica.generation.load(std::memory_order_relaxed));
         const bool new_generation = serving > 0 && serving != scanned_generation;
         const auto interval = released ? std::min<std::chrono::seconds>(s->held_mail_interval, after_release)
-                                        : s->held_mail_interval;
+                                       : s->held_mail_interval;
         if (s->held_mail_interval.count() > 0 && (new_generation || !last_scan || now - *last_scan >= interval)) {
             try {
                 released = scan(*s, serving);

@@ -101,12 +101,8 @@ int main(int argc, char* argv[]) {
         case Mode::Version: std::cout << "unitpolicy " UNIT_VERSION "\n"; return 0;
         case Mode::Query: return run_query(s, std::cout);
         case Mode::Dump: return run_dump(s, std::cout);
-        case Mode::Stdio:
-            unit::common::open_log(LogSink::Syslog, "unitpolicy", s.debug);
-            return serve_stdio(settings);
-        case Mode::Serve:
-            unit::common::open_log(s.log, "unitpolicy", s.debug);
-            return serve(argc, argv, settings);
+        case Mode::Stdio: unit::common::open_log(LogSink::Syslog, "unitpolicy", s.debug); return serve_stdio(settings);
+        case Mode::Serve: unit::common::open_log(s.log, "unitpolicy", s.debug); return serve(argc, argv, settings);
         }
     } catch (const std::exception& e) {
         unit::common::log(Severity::Fatal, "{}", e.what());

@@ -55,7 +55,8 @@ std::string drain(Pipe& out, Pipe& err, const ProgramLimits& limits, std::string
     std::string line;
     std::array<char, 65536> buffer;
     while (out.fd[0] >= 0 || err.fd[0] >= 0) {
-        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+        const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline -
+                                                                                std::chrono::steady_clock::now());
         if (left.count() <= 0) return fmt::format("no answer within {} ms", limits.timeout.count());
         std::array<pollfd, 2> fds = {pollfd{out.fd[0], POLLIN, 0}, pollfd{err.fd[0], POLLIN, 0}};
         if (poll(fds.data(), fds.size(), static_cast<int>(left.count())) < 0) {
@@ -78,7 +79,8 @@ std::string drain(Pipe& out, Pipe& err, const ProgramLimits& limits, std::string
             for (char c : got) {
                 if (c != '\n') {
                     line += c;
-                    if (line.size() > limits.max_line) return fmt::format("an output line longer than {} bytes", limits.max_line);
+                    if (line.size() > limits.max_line)
+                        return fmt::format("an output line longer than {} bytes", limits.max_line);
                     continue;
                 }
                 on_line(line);

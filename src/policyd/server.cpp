@@ -35,8 +35,8 @@ namespace unit::policyd {
 namespace asio = boost::asio;
 using UnixSocket = asio::local::stream_protocol::socket;
 using TcpSocket = asio::ip::tcp::socket;
-using common::Severity;
 using boost::system::error_code;
+using common::Severity;
 using Clock = std::chrono::steady_clock;
 
 namespace {
@@ -96,7 +96,8 @@ enum class Standing : std::uint8_t { Fresh, Idle, Busy };
 // open. The session writes the atomics on its worker's thread; the
 // accepting thread reads them.
 struct Slot {
-    Slot(asio::io_context& worker_context, std::shared_ptr<Peer> from) : context(worker_context), peer(std::move(from)) {
+    Slot(asio::io_context& worker_context, std::shared_ptr<Peer> from)
+        : context(worker_context), peer(std::move(from)) {
         if (peer) peer->open++;
     }
 
@@ -200,11 +201,11 @@ private:
 
     void read() {
         reading_ = true;
-        socket_.async_read_some(asio::buffer(buffer_), [self = this->shared_from_this()](const error_code& ec,
-                                                                                          std::size_t n) {
-            self->reading_ = false;
-            self->on_read(ec, n);
-        });
+        socket_.async_read_some(asio::buffer(buffer_),
+                                [self = this->shared_from_this()](const error_code& ec, std::size_t n) {
+                                    self->reading_ = false;
+                                    self->on_read(ec, n);
+                                });
     }
 
     void on_read(error_code ec, std::size_t n) {
@@ -254,17 +255,17 @@ private:
         }
         sending_.swap(pending_);
         writing_ = true;
-        asio::async_write(socket_, asio::buffer(sending_), [self = this->shared_from_this()](const error_code& ec,
-                                                                                             std::size_t) {
-            self->writing_ = false;
-            self->sending_.clear();
-            if (ec) {
-                self->closing_ = true;
-                self->close();
-                return;
-            }
-            self->resume();
-        });
+        asio::async_write(socket_, asio::buffer(sending_),
+                          [self = this->shared_from_this()](const error_code& ec, std::size_t) {
+                              self->writing_ = false;
+                              self->sending_.clear();
+                              if (ec) {
+                                  self->closing_ = true;
+                                  self->close();
+                                  return;
+                              }
+                              self->resume();
+                          });
     }
 
     // Becoming busy (a request arriving, answers waiting unread) gives the
@@ -276,7 +277,9 @@ private:
         if (busy != busy_ || answered) {
             const auto& s = worker_.settings();
             set_deadline(now + (busy ? s.request_timeout : s.idle_timeout));
-            slot_->standing.store(busy ? Standing::Busy : answered_once_ ? Standing::Idle : Standing::Fresh,
+            slot_->standing.store(busy             ? Standing::Busy
+                                  : answered_once_ ? Standing::Idle
+                                                   : Standing::Fresh,
                                   std::memory_order_relaxed);
         }
         busy_ = busy;
@@ -350,7 +353,7 @@ struct WorkerThread {
     asio::steady_timer ticker{context};
     bool stopping = false;  // this thread only
     std::unique_ptr<Worker> worker;
-    std::list<std::weak_ptr<SessionBase>> sessions;             // touched on this thread only
+    std::list<std::weak_ptr<SessionBase>> sessions;  // touched on this thread only
     std::size_t prune_at = 64;  // forget ended sessions when the list grows this long (amortised O(1))
     std::thread thread;
 
@@ -453,7 +456,7 @@ private:
     }
 
     std::vector<std::shared_ptr<Slot>> slots_;  // in accept order
-    std::size_t fresh_from_ = 0;  // no Fresh slot before this index
+    std::size_t fresh_from_ = 0;                // no Fresh slot before this index
     std::map<std::string, std::shared_ptr<Peer>> peers_;
 };
 
@@ -491,7 +494,8 @@ std::unique_ptr<asio::local::stream_protocol::acceptor> bind_unix(asio::io_conte
     std::unique_ptr<asio::local::stream_protocol::acceptor> acceptor;
     {
         common::OwnerOnlyUmask owner_only;
-        acceptor = std::make_unique<asio::local::stream_protocol::acceptor>(io, asio::local::stream_protocol::endpoint(path));
+        acceptor =
+            std::make_unique<asio::local::stream_protocol::acceptor>(io, asio::local::stream_protocol::endpoint(path));
     }
     common::set_socket_access(path, s.socket_mode, gid);
     return acceptor;
@@ -500,10 +504,10 @@ std::unique_ptr<asio::local::stream_protocol::acceptor> bind_unix(asio::io_conte
 // An inet listener beyond loopback lets every host that reaches it read the
 // directory and use up connections: said once, at start-up.
 void warn_unless_loopback(const common::Endpoint& endpoint, const asio::ip::address& address) {
-    const bool loopback = address.is_v4()   ? address.to_v4().is_loopback()
-                          : address.to_v6().is_v4_mapped() ? asio::ip::make_address_v4(asio::ip::v4_mapped,
-                                                                                     address.to_v6()).is_loopback()
-                                                           : address.to_v6().is_loopback();
+    const bool loopback = address.is_v4() ? address.to_v4().is_loopback()
+                          : address.to_v6().is_v4_mapped()
+                              ? asio::ip::make_address_v4(asio::ip::v4_mapped, address.to_v6()).is_loopback()
+                              : address.to_v6().is_loopback();
     if (!loopback)
         common::log(Severity::Warning,
                     "{}: listening on {}, not loopback: every host that reaches it can query the directory; "
@@ -716,12 +720,13 @@ void Server::Impl::on_signal(int signal) {
             const auto kept = kept_on_reload(*started_with, *fresh);
             settings = fresh;
             held->reconfigure(fresh);
-            for (auto& w : workers)
-                asio::post(w->context, [&w, fresh] { w->worker->reconfigure(fresh); });
+            for (auto& w : workers) asio::post(w->context, [&w, fresh] { w->worker->reconfigure(fresh); });
             common::log(kept.empty() ? Severity::Info : Severity::Warning, "{}", kept.message());
             check_file_limit();
         }
-        signals.async_wait([this](const error_code& ec, int s) { if (!ec) on_signal(s); });
+        signals.async_wait([this](const error_code& ec, int s) {
+            if (!ec) on_signal(s);
+        });
         return;
     }
     common::log(Severity::Info, "stopping on signal {}", signal);
@@ -772,12 +777,15 @@ Server::Server(std::shared_ptr<const Settings> settings, Reload reload) : impl_(
         if (!s.settings->metrics.empty()) {
             auto where = common::parse_endpoint(s.settings->metrics);
             if (!where) throw std::runtime_error(fmt::format("metrics: {}", where.error().message));
-            s.metrics = std::make_unique<common::MetricsServer>(*where, [&stats = s.stats] { return stats_prometheus(stats); });
+            s.metrics = std::make_unique<common::MetricsServer>(*where,
+                                                                [&stats = s.stats] { return stats_prometheus(stats); });
         }
     } catch (const boost::system::system_error& e) {
         throw std::runtime_error(fmt::format("listen: {}", e.what()));
     }
-    s.signals.async_wait([&s](const error_code& ec, int signal) { if (!ec) s.on_signal(signal); });
+    s.signals.async_wait([&s](const error_code& ec, int signal) {
+        if (!ec) s.on_signal(signal);
+    });
 }
 
 Server::~Server() = default;

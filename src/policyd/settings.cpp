@@ -7,8 +7,8 @@
 #include <ostream>
 
 #include "common/config_file.hpp"
-#include "common/key_table.hpp"
 #include "common/endpoint.hpp"
+#include "common/key_table.hpp"
 
 namespace unit::policyd {
 
@@ -36,8 +36,8 @@ std::string add_endpoint(std::vector<std::string>& list, std::string_view value)
 // A reply text: "4XX 4.X.X text" or "5XX 5.X.X text", as access(5) wants.
 // Replies for doubt and faults must be 4xx: a fault never becomes a 5xx.
 std::string set_reply(std::string& field, std::string_view value, bool temporary_only = false) {
-    bool shaped = value.size() > 10 && (value[0] == '4' || value[0] == '5') && value[3] == ' ' && value[4] == value[0] &&
-                  value[5] == '.';
+    bool shaped = value.size() > 10 && (value[0] == '4' || value[0] == '5') && value[3] == ' ' &&
+                  value[4] == value[0] && value[5] == '.';
     if (!shaped) return fmt::format("\"{}\" is not \"CODE X.Y.Z text\"", value);
     if (temporary_only && value[0] != '4') return fmt::format("\"{}\" must be a 4xx reply", value);
     // Checked here, once: answers.cpp sends the text as it is.
@@ -51,12 +51,12 @@ const Key keys[] = {
      [](const Settings& s) -> std::string { return s.db; }, Reload::AtRestart},
     {"policy_listen", "policy delegation listener, unix:/path or inet:host:port (repeatable)",
      [](std::string_view v, Settings& s) { return add_endpoint(s.policy_listen, v); },
-     [](const Settings& s) -> std::string { return common::show_list(s.policy_listen); }, Reload::AtRestart, KeyKind::Repeatable,
-     [](Settings& s) { s.policy_listen.clear(); }},
+     [](const Settings& s) -> std::string { return common::show_list(s.policy_listen); }, Reload::AtRestart,
+     KeyKind::Repeatable, [](Settings& s) { s.policy_listen.clear(); }},
     {"socketmap_listen", "socketmap listener, unix:/path or inet:host:port (repeatable)",
      [](std::string_view v, Settings& s) { return add_endpoint(s.socketmap_listen, v); },
-     [](const Settings& s) -> std::string { return common::show_list(s.socketmap_listen); }, Reload::AtRestart, KeyKind::Repeatable,
-     [](Settings& s) { s.socketmap_listen.clear(); }},
+     [](const Settings& s) -> std::string { return common::show_list(s.socketmap_listen); }, Reload::AtRestart,
+     KeyKind::Repeatable, [](Settings& s) { s.socketmap_listen.clear(); }},
     {"control", "control socket path for --dump --control (live counters)",
      [](std::string_view v, Settings& s) { return set_text(s.control, v); },
      [](const Settings& s) -> std::string { return s.control; }, Reload::AtRestart},
@@ -86,7 +86,9 @@ const Key keys[] = {
          else return fmt::format("bad hold mode \"{}\" (expected transport or defer)", v);
          return {};
      },
-     [](const Settings& s) -> std::string { return s.answers.hold_mode == HoldMode::Transport ? "transport" : "defer"; }},
+     [](const Settings& s) -> std::string {
+         return s.answers.hold_mode == HoldMode::Transport ? "transport" : "defer";
+     }},
     {"held_mail_interval", "scan Postfix's queue this often for held mail whose route changed, and release it (0: off)",
      [](std::string_view v, Settings& s) { return set_duration(s.held_mail_interval, v); },
      [](const Settings& s) -> std::string { return common::show_seconds(s.held_mail_interval); }},
@@ -114,10 +116,12 @@ const Key keys[] = {
     {"validation_timeout", "refuse a replacement of the replica not validated within this (at least 1s)",
      [](std::string_view v, Settings& s) { return set_timeout(s.validation_timeout, v); },
      [](const Settings& s) -> std::string { return common::show_seconds(s.validation_timeout); }, Reload::AtRestart},
-    {"cache_directory", "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
+    {"cache_directory",
+     "remember here which replica files passed their integrity check, so that a restart skips it (empty: off)",
      [](std::string_view v, Settings& s) { return common::set_absolute_path(s.cache_directory, v); },
      [](const Settings& s) -> std::string { return s.cache_directory; }, Reload::AtRestart},
-    {"lookup_timeout", "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
+    {"lookup_timeout",
+     "bound of one lookup in milliseconds; past it the answer is a temporary failure (lookup_timeout)",
      [](std::string_view v, Settings& s) { return common::set_milliseconds(s.lookup_timeout, v); },
      [](const Settings& s) -> std::string { return std::to_string(s.lookup_timeout.count()); }, Reload::AtRestart},
     {"threads", "worker threads, one SQLite connection each (0: one per core)",
@@ -134,7 +138,8 @@ const Key keys[] = {
      [](const Settings& s) -> std::string { return s.socket_group; }, Reload::AtRestart},
     {"log", "syslog (facility mail) or stderr",
      [](std::string_view v, Settings& s) { return common::set_log_sink(s.log, v); },
-     [](const Settings& s) -> std::string { return s.log == common::LogSink::Stderr ? "stderr" : "syslog"; }, Reload::AtRestart},
+     [](const Settings& s) -> std::string { return s.log == common::LogSink::Stderr ? "stderr" : "syslog"; },
+     Reload::AtRestart},
     {"debug", "log every request", [](std::string_view v, Settings& s) { return set_bool(s.debug, v); },
      [](const Settings& s) -> std::string { return s.debug ? "yes" : "no"; }, Reload::AtRestart},
     {"idle_timeout", "close a client connection idle this long",
@@ -143,10 +148,12 @@ const Key keys[] = {
     {"request_timeout", "close a connection whose request takes longer to arrive, or whose answers wait unread",
      [](std::string_view v, Settings& s) { return set_timeout(s.request_timeout, v); },
      [](const Settings& s) -> std::string { return common::show_seconds(s.request_timeout); }},
-    {"max_connections", "client connections at once; a new one closes an idle one (the one never used, or idle longest)",
+    {"max_connections",
+     "client connections at once; a new one closes an idle one (the one never used, or idle longest)",
      [](std::string_view v, Settings& s) { return set_number(s.max_connections, v, 1u, 1000000u); },
      [](const Settings& s) -> std::string { return std::to_string(s.max_connections); }},
-    {"max_connections_per_peer", "inet listeners: connections from one address (IPv6: one /64); past it, its unused or idle ones make room",
+    {"max_connections_per_peer",
+     "inet listeners: connections from one address (IPv6: one /64); past it, its unused or idle ones make room",
      [](std::string_view v, Settings& s) { return set_number(s.max_connections_per_peer, v, 1u, 1000000u); },
      [](const Settings& s) -> std::string { return std::to_string(s.max_connections_per_peer); }},
     {"max_line", "longest policy request line, in bytes; longer closes the connection",
@@ -178,6 +185,7 @@ const common::KeyTable<Settings> table{keys};
 
 po::options_description mode_options() {
     po::options_description modes("Modes");
+    // clang-format off
     modes.add_options()
         ("help", "print this help and exit")
         ("version", "print the version and exit")
@@ -186,6 +194,7 @@ po::options_description mode_options() {
         ("query", po::value<std::string>(), "resolve ADDRESS and print every interface's answer")
         ("dump", "print the configuration, the database and (with --control) the daemon's counters")
         ("json", "with --dump: JSON output");
+    // clang-format on
     return modes;
 }
 

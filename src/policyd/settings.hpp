@@ -33,7 +33,7 @@ struct Settings {
     std::vector<std::string> policy_listen;
     std::vector<std::string> socketmap_listen;
     std::string control;
-    std::string metrics;  // inet:host:port for Prometheus, empty: off
+    std::string metrics;   // inet:host:port for Prometheus, empty: off
     unsigned threads = 0;  // 0: one per core
     std::string user;
     unsigned socket_mode = 0660;

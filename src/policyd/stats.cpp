@@ -19,7 +19,7 @@ namespace {
 
 int bucket_of(std::uint64_t micros) noexcept {
     if (micros < 4) return static_cast<int>(micros);
-    int log2 = std::bit_width(micros) - 1;          // micros in [2^log2, 2^(log2+1))
+    int log2 = std::bit_width(micros) - 1;  // micros in [2^log2, 2^(log2+1))
     int quarter = static_cast<int>((micros >> (log2 - 2)) & 3);
     return std::min(4 * (log2 - 1) + quarter, 4 * 40 - 1);
 }
@@ -82,7 +82,8 @@ void each_counter(const Stats& s, Out& out) {
     out.by("outcome_{}", "resolutions_total", Type::Counter, "Address resolutions, by outcome.", "outcome",
            by_index(s.outcomes, [](std::size_t i) { return to_string(static_cast<Outcome>(i)); }));
     out.by("tempfail_{}", "tempfails_total", Type::Counter, "Temporary failures, by cause.", "cause",
-           by_index(s.tempfail_causes, [](std::size_t i) { return to_string(static_cast<TempfailCause>(i)); }, 1));
+           by_index(
+               s.tempfail_causes, [](std::size_t i) { return to_string(static_cast<TempfailCause>(i)); }, 1));
     common::each_replica_counter(s.replica, out);
     const auto held = s.held();
     common::LabelledSamples held_by_unit;

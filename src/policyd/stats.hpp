@@ -45,11 +45,11 @@ struct Stats {
     Counter connections_closed_slow{0};  // a request or an answer stalled past request_timeout
     Counter policy_requests{0}, socketmap_requests{0};
     Counter socketmap_partial_keys{0};  // keys that are not a full address: no resolution
-    std::array<Counter, 5> verdicts{};        // by VerdictKind
-    std::array<Counter, 4> replies{};         // by ReplyKind
-    std::array<Counter, 8> outcomes{};        // by unit::Outcome
-    std::array<Counter, unit::tempfail_cause_count> tempfail_causes{}; // by unit::TempfailCause
-    common::ReplicaCounters replica;  // counted by each worker's ReplicaWatch
+    std::array<Counter, 5> verdicts{};  // by VerdictKind
+    std::array<Counter, 4> replies{};   // by ReplyKind
+    std::array<Counter, 8> outcomes{};  // by unit::Outcome
+    std::array<Counter, unit::tempfail_cause_count> tempfail_causes{};  // by unit::TempfailCause
+    common::ReplicaCounters replica;                                    // counted by each worker's ReplicaWatch
     LatencyHistogram latency;
     // The held-mail watcher (held_mail.hpp): messages released, scans that
     // failed, when the last scan ended (Unix time, 0: none yet), and what it
@@ -64,6 +64,7 @@ struct Stats {
     void count(TempfailCause c) noexcept {
         tempfail_causes[static_cast<int>(c)].fetch_add(1, std::memory_order_relaxed);
     }
+
 private:
     mutable std::mutex held_mutex_;
     std::map<std::string, std::uint64_t> held_;

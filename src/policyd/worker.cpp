@@ -25,12 +25,9 @@ ResolverOptions untraced(ResolverOptions o) {
 
 Worker::Worker(std::shared_ptr<const Settings> settings, Stats& stats, std::shared_ptr<ValidationCache> validation,
                std::chrono::milliseconds snapshot_hold)
-    : settings_(std::move(settings)),
-      stats_(stats),
-      validation_(validation),
+    : settings_(std::move(settings)), stats_(stats), validation_(validation),
       directory_(directory_options(*settings_, std::move(validation), snapshot_hold)),
-      resolver_options_(untraced(settings_->resolver)),
-      replica_watch_(directory_.status()) {}
+      resolver_options_(untraced(settings_->resolver)), replica_watch_(directory_.status()) {}
 
 void Worker::reconfigure(std::shared_ptr<const Settings> settings) {
     settings_ = std::move(settings);

@@ -34,11 +34,11 @@ struct AddressOptions {
 };
 
 struct Address {
-    std::string local;      // normalised local part, extension included
-    std::string domain;     // lowercase A-labels, no trailing dot
-    std::string base_local; // local part without the extension (== local when none)
-    std::string extension;  // the extension without its delimiter (may be empty: "user+@x")
-    bool extended = false;  // an extension was split off
+    std::string local;               // normalised local part, extension included
+    std::string domain;              // lowercase A-labels, no trailing dot
+    std::string base_local;          // local part without the extension (== local when none)
+    std::string extension;           // the extension without its delimiter (may be empty: "user+@x")
+    bool extended = false;           // an extension was split off
     std::vector<std::string> notes;  // what normalisation changed, for traces
 
     bool has_extension() const noexcept { return extended; }

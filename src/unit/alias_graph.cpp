@@ -27,9 +27,9 @@ public:
         for (const auto& [alias, targets] : edges_) visit(alias, 0);
         for (const auto& [alias, rows] : rows_)
             if (rows > max_rows_)
-                problems_.push_back(fmt::format("alias {}: its expansion visits {}{} alias rows, more than max_alias_targets {}",
-                                                alias, rows >= saturated ? "over " : "", std::min(rows, saturated),
-                                                max_rows_));
+                problems_.push_back(
+                    fmt::format("alias {}: its expansion visits {}{} alias rows, more than max_alias_targets {}", alias,
+                                rows >= saturated ? "over " : "", std::min(rows, saturated), max_rows_));
         return std::move(problems_);
     }
 
@@ -60,8 +60,8 @@ private:
         heights_[alias] = here.height;
         rows_[alias] = here.rows;
         if (here.height > max_alias_depth && depth == 0)
-            problems_.push_back(
-                fmt::format("alias {}: chain of {} aliases, deeper than {}", alias, here.height, max_alias_depth));
+            problems_.push_back(fmt::format("alias {}: chain of {} aliases, deeper than {}", alias, here.height,
+                                            max_alias_depth));
         return here;
     }
     void report_cycle(const std::string& alias) {

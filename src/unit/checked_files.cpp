@@ -106,9 +106,8 @@ Result<void> CheckedFiles::add(const CheckedFile& file) {
     // Merge with what another process (the other daemon) wrote meanwhile:
     // the record in its order, after what only this process still knows.
     auto on_disk = parse_checked_files(read_record(path_));
-    std::erase_if(entries_, [&](const CheckedFile& e) {
-        return std::find(on_disk.begin(), on_disk.end(), e) != on_disk.end();
-    });
+    std::erase_if(entries_,
+                  [&](const CheckedFile& e) { return std::find(on_disk.begin(), on_disk.end(), e) != on_disk.end(); });
     entries_.insert(entries_.end(), on_disk.begin(), on_disk.end());
     std::erase(entries_, file);
     entries_.push_back(file);

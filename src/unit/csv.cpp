@@ -42,8 +42,8 @@ private:
     std::uint64_t& bytes_read_;
     CsvRow row_;
     State state_ = State::FieldStart;
-    std::size_t bytes_ = 0;          // of the row so far
-    std::uint64_t quote_line_ = 0;   // where the open quoted field began
+    std::size_t bytes_ = 0;         // of the row so far
+    std::uint64_t quote_line_ = 0;  // where the open quoted field began
     std::optional<Error> error_;
 };
 
@@ -189,7 +189,9 @@ const std::vector<std::string> header_fields{"kind", "address", "value", "state"
 
 void write_export_header(std::ostream& out) { write_csv_row(out, header_fields); }
 
-void write_export_end(std::ostream& out, std::uint64_t rows) { write_csv_row(out, {"end", "", std::to_string(rows), ""}); }
+void write_export_end(std::ostream& out, std::uint64_t rows) {
+    write_csv_row(out, {"end", "", std::to_string(rows), ""});
+}
 
 namespace detail {
 
@@ -203,8 +205,9 @@ Result<std::optional<CsvRow>> ExportReader::next() noexcept {
             auto header = reader_.next();
             if (!header) return make_error(header.error().code, fmt::format("{}: {}", source_, header.error().message));
             // The state column may be left out of a hand-written file.
-            if (!header.value() || (header.value()->fields != header_fields &&
-                                    header.value()->fields != std::vector<std::string>(header_fields.begin(), header_fields.end() - 1)))
+            if (!header.value() ||
+                (header.value()->fields != header_fields &&
+                 header.value()->fields != std::vector<std::string>(header_fields.begin(), header_fields.end() - 1)))
                 return at(1, "the header must be kind,address,value,state");
         }
         auto row = reader_.next();
@@ -224,7 +227,8 @@ Result<std::optional<CsvRow>> ExportReader::next() noexcept {
                 !r.fields[3].empty())
                 return at(r.line, fmt::format("bad end row (expected end,,ROWS,)"));
             if (rows != end_.rows)
-                return at(r.line, fmt::format("truncated: the end row counts {} rows, the file has {}", rows, end_.rows));
+                return at(r.line,
+                          fmt::format("truncated: the end row counts {} rows, the file has {}", rows, end_.rows));
             end_.ended = true;
             return next();  // only the end of input may follow
         }
@@ -243,11 +247,13 @@ Result<UnitRecord> unit_from_row(const CsvRow& row) {
     const auto& value = row.fields[2];
     auto colon = value.find(':');
     if (colon == std::string::npos)
-        return make_error(Errc::Invalid, fmt::format("unit {}: value \"{}\" is not transport:nexthop", row.fields[1], value));
+        return make_error(Errc::Invalid,
+                          fmt::format("unit {}: value \"{}\" is not transport:nexthop", row.fields[1], value));
     UnitRecord unit{row.fields[1], value.substr(0, colon), value.substr(colon + 1), UnitState::Active};
     if (!row.fields[3].empty()) {
         auto state = parse_unit_state(row.fields[3]);
-        if (!state) return make_error(Errc::Invalid, fmt::format("unit {}: bad state \"{}\"", unit.name, row.fields[3]));
+        if (!state)
+            return make_error(Errc::Invalid, fmt::format("unit {}: bad state \"{}\"", unit.name, row.fields[3]));
         unit.state = *state;
     }
     return unit;

@@ -34,7 +34,7 @@ namespace unit {
 inline constexpr std::size_t max_csv_line = 64 * 1024;
 
 struct CsvRow {
-    std::uint64_t line = 0;           // line number where the row starts
+    std::uint64_t line = 0;  // line number where the row starts
     std::vector<std::string> fields;
 };
 

@@ -108,7 +108,8 @@ Directory::State::Next Directory::State::examine(const Candidate& candidate) {
     // validated elsewhere, unless a WAL with frames or a journal lies beside
     // it (then the refusal for it, not remembered by the cache, must be seen
     // here).
-    const bool beside_it = (candidate.wal && candidate.wal->size != 0) || (candidate.journal && candidate.journal->size != 0);
+    const bool beside_it = (candidate.wal && candidate.wal->size != 0) ||
+                           (candidate.journal && candidate.journal->size != 0);
     if (!verdict && current && options.validation->in_background() && !beside_it) {
         set_pending(candidate);
         options.validation->validate_later(candidate.file, options.path, options.busy_timeout,
@@ -143,7 +144,8 @@ void Directory::State::open_and_switch(const Candidate& found) {
     if (options.validation && opened.integrity_checked) options.validation->remember_checked(opened.connection->info);
     const SnapshotInfo& next = opened.connection->info;
     std::optional<ValidationCache::Served> served;
-    if (current) served = ValidationCache::Served{current->info.primary_id, current->info.generation, current->info.file};
+    if (current)
+        served = ValidationCache::Served{current->info.primary_id, current->info.generation, current->info.file};
     else if (options.validation) served = options.validation->served();
     if (served) {
         if (auto lineage = check_lineage(*served, next)) {

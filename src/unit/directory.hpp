@@ -93,7 +93,9 @@ namespace unit {
 inline constexpr int min_schema_version = 1;
 inline constexpr int max_schema_version = 1;
 
-namespace detail { struct Connection; }
+namespace detail {
+struct Connection;
+}
 class CheckedFiles;
 struct SnapshotInfo;
 
@@ -117,7 +119,16 @@ UNIT_EXPORT std::optional<FileId> file_id(const std::string& path, int& error) n
 // not that schema's: a view or virtual table for a table, a missing column,
 // a trigger or view of its own; schema_check.hpp: fix what wrote the file).
 enum class RefusalReason {
-    NotRegular, Unreadable, Timeout, Corrupt, UnsupportedSchema, StaleWal, Regression, Foreign, HotJournal, SchemaMismatch
+    NotRegular,
+    Unreadable,
+    Timeout,
+    Corrupt,
+    UnsupportedSchema,
+    StaleWal,
+    Regression,
+    Foreign,
+    HotJournal,
+    SchemaMismatch
 };
 inline constexpr std::size_t refusal_reason_count = 10;
 UNIT_EXPORT std::string_view to_string(RefusalReason reason) noexcept;
@@ -223,7 +234,7 @@ struct DirectoryOptions {
     // lookups in the next busy_timeout try once and fail at once (Unavailable),
     // so requests queued behind each other do not each wait in turn.
     std::chrono::milliseconds busy_timeout{200};
-    std::shared_ptr<ValidationCache> validation;   // optional
+    std::shared_ptr<ValidationCache> validation;  // optional
     // How long one read transaction may serve successive read()s; 0: one
     // transaction per read(). See the top of this file.
     std::chrono::milliseconds snapshot_hold{0};
@@ -255,14 +266,14 @@ struct RefusedFile {
 
 struct DirectoryStatus {
     std::string path;
-    bool serving = false;         // a good snapshot is open
-    SnapshotInfo snapshot;        // valid when serving
-    std::string problem;          // why the file at path is not served; empty when it is
-    std::uint64_t switches = 0;   // good replacements switched to
-    std::uint64_t refusals = 0;   // replacements refused
+    bool serving = false;        // a good snapshot is open
+    SnapshotInfo snapshot;       // valid when serving
+    std::string problem;         // why the file at path is not served; empty when it is
+    std::uint64_t switches = 0;  // good replacements switched to
+    std::uint64_t refusals = 0;  // replacements refused
     std::array<std::uint64_t, refusal_reason_count> refusals_by_reason{};  // by RefusalReason
-    std::optional<RefusedFile> refused;  // the file at path, when it is refused
-    std::optional<FileId> pending;       // a replacement noticed, neither served nor refused yet
+    std::optional<RefusedFile> refused;                                    // the file at path, when it is refused
+    std::optional<FileId> pending;  // a replacement noticed, neither served nor refused yet
 };
 
 class Directory;
@@ -291,7 +302,7 @@ UNIT_EXPORT std::optional<std::string> clock_skew_to_report(const DirectoryStatu
 // Counts for diagnostics (--dump).
 struct DirectorySummary {
     std::int64_t domains = 0, aliases = 0, alias_targets = 0;
-    std::int64_t mailboxes_by_state[4] = {0, 0, 0, 0};  // by MailboxState
+    std::int64_t mailboxes_by_state[4] = {0, 0, 0, 0};       // by MailboxState
     std::vector<std::pair<UnitRecord, std::int64_t>> units;  // with their mailbox counts, by name
 };
 

@@ -23,7 +23,8 @@ int wait_for_lock(void* context, int count) noexcept {
         wait.gave_up = now;
         return 0;
     }
-    auto pause = milliseconds(pauses_ms[std::min<std::size_t>(static_cast<std::size_t>(count), std::size(pauses_ms) - 1)]);
+    auto pause =
+        milliseconds(pauses_ms[std::min<std::size_t>(static_cast<std::size_t>(count), std::size(pauses_ms) - 1)]);
     std::this_thread::sleep_for(std::min(pause, left));
     return 1;
 }

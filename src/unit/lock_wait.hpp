@@ -17,8 +17,8 @@ namespace unit::detail {
 
 struct BusyWait {
     std::chrono::milliseconds timeout{0};
-    std::chrono::steady_clock::time_point started{};   // this wait
-    std::chrono::steady_clock::time_point gave_up{};   // when the last wait ran out
+    std::chrono::steady_clock::time_point started{};  // this wait
+    std::chrono::steady_clock::time_point gave_up{};  // when the last wait ran out
 };
 
 // SQLite's busy handler (sqlite3_busy_handler), `context` a BusyWait:

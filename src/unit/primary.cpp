@@ -17,8 +17,8 @@
 #include "unit/address.hpp"
 #include "unit/csv.hpp"
 #include "unit/directory.hpp"
-#include "unit/schema.hpp"
 #include "unit/primary_support.hpp"
+#include "unit/schema.hpp"
 #include "unit/sqlite.hpp"
 #include "unit/statements.hpp"
 
@@ -40,7 +40,8 @@ Result<Primary> Primary::open(const std::string& path, PrimaryOptions options) n
     return guarded<Primary>([&]() -> Result<Primary> {
         struct stat st {};
         if (stat(path.c_str(), &st) != 0)
-            return make_error(Errc::NotFound, fmt::format("{}: {} (create it with unitctl init)", path, std::strerror(errno)));
+            return make_error(Errc::NotFound,
+                              fmt::format("{}: {} (create it with unitctl init)", path, std::strerror(errno)));
         auto db = open_rw(path, false);
         if (!db) return db.error();
         auto version = read_schema_version(db->get());
@@ -52,7 +53,8 @@ Result<Primary> Primary::open(const std::string& path, PrimaryOptions options) n
         if (version.value() < max_schema_version)
             return make_error(Errc::Corrupt, fmt::format("{}: schema version {} is old: upgrade it with unitctl init",
                                                          path, version.value()));
-        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path, std::move(options)}));
+        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path,
+                                                                             std::move(options)}));
     });
 }
 
@@ -72,7 +74,8 @@ Result<Primary> Primary::init(const std::string& path, PrimaryOptions options) n
             if (auto r = apply_migration(db->get(), m); !r) return r.error();
         }
         if (auto r = ensure_primary_id(db->get()); !r) return r.error();
-        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path, std::move(options)}));
+        return Primary(std::make_unique<detail::PrimaryDb>(detail::PrimaryDb{std::move(db.value()), path,
+                                                                             std::move(options)}));
     });
 }
 
@@ -115,8 +118,8 @@ Result<void> Primary::remove_domain(const std::string& text) noexcept {
         auto aliases = count(db, sql::aliases::count_in_domain, {*domain});
         if (!aliases) return aliases.error();
         if (mailboxes.value() + aliases.value() > 0)
-            return make_error(Errc::Conflict, fmt::format("domain {}: still used by {} mailbox(es) and {} alias(es)", *domain,
-                                                          mailboxes.value(), aliases.value()));
+            return make_error(Errc::Conflict, fmt::format("domain {}: still used by {} mailbox(es) and {} alias(es)",
+                                                          *domain, mailboxes.value(), aliases.value()));
         return run(db, sql::domains::remove, {*domain});
     });
 }

@@ -41,7 +41,9 @@
 
 namespace unit {
 
-namespace detail { struct PrimaryDb; }
+namespace detail {
+struct PrimaryDb;
+}
 struct SourceDirectory;  // source.hpp
 struct SyncOptions;      // sync.hpp
 struct SyncPlan;

@@ -43,7 +43,8 @@ Result<void> check_keys(sqlite3* db, SqlText sql, const char* what, const std::u
         std::string address = q.text(0);
         std::string key = stored_key(address);
         if (key.empty()) problems.push_back(fmt::format("{} {}: malformed address", what, address));
-        else if (key != address) problems.push_back(fmt::format("{} {}: not normalised (expected {})", what, address, key));
+        else if (key != address)
+            problems.push_back(fmt::format("{} {}: not normalised (expected {})", what, address, key));
         else if (!domains.count(std::string(domain_of(key))))
             problems.push_back(fmt::format("{} {}: domain {} is not served", what, address, domain_of(key)));
     });
@@ -79,7 +80,8 @@ Result<void> check_values(sqlite3* db, std::string_view hold_transport, std::vec
 // every leaf of their expansion a disabled or unknown local address.
 class Deliverability {
 public:
-    Deliverability(sqlite3* db, std::string delimiter) : db_(db), delimiter_(std::move(delimiter)), resolver_(db, delimiter_) {}
+    Deliverability(sqlite3* db, std::string delimiter)
+        : db_(db), delimiter_(std::move(delimiter)), resolver_(db, delimiter_) {}
 
     Result<void> run(CheckReport& report) {
         auto r = for_each_row(db_, sql::aliases::pairs_ordered,
@@ -96,8 +98,8 @@ public:
             auto delivers = deliverable(alias);
             if (!delivers) return delivers.error();
             if (!delivers.value())
-                report.warnings.push_back(fmt::format(
-                    "alias {}: every target is disabled or unknown: mail to it is refused", alias));
+                report.warnings.push_back(
+                    fmt::format("alias {}: every target is disabled or unknown: mail to it is refused", alias));
         }
         return {};
     }
@@ -112,7 +114,8 @@ private:
         bool any = false;
         for (const auto& target : targets_[alias]) {
             auto nested = targets_.find(target);
-            auto r = nested != targets_.end() && target != alias ? deliverable(target) : leaf_deliverable(alias, target);
+            auto r = nested != targets_.end() && target != alias ? deliverable(target)
+                                                                 : leaf_deliverable(alias, target);
             if (!r) return r;
             any = r.value();
             if (any) break;
@@ -154,11 +157,10 @@ Result<void> check_resolving(sqlite3* db, const std::string& delimiter, CheckRep
 
 // RFC 5321 wants postmaster@ at every served domain.
 Result<void> check_postmasters(sqlite3* db, std::vector<std::string>& warnings) {
-    return for_each_row(db, sql::check::domains_without_postmaster,
-                        [&](Query& q) {
-                            warnings.push_back(fmt::format(
-                                "domain {}: no postmaster@{} (no mailbox, alias or catch-all)", q.text(0), q.text(0)));
-                        });
+    return for_each_row(db, sql::check::domains_without_postmaster, [&](Query& q) {
+        warnings.push_back(fmt::format("domain {}: no postmaster@{} (no mailbox, alias or catch-all)", q.text(0),
+                                       q.text(0)));
+    });
 }
 
 }  // namespace

@@ -32,8 +32,7 @@ inline constexpr int primary_busy_timeout_ms = 5000;
 Result<DbHandle> open_rw(const std::string& path, bool create);
 
 // Statements of statements.hpp with text parameters ?1..?N.
-Result<std::optional<std::string>> query_text(sqlite3* db, SqlText sql,
-                                              std::initializer_list<std::string_view> params);
+Result<std::optional<std::string>> query_text(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params);
 Result<void> run(sqlite3* db, SqlText sql, std::initializer_list<std::optional<std::string>> params);
 Result<bool> exists(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params);
 Result<std::int64_t> count(sqlite3* db, SqlText sql, std::initializer_list<std::string_view> params);

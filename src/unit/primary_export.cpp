@@ -33,15 +33,18 @@ Result<void> Primary::export_csv(std::ostream& out) noexcept {
         auto r = export_rows(db, sql::domains::names_ordered, out, rows, [](Query& q) {
             return std::vector<std::string>{"domain", q.text(0), "", ""};
         });
-        if (r) r = export_rows(db, sql::units::as_csv, out, rows, [](Query& q) {
-            return std::vector<std::string>{"unit", q.text(0), q.text(1), q.text(2)};
-        });
-        if (r) r = export_rows(db, sql::mailboxes::as_csv, out, rows, [](Query& q) {
-            return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)};
-        });
-        if (r) r = export_rows(db, sql::aliases::pairs_ordered, out, rows, [](Query& q) {
-            return std::vector<std::string>{"alias", q.text(0), q.text(1), ""};
-        });
+        if (r)
+            r = export_rows(db, sql::units::as_csv, out, rows, [](Query& q) {
+                return std::vector<std::string>{"unit", q.text(0), q.text(1), q.text(2)};
+            });
+        if (r)
+            r = export_rows(db, sql::mailboxes::as_csv, out, rows, [](Query& q) {
+                return std::vector<std::string>{"mailbox", q.text(0), q.text(1), q.text(2)};
+            });
+        if (r)
+            r = export_rows(db, sql::aliases::pairs_ordered, out, rows, [](Query& q) {
+                return std::vector<std::string>{"alias", q.text(0), q.text(1), ""};
+            });
         if (!r) return r;
         write_export_end(out, rows);
         out.flush();

@@ -21,8 +21,8 @@
 #include <cstring>
 #include <filesystem>
 #include <string_view>
-#include <utility>
 #include <unordered_set>
+#include <utility>
 
 #include "unit/csv.hpp"
 #include "unit/primary.hpp"
@@ -360,7 +360,8 @@ private:
             auto resolves = resolver.resolves(alias->key, alias->target);
             if (!resolves) return resolves.error();
             if (!resolves.value())
-                return at_line(source_, row.line, make_error(Errc::Conflict, dangling_target(alias->key, alias->target)));
+                return at_line(source_, row.line,
+                               make_error(Errc::Conflict, dangling_target(alias->key, alias->target)));
             return {};
         });
     }
@@ -401,7 +402,8 @@ Result<ImportStats> Primary::import_csv(std::istream& in, const std::string& sou
         auto result = [&]() -> Result<ImportStats> {
             auto scratch = Scratch::attach(db);
             if (!scratch) return scratch.error();
-            return in_transaction<ImportStats>(db, [&]() { return Import(db, db_->options, source, progress).run(in); });
+            return in_transaction<ImportStats>(db,
+                                               [&]() { return Import(db, db_->options, source, progress).run(in); });
         }();
         if (auto r = exec(db, sql::settings::temp_store_default); !r && result) return r.error();
         return result;

@@ -95,7 +95,8 @@ Result<MoveCounts> begin(sqlite3* db, const MoveSelection& selection, const std:
     for (const auto& m : list.value()) {
         if (m.state == MailboxState::Moving) {
             if (m.moving_to != to)
-                return make_error(Errc::Conflict, fmt::format("mailbox {}: already moving to {}", m.address, m.moving_to));
+                return make_error(Errc::Conflict,
+                                  fmt::format("mailbox {}: already moving to {}", m.address, m.moving_to));
             ++counts.unchanged;
             continue;
         }

@@ -44,8 +44,8 @@ Result<void> refuse_primary_files(const std::string& out, const std::string& pri
         const bool same_name = !out_error && fs::weakly_canonical(file, name_error) == out_name && !name_error;
         const bool same_file = fs::equivalent(out, file, file_error) && !file_error;
         if (same_name || same_file)
-            return make_error(Errc::Invalid, fmt::format("{} is the primary database{}{}", out,
-                                                         *suffix ? "'s " : " itself", suffix));
+            return make_error(Errc::Invalid,
+                              fmt::format("{} is the primary database{}{}", out, *suffix ? "'s " : " itself", suffix));
     }
     return {};
 }
@@ -58,11 +58,13 @@ Result<std::optional<DatabaseMeta>> previous_snapshot(const std::string& out, bo
     if (!meta) {
         if (meta.error().code == Errc::NotFound) return std::optional<DatabaseMeta>();
         if (meta.error().code == Errc::Invalid)
-            return make_error(Errc::Invalid, fmt::format("{}, not a regular file: refusing to replace it", meta.error().message));
+            return make_error(Errc::Invalid,
+                              fmt::format("{}, not a regular file: refusing to replace it", meta.error().message));
         if (!force)
-            return make_error(Errc::Conflict, fmt::format("{} exists and is not a unitpolicy snapshot ({}): refusing to "
-                                                          "replace it (--force replaces it anyway)",
-                                                          out, meta.error().message));
+            return make_error(Errc::Conflict,
+                              fmt::format("{} exists and is not a unitpolicy snapshot ({}): refusing to "
+                                          "replace it (--force replaces it anyway)",
+                                          out, meta.error().message));
         return std::optional<DatabaseMeta>();
     }
     if (!meta->published_at) {
@@ -180,7 +182,8 @@ Result<DatabaseMeta> finish_snapshot(const std::string& tmp, const std::string& 
 // `rsync -t` would skip the second one and leave every replica a generation
 // behind. A missing `out` (first publish) leaves the time as written.
 Result<void> stamp_after_previous(const std::string& tmp, const std::string& out) {
-    struct stat previous {}, fresh {};
+    struct stat previous {
+    }, fresh{};
     if (::stat(out.c_str(), &previous) != 0) return {};
     if (::stat(tmp.c_str(), &fresh) != 0)
         return make_error(Errc::Io, fmt::format("{}: stat: {}", tmp, std::strerror(errno)));

@@ -19,7 +19,8 @@ bool is_name(std::string_view s) {
 
 Result<void> check_unit_fields(const UnitRecord& u, std::string_view hold_transport) {
     if (!is_name(u.name))
-        return make_error(Errc::Invalid, fmt::format("unit \"{}\": a name is letters, digits, '-', '_' and '.'", u.name));
+        return make_error(Errc::Invalid,
+                          fmt::format("unit \"{}\": a name is letters, digits, '-', '_' and '.'", u.name));
     if (auto r = check_transport(u.transport, hold_transport); !r)
         return make_error(r.error().code, fmt::format("unit {}: {}", u.name, r.error().message));
     if (auto r = check_nexthop(u.nexthop); !r)
@@ -28,9 +29,7 @@ Result<void> check_unit_fields(const UnitRecord& u, std::string_view hold_transp
 }
 
 // The stored key of a mailbox or alias address (no extension splitting).
-Result<Address> parse_address(const std::string& text) {
-    return normalize_address(text, AddressOptions{true, ""});
-}
+Result<Address> parse_address(const std::string& text) { return normalize_address(text, AddressOptions{true, ""}); }
 
 std::string_view domain_of(std::string_view address) {
     auto at = address.rfind('@');
@@ -110,9 +109,11 @@ Result<std::string> alias_target(const DomainSet& served, const std::string& tex
     return target_of_alias(served_in(served), text);
 }
 
-Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains, const std::unordered_set<std::string>& units) {
-    return check_mailbox(mailbox, served_in(domains),
-                         [&units](std::string_view unit) -> Result<bool> { return units.count(std::string(unit)) != 0; });
+Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains,
+                           const std::unordered_set<std::string>& units) {
+    return check_mailbox(mailbox, served_in(domains), [&units](std::string_view unit) -> Result<bool> {
+        return units.count(std::string(unit)) != 0;
+    });
 }
 
 Result<void> check_mailbox(MailboxRecord& mailbox, const NameCheck& served, const NameCheck& unit_exists) {

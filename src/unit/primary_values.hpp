@@ -32,7 +32,7 @@ Result<void> check_unit_fields(const UnitRecord& u, std::string_view hold_transp
 Result<Address> parse_address(const std::string& text);  // a stored key: folded, no extension split
 std::string_view domain_of(std::string_view address);
 Result<bool> domain_served(sqlite3* db, std::string_view domain);
-Result<std::string> alias_key(sqlite3* db, const std::string& text);     // address or "@domain", served
+Result<std::string> alias_key(sqlite3* db, const std::string& text);  // address or "@domain", served
 // local folded, external kept; exactly one address (check_alias_target)
 Result<std::string> alias_target(sqlite3* db, const std::string& text);
 // The same against a set of served domains (import's and sync's in-memory view).
@@ -42,7 +42,8 @@ Result<std::string> alias_target(const DomainSet& served, const std::string& tex
 // A mailbox as it may be stored: its address normalised in place, its domain
 // served, its unit (and the unit it moves to) in `units`, not moving to its
 // own unit. Import and sync check every mailbox with it.
-Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains, const std::unordered_set<std::string>& units);
+Result<void> check_mailbox(MailboxRecord& mailbox, const DomainSet& domains,
+                           const std::unordered_set<std::string>& units);
 // The same with the domains and units asked of `served` and `unit_exists`
 // (import's lookups); their errors are returned as they are.
 using NameCheck = std::function<Result<bool>(std::string_view)>;

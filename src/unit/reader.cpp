@@ -95,18 +95,20 @@ Result<DirectorySummary> Reader::summary() noexcept {
             summary.aliases = q.integer(1);
             summary.alias_targets = q.integer(2);
         });
-        if (r) r = detail::for_each_row(db, sql::mailboxes::count_by_state, [&](Query& q) -> Result<void> {
-            auto state = parse_mailbox_state(q.text(0));
-            if (!state) return make_error(Errc::Corrupt, fmt::format("mailboxes: bad state \"{}\"", q.text(0)));
-            summary.mailboxes_by_state[static_cast<int>(*state)] = q.integer(1);
-            return {};
-        });
-        if (r) r = detail::for_each_row(db, sql::units::with_mailbox_counts, [&](Query& q) -> Result<void> {
-            auto unit = sql::units::read_row(q);
-            if (!unit) return unit.error();
-            summary.units.emplace_back(std::move(unit.value()), q.integer(4));
-            return {};
-        });
+        if (r)
+            r = detail::for_each_row(db, sql::mailboxes::count_by_state, [&](Query& q) -> Result<void> {
+                auto state = parse_mailbox_state(q.text(0));
+                if (!state) return make_error(Errc::Corrupt, fmt::format("mailboxes: bad state \"{}\"", q.text(0)));
+                summary.mailboxes_by_state[static_cast<int>(*state)] = q.integer(1);
+                return {};
+            });
+        if (r)
+            r = detail::for_each_row(db, sql::units::with_mailbox_counts, [&](Query& q) -> Result<void> {
+                auto unit = sql::units::read_row(q);
+                if (!unit) return unit.error();
+                summary.units.emplace_back(std::move(unit.value()), q.integer(4));
+                return {};
+            });
         if (!r) return failed(r.error());
         return summary;
     } catch (const std::exception& e) {

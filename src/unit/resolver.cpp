@@ -109,9 +109,9 @@ private:
     Reader& reader_;
     const ResolverOptions& options_;
     Resolution& result_;
-    std::vector<std::string> path_;              // aliases being expanded, outermost first
-    std::unordered_set<std::string> expanded_;   // aliases whose targets are already in result_
-    std::unordered_set<std::string> added_;      // addresses already in result_.targets
+    std::vector<std::string> path_;                                     // aliases being expanded, outermost first
+    std::unordered_set<std::string> expanded_;                          // aliases whose targets are already in result_
+    std::unordered_set<std::string> added_;                             // addresses already in result_.targets
     std::unordered_map<std::string, std::optional<UnitRecord>> units_;  // checked routes
     std::unordered_map<std::string, bool> domains_;
     std::size_t rows_ = 0;  // alias rows visited
@@ -195,7 +195,8 @@ Result<bool> Lookup::try_catch_all(const std::string& domain) {
 
 Result<void> Lookup::expand(const std::string& alias, const std::vector<std::string>& targets) {
     if (static_cast<int>(path_.size()) >= options_.max_alias_depth)
-        return make_error(Errc::Corrupt, fmt::format("alias chain deeper than {} at {}", options_.max_alias_depth, alias));
+        return make_error(Errc::Corrupt,
+                          fmt::format("alias chain deeper than {} at {}", options_.max_alias_depth, alias));
     rows_ += targets.size();
     if (rows_ > static_cast<std::size_t>(std::max(options_.max_alias_targets, 0))) {
         cause_ = TempfailCause::AliasLimit;
@@ -270,9 +271,9 @@ Result<void> Lookup::add_target(const std::string& address) {
     }
     if (options_.trace)
         note("  target {}: {}", address,
-             target.destination                            ? describe(*target.destination)
+             target.destination                          ? describe(*target.destination)
              : target.kind == AliasTarget::Kind::Unknown ? "no such mailbox"
-                                                           : "external");
+                                                         : "external");
     result_.targets.push_back(std::move(target));
     return {};
 }
@@ -318,7 +319,8 @@ Result<Snapshot> open_snapshot(Directory& directory, const ResolverOptions& opti
 std::string describe(const Snapshot& snapshot, const Directory& directory) {
     const auto& info = directory.status().snapshot;
     return fmt::format("snapshot generation {}, {}, {}", snapshot.generation,
-                       info.published_at ? "published " + format_time(*info.published_at) : std::string("never published"),
+                       info.published_at ? "published " + format_time(*info.published_at)
+                                         : std::string("never published"),
                        age_text(snapshot.age));
 }
 
@@ -348,10 +350,11 @@ Result<bool> find(Lookup& lookup, Reader& reader, const Address& a, Resolution& 
 // expansion).
 std::string doubt_of_negative(const Resolution& r, std::int64_t age, const ResolverOptions& options,
                               Directory& directory) {
-    const bool undeliverable_target =
-        r.outcome == Outcome::Alias && std::any_of(r.targets.begin(), r.targets.end(), [](const AliasTarget& t) {
-            return t.kind == AliasTarget::Kind::Unknown || t.kind == AliasTarget::Kind::Disabled;
-        });
+    const bool undeliverable_target = r.outcome == Outcome::Alias &&
+                                      std::any_of(r.targets.begin(), r.targets.end(), [](const AliasTarget& t) {
+                                          return t.kind == AliasTarget::Kind::Unknown ||
+                                                 t.kind == AliasTarget::Kind::Disabled;
+                                      });
     const bool negative = r.outcome == Outcome::Unknown || r.outcome == Outcome::Disabled || undeliverable_target;
     if (!negative) return "";
     if (options.reject_max_age.count() > 0 && age > options.reject_max_age.count())

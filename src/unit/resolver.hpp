@@ -75,7 +75,7 @@ UNIT_EXPORT std::string_view to_string(TempfailCause cause) noexcept;
 struct ResolverOptions {
     AddressOptions address;
     std::chrono::seconds reject_max_age{86400};  // 0: always trust "unknown"
-    std::chrono::seconds max_replica_age{0};      // 0: never refuse for age
+    std::chrono::seconds max_replica_age{0};     // 0: never refuse for age
     int max_alias_depth = 8;
     // Alias rows visited while expanding one address, at most: past it the
     // answer is a Tempfail (AliasLimit), so that one RCPT TO cannot hold a
@@ -103,12 +103,12 @@ struct AliasTarget {
 
 struct Resolution {
     Outcome outcome = Outcome::Tempfail;
-    std::string input;      // as given
-    std::string address;    // the key that matched, or the normalised input
+    std::string input;                       // as given
+    std::string address;                     // the key that matched, or the normalised input
     std::optional<Destination> destination;  // Mailbox, Disabled
     std::vector<AliasTarget> targets;        // Alias: the expansion, without duplicates
     std::int64_t generation = -1;
-    std::string reason;     // Tempfail, Malformed, Unconfirmed: why
+    std::string reason;                         // Tempfail, Malformed, Unconfirmed: why
     TempfailCause cause = TempfailCause::None;  // Tempfail: the class of reason
     // Non-empty when a negative answer from this snapshot is not certain
     // (it is older than reject_max_age, or a replacement of it is being

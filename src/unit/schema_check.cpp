@@ -39,7 +39,9 @@ Result<std::vector<Object>> read_objects(sqlite3* db) {
         if (o.type != "table" || o.virtual_table) continue;
         Query q(stmt->get());
         q.bind(1, o.name);
-        auto r = for_each_row(q, [&](Query& row) { o.columns.push_back(Column{row.text(0), row.integer(1), row.integer(2)}); });
+        auto r = for_each_row(q, [&](Query& row) {
+            o.columns.push_back(Column{row.text(0), row.integer(1), row.integer(2)});
+        });
         if (!r) return r.error();
     }
     return objects;

@@ -47,9 +47,10 @@ bool about_surroundings(RefusalReason reason) noexcept {
 bool hot_journal(sqlite3* db) noexcept { return sqlite3_extended_errcode(db) == SQLITE_READONLY_ROLLBACK; }
 
 std::string hot_journal_message(const std::string& path) {
-    return fmt::format("hot journal: {}-journal needs rolling back, which a read-only reader cannot do: let the "
-                       "writer of this file recover it, or remove it if it belongs to a file this one replaced",
-                       path);
+    return fmt::format(
+        "hot journal: {}-journal needs rolling back, which a read-only reader cannot do: let the "
+        "writer of this file recover it, or remove it if it belongs to a file this one replaced",
+        path);
 }
 
 namespace {
@@ -58,7 +59,8 @@ std::optional<std::time_t> parse_timestamp(const std::string& text) noexcept {
     std::tm tm{};
     char zulu = 0;
     if (std::sscanf(text.c_str(), "%4d-%2d-%2dT%2d:%2d:%2d%c", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
-                    &tm.tm_min, &tm.tm_sec, &zulu) != 7 || zulu != 'Z')
+                    &tm.tm_min, &tm.tm_sec, &zulu) != 7 ||
+        zulu != 'Z')
         return std::nullopt;
     tm.tm_year -= 1900;
     tm.tm_mon -= 1;
@@ -121,12 +123,11 @@ std::optional<Failure> check_no_stale_wal(sqlite3* db, const std::string& path) 
 
 int interrupt_when_due(void* context) noexcept { return static_cast<const Deadline*>(context)->passed() ? 1 : 0; }
 
-
 // How inspect() treats the integrity check (PRAGMA quick_check).
 struct IntegrityCheck {
-    bool known_good = false;           // this process judged the file good: skip it
-    CheckedFiles* checked = nullptr;   // skip it for a file recorded there
-    bool ran = false;                  // out: it ran and passed
+    bool known_good = false;          // this process judged the file good: skip it
+    CheckedFiles* checked = nullptr;  // skip it for a file recorded there
+    bool ran = false;                 // out: it ran and passed
 };
 
 // A failed read: a lock or I/O error may pass, anything else is a bad file.

@@ -56,7 +56,7 @@ struct Deadline {
 // An opened and checked snapshot, or why not.
 struct Opening {
     std::unique_ptr<Connection> connection;
-    Failure failure;  // when connection is null
+    Failure failure;                 // when connection is null
     bool integrity_checked = false;  // PRAGMA quick_check ran on it and passed
 };
 

@@ -33,8 +33,8 @@ struct Connection {
     std::chrono::steady_clock::time_point lookup_deadline = std::chrono::steady_clock::time_point::max();
     // The open read transaction, if any.
     bool reading = false;
-    bool read_failed = false;    // a lookup in it failed: end it before the next
-    bool writer_waiting = false; // seen when it began: do not hold it
+    bool read_failed = false;     // a lookup in it failed: end it before the next
+    bool writer_waiting = false;  // seen when it began: do not hold it
     std::chrono::steady_clock::time_point read_since{};
     std::int64_t read_generation = 0;
 };

@@ -19,14 +19,16 @@ std::optional<std::string> refusal_to_report(const DirectoryStatus& status, Vali
     return text;
 }
 
-std::optional<std::string> clock_skew_to_report(const DirectoryStatus& status, ValidationCache* cache, std::time_t now) {
+std::optional<std::string> clock_skew_to_report(const DirectoryStatus& status, ValidationCache* cache,
+                                                std::time_t now) {
     const auto& snapshot = status.snapshot;
     if (!status.serving || detail::age_origin(snapshot) - now <= max_clock_skew_seconds) return std::nullopt;
     if (cache != nullptr && !cache->first_notice(snapshot.file, "clock_skew")) return std::nullopt;
-    return fmt::format("{}: generation {} was published {} s in the future ({}, more than the {} s of clock skew "
-                       "allowed): its age is unknown, so it counts as older than reject_max_age and max_replica_age",
-                       status.path, snapshot.generation, detail::age_origin(snapshot) - now,
-                       snapshot.published_at ? "published_at" : "its modification time", max_clock_skew_seconds);
+    return fmt::format(
+        "{}: generation {} was published {} s in the future ({}, more than the {} s of clock skew "
+        "allowed): its age is unknown, so it counts as older than reject_max_age and max_replica_age",
+        status.path, snapshot.generation, detail::age_origin(snapshot) - now,
+        snapshot.published_at ? "published_at" : "its modification time", max_clock_skew_seconds);
 }
 
 }  // namespace unit

@@ -15,19 +15,15 @@ Errc classify(int sqlite_code) noexcept {
     case SQLITE_READONLY:
     case SQLITE_NOMEM:
     case SQLITE_FULL:
-    case SQLITE_PROTOCOL:
-        return Errc::Unavailable;
+    case SQLITE_PROTOCOL: return Errc::Unavailable;
     case SQLITE_CORRUPT:
     case SQLITE_NOTADB:
     case SQLITE_SCHEMA:
-    case SQLITE_FORMAT:
-        return Errc::Corrupt;
-    case SQLITE_CONSTRAINT:
-        return Errc::Conflict;
+    case SQLITE_FORMAT: return Errc::Corrupt;
+    case SQLITE_CONSTRAINT: return Errc::Conflict;
     case SQLITE_INTERRUPT:  // a progress handler's bound (directory.cpp)
         return Errc::Timeout;
-    default:
-        return Errc::Invalid;
+    default: return Errc::Invalid;
     }
 }
 

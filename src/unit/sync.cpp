@@ -74,7 +74,8 @@ Result<SourceDirectory> read_csv_source(std::istream& in, const std::string& sou
         if (!end) return end.error();
         if (!end->ended)
             return make_error(Errc::Invalid, fmt::format("{}: truncated: no end row after {} rows (an export ends "
-                                                         "with end,,ROWS,)", source, end->rows));
+                                                         "with end,,ROWS,)",
+                                                         source, end->rows));
         if (progress) progress(end->rows);
         return dir;
     });
@@ -99,15 +100,17 @@ struct Current {
 Result<Current> load_current(sqlite3* db) {
     Current now;
     auto r = for_each_row(db, sql::domains::names, [&](Query& q) { now.domains.insert(q.text(0)); });
-    if (r) r = for_each_row(db, sql::units::all, [&](Query& q) {
-        now.units[q.text(0)] = UnitRecord{q.text(0), q.text(1), q.text(2),
-                                          parse_unit_state(q.text(3)).value_or(UnitState::Active)};
-    });
-    if (r) r = for_each_row(db, sql::mailboxes::all, [&](Query& q) {
-        now.mailboxes.push_back(MailboxRecord{q.text(0), q.text(1),
-                                              parse_mailbox_state(q.text(2)).value_or(MailboxState::Active),
-                                              q.text(3)});
-    });
+    if (r)
+        r = for_each_row(db, sql::units::all, [&](Query& q) {
+            now.units[q.text(0)] = UnitRecord{q.text(0), q.text(1), q.text(2),
+                                              parse_unit_state(q.text(3)).value_or(UnitState::Active)};
+        });
+    if (r)
+        r = for_each_row(db, sql::mailboxes::all, [&](Query& q) {
+            now.mailboxes.push_back(MailboxRecord{q.text(0), q.text(1),
+                                                  parse_mailbox_state(q.text(2)).value_or(MailboxState::Active),
+                                                  q.text(3)});
+        });
     if (r) r = for_each_row(db, sql::aliases::pairs, [&](Query& q) { now.aliases.emplace(q.text(0), q.text(1)); });
     if (!r) return r.error();
     return now;
@@ -154,12 +157,13 @@ private:
     std::uint64_t found_ = 0;
 };
 
-void Planner::note(SyncCounts& counts, SyncKind kind, SyncAction action, const std::string& object, std::string detail) {
+void Planner::note(SyncCounts& counts, SyncKind kind, SyncAction action, const std::string& object,
+                   std::string detail) {
     switch (action) {
-        case SyncAction::Add: ++counts.added; break;
-        case SyncAction::Change: ++counts.changed; break;
-        case SyncAction::Remove: ++counts.removed; break;
-        case SyncAction::MoveBegun: ++counts.moves_begun; break;
+    case SyncAction::Add: ++counts.added; break;
+    case SyncAction::Change: ++counts.changed; break;
+    case SyncAction::Remove: ++counts.removed; break;
+    case SyncAction::MoveBegun: ++counts.moves_begun; break;
     }
     if (options_.list_changes) plan.changes.push_back(SyncChange{kind, action, object, std::move(detail)});
     if (options_.progress && ++found_ % 4096 == 0) options_.progress(found_);
@@ -318,10 +322,12 @@ Result<void> Planner::check_kept(const SourceDirectory& source) {
             for (const auto* unit : {&m.unit, &m.moving_to})
                 if (!unit->empty() && !units_.count(*unit))
                     return make_error(Errc::Conflict, fmt::format("unit {}: the source removes it, but mailbox {} "
-                                                                  "still uses it", *unit, m.address));
+                                                                  "still uses it",
+                                                                  *unit, m.address));
             if (!domains_.count(std::string(domain_of(m.address))))
                 return make_error(Errc::Conflict, fmt::format("domain {}: the source removes it, but mailbox {} "
-                                                              "is still in it", domain_of(m.address), m.address));
+                                                              "is still in it",
+                                                              domain_of(m.address), m.address));
         }
     }
     // A move begun keeps the mailbox on the unit it leaves until it is finished.
@@ -334,7 +340,8 @@ Result<void> Planner::check_kept(const SourceDirectory& source) {
         for (const auto& [address, target] : now_.aliases)
             if (!domains_.count(std::string(domain_of(address))))
                 return make_error(Errc::Conflict, fmt::format("domain {}: the source removes it, but alias {} is "
-                                                              "still in it", domain_of(address), address));
+                                                              "still in it",
+                                                              domain_of(address), address));
     }
     return {};
 }
@@ -343,15 +350,17 @@ Result<void> Planner::check_removals(const SourceDirectory& source) {
     const auto total = static_cast<std::int64_t>(now_.mailboxes.size());
     if (source.mailboxes && source.mailboxes->empty() && total > 0)
         return make_error(Errc::Conflict, fmt::format("the source has no mailboxes at all: refusing to remove all {} "
-                                                      "(an empty or failed export?)", total));
+                                                      "(an empty or failed export?)",
+                                                      total));
     const auto removed = static_cast<std::int64_t>(writes.remove_mailboxes.size());
     const auto limit = removal_limit(options_.max_removed, total);
     if (removed <= limit) return {};
     std::vector<std::string> first(writes.remove_mailboxes.begin(),
                                    writes.remove_mailboxes.begin() + std::min<std::int64_t>(removed, 5));
-    return make_error(Errc::Conflict, fmt::format("the sync removes {} of the {} mailboxes, more than {} ({}): refusing "
-                                                  "it (--max-removed raises the limit)",
-                                                  removed, total, limit, first_addresses(first, removed)));
+    return make_error(Errc::Conflict,
+                      fmt::format("the sync removes {} of the {} mailboxes, more than {} ({}): refusing "
+                                  "it (--max-removed raises the limit)",
+                                  removed, total, limit, first_addresses(first, removed)));
 }
 
 Result<void> Planner::run(const SourceDirectory& source) {
@@ -378,7 +387,6 @@ Result<void> run_each(sqlite3* db, SqlText sql, const Items& items, Bind&& bind)
     }
     return {};
 }
-
 
 Result<void> apply(sqlite3* db, const Writes& w) {
     auto name = [](Query& q, const std::string& n) { q.bind(1, n); };

@@ -18,7 +18,8 @@ namespace unit::detail {
 
 class TargetResolver {
 public:
-    TargetResolver(sqlite3* db, std::string recipient_delimiter) : db_(db), delimiter_(std::move(recipient_delimiter)) {}
+    TargetResolver(sqlite3* db, std::string recipient_delimiter)
+        : db_(db), delimiter_(std::move(recipient_delimiter)) {}
     Result<bool> resolves(const std::string& alias, const std::string& target);
 
 private:

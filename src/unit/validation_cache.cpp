@@ -46,8 +46,8 @@ struct ValidationCache::State {
     int abandoned = 0;                       // validations past their timeout, still stuck
     std::optional<Served> served;
     std::map<std::pair<CacheKey, std::string>, std::uint64_t> reported;  // refusals and notices, with sequence
-    std::shared_ptr<CheckedFiles> checked;    // the record of checked files, if any
-    std::string record_problem;               // why it could not be written last
+    std::shared_ptr<CheckedFiles> checked;                               // the record of checked files, if any
+    std::string record_problem;                                          // why it could not be written last
     // A new record_problem not reported yet. Atomic: the daemons ask at
     // every request, and should not take the mutex for it.
     std::atomic<bool> record_problem_news{false};
@@ -78,7 +78,8 @@ struct ValidationCache::State {
     }
     bool first_report(const FileId& id, std::string topic) {
         if (!reported.try_emplace({cache_key(id), std::move(topic)}, ++sequence).second) return false;
-        prune(reported, [](const auto& key) { return key.first; }, [](std::uint64_t seq) { return seq; });
+        prune(
+            reported, [](const auto& key) { return key.first; }, [](std::uint64_t seq) { return seq; });
         return true;
     }
 
@@ -97,14 +98,16 @@ void ValidationCache::State::store(const FileId& id, Verdict verdict) {
         if (it->second.first == verdict) return;
         it->second.first = std::move(verdict);
     }
-    prune(verdicts, [](const CacheKey& key) { return key; }, [](const auto& entry) { return entry.second; });
+    prune(
+        verdicts, [](const CacheKey& key) { return key; }, [](const auto& entry) { return entry.second; });
     recorded.fetch_add(1, std::memory_order_release);
 }
 
 void ValidationCache::State::expire() {
     if (!job || Clock::now() < job->deadline.at) return;
-    store(job->id, Verdict{RefusalReason::Timeout, fmt::format("validation did not finish within validation_timeout ({})",
-                                                               seconds_text(job->deadline.timeout))});
+    store(job->id,
+          Verdict{RefusalReason::Timeout, fmt::format("validation did not finish within validation_timeout ({})",
+                                                      seconds_text(job->deadline.timeout))});
     job->cancel = true;  // SQLite's work stops at once; a system call, when it returns
     job->abandoned = true;
     ++abandoned;
@@ -112,8 +115,7 @@ void ValidationCache::State::expire() {
     job.reset();
 }
 
-ValidationCache::ValidationCache(Mode mode, std::shared_ptr<CheckedFiles> checked)
-    : state_(std::make_shared<State>()) {
+ValidationCache::ValidationCache(Mode mode, std::shared_ptr<CheckedFiles> checked) : state_(std::make_shared<State>()) {
     state_->mode = mode;
     state_->checked = std::move(checked);
 }
@@ -228,8 +230,10 @@ void ValidationCache::validate_later(const FileId& id, const std::string& path, 
     // The thread reports under the mutex held here: the job is in place
     // before it can finish.
     s.validator = std::thread([state = state_, job, path, busy_timeout] {
-        auto opened = detail::open_snapshot_file(path, job->id, busy_timeout, false, state->checked.get(), job->deadline);
-        if (opened.connection && opened.integrity_checked && !job->cancel) state->remember_checked(opened.connection->info);
+        auto opened = detail::open_snapshot_file(path, job->id, busy_timeout, false, state->checked.get(),
+                                                 job->deadline);
+        if (opened.connection && opened.integrity_checked && !job->cancel)
+            state->remember_checked(opened.connection->info);
         std::lock_guard done(state->mutex);
         if (job->abandoned) {  // timed out: its verdict is in already
             --state->abandoned;

@@ -40,8 +40,9 @@ bool is_port(std::string_view s) noexcept {
 }
 
 bool is_unix_path(std::string_view s) noexcept {
-    return s.size() > 1 && s.front() == '/' &&
-           std::all_of(s.begin(), s.end(), [](char c) { return is_alnum(c) || c == '/' || c == '-' || c == '_' || c == '.'; });
+    return s.size() > 1 && s.front() == '/' && std::all_of(s.begin(), s.end(), [](char c) {
+               return is_alnum(c) || c == '/' || c == '-' || c == '_' || c == '.';
+           });
 }
 
 // host, host:port, [host], [host]:port, [ipv6], [ipv6]:port.
@@ -110,7 +111,8 @@ const char* alias_target_problem(std::string_view target) noexcept {
     if (target.find_first_of(specials) != std::string_view::npos)
         return "not exactly one address (a comma, quote, bracket or ';' ':')";
     auto at = target.find('@');
-    if (at == std::string_view::npos || at == 0 || at + 1 == target.size() || target.find('@', at + 1) != std::string_view::npos)
+    if (at == std::string_view::npos || at == 0 || at + 1 == target.size() ||
+        target.find('@', at + 1) != std::string_view::npos)
         return "not exactly one address local@domain";
     return nullptr;
 }

@@ -28,7 +28,8 @@ inline constexpr std::string_view reserved_transports[] = {"error", "discard", "
 // A master.cf service name: letters, digits, '-', '_', '.', at most 64
 // bytes, not one of reserved_transports nor `hold_transport` (the daemons'
 // hold transport: a unit routed through it would never be delivered).
-UNIT_EXPORT Result<void> check_transport(std::string_view transport, std::string_view hold_transport = "unithold") noexcept;
+UNIT_EXPORT Result<void> check_transport(std::string_view transport,
+                                         std::string_view hold_transport = "unithold") noexcept;
 
 // A Postfix next-hop as smtp(8) and lmtp(8) take it: host, host:port,
 // [host], [host]:port, [IPv6 address] and [IPv6 address]:port (IPv6 only in

@@ -10,10 +10,8 @@ namespace unit::attacks {
 void Pacer::wait() {
     next_ += interval_;
     const auto now = Clock::now();
-    if (next_ > now)
-        std::this_thread::sleep_until(next_);
-    else
-        next_ = now;
+    if (next_ > now) std::this_thread::sleep_until(next_);
+    else next_ = now;
 }
 
 void run_threads(unsigned threads, std::chrono::milliseconds duration,

@@ -29,10 +29,8 @@ void expect_closed(const Target& target, const std::string& path, std::string_vi
     }
     ++tally.connections;
     socket.send_all(bytes);  // fails once the server has closed: fine
-    if (socket.wait_closed(close_allowance(target)))
-        ++tally.closed;
-    else
-        problems.add(fmt::format("{}: connection not closed by the server", what));
+    if (socket.wait_closed(close_allowance(target))) ++tally.closed;
+    else problems.add(fmt::format("{}: connection not closed by the server", what));
 }
 
 std::uint64_t protocol_errors(const Target& target) {
@@ -43,8 +41,8 @@ std::uint64_t protocol_errors(const Target& target) {
 void expect_counted(const Target& target, std::uint64_t before, const Tally& tally, AttackOutcome& outcome) {
     std::uint64_t counted = protocol_errors(target) - before;
     if (counted < tally.closed)
-        outcome.problems.push_back(
-            fmt::format("{} connections closed but only {} counted as protocol errors", tally.closed.load(), counted));
+        outcome.problems.push_back(fmt::format("{} connections closed but only {} counted as protocol errors",
+                                               tally.closed.load(), counted));
 }
 
 }  // namespace
@@ -95,11 +93,10 @@ AttackOutcome ten_megabytes(const Target& target) {
             std::size_t taken = 0;
             if (socket.send_all(is_policy ? policy : socketmap, taken)) problems.add("the server took all 10 MB");
             std::size_t seen = most_taken.load();
-            while (taken > seen && !most_taken.compare_exchange_weak(seen, taken)) {}
-            if (socket.wait_closed(close_allowance(target)))
-                ++tally.closed;
-            else
-                problems.add("connection not closed by the server");
+            while (taken > seen && !most_taken.compare_exchange_weak(seen, taken)) {
+            }
+            if (socket.wait_closed(close_allowance(target))) ++tally.closed;
+            else problems.add("connection not closed by the server");
         }
     });
     AttackOutcome outcome{problems.list(),
@@ -172,16 +169,12 @@ AttackOutcome bad_netstrings(const Target& target) {
             }
             ++tally.connections;
             socket.send_all(v.bytes);
-            if (socket.wait_closed(close_allowance(target)))
-                ++tally.closed;
-            else
-                problems.add(fmt::format("{}: connection not closed", v.name));
+            if (socket.wait_closed(close_allowance(target))) ++tally.closed;
+            else problems.add(fmt::format("{}: connection not closed", v.name));
             if (v.answered_first) {
                 const std::string& got = socket.received();
-                if (got.compare(got.find(':') + 1, 3, "OK ") == 0)
-                    ++answered;
-                else
-                    problems.add(fmt::format("{}: the whole request was not answered", v.name));
+                if (got.compare(got.find(':') + 1, 3, "OK ") == 0) ++answered;
+                else problems.add(fmt::format("{}: the whole request was not answered", v.name));
             }
         }
     });

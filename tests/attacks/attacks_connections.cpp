@@ -93,8 +93,8 @@ AttackOutcome slowloris(const Target& target) {
         outcome.problems.push_back(fmt::format("{} of {} slow clients still connected after {:.1f} s", count - closed,
                                                count, seconds(close_allowance(target))));
     if (closed > 0 && first < timeout - 0.1)
-        outcome.problems.push_back(
-            fmt::format("a slow client was closed after {:.1f} s, before request_timeout", first));
+        outcome.problems.push_back(fmt::format("a slow client was closed after {:.1f} s, before request_timeout",
+                                               first));
     expect_counted(target, "connections_closed_slow", before, count, outcome);
     return outcome;
 }
@@ -121,8 +121,8 @@ AttackOutcome idle_flood(const Target& target) {
         if (counter(full, "connections_accepted") >= counter(before, "connections_accepted") + count) break;
     }
     const std::uint64_t open = counter(full, "connections_open");
-    const std::uint64_t made_room =
-        counter(full, "connections_closed_full") - counter(before, "connections_closed_full");
+    const std::uint64_t made_room = counter(full, "connections_closed_full") -
+                                    counter(before, "connections_closed_full");
     const std::uint64_t expected_room = counter(before, "connections_open") + count - limit;
 
     // The next client, past the limit, is answered at once.
@@ -152,12 +152,12 @@ AttackOutcome idle_flood(const Target& target) {
     if (open > limit)
         outcome.problems.push_back(fmt::format("{} connections open, max_connections is {}", open, limit));
     if (made_room < expected_room)
-        outcome.problems.push_back(
-            fmt::format("{} connections closed to make room, {} expected", made_room, expected_room));
+        outcome.problems.push_back(fmt::format("{} connections closed to make room, {} expected", made_room,
+                                               expected_room));
     // The oldest quarter made room; the newest quarter is still served.
     if (closed_old < quarter)
-        outcome.problems.push_back(
-            fmt::format("only {} of the {} oldest idle connections closed", closed_old, quarter));
+        outcome.problems.push_back(fmt::format("only {} of the {} oldest idle connections closed", closed_old,
+                                               quarter));
     if (closed_new > 0)
         outcome.problems.push_back(fmt::format("{} of the {} newest connections closed", closed_new, quarter));
     return outcome;
@@ -214,8 +214,8 @@ AttackOutcome idle_hold(const Target& target) {
                                       count, reopened.load(), ask_every.count(), answered, failed),
                           count, 0};
     if (failed > 0)
-        outcome.problems.push_back(
-            fmt::format("{} of {} requests of a client idle between requests found its connection closed", failed, asks));
+        outcome.problems.push_back(fmt::format(
+            "{} of {} requests of a client idle between requests found its connection closed", failed, asks));
     return outcome;
 }
 
@@ -240,24 +240,23 @@ AttackOutcome half_closed(const Target& target) {
             ++connections;
             const std::string& whole = is_policy ? policy : socketmap;
             switch (variant / 2) {
-                case 0:  // half a request (or half a netstring), then close
-                    s.send_all(std::string_view(whole).substr(0, whole.size() / 2));
-                    s.close();
-                    break;
-                case 1:  // a whole request, then shutdown(SHUT_WR): the answer still comes, then the end
-                    s.send_all(whole);
-                    s.shutdown_write();
-                    if (!s.wait_closed(close_allowance(target))) problems.add("not closed after the client's shutdown");
-                    if (s.received().find(is_policy ? "action=DUNNO\n\n" : ":OK ") == std::string::npos)
-                        problems.add("no answer after the client's shutdown");
-                    else
-                        ++answered_after_shutdown;
-                    break;
-                case 2:  // answers arriving, unread, when the client closes: a reset
-                    s.send_all(is_policy ? policy : pipelined);
-                    s.readable(1s);
-                    s.abort();
-                    break;
+            case 0:  // half a request (or half a netstring), then close
+                s.send_all(std::string_view(whole).substr(0, whole.size() / 2));
+                s.close();
+                break;
+            case 1:  // a whole request, then shutdown(SHUT_WR): the answer still comes, then the end
+                s.send_all(whole);
+                s.shutdown_write();
+                if (!s.wait_closed(close_allowance(target))) problems.add("not closed after the client's shutdown");
+                if (s.received().find(is_policy ? "action=DUNNO\n\n" : ":OK ") == std::string::npos)
+                    problems.add("no answer after the client's shutdown");
+                else ++answered_after_shutdown;
+                break;
+            case 2:  // answers arriving, unread, when the client closes: a reset
+                s.send_all(is_policy ? policy : pipelined);
+                s.readable(1s);
+                s.abort();
+                break;
             }
         }
     });
@@ -285,7 +284,8 @@ AttackOutcome unread_answers(const Target& target) {
         s.set_send_timeout(close_allowance(target));
         const auto start = Clock::now();
         std::size_t taken = 0;
-        while (s.send_all(block, taken)) {}
+        while (s.send_all(block, taken)) {
+        }
         const double after = seconds(Clock::now() - start);
         if (!s.peer_closed()) {
             problems.add("the server neither read on nor closed the connection");
@@ -300,8 +300,8 @@ AttackOutcome unread_answers(const Target& target) {
     // unparsed, one slice in the parser, and twice (waiting, being sent)
     // 16 KiB of answers plus the answers to one slice of requests (an
     // alias answer here is under 4 times its request).
-    const std::size_t held =
-        server_read_chunk + server_feed_slice + 2 * (server_pending_output + 4 * server_feed_slice);
+    const std::size_t held = server_read_chunk + server_feed_slice +
+                             2 * (server_pending_output + 4 * server_feed_slice);
     AttackOutcome outcome{problems.list(), {}, count, held};
     outcome.summary = last == 0 ? fmt::format("{} clients pipelining alias lookups, never reading: none closed", count)
                                 : fmt::format(

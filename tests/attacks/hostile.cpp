@@ -57,14 +57,10 @@ std::optional<Options> parse_options(int argc, char* argv[]) {
     Options o;
     for (int i = 1; i < argc; ++i) {
         std::string_view a = argv[i];
-        if (a == "--unitpolicy" && i + 1 < argc)
-            o.unitpolicy = argv[++i];
-        else if (a == "--keep")
-            o.keep = true;
-        else if (a == "--only" && i + 1 < argc)
-            o.only = argv[++i];
-        else
-            return std::nullopt;
+        if (a == "--unitpolicy" && i + 1 < argc) o.unitpolicy = argv[++i];
+        else if (a == "--keep") o.keep = true;
+        else if (a == "--only" && i + 1 < argc) o.only = argv[++i];
+        else return std::nullopt;
     }
     if (o.unitpolicy.empty()) return std::nullopt;
     return o;
@@ -128,8 +124,7 @@ void Report::print_table() const {
 
 // The well-behaved client's figures, judged.
 void judge_latency(const Observation& o, std::vector<std::string>& problems) {
-    if (o.latency.count() == 0)
-        problems.push_back("the well-behaved client got no answer at all");
+    if (o.latency.count() == 0) problems.push_back("the well-behaved client got no answer at all");
     else if (o.latency.percentile_us(99) / 1000 >= p99_limit_ms)
         problems.push_back(fmt::format("well-behaved client p99 {:.2f} ms, limit {} ms",
                                        o.latency.percentile_us(99) / 1000, p99_limit_ms));
@@ -200,7 +195,7 @@ std::optional<Run> start_daemon(const Options& options, std::string& why) {
     set("--max-request", std::to_string(l.max_request));
     set("--request-timeout", fmt::format("{}s", l.request_timeout.count()));
     run.daemon = unit::toolkit::Daemon::start(argv, {t.policy, t.socketmap, t.control}, run.dir / "unitpolicy.log",
-                                      std::chrono::seconds(10), why);
+                                              std::chrono::seconds(10), why);
     if (run.daemon) t.pid = run.daemon->pid();
     return run;
 }
@@ -215,11 +210,12 @@ void run_attack(const Attack& attack, Run& run, std::uint64_t baseline_rss, Repo
     std::vector<std::string> problems = outcome.problems;
     judge_alive(*run.daemon, t, problems);
     judge_latency(observed, problems);
-    const std::uint64_t bound =
-        baseline_rss + outcome.connections * (outcome.held_per_connection + per_connection_overhead) + allocator_slack;
+    const std::uint64_t bound = baseline_rss +
+                                outcome.connections * (outcome.held_per_connection + per_connection_overhead) +
+                                allocator_slack;
     if (observed.peak_rss > bound)
-        problems.push_back(
-            fmt::format("peak RSS {:.1f} MiB over the bound {:.1f} MiB", mib(observed.peak_rss), mib(bound)));
+        problems.push_back(fmt::format("peak RSS {:.1f} MiB over the bound {:.1f} MiB", mib(observed.peak_rss),
+                                       mib(bound)));
     if (!wait_open_at_most(t, open_before, close_allowance(t)))
         problems.push_back(fmt::format("connections_open did not come back to {}", open_before));
     report.check(attack.name, problems);

@@ -49,10 +49,8 @@ void Watch::ask_loop(const Target& target) {
         }
         next += interval_;
         auto now = Clock::now();
-        if (next > now)
-            std::this_thread::sleep_until(next);
-        else
-            next = now;  // late (the machine is busy): no burst to catch up
+        if (next > now) std::this_thread::sleep_until(next);
+        else next = now;  // late (the machine is busy): no burst to catch up
     }
 }
 

@@ -35,7 +35,8 @@ std::vector<FleetHost> hosts_at(int port, int count) {
     std::vector<FleetHost> hosts;
     for (int i = 0; i < count; ++i)
         hosts.push_back(unit::ctl::parse_metrics_url(fmt::format("http://127.0.0.1:{}/metrics", port),
-                                                     fmt::format("host{}", i)).value());
+                                                     fmt::format("host{}", i))
+                            .value());
     return hosts;
 }
 

@@ -43,7 +43,8 @@ std::string directory_csv() {
     std::ostringstream out;
     unit::write_csv_row(out, {"kind", "address", "value", "state"});
     unit::write_csv_row(out, {"domain", "d.example", "", ""});
-    for (const char* u : {"a", "b"}) unit::write_csv_row(out, {"unit", u, fmt::format("lmtp:[{}.example]:24", u), "active"});
+    for (const char* u : {"a", "b"})
+        unit::write_csv_row(out, {"unit", u, fmt::format("lmtp:[{}.example]:24", u), "active"});
     for (long i = 0; i < mailboxes; ++i)
         unit::write_csv_row(out, {"mailbox", fmt::format("user{}@d.example", i), "a", "active"});
     return out.str();
@@ -52,7 +53,8 @@ std::string directory_csv() {
 std::string queue_line(long i) {
     const long kind = i % 4;
     const long user = kind == 0 ? i % (mailboxes / 2) : mailboxes / 2 + i % (mailboxes / 2);
-    const std::string address = kind == 3 ? fmt::format("nobody{}@d.example", i) : fmt::format("user{}@d.example", user);
+    const std::string address = kind == 3 ? fmt::format("nobody{}@d.example", i)
+                                          : fmt::format("user{}@d.example", user);
     const char* reason = kind == 2 ? "connect to b.example[10.0.0.2]:24: Connection refused" : "deferred transport";
     return fmt::format(R"({{"queue_name": "deferred", "queue_id": "Q{:X}", "arrival_time": 1796276021, )"
                        R"("message_size": 402, "forced_expire": false, "sender": "s@x.example", )"
@@ -65,7 +67,8 @@ std::string queue_line(long i) {
 int main(int argc, char** argv) {
     const long messages = argc > 1 ? std::atol(argv[1]) : 100'000;
     if (messages < 1) return fmt::print(stderr, "usage: bench_held_scan [MESSAGES] [DIR]\n"), 2;
-    std::string dir = argc > 2 ? argv[2] : std::filesystem::temp_directory_path() / fmt::format("bench_held_scan.{}", getpid());
+    std::string dir = argc > 2 ? argv[2]
+                               : std::filesystem::temp_directory_path() / fmt::format("bench_held_scan.{}", getpid());
     std::filesystem::create_directories(dir);
     std::filesystem::remove(dir + "/primary.db");
 

@@ -87,7 +87,7 @@ std::optional<Options> parse(int argc, char* argv[]) {
 
 // Where the daemon listens, and from where a client connects (inet only).
 struct Where {
-    std::string path;    // unix
+    std::string path;        // unix
     std::uint16_t port = 0;  // inet, on 127.0.0.1
 };
 
@@ -136,8 +136,8 @@ struct Tally {
 // A client of Postfix's kind until `stop`.
 void postfix_client(const Where& where, const std::string& recipient, std::chrono::milliseconds interval,
                     const std::atomic<bool>& stop, Tally& tally) {
-    const std::string request =
-        fmt::format("request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient={}\n\n", recipient);
+    const std::string request = fmt::format("request=smtpd_access_policy\nprotocol_state=RCPT\nrecipient={}\n\n",
+                                            recipient);
     const std::string answer = "action=DUNNO\n\n";
     load::Histogram latency;
     std::uint64_t retried = 0, failed = 0;
@@ -229,8 +229,8 @@ int run(const Options& o) {
     spec.units = 10;
     load::Dataset data = load::make_dataset(spec, dir / "primary.db", dir / "units.db");
     Where where;
-    std::vector<std::string> argv = {o.unitpolicy, "--db", dir / "units.db", "--log", "stderr", "--threads", "2",
-                                     "--control", dir / "control"};
+    std::vector<std::string> argv = {o.unitpolicy, "--db", dir / "units.db", "--log",        "stderr",
+                                     "--threads",  "2",    "--control",      dir / "control"};
     std::vector<std::string> wait_for = {dir / "control"};
     if (o.inet) {
         where.port = free_port();
@@ -248,10 +248,11 @@ int run(const Options& o) {
     std::ifstream loadavg("/proc/loadavg");
     std::string load_average;
     loadavg >> load_average;
-    std::cout << fmt::format("# {} ({}), {} listener, {} clients each asking every {} ms, {} s per phase, "
-                             "load average {} on {} cores\n",
-                             o.unitpolicy, daemon->pid(), o.inet ? "inet" : "unix", o.clients, o.interval_ms,
-                             o.seconds, load_average, std::thread::hardware_concurrency());
+    std::cout << fmt::format(
+        "# {} ({}), {} listener, {} clients each asking every {} ms, {} s per phase, "
+        "load average {} on {} cores\n",
+        o.unitpolicy, daemon->pid(), o.inet ? "inet" : "unix", o.clients, o.interval_ms, o.seconds, load_average,
+        std::thread::hardware_concurrency());
     Phase phases[2];
     phases[0].name = "baseline";
     phases[1].name = fmt::format("{} idle held", o.idle);

@@ -28,9 +28,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 void write_input(const std::string& path, long mailboxes) {
     std::ofstream out(path);
@@ -50,7 +48,8 @@ void write_input(const std::string& path, long mailboxes) {
 
 int main(int argc, char** argv) {
     long mailboxes = argc > 1 ? std::atol(argv[1]) : 1'000'000;
-    std::string dir = argc > 2 ? argv[2] : std::filesystem::temp_directory_path() / fmt::format("bench_import.{}", getpid());
+    std::string dir = argc > 2 ? argv[2]
+                               : std::filesystem::temp_directory_path() / fmt::format("bench_import.{}", getpid());
     std::filesystem::create_directories(dir);
     std::string csv = dir + "/input.csv", db = dir + "/primary.db", replica = dir + "/units.db";
     std::filesystem::remove(db);

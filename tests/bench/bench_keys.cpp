@@ -40,7 +40,7 @@ void write_keys(const load::Dataset& data, const std::string& path) {
 
 namespace {
 bool exists(const std::string& path) {
-    struct stat st{};
+    struct stat st {};
     return ::stat(path.c_str(), &st) == 0;
 }
 }  // namespace
@@ -53,7 +53,8 @@ PreparedDirectory prepare_directory(const std::string& dir, std::size_t mailboxe
         prepared.data = read_keys(keys);
         return prepared;
     }
-    for (const auto& leftover : {primary, primary + "-wal", primary + "-shm", prepared.replica}) std::remove(leftover.c_str());
+    for (const auto& leftover : {primary, primary + "-wal", primary + "-shm", prepared.replica})
+        std::remove(leftover.c_str());
     load::DatasetSpec spec;
     spec.mailboxes = mailboxes;
     spec.units = 1'000;

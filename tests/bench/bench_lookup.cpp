@@ -85,8 +85,8 @@ Options parse(int argc, char** argv) {
             o.json = true;
             continue;
         }
-        static const std::set<std::string> known{"--mailboxes", "--dir", "--connections", "--seconds", "--repeats",
-                                                 "--unknown-share", "--only", "--target", "--keys", "--label"};
+        static const std::set<std::string> known{"--mailboxes",     "--dir",  "--connections", "--seconds", "--repeats",
+                                                 "--unknown-share", "--only", "--target",      "--keys",    "--label"};
         if (!known.contains(option)) usage("unknown option " + option);
         if (i + 1 >= argc) usage(option + " needs a value");
         std::string value = argv[++i];
@@ -167,9 +167,9 @@ public:
     void run(std::chrono::milliseconds duration) {
         driver_.duration = duration;
         auto before = pid_ > 0 ? unit::load::ProcessSample::read(pid_) : std::nullopt;
-        auto result = unit::load::drive(driver_, workload_, [this](const Request& request,
-                                                                   const unit::load::Reply& reply,
-                                                                   std::chrono::nanoseconds) { count(request, reply); });
+        auto result = unit::load::drive(driver_, workload_,
+                                        [this](const Request& request, const unit::load::Reply& reply,
+                                               std::chrono::nanoseconds) { count(request, reply); });
         auto after = pid_ > 0 ? unit::load::ProcessSample::read(pid_) : std::nullopt;
         Run run{result.rate(), result.latency.percentile_us(50), result.latency.percentile_us(99),
                 result.latency.percentile_us(99.9), -1};
@@ -196,7 +196,8 @@ private:
     void count(const Request& request, const unit::load::Reply& reply) {
         Verdict verdict = unit::load::classify(request.protocol, reply);
         counts_[static_cast<int>(verdict)].fetch_add(1, std::memory_order_relaxed);
-        bool contradicts = (verdict == Verdict::Accept && !request.exists) || (verdict == Verdict::Reject && request.exists);
+        bool contradicts = (verdict == Verdict::Accept && !request.exists) ||
+                           (verdict == Verdict::Reject && request.exists);
         if (check_truth_ && contradicts) wrong_.fetch_add(1, std::memory_order_relaxed);
     }
 
@@ -214,7 +215,9 @@ private:
 std::chrono::milliseconds run_length(const Options& o) {
     return std::chrono::milliseconds(static_cast<long>(o.seconds * 1000 / o.repeats));
 }
-std::chrono::milliseconds warm_up_length(const Options& o) { return std::min<std::chrono::milliseconds>(500ms, run_length(o)); }
+std::chrono::milliseconds warm_up_length(const Options& o) {
+    return std::min<std::chrono::milliseconds>(500ms, run_length(o));
+}
 
 void print(const Options& o, const std::string& json, const std::string& human) {
     std::cerr << human << std::endl;
@@ -272,7 +275,7 @@ struct Bench {
     double floor_rate[2][256] = {};  // by protocol, connections (when < 256)
 
     unit::toolkit::Daemon start(const std::vector<std::string>& argv, const std::vector<std::string>& sockets,
-                              const std::string& name) {
+                                const std::string& name) {
         for (const auto& s : sockets) std::filesystem::remove(s);
         std::string why;
         auto process = unit::toolkit::Daemon::start(argv, sockets, dir + "/" + name + ".log", 30s, why);
@@ -306,12 +309,13 @@ struct Bench {
                 driver.policy_socket = policy;
                 driver.socketmap_socket = map;
                 driver.connections = c;
-                series.emplace_back(server,
-                                    std::make_unique<Series>(driver, workload, processes.back().pid(), server != "floor"));
+                series.emplace_back(server, std::make_unique<Series>(driver, workload, processes.back().pid(),
+                                                                     server != "floor"));
             };
             if (with_floor) {
                 const std::string policy = dir + "/floor-policy.sock", map = dir + "/floor-map.sock";
-                add("floor", policy, map, {program("FLOOR_SERVER", "floor_server"), "--policy", policy, "--socketmap", map});
+                add("floor", policy, map,
+                    {program("FLOOR_SERVER", "floor_server"), "--policy", policy, "--socketmap", map});
             }
             if (with_unitpolicy) {
                 const std::string policy = dir + "/policy.sock", map = dir + "/map.sock";
@@ -386,9 +390,10 @@ struct Bench {
             std::string list = run_list(runs, &Run::rate, 1);
             double ms = median_of(runs, &Run::rate);
             print(o,
-                  fmt::format(R"({{"kind":"startup","server":"unitpolicy","mailboxes":{},"start":"{}","startup_ms":{:.1f},)"
-                              R"("runs_ms":{},"rss_bytes":{}}})",
-                              o.mailboxes, starts[i].first, ms, list, rss[i]),
+                  fmt::format(
+                      R"({{"kind":"startup","server":"unitpolicy","mailboxes":{},"start":"{}","startup_ms":{:.1f},)"
+                      R"("runs_ms":{},"rss_bytes":{}}})",
+                      o.mailboxes, starts[i].first, ms, list, rss[i]),
                   fmt::format("unitpolicy start-up ({}): {:.1f} ms to the first answer (runs {}), rss {:.1f} MB",
                               starts[i].first, ms, list, rss[i] / 1048576.0));
         }
@@ -441,17 +446,18 @@ struct Bench {
         double cpu = before && after && messages > 0 ? (after->cpu_seconds - before->cpu_seconds) * 1e6 / messages : -1;
         std::uint64_t rss = after ? after->rss_bytes : 0;
         double rate = messages / seconds;
-        print(o,
-              fmt::format(R"({{"kind":"milter","server":"unitmilter","mailboxes":{},"connections":{},"messages":{},)"
-                          R"("seconds":{:.2f},"rate":{:.0f},"p50_us":{:.0f},"p99_us":{:.0f},"cpu_us_per_message":{:.1f},)"
-                          R"("rss_bytes":{},"continue":{},"tempfail":{},"reject":{},"noanswer":{}}})",
-                          o.mailboxes, connections, messages, seconds, rate, all.percentile_us(50),
-                          all.percentile_us(99), cpu, rss, outcomes[0].load(), outcomes[1].load(), outcomes[2].load(),
-                          outcomes[3].load()),
-              fmt::format("unitmilter {} conns: {:.0f} msgs/s p50 {:.0f} p99 {:.0f} us, cpu {:.1f} us/msg, rss {:.1f} MB, "
-                          "tempfail {} reject {} noanswer {}",
-                          connections, rate, all.percentile_us(50), all.percentile_us(99), cpu, rss / 1048576.0,
-                          outcomes[1].load(), outcomes[2].load(), outcomes[3].load()));
+        print(
+            o,
+            fmt::format(R"({{"kind":"milter","server":"unitmilter","mailboxes":{},"connections":{},"messages":{},)"
+                        R"("seconds":{:.2f},"rate":{:.0f},"p50_us":{:.0f},"p99_us":{:.0f},"cpu_us_per_message":{:.1f},)"
+                        R"("rss_bytes":{},"continue":{},"tempfail":{},"reject":{},"noanswer":{}}})",
+                        o.mailboxes, connections, messages, seconds, rate, all.percentile_us(50), all.percentile_us(99),
+                        cpu, rss, outcomes[0].load(), outcomes[1].load(), outcomes[2].load(), outcomes[3].load()),
+            fmt::format(
+                "unitmilter {} conns: {:.0f} msgs/s p50 {:.0f} p99 {:.0f} us, cpu {:.1f} us/msg, rss {:.1f} MB, "
+                "tempfail {} reject {} noanswer {}",
+                connections, rate, all.percentile_us(50), all.percentile_us(99), cpu, rss / 1048576.0,
+                outcomes[1].load(), outcomes[2].load(), outcomes[3].load()));
         if (outcomes[0] == 0 || outcomes[2] > 0 || outcomes[3] > 0)
             throw std::runtime_error("unitmilter refused or dropped messages (see milter.log)");
     }
@@ -462,8 +468,8 @@ int run_directory(const Options& o) {
     auto prepared = unit::bench::prepare_directory(o.dir, o.mailboxes);
     std::uint64_t bytes = std::filesystem::file_size(prepared.replica);
     print(o,
-          fmt::format(R"({{"kind":"dataset","mailboxes":{},"made":{},"seconds":{:.1f},"replica_bytes":{}}})", o.mailboxes,
-                      prepared.made, prepared.seconds, bytes),
+          fmt::format(R"({{"kind":"dataset","mailboxes":{},"made":{},"seconds":{:.1f},"replica_bytes":{}}})",
+                      o.mailboxes, prepared.made, prepared.seconds, bytes),
           fmt::format("directory of {} mailboxes: {} ({:.1f} s), replica {:.1f} MB", o.mailboxes,
                       prepared.made ? "made" : "reused", prepared.seconds, bytes / 1048576.0));
     Bench bench;
@@ -484,7 +490,8 @@ int run_directory(const Options& o) {
     };
     // The floor's runs alternate with unitpolicy's, protocol by protocol.
     const bool floor = o.only.contains("floor");
-    for (const auto& [name, protocol] : {std::pair{"policy", Protocol::Policy}, std::pair{"socketmap", Protocol::Socketmap}}) {
+    for (const auto& [name, protocol] :
+         {std::pair{"policy", Protocol::Policy}, std::pair{"socketmap", Protocol::Socketmap}}) {
         const bool ours = o.only.contains(name);
         part(name, floor || ours, [&, protocol = protocol] { bench.lookups(protocol, floor, ours); });
     }

@@ -37,7 +37,9 @@ namespace {
 using Clock = std::chrono::steady_clock;
 using std::chrono::milliseconds;
 
-double ms_since(Clock::time_point start) { return std::chrono::duration<double, std::milli>(Clock::now() - start).count(); }
+double ms_since(Clock::time_point start) {
+    return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
 
 void write_input(const std::string& path, long mailboxes) {
     std::ofstream out(path);
@@ -46,9 +48,11 @@ void write_input(const std::string& path, long mailboxes) {
     for (int u = 0; u < 100; ++u)
         unit::write_csv_row(out, {"unit", fmt::format("unit{}", u), fmt::format("smtp:[unit{}.example]", u), "active"});
     for (long i = 0; i < mailboxes; ++i)
-        unit::write_csv_row(out, {"mailbox", fmt::format("user{}@d.example", i), fmt::format("unit{}", i % 100), "active"});
+        unit::write_csv_row(out,
+                            {"mailbox", fmt::format("user{}@d.example", i), fmt::format("unit{}", i % 100), "active"});
     for (long i = 0; i < 1000; ++i)
-        unit::write_csv_row(out, {"alias", "big@d.example", fmt::format("user{}@d.example", i * (mailboxes / 1000)), ""});
+        unit::write_csv_row(out,
+                            {"alias", "big@d.example", fmt::format("user{}@d.example", i * (mailboxes / 1000)), ""});
 }
 
 unit::Directory open(const std::string& path, milliseconds lookup_timeout) {
@@ -92,9 +96,12 @@ double median(std::vector<double> v) {
 void replace_mailboxes_by_view(const std::string& path, const std::string& bound) {
     sqlite3* db = nullptr;
     sqlite3_open(path.c_str(), &db);
-    std::string sql = "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
-                      " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n" + bound + ")"
-                      " SELECT 'x' || i || '@d.example', 'unit1', 'active', NULL FROM n;";
+    std::string sql =
+        "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+        " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n" +
+        bound +
+        ")"
+        " SELECT 'x' || i || '@d.example', 'unit1', 'active', NULL FROM n;";
     char* error = nullptr;
     if (sqlite3_exec(db, sql.c_str(), nullptr, nullptr, &error) != SQLITE_OK) fmt::print(stderr, "sql: {}\n", error);
     sqlite3_free(error);
@@ -102,7 +109,8 @@ void replace_mailboxes_by_view(const std::string& path, const std::string& bound
 }
 
 // Milliseconds to answer one address on a replica whose mailboxes is a view.
-void hostile(const std::string& replica, const std::string& copy, const std::string& bound, milliseconds lookup_timeout) {
+void hostile(const std::string& replica, const std::string& copy, const std::string& bound,
+             milliseconds lookup_timeout) {
     std::filesystem::copy_file(replica, copy, std::filesystem::copy_options::overwrite_existing);
     auto directory = open(copy, lookup_timeout);  // validated while still sane
     replace_mailboxes_by_view(copy, bound);       // then changed in place

@@ -25,15 +25,14 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 std::string input(long mailboxes) {
     std::ostringstream out;
     unit::write_csv_row(out, {"kind", "address", "value", "state"});
     unit::write_csv_row(out, {"domain", "d.example", "", ""});
-    for (const char* u : {"a", "b"}) unit::write_csv_row(out, {"unit", u, fmt::format("smtp:[{}.example]", u), "active"});
+    for (const char* u : {"a", "b"})
+        unit::write_csv_row(out, {"unit", u, fmt::format("smtp:[{}.example]", u), "active"});
     for (long i = 0; i < mailboxes; ++i)
         unit::write_csv_row(out, {"mailbox", fmt::format("user{}@d.example", i), "a", "active"});
     return out.str();
@@ -65,7 +64,8 @@ int main(int argc, char** argv) {
     const long mailboxes = argc > 1 ? std::atol(argv[1]) : 100'000;
     const long slices = argc > 2 ? std::atol(argv[2]) : 10;
     if (mailboxes < 1 || slices < 1) return fmt::print(stderr, "usage: bench_moves [MAILBOXES] [SLICES] [DIR]\n"), 2;
-    std::string dir = argc > 3 ? argv[3] : std::filesystem::temp_directory_path() / fmt::format("bench_moves.{}", getpid());
+    std::string dir = argc > 3 ? argv[3]
+                               : std::filesystem::temp_directory_path() / fmt::format("bench_moves.{}", getpid());
     std::filesystem::create_directories(dir);
     const std::string db = dir + "/primary.db";
     std::filesystem::remove(db);

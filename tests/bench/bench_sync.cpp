@@ -25,19 +25,17 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double seconds_since(Clock::time_point start) {
-    return std::chrono::duration<double>(Clock::now() - start).count();
-}
+double seconds_since(Clock::time_point start) { return std::chrono::duration<double>(Clock::now() - start).count(); }
 
 // Which 1% of the mailboxes the source changes, by index: i % 400 picks
 // the change (the alias targets, i % 100 == 0, are never removed).
 enum class Change { None, Remove, Suspend, Move };
 Change change_of(long i) {
     switch (i % 400) {
-        case 10: return Change::Remove;
-        case 20: return Change::Suspend;
-        case 30: return Change::Move;
-        default: return Change::None;
+    case 10: return Change::Remove;
+    case 20: return Change::Suspend;
+    case 30: return Change::Move;
+    default: return Change::None;
     }
 }
 
@@ -51,7 +49,8 @@ void write_input(const std::string& path, long mailboxes, bool changed) {
     };
     unit::write_export_header(out);
     for (int d = 0; d < 10; ++d) row({"domain", fmt::format("d{}.example", d), "", ""});
-    for (int u = 0; u < 1000; ++u) row({"unit", fmt::format("unit{}", u), fmt::format("smtp:[unit{}.example]", u), "active"});
+    for (int u = 0; u < 1000; ++u)
+        row({"unit", fmt::format("unit{}", u), fmt::format("smtp:[unit{}.example]", u), "active"});
     for (long i = 0; i < mailboxes; ++i) {
         const auto address = fmt::format("user{}@d{}.example", i, i % 10);
         const auto change = changed ? change_of(i) : Change::None;
@@ -60,7 +59,8 @@ void write_input(const std::string& path, long mailboxes, bool changed) {
              change == Change::Suspend ? "suspended" : "active"});
     }
     if (changed)  // as many added as removed
-        for (long i = 0; i < mailboxes / 400; ++i) row({"mailbox", fmt::format("new{}@d{}.example", i, i % 10), "unit0", ""});
+        for (long i = 0; i < mailboxes / 400; ++i)
+            row({"mailbox", fmt::format("new{}@d{}.example", i, i % 10), "unit0", ""});
     for (long i = 0; i + 1 < mailboxes; i += 100)
         row({"alias", fmt::format("alias{}@d{}.example", i, i % 10), fmt::format("user{}@d{}.example", i, i % 10), ""});
     if (changed) unit::write_export_end(out, rows);
@@ -75,7 +75,8 @@ int fail(const unit::Error& e) {
 
 int main(int argc, char** argv) {
     long mailboxes = argc > 1 ? std::atol(argv[1]) : 1'000'000;
-    std::string dir = argc > 2 ? argv[2] : std::filesystem::temp_directory_path() / fmt::format("bench_sync.{}", getpid());
+    std::string dir = argc > 2 ? argv[2]
+                               : std::filesystem::temp_directory_path() / fmt::format("bench_sync.{}", getpid());
     std::filesystem::create_directories(dir);
     std::string base = dir + "/base.csv", source_csv = dir + "/source.csv", db = dir + "/primary.db";
     std::filesystem::remove(db);

@@ -52,7 +52,8 @@ RunResult run(const std::vector<std::string>& argv) {
     result.output = read_all(pipe_fds[0]);
     close(pipe_fds[0]);
     int status = 0;
-    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {}
+    while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+    }
     result.status = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
     return result;
 }

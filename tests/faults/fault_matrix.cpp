@@ -15,7 +15,8 @@
 // Every phase must show no existing address rejected and every request
 // answered; where a good snapshot exists, no tempfail and every unknown
 // address rejected (or, while a replacement is pending or refused,
-// unconfirmed with a 4xx); no just-published mailbox ever rejected; refused files counted on the control socket, shown by
+// unconfirmed with a 4xx); no just-published mailbox ever rejected; refused files counted on the control socket, shown
+// by
 // --dump and logged; new data answered within 1 s of the rename, release
 // or write. After each phase it prints TAP-ish lines (`ok NAME`,
 // `not ok NAME: why`); at the end a table of the answers per phase. Exits 0
@@ -56,10 +57,10 @@ constexpr std::size_t mailboxes = 10'000;
 constexpr unsigned load_threads = 16;  // each with a policy and a socketmap connection
 constexpr unsigned daemon_threads = 4;
 constexpr double unknown_share = 0.3;
-constexpr auto lead_in = 300ms;        // load on the good snapshot before each fault
-constexpr auto hold = 2s;              // load while the fault is in place
+constexpr auto lead_in = 300ms;  // load on the good snapshot before each fault
+constexpr auto hold = 2s;        // load while the fault is in place
 constexpr auto lock_hold = 5s;
-constexpr auto switch_limit = 1s;      // a new generation, a release, an in-place write: answered within
+constexpr auto switch_limit = 1s;          // a new generation, a release, an in-place write: answered within
 constexpr std::size_t min_requests = 100;  // a phase with less load proves nothing
 constexpr int unsupported_schema = 999;
 // The daemon waits 200 ms for a writer's lock; requests queued on a thread
@@ -140,10 +141,11 @@ struct World {
 
     void start_daemon() {
         std::string why;
-        daemon = toolkit::Daemon::start({programs.unitpolicy, "--db", replica, "--policy-listen", "unix:" + policy_socket,
-                                       "--socketmap-listen", "unix:" + map_socket, "--control", control, "--log",
-                                       "stderr", "--threads", std::to_string(daemon_threads)},
-                                      {policy_socket, map_socket, control}, log, 10s, why);
+        daemon = toolkit::Daemon::start({programs.unitpolicy, "--db", replica, "--policy-listen",
+                                         "unix:" + policy_socket, "--socketmap-listen", "unix:" + map_socket,
+                                         "--control", control, "--log", "stderr", "--threads",
+                                         std::to_string(daemon_threads)},
+                                        {policy_socket, map_socket, control}, log, 10s, why);
         if (!daemon) throw std::runtime_error(why);
     }
 
@@ -234,17 +236,18 @@ void check_answers(Checks& checks, const World& w, const Phase& p, const Counts&
     checks.check(name + ": every request answered", c.get(Verdict::NoAnswer) == 0,
                  fmt::format("{} requests without an answer", c.get(Verdict::NoAnswer)));
     if (good_snapshot) {
-        const std::uint64_t tempfails = c.get(true, Verdict::Tempfail) + (in_doubt ? 0 : c.get(false, Verdict::Tempfail));
+        const std::uint64_t tempfails = c.get(true, Verdict::Tempfail) +
+                                        (in_doubt ? 0 : c.get(false, Verdict::Tempfail));
         checks.check(name + (in_doubt ? ": no tempfail for existing addresses" : ": no tempfail"), tempfails == 0,
-                     fmt::format("{} tempfails for existing, {} for unknown addresses", split(c, true, Verdict::Tempfail),
-                                 split(c, false, Verdict::Tempfail)));
+                     fmt::format("{} tempfails for existing, {} for unknown addresses",
+                                 split(c, true, Verdict::Tempfail), split(c, false, Verdict::Tempfail)));
         std::uint64_t unknown = c.get(false, Verdict::Accept) + c.get(false, Verdict::Reject) +
                                 c.get(false, Verdict::Tempfail) + c.get(false, Verdict::NoAnswer);
         const std::uint64_t refused = c.get(false, Verdict::Reject) + (in_doubt ? c.get(false, Verdict::Tempfail) : 0);
         checks.check(name + (in_doubt ? ": unknown addresses rejected or unconfirmed" : ": unknown addresses rejected"),
                      refused == unknown && unknown > 0,
-                     fmt::format("{} of {} rejected, {} unconfirmed; accepted {}", c.get(false, Verdict::Reject), unknown,
-                                 c.get(false, Verdict::Tempfail), split(c, false, Verdict::Accept)));
+                     fmt::format("{} of {} rejected, {} unconfirmed; accepted {}", c.get(false, Verdict::Reject),
+                                 unknown, c.get(false, Verdict::Tempfail), split(c, false, Verdict::Accept)));
     }
     if (scope.empty()) checks.check(name + ": daemon alive", w.daemon->alive(), "unitpolicy is gone; see its log");
 }
@@ -319,9 +322,9 @@ int phase_locked(World& w, Phase& p) {
     p.lock_window = true;
     Probe probe = w.probe();
     std::string why;
-    auto holder = toolkit::Daemon::start({self_path(), "--hold-lock", w.replica, std::to_string(lock_hold.count() * 1000),
-                                        w.markers},
-                                       {w.markers + "/locked"}, w.dir + "/hold-lock.log", 15s, why);
+    auto holder = toolkit::Daemon::start({self_path(), "--hold-lock", w.replica,
+                                          std::to_string(lock_hold.count() * 1000), w.markers},
+                                         {w.markers + "/locked"}, w.dir + "/hold-lock.log", 15s, why);
     if (!holder) throw std::runtime_error(why);
     auto locked = Clock::now();
     p.tally.set_window(locked, Clock::time_point::max());
@@ -479,14 +482,16 @@ void print_table(const std::vector<std::unique_ptr<Phase>>& phases) {
         }
         if (p->lock_window) {
             const Counts& d = p->tally.during();
-            fmt::print("{:<24} during the lock: {} requests, {} tempfail, {} reject, p50 {:.0f} us, p99 {:.0f} us, "
-                       "max {:.0f} us\n",
-                       "", d.total(), d.get(Verdict::Tempfail), d.get(Verdict::Reject), p->tally.window_percentile_us(50),
-                       p->tally.window_percentile_us(99), p->tally.window_percentile_us(100));
+            fmt::print(
+                "{:<24} during the lock: {} requests, {} tempfail, {} reject, p50 {:.0f} us, p99 {:.0f} us, "
+                "max {:.0f} us\n",
+                "", d.total(), d.get(Verdict::Tempfail), d.get(Verdict::Reject), p->tally.window_percentile_us(50),
+                p->tally.window_percentile_us(99), p->tally.window_percentile_us(100));
         }
     }
-    fmt::print("(p99: every request of the phase; switch: rename, release or write until every daemon thread "
-               "answers the new address)\n\n");
+    fmt::print(
+        "(p99: every request of the phase; switch: rename, release or write until every daemon thread "
+        "answers the new address)\n\n");
 }
 
 // ------------------------------------------------------------ main
@@ -495,9 +500,10 @@ int run_matrix(const Programs& programs) {
     Checks checks;
     auto started = Clock::now();
     World w(programs);
-    fmt::print("# fault_matrix: {} mailboxes, {} load threads (policy + socketmap connections each), unitpolicy with "
-               "{} threads, in {}\n",
-               mailboxes, load_threads, daemon_threads, w.dir);
+    fmt::print(
+        "# fault_matrix: {} mailboxes, {} load threads (policy + socketmap connections each), unitpolicy with "
+        "{} threads, in {}\n",
+        mailboxes, load_threads, daemon_threads, w.dir);
     std::vector<std::unique_ptr<Phase>> phases;
     auto phase = [&](const std::string& name) -> Phase& {
         phases.push_back(std::make_unique<Phase>());
@@ -587,17 +593,19 @@ int run_matrix(const Programs& programs) {
     run_phase(w, p7b, [&](Phase&) { phase_bad_replacement(w, [&] { w.files->stage_endless_view(); }); });
     check_answers(checks, w, p7b, p7b.tally.all(), true, {}, true);
     check_refusal(checks, w, p7b, refusals);
-    checks.check(p7b.name + ": refused as schema_mismatch", log_since(w, p7b).find("schema_mismatch") != std::string::npos,
+    checks.check(p7b.name + ": refused as schema_mismatch",
+                 log_since(w, p7b).find("schema_mismatch") != std::string::npos,
                  "no \"schema_mismatch\" in the daemon's log during the phase");
 
     Phase& p8 = phase("8 publish every 100 ms");
     PublishResult published;
     run_phase(w, p8, [&](Phase&) { published = phase_publish_often(w); });
     check_answers(checks, w, p8, p8.tally.all(), true, {}, true);
-    fmt::print("# {}: {} publishes, {} requests for just-published mailboxes: {} accepted, {} unconfirmed (4xx/TEMP), "
-               "{} rejected (5xx/NOTFOUND), {} unanswered\n",
-               p8.name, published.publishes, published.requests, published.accepted, published.unconfirmed,
-               published.rejected, published.unanswered);
+    fmt::print(
+        "# {}: {} publishes, {} requests for just-published mailboxes: {} accepted, {} unconfirmed (4xx/TEMP), "
+        "{} rejected (5xx/NOTFOUND), {} unanswered\n",
+        p8.name, published.publishes, published.requests, published.accepted, published.unconfirmed, published.rejected,
+        published.unanswered);
     checks.check(p8.name + ": no just-published mailbox rejected", published.rejected == 0 && published.requests > 0,
                  fmt::format("{} of {} rejected, the first {}", published.rejected, published.requests,
                              published.first_reject));

@@ -27,7 +27,8 @@ void raw_sql(const std::string& path, const std::string& sql) {
     sqlite3* db = nullptr;
     int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE, nullptr);
     std::string error = rc == SQLITE_OK ? "" : sqlite3_errmsg(db);
-    if (rc == SQLITE_OK && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK) error = sqlite3_errmsg(db);
+    if (rc == SQLITE_OK && sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr) != SQLITE_OK)
+        error = sqlite3_errmsg(db);
     sqlite3_close_v2(db);
     if (!error.empty()) fail(fmt::format("{}: {}", path, error));
 }
@@ -68,9 +69,10 @@ void ReplicaFiles::stage_unsupported_schema(int version) {
 
 void ReplicaFiles::stage_endless_view() {
     stage_snapshot();
-    raw_sql(staging_, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
-                      " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)"
-                      " SELECT 'x' || i || '@example.com', 'unit0001', 'active', NULL FROM n");
+    raw_sql(staging_,
+            "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+            " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n)"
+            " SELECT 'x' || i || '@example.com', 'unit0001', 'active', NULL FROM n");
 }
 
 Clock::time_point ReplicaFiles::install() {
@@ -86,7 +88,8 @@ void ReplicaFiles::remove_replica() {
 void ReplicaFiles::remove_wal_files() {
     for (const char* suffix : {"-wal", "-shm"}) {
         std::string path = replica_ + suffix;
-        if (unlink(path.c_str()) != 0 && errno != ENOENT) fail(fmt::format("unlink {}: {}", path, std::strerror(errno)));
+        if (unlink(path.c_str()) != 0 && errno != ENOENT)
+            fail(fmt::format("unlink {}: {}", path, std::strerror(errno)));
     }
 }
 

@@ -41,12 +41,14 @@ void Tally::observe(const load::Request& request, const load::Reply& reply, std:
     all_.add(request.protocol, request.exists, verdict);
     // The observer runs when the reply is in: the request started `latency` ago.
     std::int64_t started = ticks(Clock::now() - latency);
-    if (started >= window_begin_.load(std::memory_order_relaxed) && started < window_end_.load(std::memory_order_relaxed)) {
+    if (started >= window_begin_.load(std::memory_order_relaxed) &&
+        started < window_end_.load(std::memory_order_relaxed)) {
         during_.add(request.protocol, request.exists, verdict);
         std::lock_guard lock(window_mutex_);
         window_latency_.add(latency);
     }
-    if (started >= settled_from_.load(std::memory_order_relaxed)) settled_.add(request.protocol, request.exists, verdict);
+    if (started >= settled_from_.load(std::memory_order_relaxed))
+        settled_.add(request.protocol, request.exists, verdict);
 }
 
 void Tally::set_window(Clock::time_point begin, Clock::time_point end) noexcept {

@@ -36,9 +36,8 @@ bool has_control(std::string_view s) {
 }
 
 bool is_lowercase_ascii(std::string_view s) {
-    return std::none_of(s.begin(), s.end(), [](char c) {
-        return static_cast<unsigned char>(c) >= 0x80 || (c >= 'A' && c <= 'Z');
-    });
+    return std::none_of(s.begin(), s.end(),
+                        [](char c) { return static_cast<unsigned char>(c) >= 0x80 || (c >= 'A' && c <= 'Z'); });
 }
 
 template <class T>

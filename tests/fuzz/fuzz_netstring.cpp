@@ -24,8 +24,8 @@
 
 namespace {
 
-using unit::common::NetstringDecoder;
 using unit::common::encode_netstring;
+using unit::common::NetstringDecoder;
 using unit::fuzz::require;
 
 constexpr std::size_t small_limit = 16;

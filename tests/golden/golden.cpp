@@ -75,8 +75,8 @@ std::string unescape(std::string_view line, const std::string& where) {
         } else if (c == '{') {
             const auto star = line.find('*', i);
             const auto close = line.find('}', i);
-            REQUIRE_MESSAGE((star != std::string_view::npos && close != std::string_view::npos && star < close),
-                            where, ": \\{ needs N*TEXT}");
+            REQUIRE_MESSAGE((star != std::string_view::npos && close != std::string_view::npos && star < close), where,
+                            ": \\{ needs N*TEXT}");
             const std::string count(line.substr(i + 1, star - i - 1));
             REQUIRE_MESSAGE((!count.empty() && count.find_first_not_of("0123456789") == std::string::npos), where,
                             ": bad count in \\{", count, "*...}");
@@ -296,8 +296,7 @@ std::size_t run_all(const std::string& subdir, Protocol protocol) {
         const std::string whole = run(t, directories, protocol, t.input.size() + 1);
         const std::string bytewise = run(t, directories, protocol, 1);
         const bool same_split = whole == bytewise;
-        CHECK_MESSAGE(same_split, name, ": fed one byte at a time, the answers differ:\n",
-                      diff(whole, bytewise));
+        CHECK_MESSAGE(same_split, name, ": fed one byte at a time, the answers differ:\n", diff(whole, bytewise));
         if (updating()) {
             write_file(out_file.string(), whole);
             continue;

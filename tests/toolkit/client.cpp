@@ -119,8 +119,8 @@ Verdict classify(Protocol protocol, const Reply& reply) {
     if (!text.empty() && text[0] == '4') return Verdict::Tempfail;
     if (!text.empty() && text[0] == '2') return Verdict::Accept;
     if (starts_with_word(text, "REJECT")) return Verdict::Reject;
-    for (std::string_view accept : {"DUNNO", "OK", "PREPEND", "FILTER", "HOLD", "DISCARD", "REDIRECT", "BCC", "INFO",
-                                    "WARN"})
+    for (std::string_view accept :
+         {"DUNNO", "OK", "PREPEND", "FILTER", "HOLD", "DISCARD", "REDIRECT", "BCC", "INFO", "WARN"})
         if (starts_with_word(text, accept)) return Verdict::Accept;
     // DEFER, DEFER_IF_PERMIT, DEFER_IF_REJECT; an unknown action is a server
     // configuration error to Postfix, which answers 451.

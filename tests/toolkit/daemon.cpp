@@ -67,8 +67,7 @@ std::string describe_status(int status) {
 int exit_code(int status) noexcept { return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status); }
 
 std::optional<Daemon> Daemon::start(const std::vector<std::string>& argv, const std::vector<std::string>& wait_for,
-                                    const std::string& log_path, std::chrono::milliseconds timeout,
-                                    std::string& why) {
+                                    const std::string& log_path, std::chrono::milliseconds timeout, std::string& why) {
     LaunchOptions options;
     options.wait_for = wait_for;
     options.timeout = timeout;
@@ -178,8 +177,8 @@ bool Daemon::wait_for_log(std::string_view text, std::chrono::milliseconds timeo
             return false;
         }
         if (Clock::now() >= deadline) {
-            why = program_ + ": no \"" + std::string(text) + "\" in its log after " +
-                  std::to_string(timeout.count()) + " ms";
+            why = program_ + ": no \"" + std::string(text) + "\" in its log after " + std::to_string(timeout.count()) +
+                  " ms";
             return false;
         }
         std::this_thread::sleep_for(std::chrono::milliseconds(20));

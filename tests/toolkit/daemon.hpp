@@ -29,10 +29,10 @@
 namespace unit::toolkit {
 
 struct LaunchOptions {
-    std::vector<std::string> wait_for;  // paths that must exist before start() returns
+    std::vector<std::string> wait_for;          // paths that must exist before start() returns
     std::chrono::milliseconds timeout{10'000};  // for them
-    bool truncate_log = false;                   // else the output is appended
-    std::optional<rlimit> open_files;            // RLIMIT_NOFILE of the daemon
+    bool truncate_log = false;                  // else the output is appended
+    std::optional<rlimit> open_files;           // RLIMIT_NOFILE of the daemon
 };
 
 class Daemon {

@@ -63,7 +63,8 @@ void check_spec(const DatasetSpec& spec) {
     // Rows are written as given: each domain must already be a stored key.
     for (const auto& domain : spec.domains) {
         auto normal = normalize_domain(domain);
-        if (!normal || *normal != domain) throw std::runtime_error(fmt::format("dataset: domain {} is not normalised", domain));
+        if (!normal || *normal != domain)
+            throw std::runtime_error(fmt::format("dataset: domain {} is not normalised", domain));
     }
 }
 
@@ -119,7 +120,8 @@ template <std::size_t N>
 void insert(sqlite3* db, sqlite3_stmt* stmt, const std::array<std::string_view, N>& values) {
     sqlite3_reset(stmt);
     for (std::size_t i = 0; i < N; ++i)
-        sqlite3_bind_text(stmt, static_cast<int>(i + 1), values[i].data(), static_cast<int>(values[i].size()), SQLITE_STATIC);
+        sqlite3_bind_text(stmt, static_cast<int>(i + 1), values[i].data(), static_cast<int>(values[i].size()),
+                          SQLITE_STATIC);
     if (sqlite3_step(stmt) != SQLITE_DONE) fail(db, sqlite3_sql(stmt));
 }
 
@@ -171,9 +173,12 @@ struct SchemaObject {
 
 std::vector<SchemaObject> slow_for_bulk_insert(sqlite3* db) {
     std::vector<SchemaObject> objects;
-    Stmt stmt = prepare(db, "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL"
-                            " AND (type = 'trigger' OR (type = 'index' AND tbl_name = 'mailboxes'))");
-    auto text = [&](int column) { return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), column))); };
+    Stmt stmt = prepare(db,
+                        "SELECT type, name, sql FROM sqlite_schema WHERE sql IS NOT NULL"
+                        " AND (type = 'trigger' OR (type = 'index' AND tbl_name = 'mailboxes'))");
+    auto text = [&](int column) {
+        return std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt.get(), column)));
+    };
     while (sqlite3_step(stmt.get()) == SQLITE_ROW) objects.push_back({text(0), text(1), text(2)});
     return objects;
 }
@@ -243,7 +248,8 @@ Dataset sample(const DatasetSpec& spec) {
     std::size_t stride = std::max<std::size_t>(1, spec.mailboxes / max_sample);
     for (std::size_t i = 0; i < spec.mailboxes && data.existing.size() < max_sample; i += stride)
         data.existing.push_back(mailbox_address(i, spec.domains));
-    for (std::size_t j = 0; j < spec.aliases && j < max_sample; ++j) data.aliases.push_back(alias_address(j, spec.domains));
+    for (std::size_t j = 0; j < spec.aliases && j < max_sample; ++j)
+        data.aliases.push_back(alias_address(j, spec.domains));
     for (std::size_t i = 0; i < data.existing.size(); ++i) data.unknown.push_back(unknown_address(i, spec.domains));
     return data;
 }
@@ -265,7 +271,8 @@ Dataset make_dataset(const DatasetSpec& spec, const std::string& primary_path, c
 }
 
 std::vector<Request> mixed_workload(const Dataset& data, double unknown_share, std::size_t size) {
-    if (data.existing.empty() || data.unknown.empty()) throw std::runtime_error("workload: the dataset has no addresses");
+    if (data.existing.empty() || data.unknown.empty())
+        throw std::runtime_error("workload: the dataset has no addresses");
     std::mt19937_64 random(20240601);  // fixed: every run sends the same requests
     std::bernoulli_distribution unknown(std::clamp(unknown_share, 0.0, 1.0));
     std::bernoulli_distribution alias(data.aliases.empty() ? 0.0 : 0.05);

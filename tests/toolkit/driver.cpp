@@ -19,8 +19,8 @@ constexpr auto no_answer_pause = std::chrono::milliseconds(10);
 // so a single-protocol workload uses exactly one connection per thread.
 class Sender {
 public:
-    Sender(const DriverOptions& options) : policy_(options.policy_socket, options.timeout),
-                                           socketmap_(options.socketmap_socket, options.timeout) {}
+    Sender(const DriverOptions& options)
+        : policy_(options.policy_socket, options.timeout), socketmap_(options.socketmap_socket, options.timeout) {}
 
     Reply ask(const Request& request) {
         return (request.protocol == Protocol::Policy ? policy_ : socketmap_).ask(request);
@@ -41,8 +41,7 @@ bool should_stop(const std::atomic<bool>* stop, Clock::time_point end, bool time
 }
 
 void run_thread(const DriverOptions& options, const std::vector<Request>& workload, std::size_t offset,
-                const Observer& observer, const std::atomic<bool>* stop, Clock::time_point end,
-                ThreadResult& result) {
+                const Observer& observer, const std::atomic<bool>* stop, Clock::time_point end, ThreadResult& result) {
     Sender sender(options);
     bool timed = options.duration.count() > 0;
     std::size_t i = offset;

@@ -44,8 +44,8 @@ enum class Protocol { Policy, Socketmap };
 
 struct Request {
     Protocol protocol = Protocol::Policy;
-    std::string map;  // socketmap only: "recipient", "transportmx", ...
-    std::string key;  // the recipient address (policy) or the map key
+    std::string map;      // socketmap only: "recipient", "transportmx", ...
+    std::string key;      // the recipient address (policy) or the map key
     bool exists = false;  // the workload's truth: the address has a mailbox (or, for
                           // policy and the recipient map, is an alias)
 };

@@ -133,9 +133,15 @@ public:
         for (;;) {
             char answer = connection_.receive(reply_);
             switch (answer) {
-            case 'h': case 'm': case 'i': case '+': case '-': case '2': case 'e': case 'b': case 'q':
-                ++modifications;
-                continue;
+            case 'h':
+            case 'm':
+            case 'i':
+            case '+':
+            case '-':
+            case '2':
+            case 'e':
+            case 'b':
+            case 'q': ++modifications; continue;
             case 'p':  // progress: the filter is still working
                 continue;
             default: return answer;
@@ -159,10 +165,12 @@ private:
 // after smfi_setreply), the SMTP reply, whose first digit says which.
 MilterOutcome outcome_of(char reply, std::string_view data) {
     switch (reply) {
-    case 'c': case 'a': return MilterOutcome::Continue;
+    case 'c':
+    case 'a': return MilterOutcome::Continue;
     case 't': return MilterOutcome::Tempfail;
     case 'y': return !data.empty() && data[0] == '5' ? MilterOutcome::Reject : MilterOutcome::Tempfail;
-    case 'r': case 'd': return MilterOutcome::Reject;
+    case 'r':
+    case 'd': return MilterOutcome::Reject;
     default: return MilterOutcome::NoAnswer;
     }
 }

@@ -19,7 +19,8 @@ std::optional<ProcessSample> ProcessSample::read(int pid) {
     std::string field;
     unsigned long long utime = 0, stime = 0;
     // Fields 3..13 precede utime (14) and stime (15).
-    for (int i = 3; i <= 13 && fields >> field; ++i) {}
+    for (int i = 3; i <= 13 && fields >> field; ++i) {
+    }
     if (!(fields >> utime >> stime)) return std::nullopt;
 
     ProcessSample sample;

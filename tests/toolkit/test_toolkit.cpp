@@ -174,7 +174,8 @@ TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") 
     REQUIRE(unit::Primary::init(dir.path("fresh.db")));
     CHECK(schema_of(dir.path("primary.db")) == schema_of(dir.path("fresh.db")));  // indexes and triggers all back
     CHECK(schema_of(dir.path("primary.db")).size() > 10);
-    CHECK_THROWS(make_dataset(DatasetSpec{.domains = {"Example.COM"}}, dir.path("upper.db"), dir.path("upper-units.db")));
+    CHECK_THROWS(make_dataset(DatasetSpec{.domains = {"Example.COM"}}, dir.path("upper.db"),
+                              dir.path("upper-units.db")));
 
     auto workload = mixed_workload(data, 0.25, 2000);
     REQUIRE(workload.size() == 2000);
@@ -191,9 +192,9 @@ TEST_CASE("the dataset, the workload and the driver against a real unitpolicy") 
     std::string policy_socket = dir.path("policy"), map_socket = dir.path("map");
     std::string why;
     auto daemon = unit::toolkit::Daemon::start({unit::test::env_or_fail("UNITPOLICY"), "--db", dir.path("units.db"),
-                                  "--policy-listen", "unix:" + policy_socket, "--socketmap-listen",
-                                  "unix:" + map_socket, "--log", "stderr", "--threads", "2"},
-                                 {policy_socket, map_socket}, dir.path("log"), 10s, why);
+                                                "--policy-listen", "unix:" + policy_socket, "--socketmap-listen",
+                                                "unix:" + map_socket, "--log", "stderr", "--threads", "2"},
+                                               {policy_socket, map_socket}, dir.path("log"), 10s, why);
     REQUIRE_MESSAGE(daemon, why);
     CHECK(daemon->alive());
 
@@ -227,10 +228,10 @@ TEST_CASE("the milter client takes whole messages through a real unitmilter") {
     Dataset data = make_dataset(DatasetSpec{.mailboxes = 20, .units = 2, .aliases = 1}, dir.path("primary.db"),
                                 dir.path("units.db"));
     std::string socket_path = dir.path("milter"), why;
-    auto daemon = unit::toolkit::Daemon::start({unit::test::env_or_fail("UNITMILTER"), "--db", dir.path("units.db"), "--listen",
-                                  "unix:" + socket_path, "--log", "stderr", "--role", "mx", "--hostname",
-                                  "toolkit.example"},
-                                 {socket_path}, dir.path("log"), 10s, why);
+    auto daemon = unit::toolkit::Daemon::start({unit::test::env_or_fail("UNITMILTER"), "--db", dir.path("units.db"),
+                                                "--listen", "unix:" + socket_path, "--log", "stderr", "--role", "mx",
+                                                "--hostname", "toolkit.example"},
+                                               {socket_path}, dir.path("log"), 10s, why);
     REQUIRE_MESSAGE(daemon, why);
     unit::toolkit::MilterClient client(socket_path, 5s);
     unit::toolkit::MilterMessage message;
@@ -266,7 +267,8 @@ TEST_CASE("the launcher waits for sockets or a log line, limits open files, and 
     CHECK_FALSE(shell->alive());
 
     // A program that exits at once: never ready, never logs the line.
-    auto early = Daemon::start({"/bin/sh", "-c", "echo bye; exit 3"}, {dir.path("socket")}, dir.path("early"), 10s, why);
+    auto early = Daemon::start({"/bin/sh", "-c", "echo bye; exit 3"}, {dir.path("socket")}, dir.path("early"), 10s,
+                               why);
     CHECK_FALSE(early);
     CHECK(why.find("exited with status 3 before it was ready") != std::string::npos);
     auto quiet = Daemon::start({"/bin/sh", "-c", "exit 4"}, dir.path("quiet"), {}, why);

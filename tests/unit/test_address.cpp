@@ -156,7 +156,8 @@ TEST_CASE("U-labels become A-labels") {
     CHECK(has_note(a, "U-label domain converted to xn--bcher-kva.example"));
     CHECK(full("user@BÜCHER.EXAMPLE.") == "user@xn--bcher-kva.example");
     // NFC: 'u' followed by a combining diaeresis is the same name.
-    CHECK(full("user@bu\xcc\x88" "cher.example") == "user@xn--bcher-kva.example");
+    CHECK(full("user@bu\xcc\x88"
+               "cher.example") == "user@xn--bcher-kva.example");
     // Non-transitional: 'ß' is kept, not mapped to "ss".
     CHECK(parse("user@faß.de").domain == "xn--fa-hia.de");
     CHECK(parse("user@例え.テスト").domain == "xn--r8jz45g.xn--zckzah");
@@ -376,10 +377,10 @@ TEST_CASE("malformed addresses are refused with a reason") {
         CHECK(refusal(std::string("us\0er@example.com", 17)) == "address: control character in address");
     }
     SUBCASE("invalid UTF-8, in either part") {
-        for (std::string bad : {"us\xffr@example.com", "user@ex\xfe.com", "\xc0\xafuser@example.com",
-                                "user@\xe0\x80\xaf.example", "\xed\xa0\x80@example.com", "user\xc3@example.com",
-                                "user@example.com\xe2\x82", "\xf4\x90\x80\x80@example.com", "\x80@example.com",
-                                "\xf8\x88\x80\x80\x80@example.com"}) {
+        for (std::string bad :
+             {"us\xffr@example.com", "user@ex\xfe.com", "\xc0\xafuser@example.com", "user@\xe0\x80\xaf.example",
+              "\xed\xa0\x80@example.com", "user\xc3@example.com", "user@example.com\xe2\x82",
+              "\xf4\x90\x80\x80@example.com", "\x80@example.com", "\xf8\x88\x80\x80\x80@example.com"}) {
             CAPTURE(bad);
             CHECK(refusal(bad) == "address: invalid UTF-8 in address");
         }

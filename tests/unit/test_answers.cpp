@@ -21,8 +21,8 @@ using namespace unit::policyd;
 
 namespace {
 
-constexpr auto all_outcomes = {Outcome::Mailbox,  Outcome::Alias,    Outcome::Unknown,  Outcome::Unconfirmed,
-                               Outcome::Foreign,  Outcome::Disabled, Outcome::Tempfail, Outcome::Malformed};
+constexpr auto all_outcomes = {Outcome::Mailbox, Outcome::Alias,    Outcome::Unknown,  Outcome::Unconfirmed,
+                               Outcome::Foreign, Outcome::Disabled, Outcome::Tempfail, Outcome::Malformed};
 constexpr auto all_maps = {MapName::Domain, MapName::Recipient, MapName::TransportMx, MapName::TransportUnit,
                            MapName::Alias};
 constexpr auto unit_states = {UnitState::Active, UnitState::Draining, UnitState::Down};
@@ -209,7 +209,7 @@ TEST_CASE("a fault never becomes a 5xx or a NOTFOUND") {
     }
     // And every other outcome keeps its 5xx only where the table says so.
     for (auto outcome : all_outcomes) {
-        Resolution r = outcome == Outcome::Mailbox ? mailbox()
+        Resolution r = outcome == Outcome::Mailbox    ? mailbox()
                        : outcome == Outcome::Disabled ? disabled()
                                                       : make(outcome);
         const bool may_reject = outcome == Outcome::Unknown || outcome == Outcome::Disabled;
@@ -220,7 +220,9 @@ TEST_CASE("a fault never becomes a 5xx or a NOTFOUND") {
 
 TEST_CASE("reasons are sanitised and bounded") {
     Resolution r = make(Outcome::Tempfail);
-    r.reason = "line\rone\nline\0two\ttab\x7f" "del\x1b[0m"s;
+    r.reason =
+        "line\rone\nline\0two\ttab\x7f"
+        "del\x1b[0m"s;
     CHECK(map_reply(MapName::Recipient, r, mx_settings()).text == "TEMP line one line two tab del [0m");
 
     // Truncated to 200 bytes.
@@ -399,7 +401,7 @@ TEST_CASE("a bad value in the replica is a TEMP and a 4xx, and never reaches a r
         {"INSERT INTO aliases VALUES ('list@example.com', 'a@x,b@y')", "a@x,b@y", "list@example.com"},
     };
     const std::vector<std::pair<std::string, AnswerSettings>> roles = {{"mx", mx_settings()},
-                                                                         {"unit", unit_settings("u3")}};
+                                                                       {"unit", unit_settings("u3")}};
     for (const auto& c : cases) {
         CAPTURE(c.sql);
         CAPTURE(c.address);

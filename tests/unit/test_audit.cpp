@@ -98,8 +98,11 @@ TEST_CASE("every write is audited with who, the command line and the generation;
     CHECK(audit_line(r) == "audit: user " + user + ": " + line +
                                " move begin a@my.com c@my.com --to unit2 -v: moves begun 2 (held 1, direct 1), "
                                "unchanged 0: generation 6 -> 8\n"
-                               "unitctl[" + pid + "]: audit: user " + user + ": generation 8: a@my.com: unit1 -> unit2 held\n"
-                               "unitctl[" + pid + "]: audit: user " + user +
+                               "unitctl[" +
+                               pid + "]: audit: user " + user +
+                               ": generation 8: a@my.com: unit1 -> unit2 held\n"
+                               "unitctl[" +
+                               pid + "]: audit: user " + user +
                                ": generation 8: c@my.com: unit1 -> unit2 direct, suspended\n");
     r = ctl.run({"move", "abort", "a@my.com"});
     REQUIRE(r.exit_code == 0);
@@ -107,9 +110,9 @@ TEST_CASE("every write is audited with who, the command line and the generation;
     // publish changes no generation, but is audited with what it wrote.
     r = ctl.run({"publish", ctl.path("units.db")});
     REQUIRE(r.exit_code == 0);
-    CHECK(std::regex_match(audit_line(r),
-                           std::regex("audit: user " + user + ": .* publish .*units\\.db: published .*units\\.db "
-                                      "generation 9 at [0-9TZ:-]+: generation 9 -> 9\n")));
+    CHECK(std::regex_match(audit_line(r), std::regex("audit: user " + user +
+                                                     ": .* publish .*units\\.db: published .*units\\.db "
+                                                     "generation 9 at [0-9TZ:-]+: generation 9 -> 9\n")));
 }
 
 TEST_CASE("audit_log: syslog by default, facility mail; none; a bad value") {

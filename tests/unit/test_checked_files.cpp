@@ -52,8 +52,9 @@ void corrupt_mailboxes(const std::string& path) {
     sqlite3* db = nullptr;
     REQUIRE(sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READONLY, nullptr) == SQLITE_OK);
     sqlite3_stmt* stmt = nullptr;
-    REQUIRE(sqlite3_prepare_v2(db, "SELECT rootpage, (SELECT page_size FROM pragma_page_size()) FROM sqlite_schema "
-                                   "WHERE type = 'table' AND name = 'mailboxes'",
+    REQUIRE(sqlite3_prepare_v2(db,
+                               "SELECT rootpage, (SELECT page_size FROM pragma_page_size()) FROM sqlite_schema "
+                               "WHERE type = 'table' AND name = 'mailboxes'",
                                -1, &stmt, nullptr) == SQLITE_OK);
     REQUIRE(sqlite3_step(stmt) == SQLITE_ROW);
     const long page = sqlite3_column_int64(stmt, 0), page_size = sqlite3_column_int64(stmt, 1);
@@ -98,8 +99,8 @@ TEST_CASE("the record keeps the newest entries, merges with another writer and s
     CHECK(!restarted.contains(entry(3, 1)));
     CHECK(restarted.contains(entry(4, 1)));
     CHECK(restarted.contains(entry(CheckedFiles::max_entries + 3, 1)));
-    CHECK(!restarted.contains(entry(4, 2)));            // another generation
-    CHECK(!restarted.contains(entry(4, 1, "other")));   // another primary
+    CHECK(!restarted.contains(entry(4, 2)));           // another generation
+    CHECK(!restarted.contains(entry(4, 1, "other")));  // another primary
     // The other daemon adds one: a later add here keeps it.
     CheckedFiles other(dir.root());
     REQUIRE(other.add(entry(100, 1)).ok());

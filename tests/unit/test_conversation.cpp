@@ -18,9 +18,10 @@ using namespace unit::test;
 namespace {
 
 std::string policy_request(std::string_view recipient, std::string_view state = "RCPT") {
-    return fmt::format("request=smtpd_access_policy\nprotocol_state={}\nprotocol_name=ESMTP\nclient_address=192.0.2.1\n"
-                       "recipient={}\nsender=a@b.example\nqueue_id=\ninstance=1.2.3\n\n",
-                       state, recipient);
+    return fmt::format(
+        "request=smtpd_access_policy\nprotocol_state={}\nprotocol_name=ESMTP\nclient_address=192.0.2.1\n"
+        "recipient={}\nsender=a@b.example\nqueue_id=\ninstance=1.2.3\n\n",
+        state, recipient);
 }
 
 std::string netstring(std::string_view s) { return fmt::format("{}:{},", s.size(), s); }
@@ -80,9 +81,9 @@ TEST_CASE("Postfix's partial keys are counted apart from malformed input") {
         Fixture f(with_database);
         SocketmapConversation c(*f.worker);
         std::string out;
-        REQUIRE(c.feed(netstring("alias @example.com") + netstring("alias user") + netstring("transportmx example.com") +
-                           netstring("transportmx .example.com") + netstring("recipient @example.com") +
-                           netstring("recipient user@"),
+        REQUIRE(c.feed(netstring("alias @example.com") + netstring("alias user") +
+                           netstring("transportmx example.com") + netstring("transportmx .example.com") +
+                           netstring("recipient @example.com") + netstring("recipient user@"),
                        out));
         CHECK(f.stats.socketmap_partial_keys == 5);
         CHECK(f.stats.outcomes[static_cast<int>(Outcome::Malformed)] == 1);  // "user@" only
@@ -105,9 +106,10 @@ TEST_CASE("a lookup past lookup_timeout answers the tempfail action within the b
     settings->db = f.dir.path("units.db");
     settings->lookup_timeout = std::chrono::milliseconds(300);
     f.worker = std::make_unique<Worker>(settings, f.stats, nullptr);
-    raw_sql(settings->db, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
-                          " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
-                          " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
+    raw_sql(settings->db,
+            "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+            " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+            " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
     PolicyConversation c(*f.worker);
     std::string out;
     auto started = std::chrono::steady_clock::now();

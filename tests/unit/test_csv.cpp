@@ -123,12 +123,8 @@ TEST_CASE("quoted fields") {
         CHECK(rows[3].fields == Fields{"z", "end"});
         CHECK(rows[3].line == 7);
     }
-    SUBCASE("a quoted field may hold a bare CR") {
-        CHECK(read_all("\"a\rb\"\n").at(0).fields == Fields{"a\rb"});
-    }
-    SUBCASE("spaces are data") {
-        CHECK(read_all(" a , b \n").at(0).fields == Fields{" a ", " b "});
-    }
+    SUBCASE("a quoted field may hold a bare CR") { CHECK(read_all("\"a\rb\"\n").at(0).fields == Fields{"a\rb"}); }
+    SUBCASE("spaces are data") { CHECK(read_all(" a , b \n").at(0).fields == Fields{" a ", " b "}); }
     SUBCASE("UTF-8 passes through") {
         CHECK(read_all("jörg@bücher.example,\"ß,ü\"\n").at(0).fields == Fields{"jörg@bücher.example", "ß,ü"});
     }

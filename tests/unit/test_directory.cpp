@@ -274,7 +274,7 @@ TEST_CASE("after a wait for a lock runs out, lookups fail at once for the next b
     bool ok = true;
     CHECK(timed_lookup(ok) >= milliseconds(190));  // the first waits the whole busy_timeout
     CHECK(!ok);
-    CHECK(timed_lookup(ok) < milliseconds(100));   // the next ones do not queue behind it
+    CHECK(timed_lookup(ok) < milliseconds(100));  // the next ones do not queue behind it
     CHECK(!ok);
     std::this_thread::sleep_for(milliseconds(250));
     CHECK(timed_lookup(ok) >= milliseconds(190));  // later, one waits again
@@ -282,7 +282,7 @@ TEST_CASE("after a wait for a lock runs out, lookups fail at once for the next b
 
     REQUIRE(sqlite3_exec(locker, "COMMIT", nullptr, nullptr, nullptr) == SQLITE_OK);
     sqlite3_close(locker);
-    CHECK(timed_lookup(ok) < milliseconds(100));   // released: answered at once
+    CHECK(timed_lookup(ok) < milliseconds(100));  // released: answered at once
     CHECK(ok);
 }
 
@@ -342,7 +342,7 @@ TEST_CASE("while a rollback-journal writer waits, reads are not held") {
     REQUIRE(w.exec("BEGIN IMMEDIATE") == SQLITE_OK);  // RESERVED: it will want EXCLUSIVE to commit
     REQUIRE(w.exec("INSERT INTO mailboxes (address, unit) VALUES ('late@example.com', 'u1')") == SQLITE_OK);
     CHECK(!d.read()->mailbox("late@example.com")->has_value());  // that Reader ended its transaction
-    CHECK(w.exec("COMMIT") == SQLITE_OK);  // no reader in the way
+    CHECK(w.exec("COMMIT") == SQLITE_OK);                        // no reader in the way
     CHECK(d.read()->mailbox("late@example.com")->has_value());
 }
 
@@ -879,9 +879,10 @@ TEST_CASE("a replacement whose tables are not the schema's is refused, and the s
 
 TEST_CASE("extra tables, columns and indexes of a provider's own are allowed") {
     Replica r;
-    raw_sql(r.replica, "CREATE TABLE provider_notes (address TEXT PRIMARY KEY, note TEXT);"
-                       "ALTER TABLE mailboxes ADD COLUMN quota INTEGER;"
-                       "CREATE INDEX units_by_state ON units (state);");
+    raw_sql(r.replica,
+            "CREATE TABLE provider_notes (address TEXT PRIMARY KEY, note TEXT);"
+            "ALTER TABLE mailboxes ADD COLUMN quota INTEGER;"
+            "CREATE INDEX units_by_state ON units (state);");
     Directory d(options_for(r.replica));
     CHECK(d.status().serving);
     CHECK(!d.status().refused.has_value());

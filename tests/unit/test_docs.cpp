@@ -67,8 +67,8 @@ std::set<std::string> help_options(const std::string& program) {
     for (auto at = text.find("--"); at != std::string::npos; at = text.find("--", at + 2)) {
         if (at > 0 && word_char(text[at - 1])) continue;
         auto end = at + 2;
-        while (end < text.size() && ((text[end] >= 'a' && text[end] <= 'z') || (text[end] >= '0' && text[end] <= '9') ||
-                                     text[end] == '-'))
+        while (end < text.size() &&
+               ((text[end] >= 'a' && text[end] <= 'z') || (text[end] >= '0' && text[end] <= '9') || text[end] == '-'))
             ++end;
         if (end > at + 2) options.insert(text.substr(at, end - at));
     }
@@ -199,8 +199,8 @@ void check_defaults(const std::string& file, const Keys& keys, const Keys& loade
     std::map<std::string, std::string> got(loaded.begin(), loaded.end());
     for (const auto& [key, value] : keys) {
         if (skip.count(key)) continue;
-        CHECK_MESSAGE(got[key] == value, file << ": #" << key << " gives \"" << got[key] << "\", the default is \""
-                                              << value << "\"");
+        CHECK_MESSAGE(got[key] == value,
+                      file << ": #" << key << " gives \"" << got[key] << "\", the default is \"" << value << "\"");
     }
 }
 
@@ -210,7 +210,8 @@ void check_options(const std::string& page_name, const std::string& program, con
     for (const auto& [key, value] : keys)
         CHECK_MESSAGE(has_token(man, option_of(key)), page_name << " does not mention " << option_of(key));
     for (const auto& option : help_options(program))
-        CHECK_MESSAGE(has_token(man, option), program << " --help shows " << option << ", " << page_name << " does not");
+        CHECK_MESSAGE(has_token(man, option),
+                      program << " --help shows " << option << ", " << page_name << " does not");
 }
 
 void check_sections(const std::string& page_name, std::initializer_list<const char*> sections) {
@@ -287,9 +288,7 @@ TEST_CASE("every counter of the control socket is in unitpolicy(8)") {
     CHECK(counters > 10);
 }
 
-TEST_CASE("every option of unitctl is in unitctl(8)") {
-    check_options("unitctl.8", env_or_fail("UNITCTL"), {});
-}
+TEST_CASE("every option of unitctl is in unitctl(8)") { check_options("unitctl.8", env_or_fail("UNITCTL"), {}); }
 
 TEST_CASE("every configuration key of unitctl has an entry in unitctl(8), and every entry is a key") {
     check_entries("unitctl.8", ctl_default_keys());
@@ -323,9 +322,9 @@ TEST_CASE("every configuration key of unitmilter is in examples/unitmilter.conf,
 }
 
 TEST_CASE("unitmilter(8) has the sections of a daemon's page") {
-    check_sections("unitmilter.8", {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "HEADERS",
-                                    "CONFIGURATION", "DIAGNOSTICS", "SIGNALS", "EXIT STATUS", "SECURITY", "FILES",
-                                    "SEE ALSO"});
+    check_sections("unitmilter.8",
+                   {"NAME", "SYNOPSIS", "DESCRIPTION", "OPTIONS", "PROTOCOL", "HEADERS", "CONFIGURATION", "DIAGNOSTICS",
+                    "SIGNALS", "EXIT STATUS", "SECURITY", "FILES", "SEE ALSO"});
 }
 
 TEST_CASE("unitpolicy(8) has the sections of a daemon's page") {
@@ -334,8 +333,8 @@ TEST_CASE("unitpolicy(8) has the sections of a daemon's page") {
 }
 
 TEST_CASE("the pages and the Debian changelog name the version of meson.build") {
-    for (const char* page : {"man/unitpolicy.8", "man/unitmilter.8", "man/unitctl.8", "man/unitpolicy.conf.5",
-                             "man/unitpolicy-db.5"}) {
+    for (const char* page :
+         {"man/unitpolicy.8", "man/unitmilter.8", "man/unitctl.8", "man/unitpolicy.conf.5", "man/unitpolicy-db.5"}) {
         CAPTURE(page);
         const std::string text = source(page);
         const std::string th = text.substr(0, text.find('\n'));

@@ -8,9 +8,9 @@
 #include "common/replica_metrics.hpp"
 #include "ctl/fleet_report.hpp"
 #include "ctl/prometheus_text.hpp"
+#include "json_reader.hpp"
 #include "milter/stats.hpp"
 #include "policyd/stats.hpp"
-#include "json_reader.hpp"
 #include "test_support.hpp"
 
 using namespace unit;
@@ -35,7 +35,8 @@ TEST_CASE("prometheus text: samples, labels, escapes, comments") {
 }
 
 TEST_CASE("prometheus text: a malformed line is an error naming it") {
-    for (const char* text : {"<html>\n", "a{x=\"1\" 2\n", "a{x=1} 2\n", "a\n", "a{x=\"1\"} two\n", "a 1\n{x=\"\"} 1\n"}) {
+    for (const char* text :
+         {"<html>\n", "a{x=\"1\" 2\n", "a{x=1} 2\n", "a\n", "a{x=\"1\"} two\n", "a 1\n{x=\"\"} 1\n"}) {
         auto samples = parse_prometheus_text(text);
         CAPTURE(text);
         REQUIRE(!samples.ok());
@@ -118,9 +119,10 @@ TEST_CASE("metrics URL") {
 }
 
 TEST_CASE("hosts file: names, comments, errors with their line") {
-    auto hosts = parse_fleet_hosts("# the MXs\nmx1 http://10.0.0.1:9101/metrics  # first\n\n"
-                                   "   http://10.0.0.2:9101/metrics\n",
-                                   "fleet.hosts");
+    auto hosts = parse_fleet_hosts(
+        "# the MXs\nmx1 http://10.0.0.1:9101/metrics  # first\n\n"
+        "   http://10.0.0.2:9101/metrics\n",
+        "fleet.hosts");
     REQUIRE(hosts.ok());
     REQUIRE(hosts->size() == 2);
     CHECK((*hosts)[0].name == "mx1");
@@ -171,8 +173,7 @@ TEST_CASE("wait: a host lags behind, serves another primary, or does not answer"
     CHECK(lag_of(serving(9, "ffff0000"), 5, primary) == "serves another primary (ffff0000, generation 9)");
     CHECK(!lag_of(serving(9, "ffff0000"), 5, std::nullopt));
     CHECK(!lag_of(serving(5, ""), 5, primary));  // an older unitctl's snapshot: the generation alone
-    CHECK(lag_of(HostReport::failed("no answer within 3000 ms"), 5, primary) ==
-          "no answer: no answer within 3000 ms");
+    CHECK(lag_of(HostReport::failed("no answer within 3000 ms"), 5, primary) == "no answer: no answer within 3000 ms");
 }
 
 TEST_CASE("wait: the primary most hosts serve, when the database does not say") {
@@ -226,9 +227,9 @@ TEST_CASE("status line") {
 TEST_CASE("status as JSON: every field always there, null where the host did not say") {
     using unit::test::parse_json;
     auto host = parse_metrics_url("http://mx1:9101/metrics", "mx1").value();
-    const std::vector<std::string> fields{"host",       "url",     "error",   "daemon",       "generation",
-                                          "published_at", "age_seconds", "primary_id", "pending", "refused",
-                                          "last_refusal", "held"};
+    const std::vector<std::string> fields{"host",       "url",          "error",        "daemon",
+                                          "generation", "published_at", "age_seconds",  "primary_id",
+                                          "pending",    "refused",      "last_refusal", "held"};
     auto r = serving(42);
     r.published_at = 1000;
     auto v = parse_json(status_json(host, r, 1300));

@@ -85,7 +85,7 @@ TEST_CASE("postqueue -j lines parse into messages and recipients") {
     CHECK_FALSE(parse_queue_line(""));
     CHECK_FALSE(parse_queue_line("postqueue: fatal: Queue report unavailable - mail system is down"));
     CHECK_FALSE(parse_queue_line(R"({"queue_name": "deferred", "recipients": []})"));  // no queue id
-    CHECK_FALSE(parse_queue_line(R"({"queue_id": "A", "recipients": )"));            // cut short
+    CHECK_FALSE(parse_queue_line(R"({"queue_id": "A", "recipients": )"));              // cut short
 }
 
 TEST_CASE("a delay reason says held for defer_transports and for the hold nexthop, not otherwise") {
@@ -133,25 +133,25 @@ TEST_CASE("a recipient's route now: held on its unit, deliverable, or none") {
 
 TEST_CASE("a scan counts held messages per unit and releases those whose held recipient has a route now") {
     const std::map<std::string, HeldRoute> routes = {
-        {"moving@x", held_on("u1")}, {"down@x", held_on("u3")},  {"moved@x", deliverable},
-        {"other@x", deliverable},     {"gone@x", no_route},       {"remote@y", no_route},
+        {"moving@x", held_on("u1")}, {"down@x", held_on("u3")}, {"moved@x", deliverable},
+        {"other@x", deliverable},    {"gone@x", no_route},      {"remote@y", no_route},
     };
     std::map<std::string, int> asked;
     HeldScan scan([&](std::string_view address) {
         ++asked[std::string(address)];
         return routes.at(std::string(address));
     });
-    scan.add(*parse_queue_line(line("A", {{"moving@x", "deferred transport"}})));           // still held
-    scan.add(*parse_queue_line(line("B", {{"moved@x", "deferred transport"}})));            // released
-    scan.add(*parse_queue_line(line("C", {{"moved@x", flushed_reason}})));                  // released after a flush
-    scan.add(*parse_queue_line(line("D", {{"moving@x", flushed_reason}, {"moving@x", ""}}))); // one unit, once
+    scan.add(*parse_queue_line(line("A", {{"moving@x", "deferred transport"}})));              // still held
+    scan.add(*parse_queue_line(line("B", {{"moved@x", "deferred transport"}})));               // released
+    scan.add(*parse_queue_line(line("C", {{"moved@x", flushed_reason}})));                     // released after a flush
+    scan.add(*parse_queue_line(line("D", {{"moving@x", flushed_reason}, {"moving@x", ""}})));  // one unit, once
     scan.add(*parse_queue_line(line("E", {{"moving@x", "deferred transport"}, {"down@x", "deferred transport"}})));
     scan.add(*parse_queue_line(line("F", {{"moving@x", "deferred transport"}, {"moved@x", "deferred transport"}})));
     scan.add(*parse_queue_line(line("G", {{"other@x", refused_reason}})));                  // not ours
     scan.add(*parse_queue_line(line("H", {{"gone@x", "deferred transport"}})));             // never released
     scan.add(*parse_queue_line(line("I", {{"remote@y", refused_reason}})));                 // not held
     scan.add(*parse_queue_line(line("J", {{"moved@x", "deferred transport"}}, "active")));  // not deferred
-    scan.add(*parse_queue_line(line("K", {{"other@x", ""}})));                              // no reason: left to Postfix
+    scan.add(*parse_queue_line(line("K", {{"other@x", ""}})));  // no reason: left to Postfix
 
     CHECK(scan.release() == std::vector<std::string>{"B", "C", "F"});
     CHECK(scan.held() == std::map<std::string, std::uint64_t>{{"u1", 4}, {"u3", 1}, {std::string(no_route_unit), 1}});
@@ -175,12 +175,14 @@ TEST_CASE("run_program hands over stdout lines and fails with a reason") {
     auto failing = run_program({"/bin/sh", "-c", "echo 'postqueue: fatal: bad -c' >&2; exit 75"}, {}, collect);
     REQUIRE_FALSE(failing.ok());
     CHECK(failing.error().message == "/bin/sh: exit status 75: postqueue: fatal: bad -c");
-    auto warned = run_program({"/bin/sh", "-c", "echo 'postqueue: warning: main.cf, line 27: overriding' >&2; "
-                                                 "echo 'postqueue: fatal: Queue report unavailable - mail system is down' >&2; "
-                                                 "exit 69"},
+    auto warned = run_program({"/bin/sh", "-c",
+                               "echo 'postqueue: warning: main.cf, line 27: overriding' >&2; "
+                               "echo 'postqueue: fatal: Queue report unavailable - mail system is down' >&2; "
+                               "exit 69"},
                               {}, collect);
     REQUIRE_FALSE(warned.ok());
-    CHECK(warned.error().message == "/bin/sh: exit status 69: postqueue: fatal: Queue report unavailable - mail system is down");
+    CHECK(warned.error().message ==
+          "/bin/sh: exit status 69: postqueue: fatal: Queue report unavailable - mail system is down");
     auto silent = run_program({"/bin/sh", "-c", "exit 3"}, {}, collect);
     REQUIRE_FALSE(silent.ok());
     CHECK(silent.error().message == "/bin/sh: exit status 3: no message");

@@ -177,7 +177,8 @@ TEST_CASE("state map: rules in order, * for the rest; a value no rule takes fail
     REQUIRE(apply_ldap_key("ldap_state_map", "active:active, suspended:suspended", s).empty());
     const auto error = read_fails(s);
     CHECK(error.code == Errc::Invalid);
-    CHECK_MESSAGE(contains(error.message, "accountStatus 'disabled': no rule of ldap_state_map takes it"), error.message);
+    CHECK_MESSAGE(contains(error.message, "accountStatus 'disabled': no rule of ldap_state_map takes it"),
+                  error.message);
     CHECK_MESSAGE(contains(error.message, ",ou=people,dc=example,dc=com"), error.message);  // the DN
 
     // Bits, as Active Directory's userAccountControl (2: disabled).
@@ -219,7 +220,8 @@ TEST_CASE("connection and bind failures are Unavailable") {
     s.password_file = slapd().secret("wrong", "not-the-password\n", 0600);
     auto error = read_fails(s);
     CHECK(error.code == Errc::Unavailable);
-    CHECK_MESSAGE(contains(error.message, "bind to " + s.uri + " as cn=admin,dc=example,dc=com failed: Invalid credentials"),
+    CHECK_MESSAGE(contains(error.message,
+                           "bind to " + s.uri + " as cn=admin,dc=example,dc=com failed: Invalid credentials"),
                   error.message);
     s = settings();
     s.uri = "ldap://127.0.0.1:1";
@@ -263,7 +265,8 @@ TEST_CASE("an entry the map cannot take fails the read, naming its DN") {
     s.filter = "(uid=user1)";
     s.unit_attribute = "objectClass";  // three values
     error = read_fails(s);
-    CHECK_MESSAGE(error.message == "ldap: uid=user1,ou=people,dc=example,dc=com: 3 values of objectClass (expected one)",
+    CHECK_MESSAGE(error.message ==
+                      "ldap: uid=user1,ou=people,dc=example,dc=com: 3 values of objectClass (expected one)",
                   error.message);
 
     s = settings();

@@ -44,13 +44,17 @@ TEST_CASE("printable escapes what could break a line, drive a terminal or forge 
 }
 
 TEST_CASE("printable keeps valid UTF-8 but escapes C1 controls and bytes that are not UTF-8") {
-    CHECK(printable("j\xc3\xb6rg@b\xc3\xbc" "cher.example") == "j\xc3\xb6rg@b\xc3\xbc" "cher.example");
+    CHECK(printable("j\xc3\xb6rg@b\xc3\xbc"
+                    "cher.example") ==
+          "j\xc3\xb6rg@b\xc3\xbc"
+          "cher.example");
     CHECK(printable("\xe2\x82\xac \xf0\x9f\x93\xa7") == "\xe2\x82\xac \xf0\x9f\x93\xa7");
-    CHECK(printable("\xc2\x9b" "2J") == "\\xc2\\x9b2J");        // U+009B, the 8-bit CSI
-    CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");                // overlong '/'
-    CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");       // a surrogate
+    CHECK(printable("\xc2\x9b"
+                    "2J") == "\\xc2\\x9b2J");               // U+009B, the 8-bit CSI
+    CHECK(printable("\xc0\xaf") == "\\xc0\\xaf");           // overlong '/'
+    CHECK(printable("\xed\xa0\x80") == "\\xed\\xa0\\x80");  // a surrogate
     CHECK(printable("\xff\xfe") == "\\xff\\xfe");
-    CHECK(printable("cut \xc3") == "cut \\xc3");                 // a sequence cut short
+    CHECK(printable("cut \xc3") == "cut \\xc3");  // a sequence cut short
     CHECK(printable("\xe2\x82x") == "\\xe2\\x82x");
 }
 
@@ -70,8 +74,8 @@ TEST_CASE("every log line is one line of at most max_log_line bytes, whatever th
         common::log(common::Severity::Info, "plain {}", printable("b\\c"));
     });
     const std::string pid = std::to_string(getpid());
-    CHECK(out == "test[" + pid + "]: warning: value a\\x0d\\x0aunitpolicy[1]: forged\n" + "test[" + pid + "]: " +
-                     std::string(common::max_log_line, 'x') + "...\n" + "test[" + pid + "]: plain b\\x5cc\n");
+    CHECK(out == "test[" + pid + "]: warning: value a\\x0d\\x0aunitpolicy[1]: forged\n" + "test[" + pid +
+                     "]: " + std::string(common::max_log_line, 'x') + "...\n" + "test[" + pid + "]: plain b\\x5cc\n");
 }
 
 // ASan's operator new reports an impossible size itself instead of calling
@@ -87,7 +91,7 @@ TEST_CASE("an allocation that fails ends the process with status 1 and a fatal l
         dup2(file, STDERR_FILENO);
         common::open_log(common::LogSink::Stderr, "test", false);
         common::end_process_on_allocation_failure();
-        void* p = ::operator new(std::size_t{1} << 60);  // more than any address space
+        void* p = ::operator new (std::size_t{1} << 60);  // more than any address space
         ::operator delete(p);
         _exit(0);  // reached only when the allocation did not fail
     }

@@ -19,7 +19,8 @@ using namespace unit::milter;
 namespace {
 
 Settings load(std::vector<std::string> args) {
-    if (std::find(args.begin(), args.end(), "--listen") == args.end()) args.insert(args.begin(), {"--listen", "unix:/x"});
+    if (std::find(args.begin(), args.end(), "--listen") == args.end())
+        args.insert(args.begin(), {"--listen", "unix:/x"});
     args.insert(args.begin(), {"--config", "/dev/null"});
     return test::load_command_line(load_settings, "unitmilter", std::move(args));
 }
@@ -56,8 +57,8 @@ TEST_CASE("a trusted network wider than private ranges is a warning, not an erro
 }
 
 TEST_CASE("an inet listener beyond loopback is a warning") {
-    for (const char* listen : {"unix:/x", "inet:8890@127.0.0.1", "inet:8890@127.1.2.3", "inet:8890@localhost",
-                               "inet6:8890@::1"})
+    for (const char* listen :
+         {"unix:/x", "inet:8890@127.0.0.1", "inet:8890@127.1.2.3", "inet:8890@localhost", "inet6:8890@::1"})
         CHECK_MESSAGE(warnings(load({"--listen", listen})).empty(), listen);
     for (const char* listen : {"inet:8890", "inet:8890@0.0.0.0", "inet:8890@192.0.2.1", "inet:8890@mx.example",
                                "inet6:8890@::", "inet6:8890"}) {
@@ -72,8 +73,7 @@ TEST_CASE("an inet listener beyond loopback is a warning") {
 
 TEST_CASE("a reload names the settings that keep their running values until a restart") {
     const Settings started = load({"--max-hops", "6"});
-    CHECK(kept_on_reload(started, load({"--max-hops", "8", "--debug"})).message() ==
-          "reload: configuration reloaded");
+    CHECK(kept_on_reload(started, load({"--max-hops", "8", "--debug"})).message() == "reload: configuration reloaded");
     CHECK(kept_on_reload(started, load({"--listen", "unix:/y"})).message() ==
           "reload: configuration reloaded but for listen: it keeps its running value until a restart");
     const auto kept = kept_on_reload(started, load({"--socket-mode", "0600", "--metrics", "inet:127.0.0.1:9100",

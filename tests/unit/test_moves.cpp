@@ -27,7 +27,8 @@ struct Db {
         write_csv_row(csv, {"kind", "address", "value", "state"});
         write_csv_row(csv, {"domain", "example.com", "", ""});
         for (const char* u : {"a", "b", "c"})
-            write_csv_row(csv, {"unit", u, fmt::format("smtp:[{}.example.com]", u), u[0] == 'c' ? "draining" : "active"});
+            write_csv_row(csv,
+                          {"unit", u, fmt::format("smtp:[{}.example.com]", u), u[0] == 'c' ? "draining" : "active"});
         for (int i = 0; i < mailboxes; ++i)
             write_csv_row(csv, {"mailbox", fmt::format("m{:06}@example.com", i), "a", "active"});
         write_csv_row(csv, {"mailbox", "s0@example.com", "a", "suspended"});
@@ -104,8 +105,8 @@ TEST_CASE("a bad address or a conflict fails the whole call, names the address a
     check_error(d.primary.begin_moves(addresses({"m000000@example.com", "nobody@example.com"}), "b"), Errc::NotFound,
                 "mailbox nobody@example.com: no such mailbox");
     check_error(d.primary.begin_moves(addresses({"m000000@example.com", "no-at-sign"}), "b"), Errc::Invalid, "");
-    check_error(d.primary.begin_moves(addresses({"m000000@example.com", "m000004@example.com"}), "a"),
-                Errc::Conflict, "mailbox m000004@example.com: already moving to b");
+    check_error(d.primary.begin_moves(addresses({"m000000@example.com", "m000004@example.com"}), "a"), Errc::Conflict,
+                "mailbox m000004@example.com: already moving to b");
     check_error(d.primary.begin_moves(addresses({"m000000@example.com"}), "c"), Errc::Conflict, "c is draining");
     check_error(d.primary.begin_moves(addresses({"m000000@example.com"}), "z"), Errc::NotFound, "unit z: no such unit");
     check_error(d.primary.begin_moves(from_unit("z"), "b"), Errc::NotFound, "unit z: no such unit");

@@ -97,8 +97,8 @@ TEST_CASE("back-to-back payloads and buffered bytes") {
 }
 
 TEST_CASE("a socketmap request stream round-trips through the encoder") {
-    std::vector<std::string> payloads = {"recipient user@example.com", "transportmx *", "", "alias a,b@c",
-                                         std::string(999, 'z'), "domain example.com"};
+    std::vector<std::string> payloads = {"recipient user@example.com", "transportmx *",     "", "alias a,b@c",
+                                         std::string(999, 'z'),        "domain example.com"};
     std::string stream;
     for (const auto& p : payloads) append_netstring(stream, p);
     auto d = decode(stream);
@@ -130,8 +130,8 @@ TEST_CASE("every split of the stream gives the same payloads") {
 }
 
 TEST_CASE("every split of a malformed stream fails the same way") {
-    for (std::string_view bad : {"3:abc,01:x,"sv, "3:abc,4:abcde,"sv, "5:hello,1x:a,"sv, "2:ab,20000:"sv,
-                                 "1:a,:,"sv, "2:ab,1234567890:"sv}) {
+    for (std::string_view bad :
+         {"3:abc,01:x,"sv, "3:abc,4:abcde,"sv, "5:hello,1x:a,"sv, "2:ab,20000:"sv, "1:a,:,"sv, "2:ab,1234567890:"sv}) {
         CAPTURE(bad);
         auto whole = decode(bad, 1000);
         REQUIRE(whole.failed);
@@ -274,10 +274,8 @@ TEST_CASE("random bytes never crash the decoder") {
         const auto length = rng() % 64;
         const bool mostly_grammar = round % 2 == 0;
         for (std::uint32_t i = 0; i < length; ++i) {
-            if (mostly_grammar)
-                input.push_back(alphabet[rng() % alphabet.size()]);
-            else
-                input.push_back(static_cast<char>(rng() & 0xff));
+            if (mostly_grammar) input.push_back(alphabet[rng() % alphabet.size()]);
+            else input.push_back(static_cast<char>(rng() & 0xff));
         }
         const std::size_t limit = rng() % 40;
         NetstringDecoder decoder(limit);

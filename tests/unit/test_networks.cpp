@@ -99,7 +99,8 @@ TEST_CASE("bad entries are refused, naming the entry") {
 }
 
 TEST_CASE("host bits beyond the prefix are refused, with the likely network") {
-    CHECK(parse_error("10.0.0.1/8") == "trusted_networks: \"10.0.0.1/8\": host bits set beyond /8 (perhaps 10.0.0.0/8)");
+    CHECK(parse_error("10.0.0.1/8") ==
+          "trusted_networks: \"10.0.0.1/8\": host bits set beyond /8 (perhaps 10.0.0.0/8)");
     CHECK(parse_error("2001:db8::1/64").find("perhaps 2001:db8::/64") != std::string::npos);
 }
 
@@ -146,8 +147,8 @@ TEST_CASE("addresses from libmilter's sockaddr") {
 TEST_CASE("networks wider than private ranges are named: /0 and anything shorter than /8 (IPv4) or /7 (IPv6)") {
     CHECK(parse_ok("0.0.0.0/0").too_wide() == std::vector<std::string>{"0.0.0.0/0"});
     CHECK(parse_ok("::/0").too_wide() == std::vector<std::string>{"::/0"});
-    CHECK(parse_ok("10.0.0.0/8, 0.0.0.0/0 2000::/3 ::/0 64.0.0.0/2")
-              .too_wide() == std::vector<std::string>{"0.0.0.0/0", "2000::/3", "::/0", "64.0.0.0/2"});
+    CHECK(parse_ok("10.0.0.0/8, 0.0.0.0/0 2000::/3 ::/0 64.0.0.0/2").too_wide() ==
+          std::vector<std::string>{"0.0.0.0/0", "2000::/3", "::/0", "64.0.0.0/2"});
     CHECK(parse_ok("128.0.0.0/1").too_wide() == std::vector<std::string>{"128.0.0.0/1"});
     // The widest private ranges, and anything narrower, are not.
     CHECK(parse_ok("10.0.0.0/8 172.16.0.0/12 192.168.0.0/16 fc00::/7 2001:db8::/32 127.0.0.1").too_wide().empty());

@@ -121,8 +121,9 @@ TEST_CASE("CRLF line ends, and LF and CRLF mixed") {
     REQUIRE(p.requests.size() == 1);
     check_rcpt(p.requests[0]);
 
-    p = parse("request=smtpd_access_policy\r\nprotocol_state=VRFY\nrecipient=a@b\r\n\n"
-              "protocol_state=DATA\n\r\n");
+    p = parse(
+        "request=smtpd_access_policy\r\nprotocol_state=VRFY\nrecipient=a@b\r\n\n"
+        "protocol_state=DATA\n\r\n");
     CHECK_FALSE(p.failed);
     REQUIRE(p.requests.size() == 2);
     CHECK(p.requests[0].protocol_state == "VRFY");
@@ -294,10 +295,8 @@ TEST_CASE("random bytes never crash the parser") {
         const auto length = rng() % 96;
         const bool mostly_grammar = round % 2 == 0;
         for (std::uint32_t i = 0; i < length; ++i) {
-            if (mostly_grammar)
-                input.push_back(alphabet[rng() % alphabet.size()]);
-            else
-                input.push_back(static_cast<char>(rng() & 0xff));
+            if (mostly_grammar) input.push_back(alphabet[rng() % alphabet.size()]);
+            else input.push_back(static_cast<char>(rng() & 0xff));
         }
         const PolicyLimits limits{1 + rng() % 24, 1 + rng() % 64};
         PolicyParser parser(limits);

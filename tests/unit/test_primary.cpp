@@ -45,21 +45,24 @@ TEST_CASE("keys are stored normalised") {
     auto m = d.primary.mailbox("mixed.case@example.com");
     REQUIRE(m.ok());
     CHECK(m->address == "mixed.case@example.com");
-    CHECK(d.primary.domains().value() == std::vector<std::string>{"example.com", "example.net", "xn--bcher-kva.example"});
+    CHECK(d.primary.domains().value() ==
+          std::vector<std::string>{"example.com", "example.net", "xn--bcher-kva.example"});
 }
 
 TEST_CASE("misuse is refused with a clear error and changes nothing") {
     Db d;
     auto generation = d.primary.generation().value();
     check_error(d.primary.add_mailbox("x@example.com", "u9"), Errc::NotFound, "unit u9: no such unit");
-    check_error(d.primary.add_mailbox("user@example.com", "u1"), Errc::Conflict, "mailbox user@example.com: already exists");
+    check_error(d.primary.add_mailbox("user@example.com", "u1"), Errc::Conflict,
+                "mailbox user@example.com: already exists");
     check_error(d.primary.add_mailbox("x@example.org", "u1"), Errc::Conflict, "domain example.org is not served");
     check_error(d.primary.add_mailbox("x@example.com", "u3"), Errc::Conflict, "u3 is draining");
     check_error(d.primary.add_mailbox("no-at-sign", "u1"), Errc::Invalid, "");
     check_error(d.primary.add_domain("example.com"), Errc::Conflict, "already served");
     check_error(d.primary.remove_domain("example.com"), Errc::Conflict, "still used by");
     check_error(d.primary.remove_domain("example.org"), Errc::NotFound, "not served");
-    check_error(d.primary.add_unit(UnitRecord{"u1", "smtp", "[x]", UnitState::Active}), Errc::Conflict, "already exists");
+    check_error(d.primary.add_unit(UnitRecord{"u1", "smtp", "[x]", UnitState::Active}), Errc::Conflict,
+                "already exists");
     check_error(d.primary.add_unit(UnitRecord{"bad name", "smtp", "[x]", UnitState::Active}), Errc::Invalid, "name");
     check_error(d.primary.add_unit(UnitRecord{"u8", "smtp", "", UnitState::Active}), Errc::Invalid, "nexthop");
     check_error(d.primary.remove_unit("u1"), Errc::Conflict, "unit u1: still has");
@@ -131,8 +134,10 @@ TEST_CASE("a bad import row names its line and changes nothing") {
          "in.csv:3: mailbox user@example.com: already exists"},
         {"kind,address,value,state\nmailbox,new@example.com,u9,\n", "in.csv:2: unit u9: no such unit"},
         {"kind,address,value,state\nmailbox,new@example.org,u1,\n", "in.csv:2: domain example.org is not served"},
-        {"kind,address,value,state\nmailbox,new@example.com,u1,frozen\n", "in.csv:2: mailbox new@example.com: bad state"},
-        {"kind,address,value,state\nunit,u7,nocolon,\n", "in.csv:2: unit u7: value \"nocolon\" is not transport:nexthop"},
+        {"kind,address,value,state\nmailbox,new@example.com,u1,frozen\n",
+         "in.csv:2: mailbox new@example.com: bad state"},
+        {"kind,address,value,state\nunit,u7,nocolon,\n",
+         "in.csv:2: unit u7: value \"nocolon\" is not transport:nexthop"},
         {"kind,address,value,state\nwidget,x,y,\n", "in.csv:2: unknown kind \"widget\""},
         {"kind,address,value,state\nalias,p@example.com,q@example.com,\nalias,q@example.com,p@example.com,\n",
          "alias cycle"},
@@ -191,8 +196,9 @@ TEST_CASE("import holds rows back until the file is read: out of key order, late
 
     // A held row's error names its line, and nothing is left of the import.
     const auto generation = p->generation().value();
-    std::istringstream dup("kind,address,value,state\nmailbox,b@x.example,u1,\nmailbox,a@x.example,u1,\n"
-                           "mailbox,b@x.example,u2,\nmailbox,c@x.example,u9,\n");
+    std::istringstream dup(
+        "kind,address,value,state\nmailbox,b@x.example,u1,\nmailbox,a@x.example,u1,\n"
+        "mailbox,b@x.example,u2,\nmailbox,c@x.example,u9,\n");
     auto refused = p->import_csv(dup, "dup.csv");
     REQUIRE(!refused.ok());
     CHECK(refused.error().message == "dup.csv:4: mailbox b@x.example: already exists");
@@ -476,7 +482,8 @@ TEST_CASE("publish replaces only a regular file that is a snapshot, never the pr
     // A file that is not a snapshot (here another primary) needs force.
     TempDir other;
     auto foreign = make_sample_primary(other.path("p.db"));
-    check_refused(d.primary.publish(other.path("p.db")), Errc::Conflict, "not a unitpolicy snapshot (no meta.published_at");
+    check_refused(d.primary.publish(other.path("p.db")), Errc::Conflict,
+                  "not a unitpolicy snapshot (no meta.published_at");
     write_file(d.dir.path("notes.txt"), "not a database at all, but long enough to be read as one by SQLite\n");
     check_refused(d.primary.publish(d.dir.path("notes.txt")), Errc::Conflict, "not a unitpolicy snapshot");
     PublishOptions forced;
@@ -539,8 +546,8 @@ TEST_CASE("only well-formed transports, nexthops and alias targets are stored") 
     for (const char* transport : {"error", "discard", "retry", "unithold", "smtp:x", "a b"})
         check_error(d.primary.add_unit(UnitRecord{"u8", transport, "[u8.example.com]", UnitState::Active}),
                     Errc::Invalid, "bad transport");
-    for (const char* nexthop : {"[u8.example.com]\n", "a b", "u8.example.com,evil", "[u8.example.com]:99999", "",
-                                "2001:db8::1"})
+    for (const char* nexthop :
+         {"[u8.example.com]\n", "a b", "u8.example.com,evil", "[u8.example.com]:99999", "", "2001:db8::1"})
         check_error(d.primary.add_unit(UnitRecord{"u8", "smtp", nexthop, UnitState::Active}), Errc::Invalid,
                     "bad nexthop");
     check_error(d.primary.change_unit("u1", UnitChange{{}, std::string("[u1] "), {}}), Errc::Invalid, "bad nexthop");
@@ -585,7 +592,8 @@ TEST_CASE("with refuse_dangling_targets an alias target must resolve") {
     CHECK(p->add_alias("list@example.com", {"sales@example.com", "off@example.com", "x@elsewhere.org"}).ok());
     CHECK(p->add_alias("list2@example.com", {"anything@example.net"}).ok());  // @example.net is a catch-all
     check_error(p->add_alias("list3@example.com", {"john.doe+tag@example.com"}), Errc::Conflict, "does not resolve");
-    check_error(p->add_alias("john@example.com", {"john@example.com"}), Errc::Conflict, "does not resolve");  // no mailbox
+    check_error(p->add_alias("john@example.com", {"john@example.com"}), Errc::Conflict,
+                "does not resolve");  // no mailbox
 
     options.recipient_delimiter = "+";
     auto with_delimiter = Primary::open(path, options);
@@ -596,16 +604,19 @@ TEST_CASE("with refuse_dangling_targets an alias target must resolve") {
                 "does not resolve");
 
     // Import: a target defined later in the same file resolves.
-    std::istringstream good("kind,address,value,state\nalias,a@example.com,b@example.com,\n"
-                            "alias,b@example.com,user@example.com,\n");
+    std::istringstream good(
+        "kind,address,value,state\nalias,a@example.com,b@example.com,\n"
+        "alias,b@example.com,user@example.com,\n");
     auto imported = p->import_csv(good, "in.csv");
     CHECK_MESSAGE(imported.ok(), imported.error().message);
-    std::istringstream bad("kind,address,value,state\nalias,c@example.com,user@example.com,\n"
-                           "alias,c@example.com,nobody@example.com,\n");
+    std::istringstream bad(
+        "kind,address,value,state\nalias,c@example.com,user@example.com,\n"
+        "alias,c@example.com,nobody@example.com,\n");
     auto refused = p->import_csv(bad, "in.csv");
     REQUIRE(!refused.ok());
-    CHECK(refused.error().message == "in.csv:3: alias c@example.com -> nobody@example.com: nobody@example.com does "
-                                     "not resolve (no mailbox, alias or catch-all in its served domain)");
+    CHECK(refused.error().message ==
+          "in.csv:3: alias c@example.com -> nobody@example.com: nobody@example.com does "
+          "not resolve (no mailbox, alias or catch-all in its served domain)");
 }
 
 TEST_CASE("an alias past max_alias_targets is refused") {
@@ -619,12 +630,14 @@ TEST_CASE("an alias past max_alias_targets is refused") {
     CHECK(p->add_alias("four@example.com", {"a@x.org", "b@x.org", "c@x.org", "d@x.org"}).ok());
     // 5 rows here and 4 below: 9 rows visited.
     check_error(p->add_alias("nine@example.com", {"four@example.com", "e@x.org", "f@x.org", "g@x.org", "h@x.org"}),
-                Errc::Conflict, "alias nine@example.com: its expansion visits 9 alias rows, more than max_alias_targets 8");
+                Errc::Conflict,
+                "alias nine@example.com: its expansion visits 9 alias rows, more than max_alias_targets 8");
     CHECK(!p->mailbox("nine@example.com").ok());
 }
 
-TEST_CASE("check reports bad values, dangling targets and aliases past the work limit; warns of dead aliases and "
-          "missing postmasters") {
+TEST_CASE(
+    "check reports bad values, dangling targets and aliases past the work limit; warns of dead aliases and "
+    "missing postmasters") {
     TempDir dir;
     std::string path = dir.path("p.db");
     make_sample_primary(path);
@@ -641,14 +654,16 @@ TEST_CASE("check reports bad values, dangling targets and aliases past the work 
 
     std::string wide;
     for (int i = 0; i < 60; ++i) wide += fmt::format("{}('wide@example.com', 't{}@x.org')", i ? "," : "", i);
-    raw_sql(path, "UPDATE units SET nexthop = '[u1.example.com]\n' WHERE name = 'u1';"
-                  "UPDATE units SET transport = 'error' WHERE name = 'u2';"
-                  "INSERT INTO aliases VALUES ('postmaster@example.com', 'a@x.org,b@y.org');"
-                  "INSERT INTO aliases VALUES ('list@example.com', 'gone@example.com');"
-                  "INSERT INTO aliases VALUES ('dead@example.com', 'off@example.com');"
-                  "INSERT INTO aliases VALUES ('dead2@example.com', 'dead@example.com');"
-                  "INSERT INTO aliases VALUES ('postmaster@xn--bcher-kva.example', 'anna@xn--bcher-kva.example');"
-                  "INSERT INTO aliases VALUES " + wide);
+    raw_sql(path,
+            "UPDATE units SET nexthop = '[u1.example.com]\n' WHERE name = 'u1';"
+            "UPDATE units SET transport = 'error' WHERE name = 'u2';"
+            "INSERT INTO aliases VALUES ('postmaster@example.com', 'a@x.org,b@y.org');"
+            "INSERT INTO aliases VALUES ('list@example.com', 'gone@example.com');"
+            "INSERT INTO aliases VALUES ('dead@example.com', 'off@example.com');"
+            "INSERT INTO aliases VALUES ('dead2@example.com', 'dead@example.com');"
+            "INSERT INTO aliases VALUES ('postmaster@xn--bcher-kva.example', 'anna@xn--bcher-kva.example');"
+            "INSERT INTO aliases VALUES " +
+                wide);
     auto report = p->check_report();
     REQUIRE(report.ok());
     INFO(all_lines(report->problems), all_lines(report->warnings));
@@ -659,8 +674,9 @@ TEST_CASE("check reports bad values, dangling targets and aliases past the work 
     CHECK(has_line(report->problems,
                    "alias wide@example.com: its expansion visits 60 alias rows, more than max_alias_targets 50"));
     CHECK(report->problems.size() == 5);
-    CHECK(all_lines(report->warnings) == "alias dead2@example.com: every target is disabled or unknown: mail to it is refused\n"
-                                         "alias dead@example.com: every target is disabled or unknown: mail to it is refused\n"
-                                         "alias list@example.com: every target is disabled or unknown: mail to it is refused\n");
+    CHECK(all_lines(report->warnings) ==
+          "alias dead2@example.com: every target is disabled or unknown: mail to it is refused\n"
+          "alias dead@example.com: every target is disabled or unknown: mail to it is refused\n"
+          "alias list@example.com: every target is disabled or unknown: mail to it is refused\n");
     CHECK(p->check().value() == report->problems);
 }

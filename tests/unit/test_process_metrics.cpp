@@ -1,8 +1,8 @@
 // What a daemon tells of itself on /metrics: build_info and process_*.
 #include <doctest/doctest.h>
 
-#include <sys/resource.h>
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <unistd.h>
 
 #include <ctime>
@@ -13,8 +13,8 @@
 #include "policyd/stats.hpp"
 
 using unit::common::MetricsText;
-using unit::common::ProcessSample;
 using unit::common::parse_proc_stat;
+using unit::common::ProcessSample;
 
 namespace {
 
@@ -88,9 +88,9 @@ TEST_CASE("both daemons' /metrics carry their build_info and the process_* famil
     unit::milter::MilterStats milter;
     const auto m = unit::milter::stats_prometheus(milter);
     CHECK(has(m, "# TYPE unitmilter_build_info gauge\nunitmilter_build_info" + version));
-    for (const char* family : {"process_start_time_seconds ", "process_cpu_seconds_total ",
-                               "process_resident_memory_bytes ", "process_virtual_memory_bytes ", "process_open_fds ",
-                               "process_max_fds "}) {
+    for (const char* family :
+         {"process_start_time_seconds ", "process_cpu_seconds_total ", "process_resident_memory_bytes ",
+          "process_virtual_memory_bytes ", "process_open_fds ", "process_max_fds "}) {
         CHECK(has(p, std::string("\n") + family));
         CHECK(has(m, std::string("\n") + family));
     }

@@ -37,8 +37,8 @@ TEST_CASE("other spellings are refused") {
         CAPTURE(text);
         CHECK_FALSE(parse_unit_state(text).has_value());
     }
-    for (std::string_view text : {""sv, "Active"sv, "Moving"sv, "moving:unit12"sv, "moving "sv, "draining"sv,
-                                  "down"sv, "suspend"sv, "DISABLED"sv, "active\0"sv}) {
+    for (std::string_view text : {""sv, "Active"sv, "Moving"sv, "moving:unit12"sv, "moving "sv, "draining"sv, "down"sv,
+                                  "suspend"sv, "DISABLED"sv, "active\0"sv}) {
         CAPTURE(text);
         CHECK_FALSE(parse_mailbox_state(text).has_value());
     }

@@ -30,7 +30,8 @@ std::vector<std::string> target_addresses(const Resolution& r) {
 }
 
 const AliasTarget& target(const Resolution& r, std::string_view address) {
-    auto it = std::find_if(r.targets.begin(), r.targets.end(), [&](const AliasTarget& t) { return t.address == address; });
+    auto it = std::find_if(r.targets.begin(), r.targets.end(),
+                           [&](const AliasTarget& t) { return t.address == address; });
     REQUIRE(it != r.targets.end());
     return *it;
 }
@@ -114,8 +115,9 @@ TEST_CASE("aliases expand through nested aliases to mailboxes and external addre
     World w;
     auto team = w.resolve("team@example.com");
     REQUIRE(team.outcome == Outcome::Alias);
-    CHECK(target_addresses(team) == std::vector<std::string>{"bob@example.com", "copy@elsewhere.org", "dave@example.net",
-                                                             "partner@other.org", "user@example.com"});
+    CHECK(target_addresses(team) == std::vector<std::string>{"bob@example.com", "copy@elsewhere.org",
+                                                             "dave@example.net", "partner@other.org",
+                                                             "user@example.com"});
     CHECK(target(team, "partner@other.org").kind == AliasTarget::Kind::External);
     CHECK(target(team, "dave@example.net").destination->unit.state == UnitState::Down);
     CHECK(target(team, "bob@example.com").destination->unit.name == "u3");
@@ -174,8 +176,9 @@ TEST_CASE("dangling and disabled alias targets are reported per target") {
 
 TEST_CASE("an alias cycle is a reported temporary failure, not a hang") {
     World w;
-    raw_sql(w.dir.path("primary.db"), "INSERT INTO aliases VALUES ('a@example.com', 'b@example.com'),"
-                                      " ('b@example.com', 'c@example.com'), ('c@example.com', 'a@example.com')");
+    raw_sql(w.dir.path("primary.db"),
+            "INSERT INTO aliases VALUES ('a@example.com', 'b@example.com'),"
+            " ('b@example.com', 'c@example.com'), ('c@example.com', 'a@example.com')");
     w.publish();
     auto r = w.resolve("a@example.com");
     CHECK(r.outcome == Outcome::Tempfail);
@@ -228,7 +231,8 @@ TEST_CASE("a fresh replica answers unknown plainly") {
 TEST_CASE("a missing or corrupt database is a temporary failure, never unknown") {
     TempDir dir;
     ResolverOptions options;
-    Directory missing(DirectoryOptions{dir.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    Directory missing(
+        DirectoryOptions{dir.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
     auto r = resolve(missing, options, "nobody@example.com");
     CHECK(r.outcome == Outcome::Tempfail);
     CHECK(r.cause == TempfailCause::NoDatabase);
@@ -236,7 +240,8 @@ TEST_CASE("a missing or corrupt database is a temporary failure, never unknown")
     CHECK(r.reason.find("none.db") != std::string::npos);
 
     write_file(dir.path("junk.db"), std::string(8192, '\x01'));
-    Directory junk(DirectoryOptions{dir.path("junk.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    Directory junk(
+        DirectoryOptions{dir.path("junk.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
     CHECK(resolve(junk, options, "nobody@example.com").outcome == Outcome::Tempfail);
 }
 
@@ -277,7 +282,8 @@ TEST_CASE("domains are served, not served, malformed or a temporary failure") {
     CHECK(resolve_domain(*w.directory, w.options, "bad domain").outcome == DomainOutcome::Malformed);
 
     TempDir empty;
-    Directory missing(DirectoryOptions{empty.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
+    Directory missing(
+        DirectoryOptions{empty.path("none.db"), std::chrono::milliseconds(0), std::chrono::milliseconds(200), {}});
     auto broken = resolve_domain(missing, w.options, "example.com");
     CHECK(broken.outcome == DomainOutcome::Tempfail);
     CHECK(!broken.reason.empty());
@@ -418,7 +424,8 @@ TEST_CASE("a unit's bad nexthop or transport is bad data for the addresses that 
     };
     for (const auto& c : cases) {
         CAPTURE(c.sql);
-        for (const char* address : {"john.doe@example.com", "off@example.com", "user@example.com", "sales@example.com"}) {
+        for (const char* address :
+             {"john.doe@example.com", "off@example.com", "user@example.com", "sales@example.com"}) {
             CAPTURE(address);
             auto r = resolve_with_bad_value(c.sql, address);
             CHECK(r.outcome == Outcome::Tempfail);
@@ -477,9 +484,10 @@ TEST_CASE("a lookup past lookup_timeout is a tempfail with cause lookup_timeout,
     w.directory.emplace(o);
     // The replica changed in place after validation into one whose mailboxes
     // is a view over a recursive CTE (thirty million rows per lookup).
-    raw_sql(w.replica, "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
-                       " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
-                       " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
+    raw_sql(w.replica,
+            "DROP TABLE mailboxes; CREATE VIEW mailboxes (address, unit, state, moving_to) AS"
+            " WITH RECURSIVE n (i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 30000000)"
+            " SELECT 'x' || i || '@example.com', 'u1', 'active', NULL FROM n;");
     auto started = std::chrono::steady_clock::now();
     auto r = w.resolve("john.doe@example.com");
     auto took = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started);

@@ -36,7 +36,10 @@ TEST_CASE("a missing or garbage hop is no hop") {
     CHECK_FALSE(parse_route("hop=0x10").hop);
     CHECK_FALSE(parse_route("hop=1 2").hop);
     CHECK_FALSE(parse_route("hop 3").hop);
-    CHECK_FALSE(parse_route(std::string("hop=\0" "3", 6)).hop);
+    CHECK_FALSE(parse_route(std::string("hop=\0"
+                                        "3",
+                                        6))
+                    .hop);
     CHECK_FALSE(parse_route(";;;===;;").hop);
 }
 
@@ -45,9 +48,7 @@ TEST_CASE("a huge hop saturates instead of wrapping") {
     CHECK(parse_route("hop=007").hop == 7);
 }
 
-TEST_CASE("several hop parameters: the highest counts") {
-    CHECK(parse_route("hop=2; hop=5; hop=x").hop == 5);
-}
+TEST_CASE("several hop parameters: the highest counts") { CHECK(parse_route("hop=2; hop=5; hop=x").hop == 5); }
 
 TEST_CASE("units outside the unit-name charset are dropped when parsing") {
     auto r = parse_route("units=u1,user@example.com,a b,<x>,u-2_b.c");

@@ -24,7 +24,8 @@ std::set<std::string> schema_objects(const std::string& path) {
     std::set<std::string> objects;
     while (sqlite3_step(stmt) == SQLITE_ROW) {
         std::string text;
-        for (int i = 0; i < 3; ++i) text += std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i))) + "|";
+        for (int i = 0; i < 3; ++i)
+            text += std::string(reinterpret_cast<const char*>(sqlite3_column_text(stmt, i))) + "|";
         std::string folded;
         for (char c : text) {
             if (std::isspace(static_cast<unsigned char>(c))) {

@@ -49,7 +49,6 @@ enum class Program { Policy, Milter };
 
 std::string name_of(Program p) { return p == Program::Policy ? "unitpolicy" : "unitmilter"; }
 
-
 // The unix sockets a daemon started by start() listens on, in `dir`.
 std::vector<std::string> sockets_of(Program p, const std::string& dir) {
     if (p == Program::Policy) return {dir + "/policy", dir + "/map"};
@@ -216,7 +215,8 @@ std::string groups_of(const passwd& pw) {
 // Every thread of `pid` runs with pw's uid and gid (real, effective, saved
 // and file system) and pw's groups only (none of root's).
 void check_identity(pid_t pid, const passwd& pw) {
-    const std::string uids = fmt::format("{0} {0} {0} {0}", pw.pw_uid), gids = fmt::format("{0} {0} {0} {0}", pw.pw_gid);
+    const std::string uids = fmt::format("{0} {0} {0} {0}", pw.pw_uid),
+                      gids = fmt::format("{0} {0} {0} {0}", pw.pw_gid);
     const std::string groups = groups_of(pw);
     REQUIRE(groups.find(std::to_string(pw.pw_gid)) != std::string::npos);
     int threads = 0;
@@ -367,5 +367,6 @@ TEST_CASE("only unit/sqlite.cpp hands SQL text to SQLite") {
     }
     std::sort(callers.begin(), callers.end());
     INFO("found: " << fmt::format("{}", fmt::join(callers, "; ")));
-    CHECK(callers == std::vector<std::string>{"src/unit/sqlite.cpp: sqlite3_exec", "src/unit/sqlite.cpp: sqlite3_prepare"});
+    CHECK(callers ==
+          std::vector<std::string>{"src/unit/sqlite.cpp: sqlite3_exec", "src/unit/sqlite.cpp: sqlite3_prepare"});
 }

@@ -44,8 +44,9 @@ TEST_CASE("defaults and the command line") {
 
 TEST_CASE("the file gives values, the command line wins, listeners are replaced") {
     TempDir dir;
-    write_file(dir.path("u.conf"), "# comment\n\ndb = /srv/units.db\npolicy_listen = unix:/a\npolicy_listen = unix:/b\n"
-                                   "threads = 2\nunknown_reply = 550 5.1.1 No such user here\nhold_mode = defer\n");
+    write_file(dir.path("u.conf"),
+               "# comment\n\ndb = /srv/units.db\npolicy_listen = unix:/a\npolicy_listen = unix:/b\n"
+               "threads = 2\nunknown_reply = 550 5.1.1 No such user here\nhold_mode = defer\n");
     auto s = load({"--config", dir.path("u.conf"), "--threads", "5"});
     CHECK(s.db == "/srv/units.db");
     CHECK(s.policy_listen == std::vector<std::string>{"unix:/a", "unix:/b"});
@@ -66,13 +67,15 @@ TEST_CASE("bad values and unknown keys are one clear line naming the key") {
     CHECK(load_error({"--stdio", "--reject-max-age", "soon"}) ==
           "--reject-max-age: bad duration \"soon\" (expected N[s|m|h|d|w])");
     CHECK(load_error({"--policy-listen", "tcp:1"}) == "--policy-listen: tcp:1: expected unix:/path or inet:host:port");
-    CHECK(load_error({"--stdio", "--unknown-reply", "no code"}).find("is not \"CODE X.Y.Z text\"") != std::string::npos);
+    CHECK(load_error({"--stdio", "--unknown-reply", "no code"}).find("is not \"CODE X.Y.Z text\"") !=
+          std::string::npos);
     CHECK(load_error({"--stdio", "--tempfail-reply", "554 5.3.0 Broken"}) ==
           "--tempfail-reply: \"554 5.3.0 Broken\" must be a 4xx reply");
     CHECK(load_error({"--stdio", "--unconfirmed-reply", "550 5.1.1 Gone"}).find("must be a 4xx reply") !=
           std::string::npos);
     // Reply texts are checked here, once: the answers send them as they are.
-    CHECK(load_error({"--stdio", "--disabled-reply", "550 5.2.1 a\nb"}) == "--disabled-reply: control character in value");
+    CHECK(load_error({"--stdio", "--disabled-reply", "550 5.2.1 a\nb"}) ==
+          "--disabled-reply: control character in value");
     CHECK(load_error({"--stdio", "--suspended-reply", "450 4.2.1 \ttab"}) ==
           "--suspended-reply: control character in value");
     CHECK(load_error({"--stdio", "--tempfail-reply", "451 4.3.0 " + std::string(191, 't')}) ==

@@ -55,7 +55,10 @@ namespace {
 // neither side blocks on a full pipe.
 void pump(int in_fd, const std::string& input, int out_fd, int err_fd, CommandResult& result) {
     std::size_t written = 0;
-    if (input.empty()) { close(in_fd); in_fd = -1; }
+    if (input.empty()) {
+        close(in_fd);
+        in_fd = -1;
+    }
     char buffer[65536];
     while (out_fd >= 0 || err_fd >= 0) {
         pollfd fds[3] = {{out_fd, POLLIN, 0}, {err_fd, POLLIN, 0}, {in_fd, POLLOUT, 0}};
@@ -63,13 +66,20 @@ void pump(int in_fd, const std::string& input, int out_fd, int err_fd, CommandRe
         for (int i = 0; i < 2; ++i) {
             if (fds[i].fd < 0 || !(fds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
             ssize_t n = read(fds[i].fd, buffer, sizeof buffer);
-            if (n <= 0) { close(fds[i].fd); (i == 0 ? out_fd : err_fd) = -1; continue; }
+            if (n <= 0) {
+                close(fds[i].fd);
+                (i == 0 ? out_fd : err_fd) = -1;
+                continue;
+            }
             (i == 0 ? result.out : result.err).append(buffer, static_cast<std::size_t>(n));
         }
         if (in_fd >= 0 && (fds[2].revents & (POLLOUT | POLLERR | POLLHUP))) {
             ssize_t n = write(in_fd, input.data() + written, input.size() - written);
             if (n > 0) written += static_cast<std::size_t>(n);
-            if (n <= 0 || written == input.size()) { close(in_fd); in_fd = -1; }
+            if (n <= 0 || written == input.size()) {
+                close(in_fd);
+                in_fd = -1;
+            }
         }
     }
     if (in_fd >= 0) close(in_fd);

@@ -120,13 +120,13 @@ TEST_CASE("the same source twice: the second sync changes nothing, not even the 
 TEST_CASE("every kind of change, applied in one transaction") {
     Db d;
     std::string rows = base_rows;
-    rows = replace(rows, "domain,other.org,,\n", "domain,new.net,,\n");               // domain removed, one added
+    rows = replace(rows, "domain,other.org,,\n", "domain,new.net,,\n");  // domain removed, one added
     rows = replace(rows, "unit,u2,smtp:[u2.my.com],active", "unit,u2,lmtp:[u2.my.com]:24,draining");  // unit changed
-    rows += "unit,u3,smtp:[u3.my.com],active\n";                                       // unit added
-    rows = replace(rows, "mailbox,dan@other.org,u2,active\n", "");                     // mailbox removed
-    rows += "mailbox,Eve@NEW.net,u3,\n";                                               // added, normalised
-    rows = replace(rows, "cat@my.com,u2,suspended", "cat@my.com,u2,disabled");         // state changed
-    rows = replace(rows, "ann@my.com,u1,active", "ann@my.com,u3,active");              // unit changed: move
+    rows += "unit,u3,smtp:[u3.my.com],active\n";                                                      // unit added
+    rows = replace(rows, "mailbox,dan@other.org,u2,active\n", "");                                    // mailbox removed
+    rows += "mailbox,Eve@NEW.net,u3,\n";                                        // added, normalised
+    rows = replace(rows, "cat@my.com,u2,suspended", "cat@my.com,u2,disabled");  // state changed
+    rows = replace(rows, "ann@my.com,u1,active", "ann@my.com,u3,active");       // unit changed: move
     rows = replace(rows, "alias,sales@my.com,ann@my.com,\n", "alias,Info@my.com,eve@new.net,\n");
     auto plan = d.sync(rows);
     REQUIRE_MESSAGE(plan.ok(), plan.error().message);
@@ -180,7 +180,8 @@ TEST_CASE("a mailbox moving: kept while the source names either end, a new unit 
     std::string rows = base_rows + "unit,u3,smtp:[u3.my.com],active\n";
     auto plan = d.sync(replace(rows, "bob@my.com,u1,", "bob@my.com,u3,"));
     REQUIRE(plan.ok());
-    CHECK(listed(*plan) == std::vector<std::string>{"begin move of mailbox bob@my.com (u1 moving to u2 -> u1 moving to u3)"});
+    CHECK(listed(*plan) ==
+          std::vector<std::string>{"begin move of mailbox bob@my.com (u1 moving to u2 -> u1 moving to u3)"});
 }
 
 TEST_CASE("a suspended mailbox changes unit at once; suspending a moving one ends its move") {
@@ -189,7 +190,8 @@ TEST_CASE("a suspended mailbox changes unit at once; suspending a moving one end
     REQUIRE(plan.ok());
     CHECK(listed(*plan) == std::vector<std::string>{"change mailbox cat@my.com (u2 suspended -> u1 suspended)"});
     REQUIRE(d.primary.begin_move("bob@my.com", "u2").ok());
-    plan = d.sync(replace(replace(base_rows, "cat@my.com,u2,", "cat@my.com,u1,"), "bob@my.com,u1,active", "bob@my.com,u1,disabled"));
+    plan = d.sync(replace(replace(base_rows, "cat@my.com,u2,", "cat@my.com,u1,"), "bob@my.com,u1,active",
+                          "bob@my.com,u1,disabled"));
     REQUIRE(plan.ok());
     CHECK(listed(*plan) == std::vector<std::string>{"change mailbox bob@my.com (u1 moving to u2 -> u1 disabled)"});
 }
@@ -198,9 +200,11 @@ TEST_CASE("units removed: never from under a mailbox that still uses them") {
     Db d;
     const std::string without_u2 = replace(base_rows, "unit,u2,smtp:[u2.my.com],active\n", "");
     // cat and dan leave u2 for u1: dan's move keeps it on u2 until finished.
-    const std::string moved = replace(replace(without_u2, "cat@my.com,u2,", "cat@my.com,u1,"), "dan@other.org,u2,", "dan@other.org,u1,");
-    check_refused(d.sync(moved), Errc::Conflict,
-                  "unit u2: the source removes it, but mailbox dan@other.org stays on it until its move to u1 is finished");
+    const std::string moved = replace(replace(without_u2, "cat@my.com,u2,", "cat@my.com,u1,"), "dan@other.org,u2,",
+                                      "dan@other.org,u1,");
+    check_refused(
+        d.sync(moved), Errc::Conflict,
+        "unit u2: the source removes it, but mailbox dan@other.org stays on it until its move to u1 is finished");
     SyncOptions direct;
     direct.direct = true;
     auto plan = d.sync(moved, direct);
@@ -273,7 +277,8 @@ TEST_CASE("what a sync refuses, changing nothing") {
                       "mailbox x@nowhere.org: domain nowhere.org is not served");
     }
     SUBCASE("a mailbox twice") {
-        check_refused(d.sync(base_rows + "mailbox,ANN@my.com,u1,\n"), Errc::Invalid, "mailbox ann@my.com: twice in the source");
+        check_refused(d.sync(base_rows + "mailbox,ANN@my.com,u1,\n"), Errc::Invalid,
+                      "mailbox ann@my.com: twice in the source");
     }
     SUBCASE("a bad unit value") {
         check_refused(d.sync(replace(base_rows, "smtp:[u1.my.com]", "smtp:[u1 my.com]")), Errc::Invalid, "");
@@ -295,7 +300,8 @@ TEST_CASE("what a sync refuses, changing nothing") {
     SUBCASE("a truncated file") {
         for (const auto& [csv, message] : std::vector<std::pair<std::string, std::string>>{
                  {header + base_rows, "src.csv: truncated: no end row after 9 rows"},
-                 {header + base_rows + "end,,10,\n", "src.csv:11: truncated: the end row counts 10 rows, the file has 9"},
+                 {header + base_rows + "end,,10,\n",
+                  "src.csv:11: truncated: the end row counts 10 rows, the file has 9"},
                  {header + base_rows.substr(0, base_rows.size() - 12), "src.csv: truncated: no end row after 9 rows"},
                  {header + base_rows + "end,,9,\nmailbox,x@my.com,u1,\n", "src.csv:12: a row after the end row"},
                  {header + "mailbox,\"ann@my.com", "src.csv: line 2: unterminated quoted field"},
@@ -385,9 +391,10 @@ TEST_CASE("unitctl sync: summary, -v, --dry-run, stdin, exit status") {
     write_file(ctl.dir.path("src.csv"), export_of(changed));
     r = ctl.run({"sync", "-v", ctl.dir.path("src.csv")});
     CHECK(r.exit_code == 0);
-    CHECK(r.out == "begin move of mailbox bob@my.com (u1 active -> u1 moving to u2)\n"
-                   "mailboxes: added 0 changed 0 removed 0 moves begun 1\n"
-                   "added 0 changed 0 removed 0 moves begun 1, generation 10\n");
+    CHECK(r.out ==
+          "begin move of mailbox bob@my.com (u1 active -> u1 moving to u2)\n"
+          "mailboxes: added 0 changed 0 removed 0 moves begun 1\n"
+          "added 0 changed 0 removed 0 moves begun 1, generation 10\n");
     r = ctl.run({"sync", ctl.dir.path("src.csv")});
     CHECK(r.out == "added 0 changed 0 removed 0 moves begun 0, generation 10\n");
 
@@ -396,7 +403,8 @@ TEST_CASE("unitctl sync: summary, -v, --dry-run, stdin, exit status") {
     CHECK(r.out == "");
     CHECK(r.err == "unitctl: stdin: truncated: no end row after 9 rows (an export ends with end,,ROWS,)\n");
 
-    r = ctl.run({"sync", "--max-removed", "1", "-"}, export_of(replace(changed, "mailbox,ann@my.com,u1,active\nmailbox,bob@my.com,u2,active\n", "")));
+    r = ctl.run({"sync", "--max-removed", "1", "-"},
+                export_of(replace(changed, "mailbox,ann@my.com,u1,active\nmailbox,bob@my.com,u2,active\n", "")));
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("unitctl: the sync removes 2 of the 4 mailboxes, more than 1 (ann@my.com, bob@my.com)") == 0);
 

@@ -80,8 +80,9 @@ void expect_one_error_line(const CommandResult& r, int status) {
 }
 
 // What check says about populate()'s domains, which have no postmaster@.
-const std::string no_postmasters = "warning: domain my.com: no postmaster@my.com (no mailbox, alias or catch-all)\n"
-                                   "warning: domain other.org: no postmaster@other.org (no mailbox, alias or catch-all)\n";
+const std::string no_postmasters =
+    "warning: domain my.com: no postmaster@my.com (no mailbox, alias or catch-all)\n"
+    "warning: domain other.org: no postmaster@other.org (no mailbox, alias or catch-all)\n";
 
 // Two served domains, two units (one smtp, one lmtp on a port).
 void populate(const Ctl& ctl) {
@@ -136,15 +137,32 @@ TEST_CASE("--version and --help") {
     r = ctl.raw({"--help"});
     CHECK(r.exit_code == 0);
     CHECK(r.err == "");
-    for (const char* synopsis :
-         {"init", "domain add DOMAIN", "domain rm DOMAIN", "domain list", "unit add NAME --nexthop NH [--transport T]",
-          "unit set NAME [--state active|draining|down] [--nexthop NH] [--transport T]", "unit rm NAME", "unit list",
-          "mailbox add ADDRESS --unit NAME", "mailbox set ADDRESS --state active|suspended|disabled",
-          "mailbox rm ADDRESS", "mailbox show ADDRESS", "mailbox list [--unit NAME]",
-          "move begin [ADDRESS...] --to UNIT [--file FILE|--from-unit UNIT [--limit N]] [-v]",
-          "move finish [ADDRESS...] [--file FILE|--from-unit UNIT [--limit N]] [-v]", "move abort [ADDRESS...]",
-          "alias add ADDRESS TARGET...", "alias rm ADDRESS [TARGET]",
-          "alias list", "import FILE", "export", "check", "publish OUT", "resolve ADDRESS", "--db", "--config"}) {
+    for (const char* synopsis : {"init",
+                                 "domain add DOMAIN",
+                                 "domain rm DOMAIN",
+                                 "domain list",
+                                 "unit add NAME --nexthop NH [--transport T]",
+                                 "unit set NAME [--state active|draining|down] [--nexthop NH] [--transport T]",
+                                 "unit rm NAME",
+                                 "unit list",
+                                 "mailbox add ADDRESS --unit NAME",
+                                 "mailbox set ADDRESS --state active|suspended|disabled",
+                                 "mailbox rm ADDRESS",
+                                 "mailbox show ADDRESS",
+                                 "mailbox list [--unit NAME]",
+                                 "move begin [ADDRESS...] --to UNIT [--file FILE|--from-unit UNIT [--limit N]] [-v]",
+                                 "move finish [ADDRESS...] [--file FILE|--from-unit UNIT [--limit N]] [-v]",
+                                 "move abort [ADDRESS...]",
+                                 "alias add ADDRESS TARGET...",
+                                 "alias rm ADDRESS [TARGET]",
+                                 "alias list",
+                                 "import FILE",
+                                 "export",
+                                 "check",
+                                 "publish OUT",
+                                 "resolve ADDRESS",
+                                 "--db",
+                                 "--config"}) {
         INFO(synopsis);
         CHECK(r.out.find(synopsis) != std::string::npos);
     }
@@ -182,7 +200,8 @@ TEST_CASE("init and domains") {
 
     ctl.ok({"unit", "add", "unit12", "--nexthop", "[unit12.my.com]"});
     ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
-    expect_failure(ctl.run({"domain", "rm", "my.com"}), 1, "domain my.com: still used by 1 mailbox(es) and 0 alias(es)");
+    expect_failure(ctl.run({"domain", "rm", "my.com"}), 1,
+                   "domain my.com: still used by 1 mailbox(es) and 0 alias(es)");
     expect_failure(ctl.run({"domain", "rm", "nowhere.net"}), 1, "domain nowhere.net: not served");
 
     CHECK(ctl.ok({"domain", "rm", "other.org"}) == "");
@@ -268,7 +287,8 @@ TEST_CASE("moves") {
     populate(ctl);
     ctl.ok({"mailbox", "add", "ann@my.com", "--unit", "unit12"});
 
-    CHECK(ctl.ok({"move", "begin", "ann@my.com", "--to", "unit13"}) == "moves begun 1 (held 1, direct 0), unchanged 0\n");
+    CHECK(ctl.ok({"move", "begin", "ann@my.com", "--to", "unit13"}) ==
+          "moves begun 1 (held 1, direct 0), unchanged 0\n");
     CHECK(ctl.ok({"mailbox", "show", "ann@my.com"}) ==
           "address: ann@my.com\nunit: unit12\nstate: moving\nmoving_to: unit13\n");
     CHECK(ctl.ok({"mailbox", "list"}) == "ann@my.com\tunit12\tmoving:unit13\n");
@@ -367,12 +387,13 @@ TEST_CASE("aliases") {
 TEST_CASE("import from a file and from stdin, export") {
     Ctl ctl;
     ctl.ok({"init"});
-    write_file(ctl.path("data.csv"), "kind,address,value,state\n"
-                                     "domain,my.com,,\n"
-                                     "unit,unit12,smtp:[unit12.my.com],active\n"
-                                     "mailbox,ann@my.com,unit12,active\n"
-                                     "mailbox,bob@my.com,unit12\n"
-                                     "alias,sales@my.com,ann@my.com,\n");
+    write_file(ctl.path("data.csv"),
+               "kind,address,value,state\n"
+               "domain,my.com,,\n"
+               "unit,unit12,smtp:[unit12.my.com],active\n"
+               "mailbox,ann@my.com,unit12,active\n"
+               "mailbox,bob@my.com,unit12\n"
+               "alias,sales@my.com,ann@my.com,\n");
     CHECK(ctl.ok({"import", ctl.path("data.csv")}) == "imported 1 domains, 1 units, 2 mailboxes, 1 aliases\n");
     CHECK(ctl.ok({"import", "-"}, "kind,address,value,state\ndomain,other.org,,\n") ==
           "imported 1 domains, 0 units, 0 mailboxes, 0 aliases\n");
@@ -415,11 +436,12 @@ TEST_CASE("a bad CSV row fails the whole import with its line number") {
     const auto before = ctl.ok({"export"});
 
     const auto file = ctl.path("bad.csv");
-    write_file(file, "kind,address,value,state\n"
-                     "domain,third.net,,\n"
-                     "mailbox,bob@my.com,unit12,active\n"
-                     "mailbox,cat@my.com,unit99,active\n"
-                     "alias,sales@my.com,ann@my.com,\n");
+    write_file(file,
+               "kind,address,value,state\n"
+               "domain,third.net,,\n"
+               "mailbox,bob@my.com,unit12,active\n"
+               "mailbox,cat@my.com,unit99,active\n"
+               "alias,sales@my.com,ann@my.com,\n");
     const auto r = ctl.run({"import", file});
     CHECK(r.exit_code == 1);
     CHECK(r.out == "");
@@ -625,7 +647,8 @@ TEST_CASE("usage errors exit 2 and touch no database") {
                    "mailbox add: the option '--unit' is required but missing");
     expect_failure(ctl.run({"move", "begin", "ann@my.com"}), 2,
                    "move begin: the option '--to' is required but missing");
-    expect_failure(ctl.run({"move", "finish"}), 2, "move finish: give one of ADDRESS..., --file FILE or --from-unit UNIT");
+    expect_failure(ctl.run({"move", "finish"}), 2,
+                   "move finish: give one of ADDRESS..., --file FILE or --from-unit UNIT");
     expect_failure(ctl.run({"move", "abort", "a@my.com", "--from-unit", "unit12"}), 2,
                    "move abort: give one of ADDRESS..., --file FILE or --from-unit UNIT");
     expect_failure(ctl.run({"move", "begin", "a@my.com", "--to", "unit12", "--limit", "3"}), 2,
@@ -637,7 +660,9 @@ TEST_CASE("usage errors exit 2 and touch no database") {
     expect_failure(ctl.run({"alias", "rm", "a@my.com", "b@my.com", "c@my.com"}), 2,
                    "alias rm: unexpected argument 'c@my.com' (usage: unitctl alias rm ADDRESS [TARGET])");
     expect_failure(ctl.run({"import"}), 2, "import: missing FILE (usage: unitctl import FILE)");
-    expect_failure(ctl.run({"publish"}), 2, "publish: missing OUT (usage: unitctl publish OUT [--rollback|--takeover] [--max-removed N|P%] [--force] [--mode OCTAL])");
+    expect_failure(ctl.run({"publish"}), 2,
+                   "publish: missing OUT (usage: unitctl publish OUT [--rollback|--takeover] [--max-removed N|P%] "
+                   "[--force] [--mode OCTAL])");
     expect_failure(ctl.run({"resolve", "a@my.com", "--reject-max-age", "soon"}), 2,
                    "resolve: --reject-max-age: bad duration 'soon' (expected N[s|m|h|d|w])");
     expect_failure(ctl.run({"resolve", "a@my.com", "--max-replica-age", "5y"}), 2,
@@ -720,8 +745,9 @@ TEST_CASE("unitctl refuses to write to a published snapshot, and reads it") {
     ctl.ok({"publish", out});
     const auto before = read_file(out);
     const std::string refusal_start = "unitctl: " + out + ": a published snapshot (published_at ";
-    const std::string refusal_end = "): unitctl writes the primary, not a copy (--db /var/lib/unitpolicy/primary.db by "
-                                    "default)\n";
+    const std::string refusal_end =
+        "): unitctl writes the primary, not a copy (--db /var/lib/unitpolicy/primary.db by "
+        "default)\n";
     for (const Args& args : std::vector<Args>{{"init"},
                                               {"domain", "add", "new.org"},
                                               {"domain", "rm", "other.org"},
@@ -750,9 +776,13 @@ TEST_CASE("unitctl refuses to write to a published snapshot, and reads it") {
     }
     CHECK(read_file(out) == before);
     CHECK(!std::filesystem::exists(ctl.path("again.db")));
-    for (const Args& args : std::vector<Args>{
-             {"domain", "list"}, {"unit", "list"}, {"mailbox", "list"}, {"mailbox", "show", "ann@my.com"},
-             {"alias", "list"}, {"export"}, {"resolve", "ann@my.com"}}) {
+    for (const Args& args : std::vector<Args>{{"domain", "list"},
+                                              {"unit", "list"},
+                                              {"mailbox", "list"},
+                                              {"mailbox", "show", "ann@my.com"},
+                                              {"alias", "list"},
+                                              {"export"},
+                                              {"resolve", "ann@my.com"}}) {
         Args full{"--db", out};
         full.insert(full.end(), args.begin(), args.end());
         const auto r = ctl.raw(full);
@@ -793,7 +823,7 @@ TEST_CASE("publish: generation and identity guards, --rollback, --takeover") {
     CHECK(r.exit_code == 1);
     CHECK(r.err.find("newer than generation 2: refusing to go back (--rollback publishes it deliberately)") !=
           std::string::npos);
-    CHECK(rebuilt.ok({"publish", out, "--rollback"}) .find(" generation 2 at ") != std::string::npos);
+    CHECK(rebuilt.ok({"publish", out, "--rollback"}).find(" generation 2 at ") != std::string::npos);
 
     expect_failure(rebuilt.run({"publish", out, "--rollback", "--takeover"}), 2,
                    "publish: --rollback and --takeover exclude each other");
@@ -817,9 +847,11 @@ TEST_CASE("publish: mass removal, --max-removed and --force") {
     auto r = ctl.run({"publish", out});
     CHECK(r.exit_code == 1);
     CHECK(r.out == "");
-    CHECK(r.err == "unitctl: publish " + out + ": the snapshot removes 510 of the 600 mailboxes of the previous one, "
-                   "more than 500 (user1000@my.com, user1001@my.com, user1002@my.com, user1003@my.com, "
-                   "user1004@my.com, ...): refusing it (--max-removed raises the limit, --force publishes it anyway)\n");
+    CHECK(r.err ==
+          "unitctl: publish " + out +
+              ": the snapshot removes 510 of the 600 mailboxes of the previous one, "
+              "more than 500 (user1000@my.com, user1001@my.com, user1002@my.com, user1003@my.com, "
+              "user1004@my.com, ...): refusing it (--max-removed raises the limit, --force publishes it anyway)\n");
     expect_one_error_line(ctl.run({"publish", out, "--max-removed", "80%"}), 1);
     ctl.ok({"publish", out, "--max-removed", "85%"});
     raw_sql(ctl.db(), "DELETE FROM mailboxes");
@@ -871,10 +903,10 @@ TEST_CASE("only well-formed values enter: transports, nexthops, alias targets") 
     expect_failure(ctl.run({"unit", "set", "unit12", "--transport", "discard"}), 1,
                    "unit unit12: bad transport \"discard\": Postfix's own special service, not a route to a unit");
     expect_one_error_line(ctl.run({"alias", "add", "sales@my.com", "a@x.org,b@y.org"}), 1);
-    expect_one_error_line(
-        ctl.run({"import", "-"}, "kind,address,value,state\nunit,unit20,discard:[u20.my.com],\n"), 1);
-    expect_one_error_line(
-        ctl.run({"import", "-"}, "kind,address,value,state\nalias,sales@my.com,\"a@x.org,b@y.org\",\n"), 1);
+    expect_one_error_line(ctl.run({"import", "-"}, "kind,address,value,state\nunit,unit20,discard:[u20.my.com],\n"), 1);
+    expect_one_error_line(ctl.run({"import", "-"},
+                                  "kind,address,value,state\nalias,sales@my.com,\"a@x.org,b@y.org\",\n"),
+                          1);
     CHECK(ctl.ok({"export"}) == before);
 
     // hold_transport: the site's own name for the hold transport.
@@ -882,8 +914,9 @@ TEST_CASE("only well-formed values enter: transports, nexthops, alias targets") 
     write_file(config, "hold_transport = parked\n");
     expect_failure(ctl.run({"--config", config, "unit", "add", "unit20", "--nexthop", "[u20.my.com]", "--transport",
                             "parked"}),
-                   1, "unit unit20: bad transport \"parked\": the hold transport: mail routed through it is never "
-                      "delivered");
+                   1,
+                   "unit unit20: bad transport \"parked\": the hold transport: mail routed through it is never "
+                   "delivered");
     ctl.ok({"--config", config, "unit", "add", "unit20", "--nexthop", "[u20.my.com]", "--transport", "unithold"});
     write_file(config, "max_alias_targets = 0\n");
     expect_failure(ctl.run({"--config", config, "check"}), 2,
@@ -915,11 +948,13 @@ TEST_CASE("check reports dangling targets and bad values, warns of dead aliases 
     ctl.ok({"mailbox", "add", "off@my.com", "--unit", "unit12"});
     ctl.ok({"mailbox", "set", "off@my.com", "--state", "disabled"});
     ctl.ok({"alias", "add", "retired@my.com", "off@my.com"});
-    CHECK(ctl.ok({"check"}) == "warning: alias retired@my.com: every target is disabled or unknown: mail to it is "
-                               "refused\n" +
-                                   no_postmasters + "ok\n");
-    raw_sql(ctl.db(), "INSERT INTO aliases VALUES ('sales@my.com', 'gone@my.com');"
-                      "UPDATE units SET transport = 'error' WHERE name = 'unit13'");
+    CHECK(ctl.ok({"check"}) ==
+          "warning: alias retired@my.com: every target is disabled or unknown: mail to it is "
+          "refused\n" +
+              no_postmasters + "ok\n");
+    raw_sql(ctl.db(),
+            "INSERT INTO aliases VALUES ('sales@my.com', 'gone@my.com');"
+            "UPDATE units SET transport = 'error' WHERE name = 'unit13'");
     const auto r = ctl.run({"check"});
     CHECK(r.exit_code == 1);
     CHECK(r.out ==
@@ -940,8 +975,8 @@ TEST_CASE("check reports dangling targets and bad values, warns of dead aliases 
                    "alias big2@my.com: its expansion visits 3 alias rows, more than max_alias_targets 2");
     const auto limited = ctl.run({"--config", config, "check"});
     CHECK(limited.exit_code == 1);
-    CHECK(limited.out.rfind("alias big@my.com: its expansion visits 3 alias rows, more than max_alias_targets 2\n", 0) ==
-          0);
+    CHECK(limited.out.rfind("alias big@my.com: its expansion visits 3 alias rows, more than max_alias_targets 2\n",
+                            0) == 0);
 }
 
 namespace {
@@ -1028,8 +1063,9 @@ TEST_CASE("--json: bytes the text would print raw stay valid JSON") {
     populate(ctl);
     // What unitctl refuses to store, written behind its back: a control
     // character, and bytes that are not UTF-8.
-    raw_sql(ctl.db(), "INSERT INTO mailboxes (address, unit) VALUES ('tab' || char(9) || 'nl' || char(10) || "
-                      "'@my.com', 'unit12')");
+    raw_sql(ctl.db(),
+            "INSERT INTO mailboxes (address, unit) VALUES ('tab' || char(9) || 'nl' || char(10) || "
+            "'@my.com', 'unit12')");
     raw_sql(ctl.db(), "INSERT INTO mailboxes (address, unit) VALUES (CAST(X'78FF79406D792E636F6D' AS TEXT), 'unit12')");
     auto mailboxes = ok_json(ctl, {"mailbox", "list"});
     REQUIRE(mailboxes.array.size() == 2);
@@ -1050,8 +1086,7 @@ TEST_CASE("--json: check and resolve, with their exit status") {
     CHECK(check["ok"].boolean);
     CHECK(check["problems"].array.empty());
     REQUIRE(check["warnings"].array.size() == 2);
-    CHECK(check["warnings"].array[0].string ==
-          "domain my.com: no postmaster@my.com (no mailbox, alias or catch-all)");
+    CHECK(check["warnings"].array[0].string == "domain my.com: no postmaster@my.com (no mailbox, alias or catch-all)");
 
     auto bob = ok_json(ctl, {"resolve", "bob@my.com"});
     CHECK(bob.names() ==

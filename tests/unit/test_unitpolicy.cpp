@@ -1,6 +1,6 @@
 // The unitpolicy program itself: real sockets, real signals, its modes.
-#include <doctest/doctest.h>
 #include <arpa/inet.h>
+#include <doctest/doctest.h>
 #include <grp.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -19,9 +19,9 @@
 #include <cstring>
 #include <thread>
 
+#include "policyd/stats.hpp"
 #include "socket.hpp"
 #include "test_support.hpp"
-#include "policyd/stats.hpp"
 #include "unit/primary.hpp"
 
 using namespace unit;
@@ -105,7 +105,8 @@ TEST_CASE("the daemon answers both protocols on its sockets and stops cleanly on
     check_exchange(p, two, "action=DUNNO\n\naction=550 5.1.1 User unknown\n\n");
     int m = connect_to(map);
     check_exchange(m, netstring("transportmx john.doe@example.com"), netstring("OK smtp:[u1.example.com]"));
-    check_exchange(m, netstring("transportmx dave@example.net"), netstring("OK unithold:unix:/dev/null/unitpolicy-held/u2"));
+    check_exchange(m, netstring("transportmx dave@example.net"),
+                   netstring("OK unithold:unix:/dev/null/unitpolicy-held/u2"));
     struct stat st {};
     REQUIRE(stat(policy.c_str(), &st) == 0);
     CHECK((st.st_mode & 0777) == 0660);
@@ -130,15 +131,16 @@ TEST_CASE("log lines about a recipient use Postfix's field names: queue id first
     World w;
     std::string policy = w.dir.path("policy"), map = w.dir.path("map");
     Daemon d(unitpolicy(),
-             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
-              "stderr", "--debug", "yes"},
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log", "stderr",
+              "--debug", "yes"},
              w.dir.path("log"));
     int p = connect_to(policy);
     auto request = [](std::string_view recipient) {
-        return fmt::format("request=smtpd_access_policy\nprotocol_state=RCPT\nqueue_id=4BCC2\n"
-                           "client_name=mail.example.net\nclient_address=192.0.2.7\nsender=ann@example.net\n"
-                           "recipient={}\n\n",
-                           recipient);
+        return fmt::format(
+            "request=smtpd_access_policy\nprotocol_state=RCPT\nqueue_id=4BCC2\n"
+            "client_name=mail.example.net\nclient_address=192.0.2.7\nsender=ann@example.net\n"
+            "recipient={}\n\n",
+            recipient);
     };
     check_exchange(p, request("nobody@example.com"), "action=550 5.1.1 User unknown\n\n");
     check_exchange(p, request("john.doe@example.com"), "action=DUNNO\n\n");
@@ -149,8 +151,9 @@ TEST_CASE("log lines about a recipient use Postfix's field names: queue id first
     CHECK(d.stop() == 0);
     const std::string log = read_file(w.dir.path("log"));
     INFO(log);
-    CHECK(log_has(w.dir.path("log"), "]: 4BCC2: reject: RCPT from mail.example.net[192.0.2.7]: 550 5.1.1 User unknown; "
-                                     "from=<ann@example.net> to=<nobody@example.com>\n"));
+    CHECK(log_has(w.dir.path("log"),
+                  "]: 4BCC2: reject: RCPT from mail.example.net[192.0.2.7]: 550 5.1.1 User unknown; "
+                  "from=<ann@example.net> to=<nobody@example.com>\n"));
     CHECK(log_has(w.dir.path("log"), "]: 4BCC2: dunno: RCPT from mail.example.net[192.0.2.7]: "));
     CHECK(log_has(w.dir.path("log"), "; from=<ann@example.net> to=<john.doe@example.com>\n"));
     CHECK(log_has(w.dir.path("log"), "socketmap: transportmx to=<john.doe@example.com>: OK smtp:[u1.example.com]\n"));
@@ -214,8 +217,7 @@ TEST_CASE("--dump describes the database without a daemon") {
 TEST_CASE("bad usage exits 2 with one line") {
     auto r = run_command({env_or_fail("UNITPOLICY"), "--threads", "lots", "--query", "a@b.example"});
     CHECK(r.exit_code == 2);
-    CHECK(r.err == fmt::format("unitpolicy[{}]: fatal: --threads: bad number \"lots\" (expected 0 to 256)\n",
-                               r.pid));
+    CHECK(r.err == fmt::format("unitpolicy[{}]: fatal: --threads: bad number \"lots\" (expected 0 to 256)\n", r.pid));
     auto spawned = run_command({env_or_fail("UNITPOLICY"), "--threads", "lots", "--stdio"});
     CHECK(spawned.exit_code == 2);
     CHECK(spawned.err.empty());  // under spawn(8) stderr is the SMTP server's socket: syslog only
@@ -224,12 +226,14 @@ TEST_CASE("bad usage exits 2 with one line") {
     CHECK(v.out == "unitpolicy " UNIT_TEST_VERSION "\n");
 }
 
-TEST_CASE("a client past max_connections takes the place of the one idle the longest, idle ones are closed, "
-          "SIGHUP reloads the replies") {
+TEST_CASE(
+    "a client past max_connections takes the place of the one idle the longest, idle ones are closed, "
+    "SIGHUP reloads the replies") {
     World w;
     std::string policy = w.dir.path("policy"), conf = w.dir.path("unitpolicy.conf");
     write_file(conf, "unknown_reply = 550 5.1.1 No such user\n");
-    Daemon d(unitpolicy(), {"--config", conf, "--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
+    Daemon d(unitpolicy(),
+             {"--config", conf, "--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
               "--max-connections", "2", "--idle-timeout", "2s", "--threads", "1"},
              w.dir.path("log"));
     const std::string unknown = policy_request("nobody@example.com");
@@ -294,14 +298,15 @@ TEST_CASE("SIGHUP says which changed settings keep their running values until a 
     // and the daemon still serves the database it started with.
     write_file(conf, fmt::format("db = {}\nthreads = 2\nunknown_reply = 550 5.1.1 Gone\n", w.dir.path("other.db")));
     REQUIRE(kill(d.pid(), SIGHUP) == 0);
-    CHECK(log_shows(log, "]: warning: reload: configuration reloaded but for db, threads: they keep their running "
-                         "values until a restart\n"));
+    CHECK(log_shows(log,
+                    "]: warning: reload: configuration reloaded but for db, threads: they keep their running "
+                    "values until a restart\n"));
     check_exchange(fd, unknown, "action=550 5.1.1 Gone\n\n");
     check_exchange(fd, policy_request("user@example.com"), "action=DUNNO\n\n");  // other.db does not exist
 
     // Said again at the next reload: the values are still not applied.
-    write_file(conf, fmt::format("db = {}\nthreads = 2\nunknown_reply = 550 5.1.1 Gone again\n",
-                                 w.dir.path("other.db")));
+    write_file(conf,
+               fmt::format("db = {}\nthreads = 2\nunknown_reply = 550 5.1.1 Gone again\n", w.dir.path("other.db")));
     REQUIRE(kill(d.pid(), SIGHUP) == 0);
     auto said = [&log] {
         const std::string text = read_file(log), line = "reloaded but for db, threads";
@@ -316,12 +321,14 @@ TEST_CASE("SIGHUP says which changed settings keep their running values until a 
     CHECK(d.stop() == 0);
 }
 
-TEST_CASE("past max_connections, a connection never used makes room first, then the one idle the longest, "
-          "never one in the middle of a request") {
+TEST_CASE(
+    "past max_connections, a connection never used makes room first, then the one idle the longest, "
+    "never one in the middle of a request") {
     World w;
     std::string policy = w.dir.path("policy");
-    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr",
-              "--max-connections", "3", "--threads", "1"},
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--max-connections", "3",
+              "--threads", "1"},
              w.dir.path("log"));
     const std::string unknown = policy_request("nobody@example.com");
     const std::string answer = "action=550 5.1.1 User unknown\n\n";
@@ -388,13 +395,15 @@ int connect_from(const char* from, std::uint16_t port) {
 
 }  // namespace
 
-TEST_CASE("an inet client past max_connections_per_peer makes room among its own connections; "
-          "a listener beyond loopback is warned about") {
+TEST_CASE(
+    "an inet client past max_connections_per_peer makes room among its own connections; "
+    "a listener beyond loopback is warned about") {
     World w;
     const std::uint16_t port = free_port(), wide = free_port();
     std::string control = w.dir.path("control");
-    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", fmt::format("inet:127.0.0.1:{}", port),
-              "--policy-listen", fmt::format("inet:0.0.0.0:{}", wide), "--control", control, "--log", "stderr",
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", fmt::format("inet:127.0.0.1:{}", port), "--policy-listen",
+              fmt::format("inet:0.0.0.0:{}", wide), "--control", control, "--log", "stderr",
               "--max-connections-per-peer", "2", "--threads", "1"},
              w.dir.path("log"));
     const std::string unknown = policy_request("nobody@example.com");
@@ -428,7 +437,8 @@ TEST_CASE("an inet client past max_connections_per_peer makes room among its own
     CHECK(log_has(w.dir.path("log"),
                   "warning: max_connections_per_peer (2) reached by 127.0.0.1: closing its new connections while it "
                   "holds unused ones, else its connections idle the longest"));
-    CHECK(log_has(w.dir.path("log"), fmt::format("warning: inet:0.0.0.0:{}: listening on 0.0.0.0, not loopback", wide)));
+    CHECK(log_has(w.dir.path("log"),
+                  fmt::format("warning: inet:0.0.0.0:{}: listening on 0.0.0.0, not loopback", wide)));
     CHECK(!log_has(w.dir.path("log"), fmt::format("inet:127.0.0.1:{}: listening", port)));
     for (int fd : {other, first, second, third, unused, refused}) close(fd);
     CHECK(d.stop() == 0);
@@ -438,8 +448,8 @@ TEST_CASE("unix sockets are 0660 by default, of socket_group") {
     if (geteuid() != 0) return;  // only root can give a file to a group it is not in
     World w;
     std::string policy = w.dir.path("policy");
-    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--socket-group",
-              "postfix"},
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--log", "stderr", "--socket-group", "postfix"},
              w.dir.path("log"));
     int fd = connect_to(policy);
     struct stat st {};
@@ -492,7 +502,8 @@ std::string counters(const std::string& control) {
 TEST_CASE("a request trickling in is closed after request_timeout, an idle connection is not") {
     World w;
     std::string policy = w.dir.path("policy"), control = w.dir.path("control");
-    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
               "--request-timeout", "1s", "--threads", "1"},
              w.dir.path("log"));
     int idle = connect_to(policy);
@@ -521,7 +532,8 @@ TEST_CASE("a request trickling in is closed after request_timeout, an idle conne
 TEST_CASE("a client that does not read its answers is no longer read from, then closed after request_timeout") {
     World w;
     std::string map = w.dir.path("map"), control = w.dir.path("control");
-    Daemon d(unitpolicy(), {"--db", w.db, "--socketmap-listen", "unix:" + map, "--control", control, "--log", "stderr",
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--socketmap-listen", "unix:" + map, "--control", control, "--log", "stderr",
               "--request-timeout", "1s", "--threads", "1"},
              w.dir.path("log"));
     int m = connect_to(map);
@@ -557,8 +569,8 @@ TEST_CASE("max_line and max_request bound what a client may send") {
     World w;
     std::string policy = w.dir.path("policy"), map = w.dir.path("map");
     Daemon d(unitpolicy(),
-             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
-              "stderr", "--max-line", "300", "--max-request", "1024", "--threads", "1"},
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log", "stderr",
+              "--max-line", "300", "--max-request", "1024", "--threads", "1"},
              w.dir.path("log"));
     int fits = connect_to(policy);
     CHECK(exchange(fits, policy_request(std::string(200, 'a') + "@example.com"), 8).rfind("action=", 0) == 0);
@@ -580,8 +592,9 @@ TEST_CASE("the soft open file limit is raised to the hard one, and max_connectio
     std::string policy = w.dir.path("policy"), control = w.dir.path("control");
     // Hard limit 200: 64 descriptors kept for the daemon, 8 for its worker,
     // room for 128 connections.
-    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr",
-              "--threads", "1", "--max-connections", "1000"},
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--control", control, "--log", "stderr", "--threads",
+              "1", "--max-connections", "1000"},
              w.dir.path("log"), rlimit{100, 200});
     std::vector<int> clients;
     for (int i = 0; i < 140; ++i) clients.push_back(connect_to(policy));
@@ -607,9 +620,9 @@ TEST_CASE("a replacement the daemon's user cannot read, or a FIFO, is refused on
     std::string log = w.dir.path("log");
     // No held-mail watcher: a stop waits for a postqueue run under way, and
     // what is timed below is the stop beside a refused FIFO.
-    Daemon d(unitpolicy(), {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map,
-              "--control", control, "--log", "stderr", "--user", "nobody", "--threads", "2",
-              "--held-mail-interval", "0"},
+    Daemon d(unitpolicy(),
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--control",
+              control, "--log", "stderr", "--user", "nobody", "--threads", "2", "--held-mail-interval", "0"},
              log);
     d.wait_until_started();
     int p = connect_to(policy);
@@ -700,8 +713,8 @@ TEST_CASE("client values reach the log escaped and cut: a hostile request writes
     World w;
     std::string policy = w.dir.path("policy"), map = w.dir.path("map");
     Daemon d(unitpolicy(),
-             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log",
-              "stderr", "--debug", "yes"},
+             {"--db", w.db, "--policy-listen", "unix:" + policy, "--socketmap-listen", "unix:" + map, "--log", "stderr",
+              "--debug", "yes"},
              w.dir.path("log"));
     const std::string forged = "unitpolicy[1]: warning: forged";
     const std::string queue_id = "Q1\r\x1b[2J" + std::string(8000, 'q');
@@ -730,14 +743,13 @@ TEST_CASE("client values reach the log escaped and cut: a hostile request writes
         ++lines;
         CHECK(line.rfind("unitpolicy[", 0) == 0);
         CHECK(line.find("]: warning: forged") != 11);  // no line of the client's own
-        CHECK(line.size() < 1200);                      // each value cut
+        CHECK(line.size() < 1200);                     // each value cut
         CHECK(std::none_of(line.begin(), line.end(), [](char c) { return static_cast<unsigned char>(c) < 0x20; }));
     }
     CHECK(lines >= 4);
     CHECK(log.find("Q1\\x0d\\x1b[2Jqqq") != std::string::npos);
     CHECK(log.find(": reject: RCPT from unknown[10.0.0.1\\x1b]0;unitpolicy[1]: warning: forged\\x07]: 550 5.1.1 User "
                    "unknown; from=<> to=<nobody@example.com>") != std::string::npos);
-    CHECK(log.find("policy: DATA\\x0dunitpolicy[1]: warning: for... without a recipient check") !=
-          std::string::npos);
+    CHECK(log.find("policy: DATA\\x0dunitpolicy[1]: warning: for... without a recipient check") != std::string::npos);
     CHECK(log.find("socketmap: transportmx\\x0aunitpolicy[1]: warning: forged") != std::string::npos);
 }
