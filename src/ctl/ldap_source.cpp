@@ -177,89 +177,120 @@ int scope_of(LdapScope scope) noexcept {
     return LDAP_SCOPE_SUBTREE;
 }
 
+// One search in progress: what the error messages call it, the attributes
+// as libldap takes them, the page reached and the entries read so far.
+struct PagedSearch {
+    const Search& search;
+    std::string what;
+    std::vector<char*> attributes;
+    Cookie cookie;
+    int page = 1;
+    std::uint64_t entries = 0;
+
+    explicit PagedSearch(const Search& s)
+        : search(s), what(fmt::format("ldap: search of '{}' for {}", s.base, s.filter)) {
+        for (const auto& a : s.attributes) attributes.push_back(const_cast<char*>(a.c_str()));
+        attributes.push_back(nullptr);
+    }
+};
+
+// Sends the request for the current page; returns its message id.
+Result<int> request_page(LDAP* ld, const LdapSettings& s, PagedSearch& p) {
+    Control page_control;
+    LDAPControl* controls[2] = {nullptr, nullptr};
+    if (s.page_size > 0) {
+        // Not critical: a server without paging answers in one piece, or
+        // with a size limit, which fails later.
+        LDAPControl* made = nullptr;
+        berval* previous = p.page == 1 ? nullptr : &p.cookie.value;
+        if (ldap_create_page_control(ld, s.page_size, previous, 0, &made) != LDAP_SUCCESS)
+            return Error{Errc::Io, fmt::format("{}: cannot make the paged results control", p.what)};
+        page_control.reset(made);
+        controls[0] = made;
+    }
+    int id = 0;
+    const int rc = ldap_search_ext(ld, p.search.base.c_str(), p.search.scope, p.search.filter.c_str(),
+                                   p.attributes.data(), 0, controls, nullptr, nullptr, LDAP_NO_LIMIT, &id);
+    if (rc == LDAP_FILTER_ERROR) return Error{Errc::Invalid, fmt::format("{}: bad filter", p.what)};
+    if (rc != LDAP_SUCCESS)
+        return Error{Errc::Io, fmt::format("{}: {}{}", p.what, ldap_err2string(rc), diagnostic(ld))};
+    return id;
+}
+
+// Reads the answers to request `id`, calling on_entry(entry) for each entry;
+// returns the page's result message.
+template <class OnEntry>
+Result<Message> read_page(LDAP* ld, const LdapSettings& s, PagedSearch& p, int id, OnEntry& on_entry) {
+    for (;;) {
+        LDAPMessage* raw = nullptr;
+        timeval wait = to_timeval(s.timeout);
+        const int rc = ldap_result(ld, id, LDAP_MSG_ONE, &wait, &raw);
+        Message message(raw);
+        if (rc == 0)
+            return Error{Errc::Io, fmt::format("{}: no answer within {} s (ldap_timeout) after {} entries", p.what,
+                                               s.timeout.count(), p.entries)};
+        if (rc < 0)
+            return Error{Errc::Io, fmt::format("{}: stopped after {} entries: {}{}", p.what, p.entries,
+                                               ldap_err2string(last_error(ld)), diagnostic(ld))};
+        if (rc == LDAP_RES_SEARCH_ENTRY) {
+            ++p.entries;
+            if (auto taken = on_entry(message.get()); !taken) return taken.error();
+        } else if (rc == LDAP_RES_SEARCH_REFERENCE) {
+            return Error{Errc::Io,
+                         fmt::format("{}: a referral, which is not followed (narrow ldap_base or the filter)", p.what)};
+        } else if (rc == LDAP_RES_SEARCH_RESULT) {
+            return message;
+        }
+    }
+}
+
+// Checks a page's result and takes the cookie of the next page; returns
+// whether another page follows.
+Result<bool> next_page(LDAP* ld, const LdapSettings& s, PagedSearch& p, LDAPMessage* result) {
+    int code = LDAP_OTHER;
+    char* raw_text = nullptr;
+    char** raw_referrals = nullptr;
+    LDAPControl** raw_controls = nullptr;
+    const int rc = ldap_parse_result(ld, result, &code, nullptr, &raw_text, &raw_referrals, &raw_controls, 0);
+    LdapText text(raw_text);
+    Referrals referrals(raw_referrals);
+    Controls response_controls(raw_controls);
+    if (rc != LDAP_SUCCESS)
+        return Error{Errc::Io, fmt::format("{}: unreadable result: {}", p.what, ldap_err2string(rc))};
+    if (code != LDAP_SUCCESS)
+        return Error{Errc::Io,
+                     fmt::format("{}: stopped after {} entries, in page {}: {}{}", p.what, p.entries, p.page,
+                                 ldap_err2string(code), text && *text ? fmt::format(" ({})", shown(text.get())) : "")};
+    if (s.page_size == 0) return false;
+    LDAPControl* response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, response_controls.get(), nullptr);
+    if (response == nullptr) {
+        // The first page without the control: the server does not page
+        // and sent everything. Later, the server lost the thread.
+        if (p.page == 1) return false;
+        return Error{Errc::Io, fmt::format("{}: page {} came without its paged results control", p.what, p.page)};
+    }
+    ber_memfree(p.cookie.value.bv_val);
+    p.cookie.value = berval{0, nullptr};
+    ber_int_t estimate = 0;
+    if (ldap_parse_pageresponse_control(ld, response, &estimate, &p.cookie.value) != LDAP_SUCCESS)
+        return Error{Errc::Io, fmt::format("{}: page {}: unreadable paged results control", p.what, p.page)};
+    return p.cookie.value.bv_len != 0;
+}
+
 // Runs `search` to its end, page after page, calling on_entry(entry) for
 // each entry. Anything but a successful last page is an error: nothing the
 // caller gathered may be used then.
 template <class OnEntry>
 Result<void> search_all(LDAP* ld, const LdapSettings& s, const Search& search, OnEntry&& on_entry) {
-    std::vector<char*> attributes;
-    for (const auto& a : search.attributes) attributes.push_back(const_cast<char*>(a.c_str()));
-    attributes.push_back(nullptr);
-    const auto what = fmt::format("ldap: search of '{}' for {}", search.base, search.filter);
-    Cookie cookie;
-    std::uint64_t entries = 0;
-    for (int page = 1;; ++page) {
-        Control page_control;
-        LDAPControl* controls[2] = {nullptr, nullptr};
-        if (s.page_size > 0) {
-            // Not critical: a server without paging answers in one piece, or
-            // with a size limit, which fails below.
-            LDAPControl* made = nullptr;
-            berval* previous = page == 1 ? nullptr : &cookie.value;
-            if (ldap_create_page_control(ld, s.page_size, previous, 0, &made) != LDAP_SUCCESS)
-                return Error{Errc::Io, fmt::format("{}: cannot make the paged results control", what)};
-            page_control.reset(made);
-            controls[0] = made;
-        }
-        int id = 0;
-        int rc = ldap_search_ext(ld, search.base.c_str(), search.scope, search.filter.c_str(), attributes.data(), 0,
-                                 controls, nullptr, nullptr, LDAP_NO_LIMIT, &id);
-        if (rc == LDAP_FILTER_ERROR) return Error{Errc::Invalid, fmt::format("{}: bad filter", what)};
-        if (rc != LDAP_SUCCESS)
-            return Error{Errc::Io, fmt::format("{}: {}{}", what, ldap_err2string(rc), diagnostic(ld))};
-
-        Message done;
-        while (!done) {
-            LDAPMessage* raw = nullptr;
-            timeval wait = to_timeval(s.timeout);
-            rc = ldap_result(ld, id, LDAP_MSG_ONE, &wait, &raw);
-            Message message(raw);
-            if (rc == 0)
-                return Error{Errc::Io, fmt::format("{}: no answer within {} s (ldap_timeout) after {} entries", what,
-                                                   s.timeout.count(), entries)};
-            if (rc < 0)
-                return Error{Errc::Io, fmt::format("{}: stopped after {} entries: {}{}", what, entries,
-                                                   ldap_err2string(last_error(ld)), diagnostic(ld))};
-            if (rc == LDAP_RES_SEARCH_ENTRY) {
-                ++entries;
-                if (auto taken = on_entry(message.get()); !taken) return taken;
-            } else if (rc == LDAP_RES_SEARCH_REFERENCE) {
-                return Error{Errc::Io,
-                             fmt::format("{}: a referral, which is not followed (narrow ldap_base or the filter)",
-                                         what)};
-            } else if (rc == LDAP_RES_SEARCH_RESULT) {
-                done = std::move(message);
-            }
-        }
-
-        int code = LDAP_OTHER;
-        char* raw_text = nullptr;
-        char** raw_referrals = nullptr;
-        LDAPControl** raw_controls = nullptr;
-        rc = ldap_parse_result(ld, done.get(), &code, nullptr, &raw_text, &raw_referrals, &raw_controls, 0);
-        LdapText text(raw_text);
-        Referrals referrals(raw_referrals);
-        Controls response_controls(raw_controls);
-        if (rc != LDAP_SUCCESS)
-            return Error{Errc::Io, fmt::format("{}: unreadable result: {}", what, ldap_err2string(rc))};
-        if (code != LDAP_SUCCESS)
-            return Error{Errc::Io, fmt::format("{}: stopped after {} entries, in page {}: {}{}", what, entries, page,
-                                               ldap_err2string(code),
-                                               text && *text ? fmt::format(" ({})", shown(text.get())) : "")};
-        if (s.page_size == 0) return {};
-        LDAPControl* response = ldap_control_find(LDAP_CONTROL_PAGEDRESULTS, response_controls.get(), nullptr);
-        if (response == nullptr) {
-            // The first page without the control: the server does not page
-            // and sent everything. Later, the server lost the thread.
-            if (page == 1) return {};
-            return Error{Errc::Io, fmt::format("{}: page {} came without its paged results control", what, page)};
-        }
-        ber_memfree(cookie.value.bv_val);
-        cookie.value = berval{0, nullptr};
-        ber_int_t estimate = 0;
-        if (ldap_parse_pageresponse_control(ld, response, &estimate, &cookie.value) != LDAP_SUCCESS)
-            return Error{Errc::Io, fmt::format("{}: page {}: unreadable paged results control", what, page)};
-        if (cookie.value.bv_len == 0) return {};
+    PagedSearch p(search);
+    for (;; ++p.page) {
+        auto id = request_page(ld, s, p);
+        if (!id) return id.error();
+        auto result = read_page(ld, s, p, *id, on_entry);
+        if (!result) return result.error();
+        auto more = next_page(ld, s, p, result->get());
+        if (!more) return more.error();
+        if (!*more) return {};
     }
 }
 
