@@ -217,6 +217,7 @@ EOF
         printf '\n# ---- examples/%s/master.cf\n' "$role"
         cat "examples/$role/master.cf"
     } >"$dir/etc/master.cf"
+    postfix_instance_smtpd_resolver "$dir/etc"
 }
 
 # write_maildirs UNIT: the unit's virtual(8) map, "address domain/user/",

@@ -76,3 +76,15 @@ scache    unix  -       -       n       -       1       scache
 postlog   unix-dgram n  -       n       -       1       postlogd
 EOT
 }
+
+# postfix_instance_smtpd_resolver CONFDIR: when the master.cf in CONFDIR
+# defines the examples' "unitrewrite" service (smtpd's address resolver
+# without transport_maps), points each of its smtpd inet services at it,
+# as examples/mx/master.cf asks the administrator to do.
+postfix_instance_smtpd_resolver() {
+    local conf=$1 service
+    [ -n "$(postconf -c "$conf" -M unitrewrite/unix 2>/dev/null)" ] || return 0
+    for service in $(postconf -c "$conf" -M | awk '$2 == "inet" && $8 == "smtpd" { print $1 }'); do
+        postconf -c "$conf" -P "$service/inet/rewrite_service_name=unitrewrite"
+    done
+}

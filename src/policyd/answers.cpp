@@ -230,6 +230,20 @@ PolicyAction refusal(const std::string& text) noexcept {
 
 PolicyAction tempfail(const ReplyTexts& t) noexcept { return {VerdictKind::Tempfail, t.tempfail}; }
 
+// In hold_mode defer, whether the recipient's own route (what its transport
+// map answers on this host) is the held one. smtpd's resolver asks no
+// transport map (examples/mx/master.cf), so the policy service says the 450
+// that smtpd used to derive from a "retry:" route: the sender keeps the mail.
+bool held_for_sender(const Resolution& r, const AnswerSettings& s) {
+    if (s.hold_mode != HoldMode::Defer) return false;
+    const Destination* d = r.outcome == Outcome::Alias ? self_mailbox(r) : r.destination ? &*r.destination : nullptr;
+    if (!d) return false;
+    const MapReply route = s.unit.empty() ? mx_route(*d, s) : unit_route(*d, s);
+    return route.kind == ReplyKind::Ok && route.text.substr(3) == hold_defer_route;
+}
+
+constexpr PolicyAction held{VerdictKind::Defer, hold_defer_reply};
+
 }  // namespace
 
 PolicyAction policy_action(const Resolution& r, const AnswerSettings& settings) {
@@ -239,7 +253,7 @@ PolicyAction policy_action(const Resolution& r, const AnswerSettings& settings) 
         if (!r.destination) return tempfail(t);
         switch (r.destination->mailbox.state) {
         case MailboxState::Active:
-        case MailboxState::Moving: return dunno;
+        case MailboxState::Moving: return held_for_sender(r, settings) ? held : dunno;
         case MailboxState::Suspended: return refusal(t.suspended);
         case MailboxState::Disabled: return refusal(t.disabled);
         }
@@ -252,7 +266,7 @@ PolicyAction policy_action(const Resolution& r, const AnswerSettings& settings) 
         // What its targets would get: a 5xx only when none can receive mail
         // and this snapshot's negatives are certain.
         switch (alias_state(r)) {
-        case AliasState::Deliverable: return dunno;
+        case AliasState::Deliverable: return held_for_sender(r, settings) ? held : dunno;
         case AliasState::Suspended: return refusal(t.suspended);
         case AliasState::Empty: return tempfail(t);
         case AliasState::Disabled: return refusal(r.doubt.empty() ? t.disabled : t.unconfirmed);

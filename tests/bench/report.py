@@ -350,7 +350,8 @@ REQUEST_REASONS = {
     ("socketmap", "recipient"): "`relay_recipient_maps` (unset in examples/mx: the policy service checks "
                                 "the recipient): is the recipient known (smtpd at RCPT TO)",
     ("socketmap", "alias"): "`virtual_alias_maps`: alias expansion (cleanup's rewrite)",
-    ("socketmap", "transportmx"): "`transport_maps`: where the recipient goes (trivial-rewrite's resolve)",
+    ("socketmap", "transportmx"): "`transport_maps`: where the recipient goes (the queue manager's resolution; "
+                                  "smtpd's resolver, unitrewrite, asks none)",
 }
 KEY_FORMS = {
     "address": "the full address",

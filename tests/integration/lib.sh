@@ -506,7 +506,8 @@ pf_main_fragment() {
 }
 
 # pf_master_fragment NAME FILE [SED-EXPRESSION...]: the same for master.cf,
-# chroot forced off.
+# chroot forced off; the instance's smtpd then uses the fragment's own
+# resolver service, when it has one (postfix_instance_smtpd_resolver).
 pf_master_fragment() {
     local name=$1 file=$2
     shift 2
@@ -517,6 +518,7 @@ pf_master_fragment() {
         echo "# from ${file#"$IT_ROOT"/}"
         if [ "${#args[@]}" -gt 0 ]; then sed "${args[@]}" "$file"; else cat "$file"; fi
     } | it_chroot_off >>"${PF_CONF[$name]}/master.cf"
+    postfix_instance_smtpd_resolver "${PF_CONF[$name]}"
 }
 
 # pf_start NAME: postfix check + start, then waits (15 s) for the SMTP port.

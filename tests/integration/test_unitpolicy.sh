@@ -218,10 +218,16 @@ it_expect_match "mx unknown: 550 5.1.1 at RCPT" \
 it_check "mx unknown: nothing queued" 'queue holds $(pf_queue_count mx)' pf_queue_is mx 0
 
 # --- requests per message (examples/mx): smtpd's address resolution
-# (relay_domains, transport_maps), the policy, cleanup's virtual_alias_maps,
-# the queue manager's resolution (relay_domains, transport_maps): 1 + 5.
-# No virtual_alias_domains lookup, no smtpd recipient-table check (2 + 2
-# more before). A new smtpd process may resolve the sender first (2 more).
+# (relay_domains: its resolver, unitrewrite, asks no transport_maps), the
+# policy, cleanup's virtual_alias_maps, the queue manager's resolution
+# (relay_domains, transport_maps): 1 + 4. No virtual_alias_domains lookup,
+# no smtpd recipient-table check (2 + 2 more before), no route for smtpd
+# (1 more). Up to 3 more that are not per message: each trivial-rewrite
+# process of the "rewrite" service that starts meanwhile (for cleanup or
+# the queue manager: this is their first message) probes transport_maps
+# with "*" (two did in the run that set this bound), and a new smtpd
+# process may resolve the sender's domain first. tests/bench/requests.sh
+# counts per message without them.
 policy0=$(up_counter mx policy_requests)
 socketmap0=$(up_counter mx socketmap_requests)
 it_smtp "$port" "$from" Alice+count@example.com --header "Subject: requests"
@@ -233,8 +239,9 @@ policy1=$(up_counter mx policy_requests)
 socketmap1=$(up_counter mx socketmap_requests)
 it_diag "mx requests for one message: $((policy1 - policy0)) policy, $((socketmap1 - socketmap0)) socketmap"
 it_expect_eq "mx requests: 1 policy request" 1 "$((policy1 - policy0))"
-it_check "mx requests: 5 socketmap requests (7 with the sender's)" "$((socketmap1 - socketmap0)) socketmap requests" \
-    eval '[ "$((socketmap1 - socketmap0))" -ge 5 ] && [ "$((socketmap1 - socketmap0))" -le 7 ]'
+it_check "mx requests: 4 socketmap requests (7 with the probes and the sender's)" \
+    "$((socketmap1 - socketmap0)) socketmap requests" \
+    eval '[ "$((socketmap1 - socketmap0))" -ge 4 ] && [ "$((socketmap1 - socketmap0))" -le 7 ]'
 
 # --- known recipients: each at its unit's sink
 it_smtp "$port" "$from" alice@example.com --header "Subject: alice"
