@@ -55,7 +55,8 @@ enum class HoldMode { Transport, Defer };
 // The route of held mail in hold_mode defer: "retry:" and this text.
 inline constexpr std::string_view hold_defer_route = "retry:4.2.1 Mailbox temporarily held";
 // The policy answer at RCPT TO for a recipient whose route is held, in
-// hold_mode defer: what smtpd answers for that route.
+// hold_mode defer: the 450 that smtpd gives a "retry:" route when its
+// resolver asks the transport map (the examples' does not).
 inline constexpr std::string_view hold_defer_reply = "450 4.2.1 Mailbox temporarily held";
 
 struct AnswerSettings {
