@@ -101,25 +101,30 @@ std::string hold(const Destination& d, const AnswerSettings& s) {
     return s.hold_transport + ':' + held_nexthop(d.unit.name);
 }
 
+// Whether this host holds a mailbox's mail (its route is hold()): while it
+// is moving or suspended, or its unit is down, unless it is this unit's own
+// (s.unit, empty on an MX). A disabled mailbox has no route at all.
+bool route_held(const Destination& d, const AnswerSettings& s) noexcept {
+    if (d.mailbox.state == MailboxState::Disabled) return false;
+    if (d.mailbox.state != MailboxState::Active) return true;
+    return d.mailbox.unit != s.unit && d.unit.state == UnitState::Down;
+}
+
 // transportmx: the unit's route, or held.
 MapReply mx_route(const Destination& d, const AnswerSettings& s) {
     if (d.mailbox.state == MailboxState::Disabled) return not_found();
-    if (d.mailbox.state == MailboxState::Active && d.unit.state != UnitState::Down) return ok(d.unit.route());
-    return ok(hold(d, s));
+    if (route_held(d, s)) return ok(hold(d, s));
+    return ok(d.unit.route());
 }
 
 // transportunit on unit s.unit: local delivery, back to the MX, or held.
 MapReply unit_route(const Destination& d, const AnswerSettings& s) {
     if (d.mailbox.state == MailboxState::Disabled) return not_found();
-    if (d.mailbox.state == MailboxState::Active) {
-        if (d.mailbox.unit == s.unit) return ok(s.local_transport);
-        if (d.unit.state != UnitState::Down) {
-            // Never a bare "OK " (settings require mx_relay with unit).
-            if (s.mx_relay.empty()) return perm("transportunit needs --mx-relay");
-            return ok(s.mx_relay);
-        }
-    }
-    return ok(hold(d, s));
+    if (route_held(d, s)) return ok(hold(d, s));
+    if (d.mailbox.unit == s.unit) return ok(s.local_transport);
+    // Never a bare "OK " (settings require mx_relay with unit).
+    if (s.mx_relay.empty()) return perm("transportunit needs --mx-relay");
+    return ok(s.mx_relay);
 }
 
 // An alias reaches the transport maps only when it lists itself (Postfix
@@ -231,15 +236,13 @@ PolicyAction refusal(const std::string& text) noexcept {
 PolicyAction tempfail(const ReplyTexts& t) noexcept { return {VerdictKind::Tempfail, t.tempfail}; }
 
 // In hold_mode defer, whether the recipient's own route (what its transport
-// map answers on this host) is the held one. smtpd's resolver asks no
-// transport map (examples/mx/master.cf), so the policy service says the 450
-// that smtpd used to derive from a "retry:" route: the sender keeps the mail.
+// map answers on this host) is held. smtpd's resolver asks no transport map
+// (examples/mx/master.cf), so the policy service says the 450 that smtpd
+// used to derive from a "retry:" route: the sender keeps the mail.
 bool held_for_sender(const Resolution& r, const AnswerSettings& s) {
     if (s.hold_mode != HoldMode::Defer) return false;
     const Destination* d = r.outcome == Outcome::Alias ? self_mailbox(r) : r.destination ? &*r.destination : nullptr;
-    if (!d) return false;
-    const MapReply route = s.unit.empty() ? mx_route(*d, s) : unit_route(*d, s);
-    return route.kind == ReplyKind::Ok && route.text.substr(3) == hold_defer_route;
+    return d != nullptr && route_held(*d, s);
 }
 
 constexpr PolicyAction held{VerdictKind::Defer, hold_defer_reply};
